@@ -1,0 +1,157 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The FSAFE_* option table.  Read once, at initialisation, from the
+ * environment (secure_getenv: nothing is honoured in setuid/setgid processes).
+ * A bad value prints one warning naming the variable and keeps the default; it
+ * never aborts the host program.  Nothing writes the config after init.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "internal.h"
+
+struct fsafe__config fsafe__cfg = {
+    .warn_ms = 0,
+    .churn = FSAFE_CHURN_AUTO,
+    .log_fd = 2,
+};
+
+int fsafe__parse_bool(const char *s, int *out)
+{
+    static const char *const yes[] = {"1", "true", "yes", "on"};
+    static const char *const no[] = {"0", "false", "no", "off"};
+    for (size_t i = 0; i < sizeof yes / sizeof *yes; i++) {
+        if (strcasecmp(s, yes[i]) == 0)
+            return *out = 1, 0;
+        if (strcasecmp(s, no[i]) == 0)
+            return *out = 0, 0;
+    }
+    return -1;
+}
+
+int fsafe__parse_long(const char *s, long min, long max, long *out)
+{
+    char *end;
+    errno = 0;
+    if (*s == '\0' || *s == ' ' || *s == '\t')
+        return -1;
+    long v = strtol(s, &end, 10);
+    if (errno || *end != '\0' || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int fsafe__parse_churn(const char *s, int *out)
+{
+    long v;
+    if (strcasecmp(s, "auto") == 0)
+        return *out = FSAFE_CHURN_AUTO, 0;
+    if (strcasecmp(s, "off") == 0)
+        return *out = FSAFE_CHURN_OFF, 0;
+    if (fsafe__parse_long(s, 0, 1024, &v) != 0)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+enum opt_type { OPT_BOOL, OPT_MS, OPT_CHURN, OPT_FD, OPT_STRING };
+
+struct opt {
+    const char *name;
+    enum opt_type type;
+    void *field;
+    const char *expect; /* for the warning */
+    const char *help;   /* shown by FSAFE_VERBOSE and the docs */
+};
+
+static const struct opt options[] = {
+    {"FSAFE_LOG_FD", OPT_FD, &fsafe__cfg.log_fd, "an open file descriptor number",
+     "where messages go (default 2, stderr)"},
+    {"FSAFE_VERBOSE", OPT_BOOL, &fsafe__cfg.verbose, "a boolean (1/0, true/false, yes/no, on/off)",
+     "print the configuration and a line per fork"},
+    {"FSAFE_STATS", OPT_BOOL, &fsafe__cfg.stats, "a boolean (1/0, true/false, yes/no, on/off)",
+     "print fork and lock statistics at exit"},
+    {"FSAFE_WARN_MS", OPT_MS, &fsafe__cfg.warn_ms, "milliseconds, 0 to 86400000",
+     "name the lock fork has waited on for longer than this (0 = off)"},
+    {"FSAFE_FLUSH", OPT_BOOL, &fsafe__cfg.flush, "a boolean (1/0, true/false, yes/no, on/off)",
+     "flush all stdio output before fork"},
+    {"FSAFE_WARN_THREADS", OPT_BOOL, &fsafe__cfg.warn_threads,
+     "a boolean (1/0, true/false, yes/no, on/off)", "warn when forking with other threads alive"},
+    {"FSAFE_CHURN", OPT_CHURN, &fsafe__cfg.churn, "a count 0 to 1024, 'auto' or 'off'",
+     "throwaway threads around each fork"},
+    {"FSAFE_LOCKS", OPT_STRING, &fsafe__cfg.locks, "a lock list", "register locks by symbol name"},
+};
+
+static void warn_bad(const struct opt *o, const char *value, const char *dflt)
+{
+    fsafe__msg("%s: invalid value '%s' (expected %s); using the default, %s", o->name, value,
+               o->expect, dflt);
+}
+
+static void read_option(const struct opt *o)
+{
+    const char *s = secure_getenv(o->name);
+    if (!s)
+        return;
+    switch (o->type) {
+    case OPT_BOOL: {
+        int v;
+        if (fsafe__parse_bool(s, &v) == 0)
+            *(int *)o->field = v;
+        else
+            warn_bad(o, s, *(int *)o->field ? "on" : "off");
+        break;
+    }
+    case OPT_MS: {
+        long v;
+        if (fsafe__parse_long(s, 0, 86400000L, &v) == 0)
+            *(long *)o->field = v;
+        else
+            warn_bad(o, s, "0");
+        break;
+    }
+    case OPT_CHURN: {
+        int v;
+        if (fsafe__parse_churn(s, &v) == 0)
+            *(int *)o->field = v;
+        else
+            warn_bad(o, s, "auto");
+        break;
+    }
+    case OPT_FD: {
+        long v;
+        if (fsafe__parse_long(s, 0, INT_MAX, &v) == 0 && fcntl((int)v, F_GETFD) != -1)
+            *(int *)o->field = (int)v;
+        else
+            warn_bad(o, s, "2");
+        break;
+    }
+    case OPT_STRING:
+        *(const char **)o->field = s;
+        break;
+    }
+}
+
+static void show_config(void)
+{
+    fsafe__msg("fsafe %s: verbose=%d stats=%d warn_ms=%ld flush=%d warn_threads=%d churn=%d "
+               "(effective %d) log_fd=%d locks=%s",
+               FSAFE_VERSION_STRING, fsafe__cfg.verbose, fsafe__cfg.stats, fsafe__cfg.warn_ms,
+               fsafe__cfg.flush, fsafe__cfg.warn_threads, fsafe__cfg.churn,
+               fsafe__churn_effective(), fsafe__cfg.log_fd,
+               fsafe__cfg.locks ? fsafe__cfg.locks : "(none)");
+}
+
+void fsafe__config_init(void)
+{
+    for (size_t i = 0; i < sizeof options / sizeof *options; i++)
+        read_option(&options[i]);
+    if (fsafe__cfg.verbose)
+        show_config();
+}

@@ -1,0 +1,249 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The fork() wrapper and fsafe's pthread_atfork handlers.
+ *
+ * The path is a short straight line: enter the fork gate, prepare (flush,
+ * churn), take every registered lock in rank order, block signals, real fork,
+ * release in the parent / reset in the child (from the atfork handlers, so
+ * that other libraries' handlers already see usable locks), restore the signal
+ * mask and errno.  The child half runs in the child of a multithreaded
+ * process: async-signal-safe calls only.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+struct fsafe_stats fsafe__stats;
+
+static pid_t (*real_fork)(void);
+
+/*
+ * The fork gate: the thread running fsafe's fork protocol, or 0.  Forks from
+ * different threads take turns; a fork on the thread that owns the gate (from
+ * a signal handler that interrupted the protocol) passes straight to libc.
+ * Registering threads never touch the gate.
+ */
+static AO_t gate;
+/* Set by the gate owner while its locks are held across the real fork; the
+ * parent/child handler that finds it set does the release. */
+static int armed;
+static int via_handler;
+
+static void gate_enter(void)
+{
+    AO_t self = (AO_t)pthread_self();
+    struct timespec ts = {0, 50 * 1000};
+    while (!AO_compare_and_swap_full(&gate, 0, self))
+        nanosleep(&ts, NULL);
+}
+
+static void gate_exit(void)
+{
+    AO_store_release(&gate, 0);
+}
+
+int fsafe__in_fork_self(void)
+{
+    return AO_load_acquire(&gate) == (AO_t)pthread_self();
+}
+
+/* Work worth doing before a fork: is anything registered or configured? */
+static int protocol_needed(void)
+{
+    return fsafe__registry_count() != 0 || fsafe__churn_effective() != 0 || fsafe__cfg.flush ||
+           fsafe__cfg.warn_threads || fsafe__cfg.verbose;
+}
+
+static int count_threads(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)))
+        if (de->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
+}
+
+/* Everything before the real fork, on the gate owner's thread. */
+static void protocol_begin(int from_handler)
+{
+    via_handler = from_handler;
+    /* Before any registered lock is taken: fflush takes stdio locks, and a
+     * thread holding one may be waiting for a registered lock. */
+    if (fsafe__cfg.flush && !from_handler)
+        fflush(NULL);
+    if (fsafe__cfg.warn_threads && !from_handler) {
+        int n = count_threads();
+        if (n > 1)
+            fsafe__msg("process %d is forking with %d other threads alive; locks not "
+                       "registered with fsafe may deadlock the child",
+                       (int)getpid(), n - 1);
+    }
+    if (!from_handler)
+        fsafe__churn_before_fork();
+    uint64_t t0 = fsafe__now_ns();
+    fsafe__registry_acquire_all();
+    uint64_t dt = fsafe__now_ns() - t0;
+    fsafe__stats.forks++;
+    fsafe__stats.forks_via_handler += (uint64_t)from_handler;
+    fsafe__stats.acquire_ns_total += dt;
+    if (dt > fsafe__stats.acquire_ns_max)
+        fsafe__stats.acquire_ns_max = dt;
+    if (fsafe__cfg.verbose)
+        fsafe__msg("fork #%llu%s: %llu locks held after %llu us", (unsigned long long)fsafe__stats.forks,
+                   from_handler ? " (via pthread_atfork)" : "",
+                   (unsigned long long)fsafe__registry_count(), (unsigned long long)(dt / 1000));
+    armed = 1;
+}
+
+/* ---- pthread_atfork handlers ------------------------------------------------ */
+static void on_prepare(void)
+{
+    if (fsafe__in_fork_self())
+        return; /* our own wrapper already walked, or a nested fork: pass */
+    if (!protocol_needed())
+        return;
+    /* A fork that bypassed the wrapper: daemon(), forkpty(). */
+    gate_enter();
+    protocol_begin(1);
+}
+
+static void on_parent(void)
+{
+    if (!armed || !fsafe__in_fork_self())
+        return;
+    armed = 0;
+    fsafe__registry_release_parent();
+    if (via_handler)
+        gate_exit();
+}
+
+static void on_child(void)
+{
+    int mine = armed && fsafe__in_fork_self();
+    if (mine) {
+        armed = 0;
+        fsafe__registry_reset_child();
+    }
+    if (mine || !fsafe__in_fork_self())
+        fsafe__registry_child_fixup();
+    if (mine && via_handler)
+        gate_exit();
+}
+
+/* ---- initialisation --------------------------------------------------------- */
+static AO_t init_state; /* 0 none, 1 running, 2 done */
+
+static void do_init(void)
+{
+    fsafe__config_init();
+#ifdef FSAFE_INTERPOSE
+    real_fork = (pid_t(*)(void))dlsym(RTLD_NEXT, "fork");
+    if (!real_fork)
+        fsafe__msg("cannot find the real fork() (dlsym(RTLD_NEXT, \"fork\") failed: %s); "
+                   "fork() will fail with ENOSYS",
+                   dlerror());
+#else
+    real_fork = fork;
+#endif
+    int r = pthread_atfork(on_prepare, on_parent, on_child);
+    if (r != 0)
+        fsafe__msg("pthread_atfork failed (error %d): daemon() and forkpty() are not covered", r);
+}
+
+void fsafe__init(void)
+{
+    if (AO_load_acquire(&init_state) == 2)
+        return;
+    if (AO_compare_and_swap_full(&init_state, 0, 1)) {
+        do_init();
+        AO_store_release(&init_state, 2);
+        return;
+    }
+    struct timespec ts = {0, 100 * 1000};
+    while (AO_load_acquire(&init_state) != 2)
+        nanosleep(&ts, NULL);
+}
+
+/* As early as the loader allows, so that fsafe's child handler is among the
+ * first registered and therefore among the first to run in the child. */
+__attribute__((constructor(101))) static void fsafe_ctor(void)
+{
+    fsafe__init();
+}
+
+/* ---- the wrapper ---------------------------------------------------------- */
+FSAFE_EXPORT pid_t fsafe_fork(void)
+{
+    fsafe__init();
+    if (!real_fork) {
+        errno = ENOSYS;
+        return -1;
+    }
+    if (fsafe__in_fork_self() || !protocol_needed())
+        return real_fork();
+
+    gate_enter();
+    protocol_begin(0);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    pid_t pid = real_fork();
+    int saved = errno;
+    if (armed) {
+        /* The real fork ran no atfork handlers (a libc that skips them on
+         * failure): release here, exactly once. */
+        armed = 0;
+        if (pid == 0) {
+            fsafe__registry_reset_child();
+            fsafe__registry_child_fixup();
+        } else {
+            fsafe__registry_release_parent();
+        }
+    }
+    gate_exit();
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = saved;
+    return pid;
+}
+
+#ifdef FSAFE_INTERPOSE
+FSAFE_EXPORT pid_t fork(void)
+{
+    return fsafe_fork();
+}
+#endif
+
+/* ---- small public API ----------------------------------------------------- */
+FSAFE_EXPORT unsigned fsafe_version(void)
+{
+    return FSAFE_VERSION;
+}
+
+FSAFE_EXPORT const char *fsafe_version_string(void)
+{
+    return FSAFE_VERSION_STRING;
+}
+
+FSAFE_EXPORT int fsafe_get_stats(struct fsafe_stats *out, size_t size)
+{
+    if (!out)
+        return EINVAL;
+    struct fsafe_stats s = fsafe__stats;
+    s.locks_registered = fsafe__registry_count();
+    size_t n = size < sizeof s ? size : sizeof s;
+    __builtin_memcpy(out, &s, n);
+    return 0;
+}

@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Declarations shared between fsafe's source files (fsafe__ prefix).  Nothing
+ * here is exported: the library is built with hidden visibility and only
+ * FSAFE_API functions and fork() leave it.
+ */
+#ifndef FSAFE_INTERNAL_H
+#define FSAFE_INTERNAL_H
+
+#define AO_REQUIRE_CAS
+#include <atomic_ops.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "fsafe.h"
+
+#if !defined(AO_HAVE_compare_and_swap_full) || !defined(AO_HAVE_load_acquire) ||                 \
+    !defined(AO_HAVE_store_release) || !defined(AO_HAVE_fetch_and_add_full) ||                   \
+    !defined(AO_HAVE_nop_full)
+#error "fsafe needs AO_compare_and_swap_full, AO_load_acquire, AO_store_release, AO_fetch_and_add_full and AO_nop_full"
+#endif
+
+#define FSAFE_EXPORT __attribute__((visibility("default")))
+
+/* ---- config.c: the FSAFE_* option table, read once ------------------------ */
+struct fsafe__config {
+    int verbose;       /* FSAFE_VERBOSE */
+    int stats;         /* FSAFE_STATS */
+    long warn_ms;      /* FSAFE_WARN_MS, 0 = off */
+    int flush;         /* FSAFE_FLUSH */
+    int warn_threads;  /* FSAFE_WARN_THREADS */
+    int churn;         /* FSAFE_CHURN: count, or FSAFE_CHURN_AUTO */
+    int log_fd;        /* FSAFE_LOG_FD, default 2 */
+    const char *locks; /* FSAFE_LOCKS, NULL = unset (points into environ) */
+};
+extern struct fsafe__config fsafe__cfg;
+void fsafe__config_init(void);
+/* Parsers shared with tests and the fuzzer: 0 on success, -1 on a bad value. */
+int fsafe__parse_bool(const char *s, int *out);
+int fsafe__parse_long(const char *s, long min, long max, long *out);
+int fsafe__parse_churn(const char *s, int *out);
+
+/* ---- diag.c: messages through write(2), no malloc, no stdio --------------- */
+/* Formats %s %d %u %ld %lu %llu %x %p and %%; always prefixes "fsafe: " and ends
+ * the line.  Async-signal-safe. */
+void fsafe__msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int fsafe__format(char *buf, size_t size, const char *fmt, va_list ap);
+uint64_t fsafe__now_ns(void);
+pid_t fsafe__gettid(void);
+
+/* ---- registry.c: the lock registry ------------------------------------------ */
+enum fsafe__how {
+    FSAFE__HOW_NONE = 0,     /* not taken */
+    FSAFE__HOW_ACQUIRED = 1, /* taken by fork: release in parent, reset in child */
+    FSAFE__HOW_CALLER = 2,   /* already held by the forking thread: left to it */
+};
+
+#define FSAFE__KIND_OPS 4      /* registered with fsafe_register_ops() */
+#define FSAFE__MEM_SHARED 0x1  /* the lock word is shared with the child */
+
+struct fsafe__entry {
+    AO_t state;                      /* see registry.c: epoch, status, PENDING */
+    AO_t next;                       /* order list; fork-visible, store_release */
+    struct fsafe__entry *prev;       /* writer-only */
+    struct fsafe__entry *held_next;  /* forker-only: stack of locks held by this fork */
+    struct fsafe__entry *aux_next;   /* writer-only: free list and limbo */
+    AO_t limbo_epoch;                /* writer-only */
+    void *lock;
+    int rank;
+    unsigned short kind;             /* FSAFE_MUTEX, FSAFE_RWLOCK, FSAFE_SPINLOCK, KIND_OPS */
+    unsigned short mem;              /* FSAFE__MEM_* */
+    /* Written by the forker before the real fork, read after it. */
+    unsigned char how;               /* enum fsafe__how */
+    unsigned char warned;
+    unsigned short caller_depth;     /* recursive holds the forking thread already had */
+    int saved_kind;                  /* mutex kind / rwlock flags at acquisition */
+    int saved_ceiling;               /* priority-protect ceiling */
+    uint64_t max_wait_ns;
+    struct fsafe_lock_ops ops;       /* KIND_OPS only */
+    char name[FSAFE_NAME_MAX];
+};
+
+void fsafe__registry_child_fixup(void);
+/* Fork side: take every live lock in rank order; release them again. */
+void fsafe__registry_acquire_all(void);
+void fsafe__registry_release_parent(void);
+void fsafe__registry_reset_child(void);
+uint64_t fsafe__registry_count(void);
+/* Calls fn for each registered entry (writer lock held); for stats at exit. */
+void fsafe__registry_foreach(void (*fn)(const struct fsafe__entry *, void *), void *arg);
+/* Called by a waiting forker: releases entries whose unregister is pending. */
+void fsafe__registry_poll_pending(void);
+
+/* ---- lockops.c: per-kind acquire / release / reset ----------------------- */
+/* Returns FSAFE__HOW_*; NONE when the lock could not or need not be taken.
+ * Polls while it waits; abandons the wait when abandon(e) returns non-zero. */
+int fsafe__lock_acquire(struct fsafe__entry *e, int (*abandon)(struct fsafe__entry *));
+void fsafe__lock_release_parent(struct fsafe__entry *e);
+void fsafe__lock_reset_child(struct fsafe__entry *e); /* async-signal-safe */
+int fsafe__lock_mem_shared(const void *lock, int kind); /* asks /proc/self/maps */
+
+/* ---- fork.c -------------------------------------------------------------- */
+void fsafe__init(void);
+/* Non-zero while the calling thread runs fsafe's fork protocol. */
+int fsafe__in_fork_self(void);
+extern struct fsafe_stats fsafe__stats; /* updated by the forker only */
+
+/* ---- churn.c: throwaway threads ------------------------------------------ */
+void fsafe__churn_before_fork(void);
+int fsafe__churn_effective(void); /* the count that will be used, 0 = off */
+
+#endif /* FSAFE_INTERNAL_H */

@@ -1,0 +1,446 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Per-kind lock operations: acquire before fork (polling, so that a long wait
+ * can be reported and abandoned), release in the parent, reset in the child.
+ * fsafe__lock_reset_child runs in the child of a multithreaded process: it
+ * makes async-signal-safe calls only (glibc's mutex/rwlock/spin init and
+ * attribute setters are plain stores), and never unlocks: owner thread ids are
+ * stale in the child, so unlocking an inherited lock cannot be trusted.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* How long one blocking attempt lasts before fsafe looks around again
+ * (FSAFE_WARN_MS, pending unregisters). */
+#define WAIT_SLICE_NS (10 * 1000 * 1000L)
+
+#ifdef __GLIBC__
+/* glibc's mutex kind bits (nptl/pthreadP.h, stable ABI since 2.3). */
+#define GL_KIND_TYPE 3
+#define GL_KIND_ROBUST 16
+#define GL_KIND_PI 32
+#define GL_KIND_PP 64
+#define GL_KIND_PSHARED 128
+#endif
+
+/* ---- waiting ------------------------------------------------------------- */
+struct waiter {
+    struct fsafe__entry *e;
+    int (*abandon)(struct fsafe__entry *);
+    uint64_t start;
+};
+
+static void deadline_in(struct timespec *ts, long ns)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_nsec += ns;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+/* The thread that holds e's lock, where the lock records it; 0 if unknown. */
+static pid_t holder_of(const struct fsafe__entry *e)
+{
+#ifdef __GLIBC__
+    if (e->kind == FSAFE_MUTEX)
+        return ((volatile pthread_mutex_t *)e->lock)->__data.__owner;
+    if (e->kind == FSAFE_RWLOCK)
+        return ((volatile pthread_rwlock_t *)e->lock)->__data.__cur_writer;
+#endif
+    (void)e;
+    return 0;
+}
+
+/* Called between attempts.  Returns non-zero to give up on the lock. */
+static int waiter_tick(struct waiter *w)
+{
+    uint64_t waited = fsafe__now_ns() - w->start;
+    if (waited > w->e->max_wait_ns)
+        w->e->max_wait_ns = waited;
+    long warn = fsafe__cfg.warn_ms;
+    if (warn > 0 && !w->e->warned && waited >= (uint64_t)warn * 1000000u) {
+        struct fsafe__entry *e = w->e;
+        pid_t h = holder_of(e);
+        e->warned = 1;
+        if (h)
+            fsafe__msg("fork has waited %lu ms for lock '%s' (rank %d, %p), held by thread %d",
+                       (unsigned long)(waited / 1000000u), e->name, e->rank, e->lock, (int)h);
+        else
+            fsafe__msg("fork has waited %lu ms for lock '%s' (rank %d, %p)",
+                       (unsigned long)(waited / 1000000u), e->name, e->rank, e->lock);
+    }
+    return w->abandon(w->e);
+}
+
+static void waiter_done(struct waiter *w)
+{
+    uint64_t waited = fsafe__now_ns() - w->start;
+    if (waited > w->e->max_wait_ns)
+        w->e->max_wait_ns = waited;
+    if (w->e->warned) {
+        fsafe__msg("fork got lock '%s' after %lu ms", w->e->name,
+                   (unsigned long)(waited / 1000000u));
+        w->e->warned = 0;
+    }
+}
+
+/* Back-off for locks that offer only a try operation. */
+static void pause_try(unsigned *round)
+{
+    if (*round < 64) {
+        sched_yield();
+    } else {
+        struct timespec ts = {0, *round < 1024 ? 20 * 1000 : 200 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    (*round)++;
+}
+
+/* ---- mutex ---------------------------------------------------------------- */
+static int mutex_held_by_self(pthread_mutex_t *m)
+{
+#ifdef __GLIBC__
+    return m->__data.__owner == fsafe__gettid();
+#else
+    (void)m;
+    return 0;
+#endif
+}
+
+static int mutex_taken(struct fsafe__entry *e, pthread_mutex_t *m, int r)
+{
+    if (r == EOWNERDEAD) {
+        /* We now hold a robust mutex whose owner died.  Releasing it
+         * inconsistent would make it unrecoverable for the program, so mark it
+         * consistent and say so. */
+        pthread_mutex_consistent(m);
+        fsafe__msg("robust mutex '%s' (%p): previous owner died; fork marked it consistent",
+                   e->name, e->lock);
+    }
+#ifdef __GLIBC__
+    e->saved_kind = m->__data.__kind;
+    if ((e->saved_kind & GL_KIND_TYPE) == PTHREAD_MUTEX_RECURSIVE && m->__data.__count > 1)
+        e->caller_depth = (unsigned short)(m->__data.__count - 1);
+    if (e->saved_kind & GL_KIND_PP)
+        pthread_mutex_getprioceiling(m, &e->saved_ceiling);
+#endif
+    return FSAFE__HOW_ACQUIRED;
+}
+
+static int mutex_acquire(struct fsafe__entry *e, struct waiter *w)
+{
+    pthread_mutex_t *m = e->lock;
+    int r = pthread_mutex_trylock(m);
+    if (r == 0 || r == EOWNERDEAD)
+        return mutex_taken(e, m, r);
+    if (r != EBUSY)
+        return FSAFE__HOW_NONE; /* ENOTRECOVERABLE, EINVAL: nothing to hold */
+    if (mutex_held_by_self(m)) {
+#ifdef __GLIBC__
+        e->saved_kind = m->__data.__kind;
+#endif
+        e->caller_depth = 1;
+        return FSAFE__HOW_CALLER;
+    }
+    w->start = fsafe__now_ns();
+    for (;;) {
+        struct timespec ts;
+        deadline_in(&ts, WAIT_SLICE_NS);
+        r = pthread_mutex_timedlock(m, &ts);
+        if (r == 0 || r == EOWNERDEAD) {
+            waiter_done(w);
+            return mutex_taken(e, m, r);
+        }
+        if (r == EDEADLK) {
+            e->caller_depth = 1;
+            return FSAFE__HOW_CALLER;
+        }
+        if (r != ETIMEDOUT && r != EINTR && r != EAGAIN)
+            return FSAFE__HOW_NONE;
+        if (waiter_tick(w))
+            return FSAFE__HOW_NONE;
+    }
+}
+
+static void mutex_reset(struct fsafe__entry *e)
+{
+    pthread_mutex_t *m = e->lock;
+#ifdef __GLIBC__
+    int k = e->saved_kind;
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_settype(&a, k & GL_KIND_TYPE);
+    if (k & GL_KIND_ROBUST)
+        pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    if (k & GL_KIND_PI)
+        pthread_mutexattr_setprotocol(&a, PTHREAD_PRIO_INHERIT);
+    if (k & GL_KIND_PP) {
+        pthread_mutexattr_setprotocol(&a, PTHREAD_PRIO_PROTECT);
+        pthread_mutexattr_setprioceiling(&a, e->saved_ceiling);
+    }
+    /* Private memory: the child's copy is its own, whatever the attribute said. */
+    pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_PRIVATE);
+    pthread_mutex_init(m, &a);
+    pthread_mutexattr_destroy(&a);
+    /* The forking thread's own holds survive, now owned by the child's thread. */
+    for (unsigned i = 0; i < e->caller_depth; i++)
+        pthread_mutex_lock(m);
+#else
+    if (e->how == FSAFE__HOW_ACQUIRED)
+        pthread_mutex_unlock(m);
+#endif
+}
+
+/* ---- rwlock --------------------------------------------------------------- */
+static int rwlock_held_by_self(pthread_rwlock_t *l)
+{
+#ifdef __GLIBC__
+    return l->__data.__cur_writer == fsafe__gettid();
+#else
+    (void)l;
+    return 0;
+#endif
+}
+
+static void rwlock_save(struct fsafe__entry *e, pthread_rwlock_t *l)
+{
+#ifdef __GLIBC__
+    e->saved_kind = l->__data.__flags;
+#else
+    (void)e, (void)l;
+#endif
+}
+
+static int rwlock_acquire(struct fsafe__entry *e, struct waiter *w)
+{
+    pthread_rwlock_t *l = e->lock;
+    int r = pthread_rwlock_trywrlock(l);
+    if (r == 0) {
+        rwlock_save(e, l);
+        return FSAFE__HOW_ACQUIRED;
+    }
+    if (r != EBUSY)
+        return FSAFE__HOW_NONE;
+    if (rwlock_held_by_self(l)) {
+        rwlock_save(e, l);
+        e->caller_depth = 1;
+        return FSAFE__HOW_CALLER;
+    }
+    w->start = fsafe__now_ns();
+    for (;;) {
+        struct timespec ts;
+        deadline_in(&ts, WAIT_SLICE_NS);
+        r = pthread_rwlock_timedwrlock(l, &ts);
+        if (r == 0) {
+            waiter_done(w);
+            rwlock_save(e, l);
+            return FSAFE__HOW_ACQUIRED;
+        }
+        if (r == EDEADLK) {
+            rwlock_save(e, l);
+            e->caller_depth = 1;
+            return FSAFE__HOW_CALLER;
+        }
+        if (r != ETIMEDOUT && r != EINTR && r != EAGAIN)
+            return FSAFE__HOW_NONE;
+        if (waiter_tick(w))
+            return FSAFE__HOW_NONE;
+    }
+}
+
+static void rwlock_reset(struct fsafe__entry *e)
+{
+    pthread_rwlock_t *l = e->lock;
+    pthread_rwlockattr_t a;
+    pthread_rwlockattr_init(&a);
+#ifdef __GLIBC__
+    pthread_rwlockattr_setkind_np(&a, e->saved_kind);
+#endif
+    pthread_rwlockattr_setpshared(&a, PTHREAD_PROCESS_PRIVATE);
+    pthread_rwlock_init(l, &a);
+    pthread_rwlockattr_destroy(&a);
+    if (e->caller_depth)
+        pthread_rwlock_wrlock(l);
+}
+
+/* ---- spinlock and ops ------------------------------------------------------ */
+static int spin_acquire(struct fsafe__entry *e, struct waiter *w)
+{
+    pthread_spinlock_t *s = e->lock;
+    if (pthread_spin_trylock(s) == 0)
+        return FSAFE__HOW_ACQUIRED;
+    unsigned round = 0;
+    w->start = fsafe__now_ns();
+    for (;;) {
+        pause_try(&round);
+        if (pthread_spin_trylock(s) == 0) {
+            waiter_done(w);
+            return FSAFE__HOW_ACQUIRED;
+        }
+        if ((round & 15) == 0 && waiter_tick(w))
+            return FSAFE__HOW_NONE;
+    }
+}
+
+static int ops_acquire(struct fsafe__entry *e, struct waiter *w)
+{
+    if (!e->ops.try_acquire)
+        return e->ops.acquire(e->lock) == 0 ? FSAFE__HOW_ACQUIRED : FSAFE__HOW_NONE;
+    if (e->ops.try_acquire(e->lock) == 0)
+        return FSAFE__HOW_ACQUIRED;
+    unsigned round = 0;
+    w->start = fsafe__now_ns();
+    for (;;) {
+        pause_try(&round);
+        if (e->ops.try_acquire(e->lock) == 0) {
+            waiter_done(w);
+            return FSAFE__HOW_ACQUIRED;
+        }
+        if ((round & 15) == 0 && waiter_tick(w))
+            return FSAFE__HOW_NONE;
+    }
+}
+
+/* ---- dispatch --------------------------------------------------------------- */
+int fsafe__lock_acquire(struct fsafe__entry *e, int (*abandon)(struct fsafe__entry *))
+{
+    struct waiter w = {e, abandon, 0};
+    e->caller_depth = 0;
+    e->saved_kind = 0;
+    switch (e->kind) {
+    case FSAFE_MUTEX:
+        return mutex_acquire(e, &w);
+    case FSAFE_RWLOCK:
+        return rwlock_acquire(e, &w);
+    case FSAFE_SPINLOCK:
+        return spin_acquire(e, &w);
+    case FSAFE__KIND_OPS:
+        return ops_acquire(e, &w);
+    }
+    return FSAFE__HOW_NONE;
+}
+
+void fsafe__lock_release_parent(struct fsafe__entry *e)
+{
+    if (e->how != FSAFE__HOW_ACQUIRED)
+        return; /* the caller's own hold stays the caller's */
+    switch (e->kind) {
+    case FSAFE_MUTEX:
+        pthread_mutex_unlock(e->lock);
+        break;
+    case FSAFE_RWLOCK:
+        pthread_rwlock_unlock(e->lock);
+        break;
+    case FSAFE_SPINLOCK:
+        pthread_spin_unlock(e->lock);
+        break;
+    case FSAFE__KIND_OPS:
+        e->ops.release_parent(e->lock);
+        break;
+    }
+}
+
+void fsafe__lock_reset_child(struct fsafe__entry *e)
+{
+    if (e->mem & FSAFE__MEM_SHARED)
+        return; /* one lock word for both processes: the parent releases it */
+    switch (e->kind) {
+    case FSAFE_MUTEX:
+        mutex_reset(e);
+        break;
+    case FSAFE_RWLOCK:
+        rwlock_reset(e);
+        break;
+    case FSAFE_SPINLOCK:
+        /* glibc's spinlock has no owner; the caller's hold (if any) is
+         * indistinguishable from ours, so it is released like ours. */
+        pthread_spin_init(e->lock, PTHREAD_PROCESS_PRIVATE);
+        break;
+    case FSAFE__KIND_OPS:
+        if (e->how == FSAFE__HOW_ACQUIRED)
+            e->ops.release_child(e->lock);
+        break;
+    }
+}
+
+/* ---- is the lock word shared with the child? -------------------------------- */
+/* Whether this kind of lock can be process-shared at all, judged from the lock
+ * itself; only then is /proc/self/maps consulted. */
+static int may_be_pshared(const void *lock, int kind)
+{
+#ifdef __GLIBC__
+    if (kind == FSAFE_MUTEX)
+        return (((const pthread_mutex_t *)lock)->__data.__kind & GL_KIND_PSHARED) != 0;
+    if (kind == FSAFE_RWLOCK)
+        return ((const pthread_rwlock_t *)lock)->__data.__shared != 0;
+#endif
+    (void)lock, (void)kind;
+    return 1; /* spinlocks carry no such mark */
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+/* Scans /proc/self/maps with a fixed buffer for the mapping holding addr.
+ * Returns 1 if its permissions say shared ('s'), 0 otherwise or on error. */
+int fsafe__lock_mem_shared(const void *lock, int kind)
+{
+    if (!may_be_pshared(lock, kind))
+        return 0;
+    uintptr_t addr = (uintptr_t)lock;
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    char buf[4096];
+    size_t have = 0;
+    int result = 0, done = 0;
+    while (!done) {
+        ssize_t n = read(fd, buf + have, sizeof buf - have);
+        if (n <= 0)
+            break;
+        have += (size_t)n;
+        size_t start = 0;
+        for (size_t i = 0; i < have; i++) {
+            if (buf[i] != '\n')
+                continue;
+            /* line: lo-hi perms ... */
+            const char *p = buf + start, *end = buf + i;
+            uintptr_t lo = 0, hi = 0;
+            int v;
+            while (p < end && (v = hexval(*p)) >= 0)
+                lo = lo * 16 + (uintptr_t)v, p++;
+            if (p < end && *p == '-')
+                p++;
+            while (p < end && (v = hexval(*p)) >= 0)
+                hi = hi * 16 + (uintptr_t)v, p++;
+            if (addr >= lo && addr < hi) {
+                result = end - p > 4 && p[4] == 's';
+                done = 1;
+                break;
+            }
+            start = i + 1;
+        }
+        memmove(buf, buf + start, have - start);
+        have -= start;
+        if (have == sizeof buf)
+            have = 0; /* an absurdly long line: drop it */
+    }
+    close(fd);
+    return result;
+}

@@ -1,0 +1,612 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The lock registry: register, unregister, and the ordered walk fork makes.
+ *
+ * Writers (register/unregister) are serialised by reg_mutex.  The forker never
+ * takes reg_mutex: it reads the order list lock-free, and it claims each entry
+ * with one CAS on the entry's state word.  Every writer step leaves the order
+ * list valid for a reader, so a child whose writer thread vanished mid-step
+ * can rebuild the writer-side indexes from it (registry_rebuild).
+ * This file never mallocs: entries, the hash table and the rank directory live
+ * in mmap'd memory.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "internal.h"
+
+/*
+ * Entry state word: (epoch << 4) | PENDING | status.
+ *
+ * The global fork_epoch is odd while a fork walk is active and even otherwise.
+ * An entry whose status is CLAIMED/HELD/RELEASED belongs to the fork of the
+ * epoch stored with it; once fork_epoch has moved on, it is plain LIVE again.
+ * This is what lets the parent and the child end a fork with a single store
+ * instead of writing every entry (each such write would be a copy-on-write
+ * fault on the registry's pages).
+ *
+ *   LIVE      registered, not held by fsafe
+ *   CLAIMED   the forker of epoch E is acquiring the lock
+ *   HELD      the forker of epoch E holds it (how: entry->how)
+ *   RELEASED  the forker of epoch E is done with it before E ended
+ *   DEAD      unregistered; fork skips it; unlinked by the writer
+ *   PENDING   an unregister waits for the forker of epoch E to let go
+ */
+enum { ST_FREE = 0, ST_LIVE = 1, ST_DEAD = 2, ST_CLAIMED = 3, ST_HELD = 4, ST_RELEASED = 5 };
+#define ST_MASK 7u
+#define ST_PENDING 8u
+#define ST_EPOCH_SHIFT 4
+#define ST_MAKE(epoch, st) (((AO_t)(epoch) << ST_EPOCH_SHIFT) | (st))
+#define ST_STATUS(w) ((unsigned)((w)&ST_MASK))
+#define ST_EPOCH(w) ((w) >> ST_EPOCH_SHIFT)
+
+static AO_t fork_epoch;    /* odd while a fork walk is active */
+static AO_t pending_count; /* unregisters waiting on the forker */
+static AO_t nregistered;
+
+static pthread_mutex_t reg_mutex = PTHREAD_MUTEX_INITIALIZER;
+static int reg_dirty; /* child: a writer vanished mid-step; rebuild before writing */
+
+/* Order list: ascending rank, registration order within a rank. */
+static struct fsafe__entry head = {.rank = INT_MIN};
+
+/* Forker-only stack of the entries this fork holds (newest first). */
+static struct fsafe__entry *held_top;
+
+/* ---- memory ------------------------------------------------------------ */
+static void *map_zeroed(size_t bytes)
+{
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+/* Entries live in chunks that are never unmapped: a forker may still be
+ * reading an entry that a writer has just unlinked (see limbo). */
+#define CHUNK0 256
+#define NCHUNKS 40
+static struct fsafe__entry *chunks[NCHUNKS];
+static size_t chunk_used[NCHUNKS];
+static int nchunks;
+static struct fsafe__entry *free_list;
+static struct fsafe__entry *limbo; /* unlinked while a fork was active */
+
+static size_t chunk_cap(int k)
+{
+    return (size_t)CHUNK0 << k;
+}
+
+static struct fsafe__entry *entry_alloc(void)
+{
+    struct fsafe__entry *e = free_list;
+    if (e) {
+        free_list = e->aux_next;
+        return e;
+    }
+    if (nchunks == 0 || chunk_used[nchunks - 1] == chunk_cap(nchunks - 1)) {
+        if (nchunks == NCHUNKS)
+            return NULL;
+        struct fsafe__entry *c = map_zeroed(chunk_cap(nchunks) * sizeof *c);
+        if (!c)
+            return NULL;
+        chunks[nchunks++] = c;
+    }
+    return &chunks[nchunks - 1][chunk_used[nchunks - 1]++];
+}
+
+/* An unlinked entry may be reused only once no forker can still be standing on
+ * it: immediately if no fork walk was active after the unlink became visible,
+ * otherwise once the epoch it was unlinked in has ended. */
+static void entry_retire(struct fsafe__entry *e)
+{
+    AO_nop_full(); /* order the unlink before reading the epoch (Dekker with the forker) */
+    AO_t ep = AO_load_acquire(&fork_epoch);
+    if ((ep & 1) == 0) {
+        AO_store_release(&e->state, ST_FREE);
+        e->aux_next = free_list;
+        free_list = e;
+    } else {
+        e->limbo_epoch = ep;
+        e->aux_next = limbo;
+        limbo = e;
+    }
+}
+
+static void limbo_reclaim(void)
+{
+    AO_t ep = AO_load_acquire(&fork_epoch);
+    struct fsafe__entry **pp = &limbo;
+    while (*pp) {
+        struct fsafe__entry *e = *pp;
+        if (e->limbo_epoch != ep) {
+            *pp = e->aux_next;
+            AO_store_release(&e->state, ST_FREE);
+            e->aux_next = free_list;
+            free_list = e;
+        } else {
+            pp = &e->aux_next;
+        }
+    }
+}
+
+/* ---- hash: lock address -> entry (writer-only) -------------------------- */
+#define TOMB ((struct fsafe__entry *)1)
+static struct fsafe__entry **htab;
+static size_t hcap, hused, htombs;
+
+static size_t hslot(const void *p, size_t cap)
+{
+    uint64_t h = (uint64_t)(uintptr_t)p * 0x9E3779B97F4A7C15ull;
+    return (size_t)(h >> 20) & (cap - 1);
+}
+
+static struct fsafe__entry **hfind(const void *lock)
+{
+    if (!htab)
+        return NULL;
+    for (size_t i = hslot(lock, hcap);; i = (i + 1) & (hcap - 1)) {
+        struct fsafe__entry *e = htab[i];
+        if (!e)
+            return NULL;
+        if (e != TOMB && e->lock == lock)
+            return &htab[i];
+    }
+}
+
+static void hput_raw(struct fsafe__entry **tab, size_t cap, struct fsafe__entry *e)
+{
+    size_t i = hslot(e->lock, cap);
+    while (tab[i] && tab[i] != TOMB)
+        i = (i + 1) & (cap - 1);
+    tab[i] = e;
+}
+
+static int hgrow_if_needed(void)
+{
+    if (htab && (hused + htombs + 1) * 4 < hcap * 3)
+        return 0;
+    size_t ncap = hcap ? hcap : 1024;
+    while ((hused + 1) * 2 > ncap)
+        ncap *= 2;
+    struct fsafe__entry **nt = map_zeroed(ncap * sizeof *nt);
+    if (!nt)
+        return ENOMEM;
+    for (size_t i = 0; i < hcap; i++)
+        if (htab[i] && htab[i] != TOMB)
+            hput_raw(nt, ncap, htab[i]);
+    if (htab)
+        munmap(htab, hcap * sizeof *htab);
+    htab = nt;
+    hcap = ncap;
+    htombs = 0;
+    return 0;
+}
+
+/* ---- rank directory: sorted (rank, last entry of that rank) -------------- */
+struct rank_slot {
+    int rank;
+    struct fsafe__entry *tail;
+};
+static struct rank_slot *rdir;
+static size_t rcount, rcap;
+
+/* Index of the first slot with rank >= r. */
+static size_t rdir_lower(int r)
+{
+    size_t lo = 0, hi = rcount;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (rdir[mid].rank < r)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static int rdir_reserve(void)
+{
+    if (rcount < rcap)
+        return 0;
+    size_t ncap = rcap ? rcap * 2 : 256;
+    struct rank_slot *n = map_zeroed(ncap * sizeof *n);
+    if (!n)
+        return ENOMEM;
+    if (rdir) {
+        memcpy(n, rdir, rcount * sizeof *n);
+        munmap(rdir, rcap * sizeof *rdir);
+    }
+    rdir = n;
+    rcap = ncap;
+    return 0;
+}
+
+/* Links e into the order list after the last entry of rank <= e->rank.  The
+ * single store_release of pred->next is the publication point. */
+static void order_insert(struct fsafe__entry *e)
+{
+    size_t i = rdir_lower(e->rank);
+    struct fsafe__entry *pred;
+    if (i < rcount && rdir[i].rank == e->rank) {
+        pred = rdir[i].tail;
+        rdir[i].tail = e;
+    } else {
+        pred = i > 0 ? rdir[i - 1].tail : &head;
+        memmove(&rdir[i + 1], &rdir[i], (rcount - i) * sizeof *rdir);
+        rdir[i].rank = e->rank;
+        rdir[i].tail = e;
+        rcount++;
+    }
+    struct fsafe__entry *succ = (struct fsafe__entry *)pred->next;
+    e->prev = pred;
+    e->next = (AO_t)succ;
+    if (succ)
+        succ->prev = e;
+    AO_store_release(&pred->next, (AO_t)e);
+}
+
+static void order_unlink(struct fsafe__entry *e)
+{
+    size_t i = rdir_lower(e->rank);
+    if (i < rcount && rdir[i].tail == e) {
+        if (e->prev != &head && e->prev->rank == e->rank) {
+            rdir[i].tail = e->prev;
+        } else {
+            memmove(&rdir[i], &rdir[i + 1], (rcount - i - 1) * sizeof *rdir);
+            rcount--;
+        }
+    }
+    struct fsafe__entry *succ = (struct fsafe__entry *)e->next;
+    if (succ)
+        succ->prev = e->prev;
+    /* e->next stays as it is: a forker standing on e walks on from it. */
+    AO_store_release(&e->prev->next, (AO_t)succ);
+}
+
+/* A child whose writer vanished mid-step: rebuild the hash, the rank directory,
+ * the free list and the prev links from the order list, which is always
+ * consistent.  Entries being unregistered (DEAD, PENDING) are dropped. */
+static void registry_rebuild(void)
+{
+    if (htab)
+        memset(htab, 0, hcap * sizeof *htab);
+    hused = htombs = 0;
+    rcount = 0;
+    free_list = limbo = NULL;
+    for (int k = 0; k < nchunks; k++)
+        for (size_t j = 0; j < chunk_used[k]; j++)
+            chunks[k][j].aux_next = TOMB; /* "not seen in the list" */
+    uint64_t n = 0;
+    struct fsafe__entry *pred = &head;
+    for (struct fsafe__entry *e = (struct fsafe__entry *)head.next; e;
+         e = (struct fsafe__entry *)e->next) {
+        AO_t w = e->state;
+        if (ST_STATUS(w) == ST_DEAD || ST_STATUS(w) == ST_FREE || (w & ST_PENDING))
+            continue; /* dropped: pred->next is re-pointed past it below */
+        pred->next = (AO_t)e;
+        e->prev = pred;
+        e->aux_next = NULL;
+        e->state = ST_LIVE;
+        if (hgrow_if_needed() == 0) {
+            hput_raw(htab, hcap, e);
+            hused++;
+        }
+        if (rcount && rdir[rcount - 1].rank == e->rank) {
+            rdir[rcount - 1].tail = e;
+        } else if (rdir_reserve() == 0) {
+            rdir[rcount].rank = e->rank;
+            rdir[rcount].tail = e;
+            rcount++;
+        }
+        pred = e;
+        n++;
+    }
+    pred->next = 0;
+    for (int k = 0; k < nchunks; k++)
+        for (size_t j = 0; j < chunk_used[k]; j++) {
+            struct fsafe__entry *e = &chunks[k][j];
+            if (e->aux_next == TOMB) {
+                e->state = ST_FREE;
+                e->aux_next = free_list;
+                free_list = e;
+            }
+        }
+    AO_store_release(&nregistered, n);
+    reg_dirty = 0;
+}
+
+static void writer_lock(void)
+{
+    pthread_mutex_lock(&reg_mutex);
+    if (reg_dirty)
+        registry_rebuild();
+    limbo_reclaim();
+}
+
+static void writer_unlock(void)
+{
+    pthread_mutex_unlock(&reg_mutex);
+}
+
+/* ---- public: register --------------------------------------------------- */
+static int register_entry(void *lock, int kind, int flags, const struct fsafe_lock_ops *ops,
+                          int rank, const char *name)
+{
+    fsafe__init();
+    /* Decided before taking the writer lock: it reads /proc/self/maps. */
+    unsigned short mem = 0;
+    if (flags & FSAFE_SHARED)
+        mem = FSAFE__MEM_SHARED;
+    else if (!(flags & FSAFE_PRIVATE) && kind != FSAFE__KIND_OPS &&
+             fsafe__lock_mem_shared(lock, kind))
+        mem = FSAFE__MEM_SHARED;
+
+    writer_lock();
+    int err = 0;
+    struct fsafe__entry *e = NULL;
+    if (hfind(lock)) {
+        err = EEXIST;
+    } else if ((err = hgrow_if_needed()) != 0 || (err = rdir_reserve()) != 0) {
+        /* err set */
+    } else if (!(e = entry_alloc())) {
+        err = ENOMEM;
+    } else {
+        e->lock = lock;
+        e->rank = rank;
+        e->kind = (unsigned short)kind;
+        e->mem = mem;
+        e->how = FSAFE__HOW_NONE;
+        e->warned = 0;
+        e->caller_depth = 0;
+        e->max_wait_ns = 0;
+        e->held_next = NULL;
+        e->aux_next = NULL;
+        if (ops)
+            e->ops = *ops;
+        else
+            memset(&e->ops, 0, sizeof e->ops);
+        size_t n = name ? strnlen(name, FSAFE_NAME_MAX - 1) : 0;
+        memcpy(e->name, name ? name : "", n);
+        e->name[n] = '\0';
+        AO_store_release(&e->state, ST_LIVE);
+        order_insert(e);
+        hput_raw(htab, hcap, e);
+        hused++;
+        AO_fetch_and_add_full(&nregistered, 1);
+    }
+    writer_unlock();
+    if (err && fsafe__cfg.verbose)
+        fsafe__msg("register %p (%s): error %d", lock, name ? name : "", err);
+    return err;
+}
+
+FSAFE_EXPORT int fsafe_register_lock(void *lock, int kind, int rank, const char *name)
+{
+    int base = kind & 0xff, flags = kind & ~0xff;
+    if (!lock || base < FSAFE_MUTEX || base > FSAFE_SPINLOCK ||
+        (flags & ~(FSAFE_SHARED | FSAFE_PRIVATE)) ||
+        (flags & (FSAFE_SHARED | FSAFE_PRIVATE)) == (FSAFE_SHARED | FSAFE_PRIVATE))
+        return EINVAL;
+    return register_entry(lock, base, flags, NULL, rank, name);
+}
+
+FSAFE_EXPORT int fsafe_register_ops(void *key, const struct fsafe_lock_ops *ops, int rank,
+                                    const char *name)
+{
+    if (!key || !ops || !ops->acquire || !ops->release_parent || !ops->release_child)
+        return EINVAL;
+    return register_entry(key, FSAFE__KIND_OPS, 0, ops, rank, name);
+}
+
+/* ---- public: unregister -------------------------------------------------- */
+static int claimed_by_current_fork(AO_t w, AO_t epoch)
+{
+    unsigned st = ST_STATUS(w);
+    return (epoch & 1) && ST_EPOCH(w) == epoch && (st == ST_CLAIMED || st == ST_HELD);
+}
+
+/* Waits, without reg_mutex's help, until the forker has let go of e. */
+static void wait_for_forker(struct fsafe__entry *e)
+{
+    struct timespec ts = {0, 50 * 1000};
+    for (;;) {
+        if (fsafe__in_fork_self()) {
+            /* Unregister from inside this thread's own fork (another library's
+             * atfork prepare handler): we are the forker, so let go here. */
+            fsafe__registry_poll_pending();
+        }
+        AO_t w = AO_load_acquire(&e->state);
+        if (!claimed_by_current_fork(w, AO_load_acquire(&fork_epoch)))
+            return;
+        nanosleep(&ts, NULL);
+    }
+}
+
+FSAFE_EXPORT int fsafe_unregister_lock(void *lock)
+{
+    if (!lock)
+        return EINVAL;
+    fsafe__init();
+    writer_lock();
+    struct fsafe__entry **slot = hfind(lock);
+    if (!slot) {
+        writer_unlock();
+        return ENOENT;
+    }
+    struct fsafe__entry *e = *slot;
+    int counted = 0;
+    for (;;) {
+        AO_t w = AO_load_acquire(&e->state);
+        if (claimed_by_current_fork(w, AO_load_acquire(&fork_epoch))) {
+            if (!(w & ST_PENDING)) {
+                if (!AO_compare_and_swap_full(&e->state, w, w | ST_PENDING))
+                    continue;
+                AO_fetch_and_add_full(&pending_count, 1);
+                counted = 1;
+            }
+            wait_for_forker(e);
+            continue;
+        }
+        /* Not this fork's: DEAD wins the race against any later claim. */
+        if (AO_compare_and_swap_full(&e->state, w, ST_DEAD))
+            break;
+    }
+    if (counted)
+        AO_fetch_and_add_full(&pending_count, (AO_t)-1);
+    *slot = TOMB;
+    hused--;
+    htombs++;
+    order_unlink(e);
+    entry_retire(e);
+    AO_fetch_and_add_full(&nregistered, (AO_t)-1);
+    writer_unlock();
+    return 0;
+}
+
+uint64_t fsafe__registry_count(void)
+{
+    return AO_load_acquire(&nregistered);
+}
+
+void fsafe__registry_foreach(void (*fn)(const struct fsafe__entry *, void *), void *arg)
+{
+    writer_lock();
+    for (struct fsafe__entry *e = (struct fsafe__entry *)head.next; e;
+         e = (struct fsafe__entry *)e->next)
+        if (ST_STATUS(e->state) != ST_DEAD)
+            fn(e, arg);
+    writer_unlock();
+}
+
+/* ---- the fork side -------------------------------------------------------- */
+/* Forker: move an entry from CLAIMED/HELD to RELEASED, keeping PENDING. */
+static void mark_released(struct fsafe__entry *e)
+{
+    for (;;) {
+        AO_t w = AO_load_acquire(&e->state);
+        AO_t n = (w & ~(AO_t)ST_MASK) | ST_RELEASED;
+        if (AO_compare_and_swap_full(&e->state, w, n))
+            return;
+    }
+}
+
+static int pending_on(struct fsafe__entry *e)
+{
+    return (AO_load_acquire(&e->state) & ST_PENDING) != 0;
+}
+
+/* Let go, before the real fork, of every held entry whose unregister waits. */
+void fsafe__registry_poll_pending(void)
+{
+    if (AO_load_acquire(&pending_count) == 0)
+        return;
+    struct fsafe__entry **pp = &held_top;
+    while (*pp) {
+        struct fsafe__entry *e = *pp;
+        if (pending_on(e)) {
+            *pp = e->held_next;
+            fsafe__lock_release_parent(e);
+            mark_released(e);
+        } else {
+            pp = &e->held_next;
+        }
+    }
+}
+
+static int abandon_wait(struct fsafe__entry *e)
+{
+    fsafe__registry_poll_pending();
+    return pending_on(e);
+}
+
+void fsafe__registry_acquire_all(void)
+{
+    AO_t epoch = AO_fetch_and_add_full(&fork_epoch, 1) + 1; /* now odd */
+    held_top = NULL;
+    uint64_t acquired = 0;
+    for (struct fsafe__entry *e = (struct fsafe__entry *)AO_load_acquire(&head.next); e;
+         e = (struct fsafe__entry *)AO_load_acquire(&e->next)) {
+        AO_t w = AO_load_acquire(&e->state);
+        for (;;) {
+            unsigned st = ST_STATUS(w);
+            if (st == ST_FREE || st == ST_DEAD || (w & ST_PENDING))
+                goto next;
+            if (AO_compare_and_swap_full(&e->state, w, ST_MAKE(epoch, ST_CLAIMED)))
+                break;
+            w = AO_load_acquire(&e->state);
+        }
+        e->how = FSAFE__HOW_NONE;
+        int how = fsafe__lock_acquire(e, abandon_wait);
+        e->how = (unsigned char)how;
+        if (how == FSAFE__HOW_NONE) {
+            mark_released(e);
+            continue;
+        }
+        /* CLAIMED -> HELD, unless an unregister arrived meanwhile. */
+        for (;;) {
+            w = AO_load_acquire(&e->state);
+            if (w & ST_PENDING) {
+                fsafe__lock_release_parent(e);
+                mark_released(e);
+                goto next;
+            }
+            if (AO_compare_and_swap_full(&e->state, w, ST_MAKE(epoch, ST_HELD)))
+                break;
+        }
+        e->held_next = held_top;
+        held_top = e;
+        acquired++;
+    next:;
+    }
+    fsafe__stats.locks_acquired += acquired;
+}
+
+/* Ends the walk's epoch: every CLAIMED/HELD/RELEASED entry is LIVE again and
+ * any unregister waiting on this fork may proceed. */
+static void end_epoch(void)
+{
+    held_top = NULL;
+    AO_fetch_and_add_full(&fork_epoch, 1); /* now even */
+}
+
+void fsafe__registry_release_parent(void)
+{
+    /* Newest first: the reverse of the acquisition order. */
+    for (struct fsafe__entry *e = held_top; e; e = e->held_next)
+        fsafe__lock_release_parent(e);
+    end_epoch();
+}
+
+void fsafe__registry_reset_child(void)
+{
+    for (struct fsafe__entry *e = held_top; e; e = e->held_next)
+        fsafe__lock_reset_child(e);
+    end_epoch();
+}
+
+/* Child, every fork: the writer lock may have been held by a thread that did
+ * not survive.  Re-initialise it and rebuild before the next write.  Reads
+ * before writing so that a clean registry costs no copy-on-write fault. */
+void fsafe__registry_child_fixup(void)
+{
+#ifdef __GLIBC__
+    int held = reg_mutex.__data.__lock != 0;
+#else
+    int held = pthread_mutex_trylock(&reg_mutex) != 0;
+    if (!held)
+        pthread_mutex_unlock(&reg_mutex);
+#endif
+    if (held) {
+        static const pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+        memcpy(&reg_mutex, &fresh, sizeof fresh);
+        reg_dirty = 1;
+    }
+    if (AO_load_acquire(&fork_epoch) & 1) {
+        /* A walk of another thread's fork was in progress (this child came from
+         * a fork that bypassed fsafe); no forker survives to end it. */
+        AO_fetch_and_add_full(&fork_epoch, 1);
+    }
+}

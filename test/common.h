@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Helpers shared by fsafe's tests.  Each test is one process; every fork is
+ * waited for with a timeout, and the child's exit status says what it saw.
+ * Child-side helpers are async-signal-safe: write(2), no stdio, no malloc.
+ */
+#ifndef FSAFE_TEST_COMMON_H
+#define FSAFE_TEST_COMMON_H
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define T_SKIP 77      /* CTest SKIP_RETURN_CODE: the platform cannot run this */
+#define T_TIMEOUT 124  /* the child did not finish in time (we killed it) */
+#define T_CHILD_HUNG 3 /* the child timed out on a lock by itself */
+
+static inline void t_fail(const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "FAIL %s:%d: ", file, line);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(1);
+}
+#define FAIL(...) t_fail(__FILE__, __LINE__, __VA_ARGS__)
+#define CHECK(cond) ((cond) ? (void)0 : FAIL("%s", #cond))
+#define CHECK_EQ(a, b)                                                                             \
+    do {                                                                                           \
+        long long a_ = (long long)(a), b_ = (long long)(b);                                        \
+        if (a_ != b_)                                                                              \
+            FAIL("%s == %lld, expected %s == %lld", #a, a_, #b, b_);                               \
+    } while (0)
+
+/* Async-signal-safe message from a child. */
+static inline void t_say(const char *s)
+{
+    ssize_t r = write(2, s, strlen(s));
+    (void)r;
+}
+
+static inline void t_sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {
+    }
+}
+
+static inline void t_deadline(struct timespec *ts, long ms)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+/*
+ * Waits for pid for at most timeout_ms.  Returns its exit status, 128+signal
+ * if a signal killed it, or T_TIMEOUT after killing it with SIGKILL.
+ */
+static inline int t_wait(pid_t pid, long timeout_ms)
+{
+    int st;
+    for (long waited = 0;; waited += 5) {
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid)
+            break;
+        if (r < 0 && errno != EINTR)
+            FAIL("waitpid(%d): %s", (int)pid, strerror(errno));
+        if (waited >= timeout_ms) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            return T_TIMEOUT;
+        }
+        t_sleep_ms(5);
+    }
+    if (WIFEXITED(st))
+        return WEXITSTATUS(st);
+    return 128 + WTERMSIG(st);
+}
+
+/* A bare test-and-set lock for fsafe_register_ops() tests. */
+struct t_tas {
+    volatile int word;
+    volatile int acquired, released_parent, released_child;
+};
+static inline int t_tas_try(void *k)
+{
+    struct t_tas *l = k;
+    return __sync_lock_test_and_set(&l->word, 1) ? EBUSY : 0;
+}
+static inline int t_tas_acquire(void *k)
+{
+    while (t_tas_try(k))
+        sched_yield();
+    ((struct t_tas *)k)->acquired++;
+    return 0;
+}
+static inline void t_tas_unlock(void *k)
+{
+    __sync_lock_release(&((struct t_tas *)k)->word);
+}
+static inline void t_tas_release_parent(void *k)
+{
+    ((struct t_tas *)k)->released_parent++;
+    t_tas_unlock(k);
+}
+static inline void t_tas_release_child(void *k)
+{
+    ((struct t_tas *)k)->released_child++;
+    ((struct t_tas *)k)->word = 0;
+}
+
+#endif

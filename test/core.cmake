@@ -16,3 +16,22 @@ endforeach()
 foreach(v ${FSAFE_KIND_HANG})
   fsafe_add_test(kinds.without.${v} TIMEOUT 60 COMMAND test_kinds_opt ${v} hang)
 endforeach()
+
+# ---- core behaviours: one CTest entry per case ------------------------------
+fsafe_test_exe(test_core SOURCES test_core.c LIBS util)
+foreach(c rank_order rank_no_deadlock forkpty daemon thread_fork self_held unregister_munmap
+          register_churn bad_input fork_fails atfork_register constructor)
+  fsafe_add_test(core.${c} TIMEOUT 120 COMMAND test_core ${c})
+endforeach()
+
+# ---- a program that never calls fsafe, preloaded: nothing changes -----------
+add_executable(test_plain test_plain.c)
+target_link_libraries(test_plain PRIVATE Threads::Threads)
+fsafe_add_test(preload.plain_program_unchanged TIMEOUT 60
+  COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/compare_preload.sh ${FSAFE_LIB} $<TARGET_FILE:test_plain>)
+
+# ---- static link: fsafe_fork() -------------------------------------------------
+add_executable(test_static test_static.c)
+target_include_directories(test_static PRIVATE ${PROJECT_SOURCE_DIR}/include ${CMAKE_CURRENT_SOURCE_DIR})
+target_link_libraries(test_static PRIVATE fsafe_static Threads::Threads)
+fsafe_add_test(static.fsafe_fork TIMEOUT 60 COMMAND test_static)

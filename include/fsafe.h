@@ -40,7 +40,10 @@ extern "C" {
  * fsafe_opt_*() helpers, which return ENOSYS when fsafe is absent.
  */
 #if defined(FSAFE_OPTIONAL) && (defined(__GNUC__) || defined(__clang__))
-#define FSAFE_API __attribute__((weak))
+/* visibility("default") too: a weak reference that a library's own
+ * "#pragma GCC visibility push(hidden)" made hidden would be resolved to NULL
+ * by the static linker and never bind to libfsafe at run time. */
+#define FSAFE_API __attribute__((weak, visibility("default")))
 #elif defined(__GNUC__) || defined(__clang__)
 #define FSAFE_API __attribute__((visibility("default")))
 #else

@@ -1,0 +1,77 @@
+# SPDX-License-Identifier: MIT
+# Installation: header, libfsafe.so*/libfsafe.a, fsafe-run (when the drop-in
+# part defines FSAFE_RUN_INSTALL_SCRIPT), fsafe.pc, the CMake package
+# (find_package(fsafe) -> fsafe::fsafe, fsafe::fsafe_static) and the man pages.
+# Everything installed is relocatable: `cmake --install build --prefix P` works.
+include(GNUInstallDirs)
+include(CMakePackageConfigHelpers)
+
+set(FSAFE_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/fsafe)
+
+set_target_properties(fsafe_shared PROPERTIES EXPORT_NAME fsafe)
+set_target_properties(fsafe_static PROPERTIES EXPORT_NAME fsafe_static)
+install(TARGETS fsafe_shared fsafe_static EXPORT fsafeTargets
+        LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+        ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+install(FILES ${PROJECT_SOURCE_DIR}/include/fsafe.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(EXPORT fsafeTargets NAMESPACE fsafe:: DESTINATION ${FSAFE_CMAKE_DIR})
+
+# fsafe::fsafe_static links libatomic_ops privately (as $<LINK_ONLY:...>), so
+# the package config recreates the same imported target name.
+set(FSAFE_CONFIG_AO_TARGET ${FSAFE_AO_TARGET})
+configure_package_config_file(${CMAKE_CURRENT_LIST_DIR}/fsafeConfig.cmake.in
+                              ${PROJECT_BINARY_DIR}/fsafeConfig.cmake
+                              INSTALL_DESTINATION ${FSAFE_CMAKE_DIR})
+# 0.x: a minor release may change the API.
+write_basic_package_version_file(${PROJECT_BINARY_DIR}/fsafeConfigVersion.cmake
+                                 COMPATIBILITY SameMinorVersion)
+install(FILES ${PROJECT_BINARY_DIR}/fsafeConfig.cmake ${PROJECT_BINARY_DIR}/fsafeConfigVersion.cmake
+        DESTINATION ${FSAFE_CMAKE_DIR})
+
+# fsafe.pc: prefix is found from the .pc file's own place (${pcfiledir}).
+set(FSAFE_PC_DIR ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+if(IS_ABSOLUTE "${FSAFE_PC_DIR}")
+  set(FSAFE_PC_PREFIX "${CMAKE_INSTALL_PREFIX}")
+else()
+  file(RELATIVE_PATH _rel /root/${FSAFE_PC_DIR} /root)
+  string(REGEX REPLACE "/$" "" _rel "${_rel}")
+  set(FSAFE_PC_PREFIX "\${pcfiledir}/${_rel}")
+endif()
+foreach(_d LIBDIR INCLUDEDIR)
+  if(IS_ABSOLUTE "${CMAKE_INSTALL_${_d}}")
+    set(FSAFE_PC_${_d} "${CMAKE_INSTALL_${_d}}")
+  else()
+    set(FSAFE_PC_${_d} "\${prefix}/${CMAKE_INSTALL_${_d}}")
+  endif()
+endforeach()
+# The static library's own dependencies, for `pkg-config --static`.  They go in
+# Libs.private rather than Requires.private, so that a shared-library consumer
+# does not need atomic_ops.pc installed.
+set(FSAFE_PC_AO_LIBS "")
+foreach(_d ${ATOMIC_OPS_LIBRARY_DIRS})
+  if(NOT _d IN_LIST CMAKE_C_IMPLICIT_LINK_DIRECTORIES)
+    string(APPEND FSAFE_PC_AO_LIBS " -L${_d}")
+  endif()
+endforeach()
+if(NOT ATOMIC_OPS_LIBRARIES)
+  set(ATOMIC_OPS_LIBRARIES atomic_ops)
+endif()
+foreach(_l ${ATOMIC_OPS_LIBRARIES})
+  string(APPEND FSAFE_PC_AO_LIBS " -l${_l}")
+endforeach()
+string(STRIP "${FSAFE_PC_AO_LIBS}" FSAFE_PC_AO_LIBS)
+set(FSAFE_PC_DL_LIBS "")
+foreach(_l ${CMAKE_DL_LIBS})
+  string(APPEND FSAFE_PC_DL_LIBS " -l${_l}")
+endforeach()
+configure_file(${CMAKE_CURRENT_LIST_DIR}/fsafe.pc.in ${PROJECT_BINARY_DIR}/fsafe.pc @ONLY)
+install(FILES ${PROJECT_BINARY_DIR}/fsafe.pc DESTINATION ${FSAFE_PC_DIR})
+
+install(FILES ${PROJECT_SOURCE_DIR}/src/man/fsafe.3 DESTINATION ${CMAKE_INSTALL_MANDIR}/man3)
+install(FILES ${PROJECT_SOURCE_DIR}/src/man/fsafe-run.1 DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
+
+# fsafe-run belongs to cmake/fsafe-run.cmake, included before this file; it
+# names its install-time variant in FSAFE_RUN_INSTALL_SCRIPT.
+if(FSAFE_RUN_INSTALL_SCRIPT)
+  install(PROGRAMS ${FSAFE_RUN_INSTALL_SCRIPT} DESTINATION ${CMAKE_INSTALL_BINDIR} RENAME fsafe-run)
+endif()

@@ -1,0 +1,44 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# Builds examples/consumer out of tree against an installed fsafe and runs it.
+#   consumer.sh cmake|pkg-config shared|static PREFIX LIBDIR SRCDIR WORKDIR CC CMAKE
+# (LIBDIR: where under PREFIX the libraries are, CMAKE_INSTALL_LIBDIR.)
+# The consumer registers a lock, forks while a thread holds it, and checks
+# every child; for the shared library it must be the one under PREFIX.
+set -eu
+how=$1 link=$2 prefix=$3 libdir=$3/$4 src=$5 work=$6 cc=$7 cmake=$8
+rm -rf "$work"
+mkdir -p "$work"
+case $how in
+cmake)
+    static=OFF
+    [ "$link" = static ] && static=ON
+    "$cmake" -S "$src" -B "$work" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_C_COMPILER="$cc" \
+        -DCONSUMER_STATIC=$static >"$work/configure.log" 2>&1 ||
+        { cat "$work/configure.log"; exit 1; }
+    "$cmake" --build "$work" >"$work/build.log" 2>&1 || { cat "$work/build.log"; exit 1; }
+    ;;
+pkg-config)
+    export PKG_CONFIG_PATH="$libdir/pkgconfig"
+    pkg-config --exists --print-errors fsafe
+    if [ "$link" = static ]; then
+        # A fully static program: Libs.private must carry what libfsafe.a needs.
+        # shellcheck disable=SC2046
+        "$cc" -o "$work/fsafe-consumer" -DCONSUMER_STATIC "$src/consumer.c" -static \
+            $(pkg-config --static --cflags --libs fsafe)
+    else
+        # shellcheck disable=SC2046
+        "$cc" -o "$work/fsafe-consumer" "$src/consumer.c" $(pkg-config --cflags --libs fsafe) \
+            -Wl,-rpath,"$(pkg-config --variable=libdir fsafe)"
+    fi
+    ;;
+*) echo "usage: $0 cmake|pkg-config shared|static PREFIX LIBDIR SRCDIR WORKDIR CC CMAKE" >&2; exit 2 ;;
+esac
+out=$("$work/fsafe-consumer")
+echo "$out"
+if [ "$link" = shared ]; then
+    # The library that ran must be the installed one, not the build tree's.
+    used=$(echo "$out" | sed -n 's/.* from \(.*\): .*/\1/p')
+    [ -n "$used" ] && [ "$(realpath "$used")" = "$(realpath "$libdir/libfsafe.so.0")" ] ||
+        { echo "FAIL: the consumer used '$used', not $libdir/libfsafe.so.0" >&2; exit 1; }
+fi

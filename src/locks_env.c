@@ -295,6 +295,10 @@ static void *resolve(const struct fsafe__lock_spec *s, const char *text)
     } else {
         a = dlsym(RTLD_DEFAULT, s->symbol);
     }
+    if (!a && s->library[0]) {
+        fsafe__msg("FSAFE_LOCKS: %s: symbol not found in '%s'; not registered", text, s->library);
+        return NULL;
+    }
     if (!a) {
         fsafe__msg("FSAFE_LOCKS: %s: symbol not found in the program or the libraries loaded at "
                    "startup (it must be exported; libraries dlopen'ed later are not searched); "

@@ -42,7 +42,7 @@ foreach(c help version unknown bad-value no-command not-found not-executable exi
           exec no-dashdash keep-preload options)
   fsafe_dropin_test(cli.${c} TIMEOUT 30 SCRIPT cli.sh ARGS ${c} ${PROJECT_VERSION})
 endforeach()
-foreach(c without no-locks with with-library env unchanged)
+foreach(c without no-locks with with-library env unchanged resolve-errors)
   fsafe_dropin_test(retrofit.${c} TIMEOUT 60 SCRIPT retrofit.sh ARGS ${c})
 endforeach()
 fsafe_dropin_test(warn_ms TIMEOUT 60 SCRIPT warn_ms.sh)

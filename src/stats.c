@@ -42,5 +42,9 @@ __attribute__((destructor)) static void stats_at_exit(void)
                (int)setup_pid, (unsigned long long)s.forks, (unsigned long long)s.forks_via_handler,
                (unsigned long long)s.locks_acquired, MS_ARGS(s.acquire_ns_total),
                MS_ARGS(s.acquire_ns_max), (unsigned long long)s.locks_registered);
+    if (s.churn_spawned || s.churn_failed)
+        fsafe__msg("  churn: %llu throwaway threads spawned, %llu joined, %llu failed",
+                   (unsigned long long)s.churn_spawned, (unsigned long long)s.churn_reaped,
+                   (unsigned long long)s.churn_failed);
     fsafe__registry_foreach(print_lock, NULL);
 }

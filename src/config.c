@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -140,12 +141,16 @@ static void read_option(const struct opt *o)
 
 static void show_config(void)
 {
-    fsafe__msg("fsafe %s: verbose=%d stats=%d warn_ms=%ld flush=%d warn_threads=%d churn=%d "
+    char churn[16];
+    if (fsafe__cfg.churn == FSAFE_CHURN_AUTO)
+        memcpy(churn, "auto", 5);
+    else
+        snprintf(churn, sizeof churn, "%d", fsafe__cfg.churn); /* at init, not in a child */
+    fsafe__msg("fsafe %s: verbose=%d stats=%d warn_ms=%ld flush=%d warn_threads=%d churn=%s "
                "(effective %d) log_fd=%d locks=%s",
                FSAFE_VERSION_STRING, fsafe__cfg.verbose, fsafe__cfg.stats, fsafe__cfg.warn_ms,
-               fsafe__cfg.flush, fsafe__cfg.warn_threads, fsafe__cfg.churn,
-               fsafe__churn_effective(), fsafe__cfg.log_fd,
-               fsafe__cfg.locks ? fsafe__cfg.locks : "(none)");
+               fsafe__cfg.flush, fsafe__cfg.warn_threads, churn, fsafe__churn_effective(),
+               fsafe__cfg.log_fd, fsafe__cfg.locks ? fsafe__cfg.locks : "(none)");
 }
 
 void fsafe__config_init(void)

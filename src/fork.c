@@ -59,7 +59,7 @@ int fsafe__in_fork_self(void)
 static int protocol_needed(void)
 {
     return fsafe__registry_count() != 0 || fsafe__churn_effective() != 0 || fsafe__cfg.flush ||
-           fsafe__cfg.warn_threads || fsafe__cfg.verbose;
+           fsafe__cfg.warn_threads || fsafe__cfg.verbose || fsafe__cfg.stats;
 }
 
 static int count_threads(void)
@@ -93,7 +93,7 @@ static void protocol_begin(int from_handler)
     }
     if (!from_handler)
         fsafe__churn_before_fork();
-    uint64_t t0 = fsafe__now_ns();
+    uint64_t t0 = fsafe__now_ns(), taken0 = fsafe__stats.locks_acquired;
     fsafe__registry_acquire_all();
     uint64_t dt = fsafe__now_ns() - t0;
     fsafe__stats.forks++;
@@ -102,8 +102,10 @@ static void protocol_begin(int from_handler)
     if (dt > fsafe__stats.acquire_ns_max)
         fsafe__stats.acquire_ns_max = dt;
     if (fsafe__cfg.verbose)
-        fsafe__msg("fork #%llu%s: %llu locks held after %llu us", (unsigned long long)fsafe__stats.forks,
+        fsafe__msg("fork #%llu in pid %d%s: took %llu of %llu registered locks in %llu us",
+                   (unsigned long long)fsafe__stats.forks, (int)getpid(),
                    from_handler ? " (via pthread_atfork)" : "",
+                   (unsigned long long)(fsafe__stats.locks_acquired - taken0),
                    (unsigned long long)fsafe__registry_count(), (unsigned long long)(dt / 1000));
     armed = 1;
 }
@@ -170,6 +172,10 @@ void fsafe__init(void)
     if (AO_compare_and_swap_full(&init_state, 0, 1)) {
         do_init();
         AO_store_release(&init_state, 2);
+        /* After init is marked done: FSAFE_LOCKS registers through the public
+         * API, which calls fsafe__init() again. */
+        fsafe__stats_setup();
+        fsafe__locks_env_register();
         return;
     }
     struct timespec ts = {0, 100 * 1000};

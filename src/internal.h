@@ -50,6 +50,32 @@ int fsafe__format(char *buf, size_t size, const char *fmt, va_list ap);
 uint64_t fsafe__now_ns(void);
 pid_t fsafe__gettid(void);
 
+/* ---- locks_env.c: FSAFE_LOCKS, locks registered by symbol name ------------- */
+/* One parsed entry of FSAFE_LOCKS: symbol[@library][:kind[:rank]] (README). */
+struct fsafe__lock_spec {
+    char symbol[128];  /* NUL-terminated, at most 127 bytes */
+    char library[256]; /* "" when no @library was given */
+    int kind;          /* FSAFE_MUTEX (default), FSAFE_RWLOCK or FSAFE_SPINLOCK */
+    int rank;          /* default 0 */
+};
+/*
+ * Parses spec (NULL allowed; any bytes up to the terminating NUL).  Entries are
+ * separated by ','; blanks around an entry are ignored, and so are empty
+ * entries.  Calls on_entry for each valid entry (a non-zero return stops the
+ * parse) and on_error for each invalid one, with the entry's bytes (not
+ * NUL-terminated) and a static reason.  Either callback may be NULL.  Never
+ * allocates and never prints; uses one struct fsafe__lock_spec of stack.
+ * Returns the number of valid entries passed to on_entry.
+ */
+int fsafe__locks_parse(const char *spec, int (*on_entry)(const struct fsafe__lock_spec *, void *),
+                       void (*on_error)(const char *entry, size_t len, const char *why, void *),
+                       void *arg);
+/* Resolves and registers FSAFE_LOCKS; once, at init, after fsafe__init is done. */
+void fsafe__locks_env_register(void);
+
+/* ---- stats.c: FSAFE_STATS at exit ------------------------------------------ */
+void fsafe__stats_setup(void); /* at init: remembers which process prints */
+
 /* ---- registry.c: the lock registry ------------------------------------------ */
 enum fsafe__how {
     FSAFE__HOW_NONE = 0,     /* not taken */

@@ -1,0 +1,46 @@
+# SPDX-License-Identifier: MIT
+# The fsafe-run wrapper command, configured from src/fsafe-run.in twice:
+#   ${CMAKE_BINARY_DIR}/fsafe-run          for the build tree: preloads the built
+#                                          library by its absolute path.
+#   ${CMAKE_BINARY_DIR}/fsafe-run.install  THE FILE TO INSTALL (as bin/fsafe-run):
+#                                          finds the library relative to itself,
+#                                          ../<libdir>/libfsafe.so.<major>, so the
+#                                          installed tree can be relocated.
+# cmake/install.cmake should do:
+#   install(PROGRAMS ${FSAFE_RUN_INSTALL_SCRIPT} DESTINATION ${CMAKE_INSTALL_BINDIR}
+#           RENAME fsafe-run)
+# (installing it anywhere other than CMAKE_INSTALL_BINDIR breaks the relative path,
+# unless CMAKE_INSTALL_LIBDIR is absolute).
+include(GNUInstallDirs)
+
+set(FSAFE_RUN_SCRIPT ${CMAKE_BINARY_DIR}/fsafe-run)
+set(FSAFE_RUN_INSTALL_SCRIPT ${CMAKE_BINARY_DIR}/fsafe-run.install)
+
+function(fsafe_run_configure variant lib_setup output)
+  set(FSAFE_RUN_VARIANT ${variant})
+  set(FSAFE_RUN_LIB_SETUP "${lib_setup}")
+  configure_file(${PROJECT_SOURCE_DIR}/src/fsafe-run.in ${CMAKE_BINARY_DIR}/fsafe-run.${variant}.in @ONLY)
+  if(CMAKE_VERSION VERSION_GREATER_EQUAL 3.20)
+    file(GENERATE OUTPUT ${output} INPUT ${CMAKE_BINARY_DIR}/fsafe-run.${variant}.in
+         FILE_PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE
+                          WORLD_READ WORLD_EXECUTE)
+  else()
+    file(GENERATE OUTPUT ${output} INPUT ${CMAKE_BINARY_DIR}/fsafe-run.${variant}.in)
+  endif()
+endfunction()
+
+# Build tree: the library where the build put it.
+fsafe_run_configure(build "lib='$<TARGET_FILE:fsafe_shared>'" ${FSAFE_RUN_SCRIPT})
+
+# Installed: the runtime library (SONAME file), relative to the script's directory.
+if(IS_ABSOLUTE "${CMAKE_INSTALL_LIBDIR}")
+  set(_fsafe_run_lib "lib='${CMAKE_INSTALL_LIBDIR}/$<TARGET_SONAME_FILE_NAME:fsafe_shared>'")
+else()
+  file(RELATIVE_PATH _fsafe_bin_to_lib ${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_BINDIR}
+       ${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_LIBDIR})
+  set(_fsafe_run_lib [=[case $0 in */*) here=${0%/*} ;; *) here=. ;; esac
+lib=$(cd "$here/@BIN_TO_LIB@" 2>/dev/null && pwd -P)/@SONAME@]=])
+  string(REPLACE "@BIN_TO_LIB@" "${_fsafe_bin_to_lib}" _fsafe_run_lib "${_fsafe_run_lib}")
+  string(REPLACE "@SONAME@" "$<TARGET_SONAME_FILE_NAME:fsafe_shared>" _fsafe_run_lib "${_fsafe_run_lib}")
+endif()
+fsafe_run_configure(install "${_fsafe_run_lib}" ${FSAFE_RUN_INSTALL_SCRIPT})

@@ -1,0 +1,129 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# fsafe-run's command line, one behaviour per invocation:
+#   cli.sh FSAFE_RUN BINDIR help|version|unknown|bad-value|no-command|not-found|
+#          not-executable|exit-status|signal|exec|no-dashdash|keep-preload|options VERSION
+. "$(dirname "$0")/lib.sh"
+case=$1
+version=${2:-}
+st=0
+case $case in
+help)
+    "$run" --help >"$tmp/out" 2>"$tmp/err" || fail "--help exit status $?"
+    [ ! -s "$tmp/err" ] || fail "--help wrote to stderr"
+    # Every setting of the option table is named, and every option works.
+    for v in $(settings); do
+        grep -q "$v" "$tmp/out" || fail "--help does not mention $v"
+    done
+    for o in $(sed -n 's/^ *\(-., \)\{0,1\}\(--[a-z-]*\).*/\2/p' "$tmp/out"); do
+        case $o in --help | --version) continue ;; esac
+        case $o in --warn-ms | --churn | --log-fd) arg="$o=1" ;; --locks) arg="$o=x" ;; *) arg=$o ;; esac
+        "$run" $arg true 2>"$tmp/err.opt" || fail "documented option $arg is refused: $(cat "$tmp/err.opt")"
+    done
+    ok "--help names every FSAFE_* setting and each documented option is accepted"
+    ;;
+version)
+    out=$("$run" --version) || fail "--version exit status $?"
+    [ "$out" = "fsafe-run (fsafe) $version" ] || fail "--version printed '$out', expected version $version"
+    out=$("$run" -V) || fail "-V exit status $?"
+    [ "$out" = "fsafe-run (fsafe) $version" ] || fail "-V printed '$out'"
+    ok "$out"
+    ;;
+unknown)
+    "$run" --frobnicate true >"$tmp/out" 2>"$tmp/err" && fail "unknown option accepted"
+    st=$?
+    [ $st = 2 ] || fail "unknown option: exit status $st, expected 2"
+    grep -q "unknown option '--frobnicate'" "$tmp/err" || fail "no clear message"
+    ok "$(head -1 "$tmp/err")"
+    ;;
+bad-value)
+    for a in --warn-ms=abc --log-fd=-1 --churn=lots --locks= "--warn-ms"; do
+        "$run" $a true >"$tmp/out" 2>"$tmp/err"
+        st=$?
+        [ $st = 2 ] || fail "$a: exit status $st, expected 2"
+        [ -s "$tmp/err" ] || fail "$a: no message"
+    done
+    "$run" --flush=1 true 2>"$tmp/err"
+    [ $? = 2 ] || fail "--flush=1 should be refused (the option takes no value)"
+    ok "bad option values exit 2 with a message"
+    ;;
+no-command)
+    for args in "" "--" "--verbose" "--stats --"; do
+        "$run" $args >"$tmp/out" 2>"$tmp/err"
+        st=$?
+        [ $st = 2 ] || fail "'fsafe-run $args': exit status $st, expected 2"
+        grep -q "no command given" "$tmp/err" || fail "'fsafe-run $args': no clear message"
+    done
+    ok "missing command exits 2"
+    ;;
+not-found)
+    "$run" fsafe-no-such-command-here 2>"$tmp/err"
+    st=$?
+    [ $st = 127 ] || fail "command not found: exit status $st, expected 127 (as env(1))"
+    grep -q "command not found" "$tmp/err" || fail "no clear message"
+    "$run" "$tmp/nope" 2>"$tmp/err"
+    [ $? = 127 ] || fail "missing path: expected 127"
+    ok "not found: 127"
+    ;;
+not-executable)
+    printf 'echo hi\n' >"$tmp/script"
+    chmod 644 "$tmp/script"
+    "$run" "$tmp/script" 2>"$tmp/err"
+    st=$?
+    [ $st = 126 ] || fail "not executable: exit status $st, expected 126"
+    ok "not executable: 126"
+    ;;
+exit-status)
+    for n in 0 1 42 255; do
+        "$run" sh -c "exit $n"
+        st=$?
+        [ $st = $n ] || fail "exit $n came back as $st"
+    done
+    ok "exit statuses pass through"
+    ;;
+signal)
+    # The command kills itself: whoever waits for fsafe-run sees that signal.
+    "$bin/test_dropin_status" "$run" sh -c 'kill -TERM $$' >"$tmp/out"
+    grep -qx "signal 15" "$tmp/out" || fail "expected 'signal 15', got: $(cat "$tmp/out")"
+    "$bin/test_dropin_status" "$run" sh -c 'kill -KILL $$' >"$tmp/out"
+    grep -qx "signal 9" "$tmp/out" || fail "expected 'signal 9', got: $(cat "$tmp/out")"
+    ok "killed by SIGTERM / SIGKILL as the command was"
+    ;;
+exec)
+    # fsafe-run execs: the command runs in the very process that was started.
+    "$bin/test_dropin_status" "$run" sh -c 'echo "self $$"' >"$tmp/out"
+    started=$(sed -n 's/^pid //p' "$tmp/out")
+    self=$(sed -n 's/^self //p' "$tmp/out")
+    [ -n "$started" ] && [ "$started" = "$self" ] || fail "command ran as pid $self, started $started"
+    ok "exec in place (pid $self)"
+    ;;
+no-dashdash)
+    # Without "--", option parsing stops at the command; its options are its own.
+    out=$("$run" sh -c 'echo "$0 $1"' --verbose --frob) || fail "status $?"
+    [ "$out" = "--verbose --frob" ] || fail "got '$out'"
+    out=$("$run" --stats -- sh -c 'echo "$FSAFE_STATS"' 2>/dev/null) || fail "status $?"
+    [ "$out" = 1 ] || fail "--stats did not set FSAFE_STATS=1 (got '$out')"
+    ok "options after the command are the command's"
+    ;;
+keep-preload)
+    other=$bin/liblegacy_test.so
+    out=$(LD_PRELOAD=$other "$run" sh -c 'echo "$LD_PRELOAD"') || fail "status $?"
+    case $out in
+    */libfsafe.so*:"$other") ;;
+    *) fail "LD_PRELOAD became '$out'" ;;
+    esac
+    ok "LD_PRELOAD=$out"
+    ;;
+options)
+    # Each option maps to its variable; --locks accumulates; options win over the environment.
+    out=$(FSAFE_WARN_MS=7 FSAFE_CHURN=3 "$run" -v -s --warn-ms 250 --locks=a --locks b:rwlock \
+          --flush --warn-threads --log-fd=1 -- sh -c \
+          'echo "$FSAFE_VERBOSE $FSAFE_STATS $FSAFE_WARN_MS $FSAFE_LOCKS $FSAFE_FLUSH $FSAFE_WARN_THREADS $FSAFE_LOG_FD $FSAFE_CHURN"' \
+          2>/dev/null | grep -v '^fsafe: ')
+    [ "$out" = "1 1 250 a,b:rwlock 1 1 1 3" ] || fail "got '$out'"
+    out=$("$run" --churn=off sh -c 'echo "$FSAFE_CHURN"')
+    [ "$out" = off ] || fail "--churn=off gave '$out'"
+    ok "options map to FSAFE_* variables"
+    ;;
+*) fail "unknown case $case" ;;
+esac

@@ -1,0 +1,17 @@
+/* SPDX-License-Identifier: MIT */
+/* The test-only legacy library (legacy.c): knows nothing of fsafe. */
+#ifndef LEGACY_H
+#define LEGACY_H
+#include <pthread.h>
+#include <sys/types.h>
+
+extern pthread_mutex_t legacy_lock;
+extern pthread_rwlock_t legacy_rwlock;
+extern const int legacy_readonly[16];
+/* Starts a thread that holds legacy_lock for ms, releases it for ms, and so
+ * on; returns once the thread holds the lock for the first time. */
+void legacy_start(long ms);
+pid_t legacy_worker_tid(void);
+void *legacy_lock_address(void); /* &legacy_lock as the library's code sees it */
+long legacy_call(void);          /* takes legacy_lock */
+#endif

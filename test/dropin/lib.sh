@@ -1,0 +1,28 @@
+# SPDX-License-Identifier: MIT
+# Shared by the drop-in test scripts (sourced).  Each script is one CTest test
+# and gets: $1 = the build tree's fsafe-run, $2 = the directory holding the
+# test programs, then its own arguments.
+set -u
+run=$1
+bin=$2
+shift 2
+src=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$src/../.." && pwd)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+# No FSAFE_* setting from the caller's environment leaks into a test.
+for v in $(env | sed -n 's/^\(FSAFE_[A-Z_]*\)=.*/\1/p'); do unset "$v"; done
+unset LD_PRELOAD
+
+fail() {
+    echo "FAIL: $*" >&2
+    for f in "$tmp"/*; do
+        [ -f "$f" ] && { echo "--- $(basename "$f"):" >&2; head -c 4000 "$f" >&2; }
+    done
+    exit 1
+}
+ok() { echo "ok: $*"; }
+# The FSAFE_* names in the option table of src/config.c.
+settings() { sed -n 's/^ *{"\(FSAFE_[A-Z_]*\)".*/\1/p' "$top/src/config.c"; }
+# count PATTERN FILE: lines matching a fixed string
+count() { grep -cF -- "$1" "$2" || true; }

@@ -1,0 +1,54 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# Retrofitting fork safety onto the legacy library, with no code change:
+#   retrofit.sh FSAFE_RUN BINDIR without|no-locks|with|with-library|env|unchanged|
+#                     resolve-errors
+. "$(dirname "$0")/lib.sh"
+prog=$bin/test_dropin_retrofit
+case $1 in
+without) # no fsafe at all: the child hangs on legacy_lock
+    "$prog" hang >"$tmp/out" 2>"$tmp/err" || fail "status $?"
+    ;;
+no-locks) # fsafe loaded but not told about the lock: still hangs
+    "$run" "$prog" hang >"$tmp/out" 2>"$tmp/err" || fail "status $?"
+    ;;
+with)
+    "$run" --locks=legacy_lock:mutex:10 "$prog" ok 3 >"$tmp/out" 2>"$tmp/err" || fail "status $?"
+    [ ! -s "$tmp/err" ] || fail "unexpected messages"
+    ;;
+with-library) # pinned to the library, through a copy relocation if the program has one
+    "$run" --locks=legacy_lock@liblegacy_test.so:mutex:10 "$prog" ok >"$tmp/out" 2>"$tmp/err" \
+        || fail "status $?"
+    [ ! -s "$tmp/err" ] || fail "unexpected messages"
+    ;;
+env) # the plain environment variables, without fsafe-run
+    lib=$(sed -n "s/^lib='\(.*\)'$/\1/p" "$run")
+    [ -f "$lib" ] || fail "cannot find the library in $run"
+    LD_PRELOAD=$lib FSAFE_LOCKS=legacy_lock "$prog" ok >"$tmp/out" 2>"$tmp/err" || fail "status $?"
+    ;;
+unchanged) # neither the program nor the library knows fsafe
+    for f in "$prog" "$bin/liblegacy_test.so"; do
+        readelf -d "$f" | grep NEEDED >"$tmp/needed" || fail "readelf $f"
+        ! grep -q fsafe "$tmp/needed" || fail "$f depends on fsafe"
+        ! nm -D "$f" | grep -q fsafe || fail "$f refers to an fsafe symbol"
+    done
+    echo "no fsafe in $prog or liblegacy_test.so" >"$tmp/out"
+    ;;
+resolve-errors) # one message per entry that cannot be used; the good ones still work
+    "$run" --stats --locks='legacy_readonly,legacy_call,legacy_lock:rwlock,legacy_lock@libc.so.6' \
+        --locks='legacy_lock@libfsafe-nope.so,fsafe_no_such_symbol,legacy_lock@liblegacy_test.so:mutex:10' \
+        "$prog" ok >"$tmp/out" 2>"$tmp/err" || fail "status $?"
+    for m in "legacy_readonly: the object at 0x[0-9a-f]* is not in writable memory" \
+        "legacy_call: the symbol is a function, not a lock" \
+        "legacy_lock: the object is 40 bytes, too small for a rwlock" \
+        "legacy_lock@libc.so.6: symbol not found in 'libc.so.6'" \
+        "legacy_lock@libfsafe-nope.so: library 'libfsafe-nope.so' is not loaded at startup" \
+        "fsafe_no_such_symbol: symbol not found in the program or the libraries loaded at startup"; do
+        [ "$(grep -c "^fsafe: FSAFE_LOCKS: $m" "$tmp/err")" = 1 ] || fail "not one line: $m"
+    done
+    [ "$(grep -c "FSAFE_LOCKS" "$tmp/err")" = 6 ] || fail "expected exactly 6 FSAFE_LOCKS lines"
+    grep -q "stats for pid .*; 1 locks registered" "$tmp/err" || fail "the good entry was not registered"
+    ;;
+*) fail "unknown case $1" ;;
+esac
+ok "$1: $(tail -1 "$tmp/out")"

@@ -92,7 +92,8 @@ static struct fsafe__entry *entry_alloc(void)
         struct fsafe__entry *c = map_zeroed(chunk_cap(nchunks) * sizeof *c);
         if (!c)
             return NULL;
-        chunks[nchunks++] = c;
+        chunks[nchunks] = c;
+        nchunks++;
     }
     return &chunks[nchunks - 1][chunk_used[nchunks - 1]++];
 }
@@ -268,45 +269,62 @@ static void order_unlink(struct fsafe__entry *e)
 
 /* A child whose writer vanished mid-step: rebuild the hash, the rank directory,
  * the free list and the prev links from the order list, which is always
- * consistent.  Entries being unregistered (DEAD, PENDING) are dropped. */
+ * consistent.  Entries being unregistered (DEAD, PENDING) are dropped.  The old
+ * hash table and rank directory are abandoned, not reused: the writer may have
+ * vanished between unmapping one and publishing its replacement. */
+static int dropped(AO_t w)
+{
+    return ST_STATUS(w) == ST_DEAD || ST_STATUS(w) == ST_FREE || (w & ST_PENDING);
+}
+
 static void registry_rebuild(void)
 {
-    if (htab)
-        memset(htab, 0, hcap * sizeof *htab);
-    hused = htombs = 0;
-    rcount = 0;
+    size_t live = 0;
+    for (struct fsafe__entry *e = (struct fsafe__entry *)head.next; e;
+         e = (struct fsafe__entry *)e->next)
+        live += !dropped(e->state);
+    htab = NULL;
+    hcap = hused = htombs = 0;
+    rdir = NULL;
+    rcap = rcount = 0;
     free_list = limbo = NULL;
     for (int k = 0; k < nchunks; k++)
-        for (size_t j = 0; j < chunk_used[k]; j++)
+        for (size_t j = 0; chunks[k] && j < chunk_used[k]; j++)
             chunks[k][j].aux_next = TOMB; /* "not seen in the list" */
+    /* Sized up front so that nothing below can fail half-way. */
+    hused = live; /* hgrow_if_needed sizes for hused + 1 */
+    int ok = hgrow_if_needed() == 0;
+    hused = 0;
+    while (ok && rcap < live + 1)
+        ok = (rcount = rcap, rdir_reserve() == 0);
+    rcount = 0;
     uint64_t n = 0;
     struct fsafe__entry *pred = &head;
     for (struct fsafe__entry *e = (struct fsafe__entry *)head.next; e;
          e = (struct fsafe__entry *)e->next) {
-        AO_t w = e->state;
-        if (ST_STATUS(w) == ST_DEAD || ST_STATUS(w) == ST_FREE || (w & ST_PENDING))
-            continue; /* dropped: pred->next is re-pointed past it below */
+        if (dropped(e->state))
+            continue; /* pred->next is re-pointed past it below */
         pred->next = (AO_t)e;
         e->prev = pred;
         e->aux_next = NULL;
         e->state = ST_LIVE;
-        if (hgrow_if_needed() == 0) {
+        if (ok) {
             hput_raw(htab, hcap, e);
             hused++;
-        }
-        if (rcount && rdir[rcount - 1].rank == e->rank) {
-            rdir[rcount - 1].tail = e;
-        } else if (rdir_reserve() == 0) {
-            rdir[rcount].rank = e->rank;
-            rdir[rcount].tail = e;
-            rcount++;
+            if (rcount && rdir[rcount - 1].rank == e->rank) {
+                rdir[rcount - 1].tail = e;
+            } else {
+                rdir[rcount].rank = e->rank;
+                rdir[rcount].tail = e;
+                rcount++;
+            }
         }
         pred = e;
         n++;
     }
     pred->next = 0;
     for (int k = 0; k < nchunks; k++)
-        for (size_t j = 0; j < chunk_used[k]; j++) {
+        for (size_t j = 0; chunks[k] && j < chunk_used[k]; j++) {
             struct fsafe__entry *e = &chunks[k][j];
             if (e->aux_next == TOMB) {
                 e->state = ST_FREE;
@@ -315,7 +333,8 @@ static void registry_rebuild(void)
             }
         }
     AO_store_release(&nregistered, n);
-    reg_dirty = 0;
+    /* Out of memory: stay dirty and try again at the next write. */
+    reg_dirty = !ok;
 }
 
 static void writer_lock(void)

@@ -101,6 +101,15 @@ int main(int argc, char **argv)
     if (argc < 2)
         FAIL("usage: test_churn_seed <expected churn per fork> [api]");
     int expect = atoi(argv[1]);
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    /* Measured with gcc 12's runtimes: the child's pthread_create deadlocks
+     * now and then inside the sanitizer's allocator, whose lock another parent
+     * thread held at fork time, with or without fsafe (churn.seed.without
+     * hangs too).  That lock is the runtime's, not the program's or libc's. */
+    printf("skip: the sanitizer runtime's allocator is not fork-safe for a child that creates "
+           "threads\n");
+    return T_SKIP;
+#endif
     int api = argc > 2 && strcmp(argv[2], "api") == 0;
     int have = fsafe_present();
 #ifdef FSAFE_OPTIONAL

@@ -1,20 +1,65 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Throwaway threads: spawned and joined before the real fork so that no stale
- * thread/LWP id survives into the child (NetBSD 5.0; see README).
- * Runs before any registered lock is taken, never in the child.
+ * Throwaway threads: spawned, joined and confirmed gone before the real fork,
+ * so that no stale thread/LWP id survives into the child (NetBSD 5.0).  Runs in
+ * the parent, on the fork gate owner's thread, before any registered lock or
+ * libc fork lock is taken.  Never runs in the child, never blocks on a lock a
+ * user thread can hold.
+ *
+ * Where churn happens, argued against the seed (000_dd81781b4e3ccafc.txt):
+ *
+ *  - The seed's reproducer: create three threads, let one exit (LWP ids 1 and
+ *    3 remain), fork from LWP 3.  The child's thread is LWP 1 but the thread
+ *    library still uses the stale id 3 (_lwp_park(..., 3, ...) -> ESRCH).  Its
+ *    workaround, found by experiment, is to create enough throwaway threads and
+ *    let them exit BEFORE forking, "so that the missing LWP ids are used and
+ *    retired".  That is a parent-side operation, and it is what fsafe does: the
+ *    N threads are alive at the same time (so N distinct ids/thread structures
+ *    are taken, not one recycled N times), then all are joined.
+ *
+ *  - In the child it is rejected.  (1) fsafe's child half runs in the child of
+ *    a multithreaded process, where only async-signal-safe calls are allowed;
+ *    pthread_create mallocs and takes libc's stack-list lock.  (2) On the
+ *    affected system it would run the very code that breaks: the seed's child
+ *    fails in thread-library calls that use the stale id, and pthread_create /
+ *    pthread_join are such calls.  (3) It would run inside libc's child
+ *    sequence, before later-registered libraries have reset their locks, so a
+ *    pthread_create interposer (sanitizer, profiler) could deadlock there.
+ *
+ *  - In the parent, churn runs before the atfork prepare handlers' locks, the
+ *    registered locks, libc's NSS/stdio/malloc fork locks: the throwaway
+ *    threads only touch libc's own short-lived internal locks, which nobody is
+ *    holding across a blocking wait at that point, so they cannot deadlock.
+ *    fork.c calls us only from the wrapper, not from the prepare-handler path
+ *    (daemon(), forkpty()), where other libraries' prepare handlers may
+ *    already hold their locks.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#endif
 
 #include "internal.h"
 
+#define CHURN_MAX 1024                  /* FSAFE_CHURN's upper bound */
+#define CHURN_STACK (64 * 1024)         /* the thread only returns */
+#define CHURN_GONE_NS (200 * 1000000ull) /* per fork, waiting for exiting tasks */
+
 static AO_t churn_override = (AO_t)-2; /* -2: not set, use FSAFE_CHURN */
+static AO_t churn_warned;              /* the one diagnostic line was printed */
+
+/* Forker-only (the fork gate is held): static storage, no malloc on the path. */
+static pthread_t churn_thr[CHURN_MAX];
+static volatile pid_t churn_tid[CHURN_MAX]; /* written by the thread, read after join */
 
 FSAFE_EXPORT int fsafe_set_churn(int count)
 {
-    if (count < FSAFE_CHURN_AUTO || count > 1024)
+    if (count < FSAFE_CHURN_AUTO || count > CHURN_MAX)
         return EINVAL;
     AO_store_release(&churn_override, (AO_t)(long)count);
     return 0;
@@ -27,6 +72,9 @@ int fsafe__churn_effective(void)
         v = fsafe__cfg.churn;
     if (v == FSAFE_CHURN_AUTO) {
 #if defined(__NetBSD__)
+        /* The seed's reproducer has ids 1..3 in play; one more than that.
+         * Later NetBSD refreshes the cached id in the child itself
+         * (pthread__fork_callback), where this only costs time. */
         v = 4;
 #else
         v = 0; /* Linux gives the child a fresh task; churn would only cost time */
@@ -37,20 +85,117 @@ int fsafe__churn_effective(void)
 
 static void *throwaway(void *arg)
 {
-    return arg;
+#if defined(__linux__)
+    churn_tid[(size_t)arg] = fsafe__gettid();
+#endif
+    return NULL;
 }
 
+/*
+ * pthread_join returns when the kernel clears the thread's tid word
+ * (CLONE_CHILD_CLEARTID), which Linux does in exit_mm(), before the task is
+ * released; measured here, ~0.1-0.5% of joined threads still appear in
+ * /proc/self/task right after pthread_join.  Poll tgkill(sig 0) until ESRCH,
+ * i.e. until the task is unhashed.  Returns 1 when gone, 0 if the deadline
+ * passed first.
+ */
+static int task_gone(pid_t tid, uint64_t deadline)
+{
+#if defined(__linux__)
+    if (tid <= 0)
+        return 0; /* the thread never ran: nothing to poll for */
+    pid_t pid = getpid();
+    for (int spin = 0;; spin++) {
+        if (syscall(SYS_tgkill, pid, tid, 0) == -1 && errno == ESRCH)
+            return 1;
+        if (fsafe__now_ns() > deadline)
+            return 0;
+        if (spin < 64) {
+            sched_yield();
+        } else {
+            struct timespec ts = {0, 20 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+#else
+    (void)tid, (void)deadline;
+    return 1; /* pthread_join is all we have to rely on */
+#endif
+}
+
+static const char *errname(int e)
+{
+    switch (e) {
+    case EAGAIN:
+        return "EAGAIN";
+    case ENOMEM:
+        return "ENOMEM";
+    case EPERM:
+        return "EPERM";
+    case EINVAL:
+        return "EINVAL";
+    default:
+        return "error";
+    }
+}
+
+/*
+ * Spawn n throwaway threads, all alive at once, then join each and wait until
+ * its task is gone.  On the first pthread_create failure stop creating (one
+ * failed attempt per fork, bounded time), reap what was created, and let the
+ * fork proceed.  The first failure in the process prints one line; later ones
+ * are only counted, so a process at its thread limit is not flooded.
+ */
 void fsafe__churn_before_fork(void)
 {
     int n = fsafe__churn_effective();
-    for (int i = 0; i < n; i++) {
-        pthread_t t;
-        if (pthread_create(&t, NULL, throwaway, NULL) != 0) {
-            fsafe__stats.churn_failed++;
-            continue;
+    if (n <= 0)
+        return;
+    if (n > CHURN_MAX)
+        n = CHURN_MAX;
+
+    pthread_attr_t attr;
+    int have_attr = pthread_attr_init(&attr) == 0;
+    if (have_attr) {
+        long min = sysconf(_SC_THREAD_STACK_MIN);
+        size_t sz = min > CHURN_STACK ? (size_t)min : CHURN_STACK;
+        if (pthread_attr_setstacksize(&attr, sz) != 0) {
+            pthread_attr_destroy(&attr);
+            have_attr = 0;
         }
-        fsafe__stats.churn_spawned++;
-        if (pthread_join(t, NULL) == 0)
+    }
+    /* Threads inherit the creator's mask: with everything blocked, no signal
+     * handler of the program ever runs on a throwaway thread's small stack. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int made = 0, err = 0;
+    for (; made < n; made++) {
+        churn_tid[made] = 0;
+        err = pthread_create(&churn_thr[made], have_attr ? &attr : NULL, throwaway,
+                             (void *)(size_t)made);
+        if (err != 0)
+            break;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (have_attr)
+        pthread_attr_destroy(&attr);
+
+    fsafe__stats.churn_spawned += (uint64_t)made;
+    if (err != 0) {
+        fsafe__stats.churn_failed++;
+        if (AO_compare_and_swap_full(&churn_warned, 0, 1))
+            fsafe__msg("cannot create a throwaway thread before fork (pthread_create: %s, "
+                       "errno %d); forking with %d of %d; further failures are only counted "
+                       "(churn_failed)",
+                       errname(err), err, made, n);
+    }
+
+    uint64_t deadline = fsafe__now_ns() + CHURN_GONE_NS;
+    for (int i = 0; i < made; i++) {
+        if (pthread_join(churn_thr[i], NULL) != 0)
+            continue;
+        if (task_gone(churn_tid[i], deadline))
             fsafe__stats.churn_reaped++;
     }
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The FSAFE_* option table.  Read once, at initialisation, from the
- * environment (secure_getenv: nothing is honoured in setuid/setgid processes).
+ * environment (nothing is honoured in setuid/setgid processes: AT_SECURE).
  * A bad value prints one warning naming the variable and keeps the default; it
  * never aborts the host program.  Nothing writes the config after init.
  */
@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/auxv.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -95,9 +97,34 @@ static void warn_bad(const struct opt *o, const char *value, const char *dflt)
                o->expect, dflt);
 }
 
+/*
+ * libfsafe is linked -z initfirst, so its constructor may run before libc has
+ * set up environ; the loader passes the environment to constructors, and
+ * that copy is used then.  Secure execution (AT_SECURE) is asked of the
+ * kernel's auxiliary vector, which the loader sets up before anything runs.
+ */
+static char **ctor_envp;
+
+void fsafe__config_set_envp(char **envp)
+{
+    ctor_envp = envp;
+}
+
+static const char *config_getenv(const char *name)
+{
+    if (getauxval(AT_SECURE))
+        return NULL;
+    char **env = environ ? environ : ctor_envp;
+    size_t n = strlen(name);
+    for (; env && *env; env++)
+        if (strncmp(*env, name, n) == 0 && (*env)[n] == '=')
+            return *env + n + 1;
+    return NULL;
+}
+
 static void read_option(const struct opt *o)
 {
-    const char *s = secure_getenv(o->name);
+    const char *s = config_getenv(o->name);
     if (!s)
         return;
     switch (o->type) {

@@ -36,13 +36,28 @@ static AO_t gate;
  * parent/child handler that finds it set does the release. */
 static int armed;
 static int via_handler;
+/* Handler path (daemon(), forkpty()): the signal mask to restore once the
+ * real fork has returned. */
+static sigset_t handler_oldmask;
+/* Threads waiting to enter the gate: a forker stuck on a lock backs off for
+ * them, since one of them may be the lock's holder (see protocol_walk). */
+static AO_t gate_waiters;
 
 static void gate_enter(void)
 {
     AO_t self = (AO_t)pthread_self();
+    if (AO_compare_and_swap_full(&gate, 0, self))
+        return;
+    AO_fetch_and_add_full(&gate_waiters, 1);
     struct timespec ts = {0, 50 * 1000};
     while (!AO_compare_and_swap_full(&gate, 0, self))
         nanosleep(&ts, NULL);
+    AO_fetch_and_add_full(&gate_waiters, (AO_t)-1);
+}
+
+int fsafe__gate_contended(void)
+{
+    return AO_load_acquire(&gate_waiters) != 0;
 }
 
 static void gate_exit(void)
@@ -76,25 +91,42 @@ static int count_threads(void)
     return n;
 }
 
-/* Everything before the real fork, on the gate owner's thread. */
-static void protocol_begin(int from_handler)
+/* Before any registered lock is taken, on the gate owner's thread (wrapper
+ * path only: on the handler path other libraries' prepare handlers may already
+ * hold their locks, and fflush or pthread_create could wait on them). */
+static void protocol_prelude(void)
 {
-    via_handler = from_handler;
-    /* Before any registered lock is taken: fflush takes stdio locks, and a
-     * thread holding one may be waiting for a registered lock. */
-    if (fsafe__cfg.flush && !from_handler)
+    /* fflush takes stdio locks, and a thread holding one may be waiting for a
+     * registered lock: flush first. */
+    if (fsafe__cfg.flush)
         fflush(NULL);
-    if (fsafe__cfg.warn_threads && !from_handler) {
+    if (fsafe__cfg.warn_threads) {
         int n = count_threads();
         if (n > 1)
             fsafe__msg("process %d is forking with %d other threads alive; locks not "
                        "registered with fsafe may deadlock the child",
                        (int)getpid(), n - 1);
     }
-    if (!from_handler)
-        fsafe__churn_before_fork();
+    fsafe__churn_before_fork();
+}
+
+/*
+ * Takes every registered lock, on the gate owner's thread.  A walk stuck on a
+ * lock while another thread waits at the gate gives everything back and lets
+ * that thread fork first: the waiter may be the holder of the lock (a thread
+ * that forks while holding a registered lock), and without the back-off both
+ * forks would wait for each other forever.
+ */
+static void protocol_walk(int from_handler)
+{
+    via_handler = from_handler;
     uint64_t t0 = fsafe__now_ns(), taken0 = fsafe__stats.locks_acquired;
-    fsafe__registry_acquire_all();
+    for (unsigned backoff = 1; fsafe__registry_acquire_all() != 0; backoff++) {
+        gate_exit();
+        struct timespec ts = {0, (long)(1 + (backoff * 7919 + (unsigned)getpid()) % 4) * 1000000L};
+        nanosleep(&ts, NULL);
+        gate_enter();
+    }
     uint64_t dt = fsafe__now_ns() - t0;
     fsafe__stats.forks++;
     fsafe__stats.forks_via_handler += (uint64_t)from_handler;
@@ -107,6 +139,16 @@ static void protocol_begin(int from_handler)
                    from_handler ? " (via pthread_atfork)" : "",
                    (unsigned long long)(fsafe__stats.locks_acquired - taken0),
                    (unsigned long long)fsafe__registry_count(), (unsigned long long)(dt / 1000));
+}
+
+/* Blocks every signal, then arms the release: from here to the handlers no
+ * signal handler can run on this thread, so a handler that forks can never
+ * be mistaken for the fork the locks were taken for. */
+static void arm(sigset_t *old)
+{
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, old);
     armed = 1;
 }
 
@@ -119,7 +161,8 @@ static void on_prepare(void)
         return;
     /* A fork that bypassed the wrapper: daemon(), forkpty(). */
     gate_enter();
-    protocol_begin(1);
+    protocol_walk(1);
+    arm(&handler_oldmask);
 }
 
 static void on_parent(void)
@@ -128,21 +171,35 @@ static void on_parent(void)
         return;
     armed = 0;
     fsafe__registry_release_parent();
-    if (via_handler)
+    if (via_handler) {
         gate_exit();
+        pthread_sigmask(SIG_SETMASK, &handler_oldmask, NULL);
+    }
 }
 
 static void on_child(void)
 {
-    int mine = armed && fsafe__in_fork_self();
-    if (mine) {
+    if (armed && fsafe__in_fork_self()) {
         armed = 0;
         fsafe__registry_reset_child();
-    }
-    if (mine || !fsafe__in_fork_self())
         fsafe__registry_child_fixup();
-    if (mine && via_handler)
-        gate_exit();
+        if (via_handler) {
+            gate_exit();
+            pthread_sigmask(SIG_SETMASK, &handler_oldmask, NULL);
+        }
+        return;
+    }
+    if (fsafe__in_fork_self())
+        return; /* a nested fork inside our own protocol: it passes straight through */
+    if (AO_load_acquire(&gate) != 0) {
+        /* A fork that did not wait at the gate (nothing to do for it) while
+         * another thread was inside the protocol.  That thread does not exist
+         * here: free its gate and reset what it had taken. */
+        armed = 0;
+        fsafe__registry_reset_orphaned();
+        AO_store_release(&gate, 0);
+    }
+    fsafe__registry_child_fixup();
 }
 
 /* ---- initialisation --------------------------------------------------------- */
@@ -185,8 +242,10 @@ void fsafe__init(void)
 
 /* As early as the loader allows, so that fsafe's child handler is among the
  * first registered and therefore among the first to run in the child. */
-__attribute__((constructor(101))) static void fsafe_ctor(void)
+__attribute__((constructor(101))) static void fsafe_ctor(int argc, char **argv, char **envp)
 {
+    (void)argc, (void)argv;
+    fsafe__config_set_envp(envp);
     fsafe__init();
 }
 
@@ -202,10 +261,10 @@ FSAFE_EXPORT pid_t fsafe_fork(void)
         return real_fork();
 
     gate_enter();
-    protocol_begin(0);
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &old);
+    protocol_prelude();
+    protocol_walk(0);
+    sigset_t old;
+    arm(&old);
     pid_t pid = real_fork();
     int saved = errno;
     if (armed) {

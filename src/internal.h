@@ -37,6 +37,7 @@ struct fsafe__config {
 };
 extern struct fsafe__config fsafe__cfg;
 void fsafe__config_init(void);
+void fsafe__config_set_envp(char **envp); /* from the constructor's arguments */
 /* Parsers shared with tests and the fuzzer: 0 on success, -1 on a bad value. */
 int fsafe__parse_bool(const char *s, int *out);
 int fsafe__parse_long(const char *s, long min, long max, long *out);
@@ -100,7 +101,7 @@ struct fsafe__entry {
     /* Written by the forker before the real fork, read after it. */
     unsigned char how;               /* enum fsafe__how */
     unsigned char warned;
-    unsigned short caller_depth;     /* recursive holds the forking thread already had */
+    unsigned caller_depth;           /* holds the forking thread already had (recursive: n) */
     int saved_kind;                  /* mutex kind / rwlock flags at acquisition */
     int saved_ceiling;               /* priority-protect ceiling */
     uint64_t max_wait_ns;
@@ -110,9 +111,13 @@ struct fsafe__entry {
 
 void fsafe__registry_child_fixup(void);
 /* Fork side: take every live lock in rank order; release them again. */
-void fsafe__registry_acquire_all(void);
+/* Returns 0, or -1 when it gave everything back because another thread waits
+ * at the fork gate (the caller backs off and walks again). */
+int fsafe__registry_acquire_all(void);
 void fsafe__registry_release_parent(void);
 void fsafe__registry_reset_child(void);
+/* Child of a fork that bypassed the gate while another thread held it. */
+void fsafe__registry_reset_orphaned(void);
 uint64_t fsafe__registry_count(void);
 /* Calls fn for each registered entry (writer lock held); for stats at exit. */
 void fsafe__registry_foreach(void (*fn)(const struct fsafe__entry *, void *), void *arg);
@@ -122,7 +127,7 @@ void fsafe__registry_poll_pending(void);
 /* ---- lockops.c: per-kind acquire / release / reset ----------------------- */
 /* Returns FSAFE__HOW_*; NONE when the lock could not or need not be taken.
  * Polls while it waits; abandons the wait when abandon(e) returns non-zero. */
-int fsafe__lock_acquire(struct fsafe__entry *e, int (*abandon)(struct fsafe__entry *));
+int fsafe__lock_acquire(struct fsafe__entry *e, int (*abandon)(struct fsafe__entry *, uint64_t));
 void fsafe__lock_release_parent(struct fsafe__entry *e);
 void fsafe__lock_reset_child(struct fsafe__entry *e); /* async-signal-safe */
 int fsafe__lock_mem_shared(const void *lock, int kind); /* asks /proc/self/maps */
@@ -131,6 +136,7 @@ int fsafe__lock_mem_shared(const void *lock, int kind); /* asks /proc/self/maps 
 void fsafe__init(void);
 /* Non-zero while the calling thread runs fsafe's fork protocol. */
 int fsafe__in_fork_self(void);
+int fsafe__gate_contended(void); /* another thread waits to fork */
 extern struct fsafe_stats fsafe__stats; /* updated by the forker only */
 
 /* ---- churn.c: throwaway threads ------------------------------------------ */

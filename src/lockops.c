@@ -34,13 +34,16 @@
 /* ---- waiting ------------------------------------------------------------- */
 struct waiter {
     struct fsafe__entry *e;
-    int (*abandon)(struct fsafe__entry *);
+    int (*abandon)(struct fsafe__entry *, uint64_t waited_ns);
     uint64_t start;
 };
 
-static void deadline_in(struct timespec *ts, long ns)
+/* Deadlines are on CLOCK_MONOTONIC (pthread_*_clocklock), so that a step of the
+ * wall clock cannot stretch a slice; only priority-inheritance mutexes, which
+ * glibc may not support with CLOCK_MONOTONIC, use CLOCK_REALTIME. */
+static void deadline_in(struct timespec *ts, clockid_t clock, long ns)
 {
-    clock_gettime(CLOCK_REALTIME, ts);
+    clock_gettime(clock, ts);
     ts->tv_nsec += ns;
     if (ts->tv_nsec >= 1000000000L) {
         ts->tv_sec++;
@@ -79,7 +82,7 @@ static int waiter_tick(struct waiter *w)
             fsafe__msg("fork has waited %lu ms for lock '%s' (rank %d, %p)",
                        (unsigned long)(waited / 1000000u), e->name, e->rank, e->lock);
     }
-    return w->abandon(w->e);
+    return w->abandon(w->e, waited);
 }
 
 static void waiter_done(struct waiter *w)
@@ -130,7 +133,7 @@ static int mutex_taken(struct fsafe__entry *e, pthread_mutex_t *m, int r)
 #ifdef __GLIBC__
     e->saved_kind = m->__data.__kind;
     if ((e->saved_kind & GL_KIND_TYPE) == PTHREAD_MUTEX_RECURSIVE && m->__data.__count > 1)
-        e->caller_depth = (unsigned short)(m->__data.__count - 1);
+        e->caller_depth = m->__data.__count - 1;
     if (e->saved_kind & GL_KIND_PP)
         pthread_mutex_getprioceiling(m, &e->saved_ceiling);
 #endif
@@ -143,20 +146,31 @@ static int mutex_acquire(struct fsafe__entry *e, struct waiter *w)
     int r = pthread_mutex_trylock(m);
     if (r == 0 || r == EOWNERDEAD)
         return mutex_taken(e, m, r);
-    if (r != EBUSY)
+    if (r != EBUSY && r != EDEADLK)
         return FSAFE__HOW_NONE; /* ENOTRECOVERABLE, EINVAL: nothing to hold */
-    if (mutex_held_by_self(m)) {
+    /* glibc's trylock says EDEADLK, not EBUSY, for a robust, PI or PP
+     * errorcheck mutex that the caller owns. */
+    if (r == EDEADLK || mutex_held_by_self(m)) {
 #ifdef __GLIBC__
         e->saved_kind = m->__data.__kind;
 #endif
         e->caller_depth = 1;
         return FSAFE__HOW_CALLER;
     }
+    int pi = 0;
+#ifdef __GLIBC__
+    pi = (m->__data.__kind & GL_KIND_PI) != 0;
+#endif
     w->start = fsafe__now_ns();
     for (;;) {
         struct timespec ts;
-        deadline_in(&ts, WAIT_SLICE_NS);
-        r = pthread_mutex_timedlock(m, &ts);
+        if (pi) {
+            deadline_in(&ts, CLOCK_REALTIME, WAIT_SLICE_NS);
+            r = pthread_mutex_timedlock(m, &ts);
+        } else {
+            deadline_in(&ts, CLOCK_MONOTONIC, WAIT_SLICE_NS);
+            r = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &ts);
+        }
         if (r == 0 || r == EOWNERDEAD) {
             waiter_done(w);
             return mutex_taken(e, m, r);
@@ -239,8 +253,8 @@ static int rwlock_acquire(struct fsafe__entry *e, struct waiter *w)
     w->start = fsafe__now_ns();
     for (;;) {
         struct timespec ts;
-        deadline_in(&ts, WAIT_SLICE_NS);
-        r = pthread_rwlock_timedwrlock(l, &ts);
+        deadline_in(&ts, CLOCK_MONOTONIC, WAIT_SLICE_NS);
+        r = pthread_rwlock_clockwrlock(l, CLOCK_MONOTONIC, &ts);
         if (r == 0) {
             waiter_done(w);
             rwlock_save(e, l);
@@ -312,7 +326,7 @@ static int ops_acquire(struct fsafe__entry *e, struct waiter *w)
 }
 
 /* ---- dispatch --------------------------------------------------------------- */
-int fsafe__lock_acquire(struct fsafe__entry *e, int (*abandon)(struct fsafe__entry *))
+int fsafe__lock_acquire(struct fsafe__entry *e, int (*abandon)(struct fsafe__entry *, uint64_t))
 {
     struct waiter w = {e, abandon, 0};
     e->caller_depth = 0;
@@ -412,6 +426,8 @@ int fsafe__lock_mem_shared(const void *lock, int kind)
     int result = 0, done = 0;
     while (!done) {
         ssize_t n = read(fd, buf + have, sizeof buf - have);
+        if (n < 0 && errno == EINTR)
+            continue;
         if (n <= 0)
             break;
         have += (size_t)n;

@@ -337,12 +337,20 @@ static void registry_rebuild(void)
     reg_dirty = !ok;
 }
 
-static void writer_lock(void)
+/* Returns 0 with reg_mutex held, or ENOMEM (not held) when a child's rebuild
+ * could not get memory: writing to a half-indexed registry could duplicate
+ * entries. */
+static int writer_lock(void)
 {
     pthread_mutex_lock(&reg_mutex);
     if (reg_dirty)
         registry_rebuild();
+    if (reg_dirty) {
+        pthread_mutex_unlock(&reg_mutex);
+        return ENOMEM;
+    }
     limbo_reclaim();
+    return 0;
 }
 
 static void writer_unlock(void)
@@ -363,8 +371,9 @@ static int register_entry(void *lock, int kind, int flags, const struct fsafe_lo
              fsafe__lock_mem_shared(lock, kind))
         mem = FSAFE__MEM_SHARED;
 
-    writer_lock();
-    int err = 0;
+    int err = writer_lock();
+    if (err)
+        return err;
     struct fsafe__entry *e = NULL;
     if (hfind(lock)) {
         err = EEXIST;
@@ -449,15 +458,17 @@ FSAFE_EXPORT int fsafe_unregister_lock(void *lock)
     if (!lock)
         return EINVAL;
     fsafe__init();
-    writer_lock();
-    struct fsafe__entry **slot = hfind(lock);
-    if (!slot) {
-        writer_unlock();
-        return ENOENT;
-    }
-    struct fsafe__entry *e = *slot;
+    int err = writer_lock();
+    if (err)
+        return err;
     int counted = 0;
     for (;;) {
+        struct fsafe__entry **slot = hfind(lock);
+        if (!slot) {
+            err = ENOENT;
+            break;
+        }
+        struct fsafe__entry *e = *slot;
         AO_t w = AO_load_acquire(&e->state);
         if (claimed_by_current_fork(w, AO_load_acquire(&fork_epoch))) {
             if (!(w & ST_PENDING)) {
@@ -466,23 +477,34 @@ FSAFE_EXPORT int fsafe_unregister_lock(void *lock)
                 AO_fetch_and_add_full(&pending_count, 1);
                 counted = 1;
             }
+            /* Wait without reg_mutex: the forker's path may register or
+             * unregister (another library's atfork handler), and a thread the
+             * forker waits for may be registering.  Entries are never unmapped,
+             * so e stays readable; the slot is looked up again afterwards. */
+            writer_unlock();
             wait_for_forker(e);
+            if ((err = writer_lock()) != 0) {
+                if (counted)
+                    AO_fetch_and_add_full(&pending_count, (AO_t)-1);
+                return err;
+            }
             continue;
         }
         /* Not this fork's: DEAD wins the race against any later claim. */
-        if (AO_compare_and_swap_full(&e->state, w, ST_DEAD))
-            break;
+        if (!AO_compare_and_swap_full(&e->state, w, ST_DEAD))
+            continue;
+        *slot = TOMB;
+        hused--;
+        htombs++;
+        order_unlink(e);
+        entry_retire(e);
+        AO_fetch_and_add_full(&nregistered, (AO_t)-1);
+        break;
     }
     if (counted)
         AO_fetch_and_add_full(&pending_count, (AO_t)-1);
-    *slot = TOMB;
-    hused--;
-    htombs++;
-    order_unlink(e);
-    entry_retire(e);
-    AO_fetch_and_add_full(&nregistered, (AO_t)-1);
     writer_unlock();
-    return 0;
+    return err;
 }
 
 uint64_t fsafe__registry_count(void)
@@ -492,7 +514,8 @@ uint64_t fsafe__registry_count(void)
 
 void fsafe__registry_foreach(void (*fn)(const struct fsafe__entry *, void *), void *arg)
 {
-    writer_lock();
+    if (writer_lock() != 0)
+        return;
     for (struct fsafe__entry *e = (struct fsafe__entry *)head.next; e;
          e = (struct fsafe__entry *)e->next)
         if (ST_STATUS(e->state) != ST_DEAD)
@@ -535,16 +558,28 @@ void fsafe__registry_poll_pending(void)
     }
 }
 
-static int abandon_wait(struct fsafe__entry *e)
+/* Set when the walk gives up because another thread waits to fork. */
+static int walk_aborted;
+#define BACKOFF_AFTER_NS (5 * 1000 * 1000u)
+
+static int abandon_wait(struct fsafe__entry *e, uint64_t waited_ns)
 {
     fsafe__registry_poll_pending();
+    if (waited_ns >= BACKOFF_AFTER_NS && fsafe__gate_contended()) {
+        walk_aborted = 1;
+        return 1;
+    }
     return pending_on(e);
 }
 
-void fsafe__registry_acquire_all(void)
+static void end_epoch(void);
+static void release_held(void);
+
+int fsafe__registry_acquire_all(void)
 {
     AO_t epoch = AO_fetch_and_add_full(&fork_epoch, 1) + 1; /* now odd */
     held_top = NULL;
+    walk_aborted = 0;
     uint64_t acquired = 0;
     for (struct fsafe__entry *e = (struct fsafe__entry *)AO_load_acquire(&head.next); e;
          e = (struct fsafe__entry *)AO_load_acquire(&e->next)) {
@@ -562,6 +597,12 @@ void fsafe__registry_acquire_all(void)
         e->how = (unsigned char)how;
         if (how == FSAFE__HOW_NONE) {
             mark_released(e);
+            if (walk_aborted) {
+                fsafe__stats.locks_acquired += acquired;
+                release_held();
+                end_epoch();
+                return -1;
+            }
             continue;
         }
         /* CLAIMED -> HELD, unless an unregister arrived meanwhile. */
@@ -581,6 +622,7 @@ void fsafe__registry_acquire_all(void)
     next:;
     }
     fsafe__stats.locks_acquired += acquired;
+    return 0;
 }
 
 /* Ends the walk's epoch: every CLAIMED/HELD/RELEASED entry is LIVE again and
@@ -591,11 +633,16 @@ static void end_epoch(void)
     AO_fetch_and_add_full(&fork_epoch, 1); /* now even */
 }
 
-void fsafe__registry_release_parent(void)
+static void release_held(void)
 {
     /* Newest first: the reverse of the acquisition order. */
     for (struct fsafe__entry *e = held_top; e; e = e->held_next)
         fsafe__lock_release_parent(e);
+}
+
+void fsafe__registry_release_parent(void)
+{
+    release_held();
     end_epoch();
 }
 
@@ -603,6 +650,19 @@ void fsafe__registry_reset_child(void)
 {
     for (struct fsafe__entry *e = held_top; e; e = e->held_next)
         fsafe__lock_reset_child(e);
+    end_epoch();
+}
+
+/* The walking thread does not exist in this child: its locks, and its own
+ * earlier holds, have no owner here.  Reset them unlocked. */
+void fsafe__registry_reset_orphaned(void)
+{
+    if ((AO_load_acquire(&fork_epoch) & 1) == 0)
+        return; /* it had not started walking, or had finished */
+    for (struct fsafe__entry *e = held_top; e; e = e->held_next) {
+        e->caller_depth = 0;
+        fsafe__lock_reset_child(e);
+    }
     end_epoch();
 }
 
@@ -622,6 +682,12 @@ void fsafe__registry_child_fixup(void)
         static const pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
         memcpy(&reg_mutex, &fresh, sizeof fresh);
         reg_dirty = 1;
+    }
+    /* An unregister was waiting on a forker: its thread is gone, and the
+     * rebuild drops the half-unregistered entry. */
+    if (AO_load_acquire(&pending_count) != 0) {
+        reg_dirty = 1;
+        AO_store_release(&pending_count, 0);
     }
     if (AO_load_acquire(&fork_epoch) & 1) {
         /* A walk of another thread's fork was in progress (this child came from

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <time.h>
 
 #include <fsafe.h>
@@ -19,17 +20,22 @@ static pthread_mutex_t demo_lock = PTHREAD_MUTEX_INITIALIZER;
 static int demo_registration = -1;
 static int demo_started;
 
-/* 2 ms held, 0.1 ms free: a fork from any other thread almost always finds
- * the lock held, which is what a busy native library looks like. */
+/* 2 ms held, then taken again at once: a fork from any other thread almost
+ * always finds the lock held, which is what a busy native library looks like.
+ * The worker spins for the lock rather than sleeping in the kernel: a thread
+ * that has just taken and released it (an os.register_at_fork "before"
+ * callback does) would otherwise fork while the worker is still being woken,
+ * and the child would not show the hang. */
 static void *demo_worker(void *arg)
 {
     (void)arg;
-    struct timespec in = {0, 2000000}, out = {0, 100000};
+    struct timespec in = {0, 2000000};
     for (;;) {
-        pthread_mutex_lock(&demo_lock);
+        while (pthread_mutex_trylock(&demo_lock) != 0)
+            sched_yield();
         nanosleep(&in, NULL);
         pthread_mutex_unlock(&demo_lock);
-        nanosleep(&out, NULL);
+        sched_yield();
     }
     return NULL;
 }

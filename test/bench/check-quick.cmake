@@ -2,7 +2,7 @@
 # Runs fsafe_bench --quick and checks that every figure produced rows with
 # numeric medians in well-formed JSON.  Fails on any error; asserts no speed.
 file(REMOVE ${OUT})
-execute_process(COMMAND ${BENCH} --quick --lib ${LIB} --json ${OUT} RESULT_VARIABLE rc)
+execute_process(COMMAND ${BENCH} --quick --lib ${LIB} --empty-lib ${EMPTY} --json ${OUT} RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "fsafe_bench --quick failed: ${rc}")
 endif()

@@ -27,6 +27,9 @@
 #ifndef FSAFE_BENCH_LIB
 #define FSAFE_BENCH_LIB "libfsafe.so"
 #endif
+#ifndef FSAFE_BENCH_EMPTY_LIB
+#define FSAFE_BENCH_EMPTY_LIB "libfsafe_bench_empty.so"
+#endif
 
 /* ---- small helpers ----------------------------------------------------------- */
 static uint64_t now_ns(void)
@@ -162,10 +165,13 @@ struct worker {
 };
 
 static const char *lib_path = FSAFE_BENCH_LIB;
+static const char *empty_lib_path = FSAFE_BENCH_EMPTY_LIB;
+static const char *also_preload; /* --also-preload: a 4th figure-1 variant, for investigation */
 
-/* Starts "self --worker args..." with libfsafe preloaded or not; the worker
- * says "ready" once its setup is done. */
-static void worker_start(struct worker *w, int preload, const char *label, char *const args[])
+/* Starts "self --worker args..." with the given library preloaded (NULL:
+ * none); the worker says "ready" once its setup is done. */
+static void worker_start(struct worker *w, const char *preload, const char *label,
+                         char *const args[])
 {
     int in[2], out[2];
     if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC))
@@ -179,7 +185,7 @@ static void worker_start(struct worker *w, int preload, const char *label, char 
         dup2(out[1], 1);
         close(in[0]), close(in[1]), close(out[0]), close(out[1]);
         if (preload)
-            setenv("LD_PRELOAD", lib_path, 1);
+            setenv("LD_PRELOAD", preload, 1);
         else
             unsetenv("LD_PRELOAD");
         unsetenv("FSAFE_CHURN"); /* each worker sets exactly what it measures */
@@ -595,42 +601,60 @@ struct params {
     int f5_rounds, f5_k;
 };
 
-static void start_forkloop(struct worker *w, const char *mode, int n)
+static void start_forkloop_with(struct worker *w, const char *mode, int n, const char *preload)
 {
     char nbuf[16], label[48];
     snprintf(nbuf, sizeof nbuf, "%d", n);
     snprintf(label, sizeof label, "forkloop %s %d", mode, n);
     char *args[] = {"forkloop", (char *)mode, nbuf, NULL};
-    worker_start(w, strcmp(mode, "fsafe") == 0, label, args);
+    worker_start(w, preload, label, args);
 }
 
-/* Figure 1: nothing registered, fsafe loaded vs never loaded.  A B / B A. */
+static void start_forkloop(struct worker *w, const char *mode, int n)
+{
+    start_forkloop_with(w, mode, n, strcmp(mode, "fsafe") == 0 ? lib_path : NULL);
+}
+
+/* Figure 1: nothing registered, fsafe loaded vs never loaded, plus a
+ * process with an empty library preloaded: what loading any library costs a
+ * fork (more mappings to copy), as opposed to what fsafe's code costs.
+ * Interleaved, the order rotating every round. */
 static void fig1(const struct params *p)
 {
-    struct worker w[2];
+    struct worker w[4];
+    int nv = also_preload ? 4 : 3;
     start_forkloop(&w[0], "plain", 0);
     start_forkloop(&w[1], "fsafe", 0);
+    start_forkloop_with(&w[2], "plain", 0, empty_lib_path);
+    if (also_preload)
+        start_forkloop_with(&w[3], "plain", 0, also_preload);
     int R = p->f1_rounds;
-    double *s0 = xcalloc((size_t)R, sizeof *s0), *s1 = xcalloc((size_t)R, sizeof *s1),
-           *ratio = xcalloc((size_t)R, sizeof *ratio);
-    for (int r = 0; r < R; r++) {
-        if (r & 1) {
-            s1[r] = worker_batch(&w[1], p->f1_k);
-            s0[r] = worker_batch(&w[0], p->f1_k);
-        } else {
-            s0[r] = worker_batch(&w[0], p->f1_k);
-            s1[r] = worker_batch(&w[1], p->f1_k);
-        }
-        ratio[r] = s1[r] / s0[r];
+    double *s[4], *ratio[4];
+    for (int v = 0; v < nv; v++) {
+        s[v] = xcalloc((size_t)R, sizeof(double));
+        ratio[v] = xcalloc((size_t)R, sizeof(double));
     }
-    worker_finish(&w[0]);
-    worker_finish(&w[1]);
-    row_add(1, "fork_without_fsafe", "ns", s0, (size_t)R);
-    struct row *x = row_add(1, "fork_fsafe_nothing_registered", "ns", s1, (size_t)R);
-    row_extra(x, "ratio", quantile(ratio, (size_t)R, 0.5));
-    row_extra(x, "ratio_p10", quantile(ratio, (size_t)R, 0.1));
-    row_extra(x, "ratio_p90", quantile(ratio, (size_t)R, 0.9));
-    free(s0), free(s1), free(ratio);
+    for (int r = 0; r < R; r++) {
+        for (int j = 0; j < nv; j++) {
+            int v = (r + j) % nv;
+            s[v][r] = worker_batch(&w[v], p->f1_k);
+        }
+        for (int v = 1; v < nv; v++)
+            ratio[v][r] = s[v][r] / s[0][r];
+    }
+    for (int v = 0; v < nv; v++)
+        worker_finish(&w[v]);
+    row_add(1, "fork_without_fsafe", "ns", s[0], (size_t)R);
+    static const char *const name[] = {"", "fork_fsafe_nothing_registered",
+                                       "fork_empty_lib_preloaded", "fork_also_preload"};
+    for (int v = 1; v < nv; v++) {
+        struct row *x = row_add(1, name[v], "ns", s[v], (size_t)R);
+        row_extra(x, "ratio", quantile(ratio[v], (size_t)R, 0.5));
+        row_extra(x, "ratio_p10", quantile(ratio[v], (size_t)R, 0.1));
+        row_extra(x, "ratio_p90", quantile(ratio[v], (size_t)R, 0.9));
+    }
+    for (int v = 0; v < nv; v++)
+        free(s[v]), free(ratio[v]);
 }
 
 /* Figure 2: N registered mutexes; fsafe vs (a) one atfork triple vs (b) N
@@ -681,7 +705,7 @@ static void fig2(const struct params *p)
     }
 }
 
-static void run_collect(int preload, const char *label, char *const args[])
+static void run_collect(const char *preload, const char *label, char *const args[])
 {
     struct worker w;
     worker_start(&w, preload, label, args);
@@ -694,7 +718,7 @@ static void fig3(const struct params *p)
     snprintf(a, sizeof a, "%d", p->f3_total);
     snprintf(b, sizeof b, "%d", p->f3_batch);
     char *args[] = {"contend", a, b, NULL};
-    run_collect(1, "contend", args);
+    run_collect(lib_path, "contend", args);
 }
 
 static void fig4(const struct params *p)
@@ -703,7 +727,7 @@ static void fig4(const struct params *p)
     snprintf(a, sizeof a, "%ld", p->f4_nmax);
     snprintf(b, sizeof b, "%d", p->f4_reps);
     char *args[] = {"registry", a, b, NULL};
-    run_collect(1, "registry", args);
+    run_collect(lib_path, "registry", args);
 }
 
 static void fig5(const struct params *p)
@@ -712,7 +736,7 @@ static void fig5(const struct params *p)
     snprintf(a, sizeof a, "%d", p->f5_rounds);
     snprintf(b, sizeof b, "%d", p->f5_k);
     char *args[] = {"churn", a, b, NULL};
-    run_collect(1, "churn", args);
+    run_collect(lib_path, "churn", args);
 }
 
 static const char *const fig_title[] = {
@@ -786,7 +810,7 @@ static void write_json(const char *path, int quick)
 static void usage(void)
 {
     fprintf(stderr, "usage: fsafe_bench [--quick] [--json FILE] [--lib PATH/libfsafe.so] "
-                    "[--only 1,2,3,4,5]\n");
+                    "[--empty-lib PATH] [--also-preload PATH] [--only 1,2,3,4,5]\n");
     exit(2);
 }
 
@@ -805,6 +829,10 @@ int main(int argc, char **argv)
             json = argv[++i];
         else if (strcmp(argv[i], "--lib") == 0 && i + 1 < argc)
             lib_path = argv[++i];
+        else if (strcmp(argv[i], "--empty-lib") == 0 && i + 1 < argc)
+            empty_lib_path = argv[++i];
+        else if (strcmp(argv[i], "--also-preload") == 0 && i + 1 < argc)
+            also_preload = argv[++i];
         else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
             only = argv[++i];
         else
@@ -812,6 +840,8 @@ int main(int argc, char **argv)
     }
     if (access(lib_path, R_OK) != 0)
         die("cannot read %s; pass --lib PATH/libfsafe.so", lib_path);
+    if (access(empty_lib_path, R_OK) != 0)
+        die("cannot read %s; pass --empty-lib PATH", empty_lib_path);
     signal(SIGPIPE, SIG_IGN);
     struct params full = {200, 20, 40, 10, 3000, 100, 1000000, 3, 40, 10};
     struct params q = {6, 3, 3, 2, 60, 10, 10000, 1, 3, 2};

@@ -65,7 +65,7 @@ FSAFE_EXPORT int fsafe_set_churn(int count)
     return 0;
 }
 
-int fsafe__churn_effective(void)
+FSAFE_FORK_PATH int fsafe__churn_effective(void)
 {
     long v = (long)AO_load_acquire(&churn_override);
     if (v == -2)

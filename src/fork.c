@@ -43,9 +43,21 @@ static sigset_t handler_oldmask;
  * them, since one of them may be the lock's holder (see protocol_walk). */
 static AO_t gate_waiters;
 
+/* This thread's identity for the gate: the thread pointer, which glibc's
+ * pthread_self() also returns, read without a call into libc (and without
+ * faulting in a libc text page in every child). */
+static inline AO_t self_id(void)
+{
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__aarch64__)) && __GNUC__ >= 11
+    return (AO_t)__builtin_thread_pointer();
+#else
+    return (AO_t)pthread_self();
+#endif
+}
+
 static void gate_enter(void)
 {
-    AO_t self = (AO_t)pthread_self();
+    AO_t self = self_id();
     if (AO_compare_and_swap_full(&gate, 0, self))
         return;
     AO_fetch_and_add_full(&gate_waiters, 1);
@@ -65,13 +77,13 @@ static void gate_exit(void)
     AO_store_release(&gate, 0);
 }
 
-int fsafe__in_fork_self(void)
+FSAFE_FORK_PATH int fsafe__in_fork_self(void)
 {
-    return AO_load_acquire(&gate) == (AO_t)pthread_self();
+    return AO_load_acquire(&gate) == self_id();
 }
 
 /* Work worth doing before a fork: is anything registered or configured? */
-static int protocol_needed(void)
+FSAFE_FORK_PATH static int protocol_needed(void)
 {
     return fsafe__registry_count() != 0 || fsafe__churn_effective() != 0 || fsafe__cfg.flush ||
            fsafe__cfg.warn_threads || fsafe__cfg.verbose || fsafe__cfg.stats;
@@ -153,7 +165,7 @@ static void arm(sigset_t *old)
 }
 
 /* ---- pthread_atfork handlers ------------------------------------------------ */
-static void on_prepare(void)
+FSAFE_FORK_PATH static void on_prepare(void)
 {
     if (fsafe__in_fork_self())
         return; /* our own wrapper already walked, or a nested fork: pass */
@@ -165,7 +177,7 @@ static void on_prepare(void)
     arm(&handler_oldmask);
 }
 
-static void on_parent(void)
+FSAFE_FORK_PATH static void on_parent(void)
 {
     if (!armed || !fsafe__in_fork_self())
         return;
@@ -177,7 +189,7 @@ static void on_parent(void)
     }
 }
 
-static void on_child(void)
+FSAFE_FORK_PATH static void on_child(void)
 {
     if (armed && fsafe__in_fork_self()) {
         armed = 0;
@@ -250,7 +262,7 @@ __attribute__((constructor(101))) static void fsafe_ctor(int argc, char **argv, 
 }
 
 /* ---- the wrapper ---------------------------------------------------------- */
-FSAFE_EXPORT pid_t fsafe_fork(void)
+FSAFE_FORK_PATH FSAFE_EXPORT pid_t fsafe_fork(void)
 {
     fsafe__init();
     if (!real_fork) {
@@ -285,7 +297,7 @@ FSAFE_EXPORT pid_t fsafe_fork(void)
 }
 
 #ifdef FSAFE_INTERPOSE
-FSAFE_EXPORT pid_t fork(void)
+FSAFE_FORK_PATH FSAFE_EXPORT pid_t fork(void)
 {
     return fsafe_fork();
 }

@@ -191,6 +191,13 @@ static void mutex_reset(struct fsafe__entry *e)
     pthread_mutex_t *m = e->lock;
 #ifdef __GLIBC__
     int k = e->saved_kind;
+    if (!(k & (GL_KIND_ROBUST | GL_KIND_PI | GL_KIND_PP)) && e->caller_depth == 0) {
+        /* The common case: what the static initializer for this type gives. */
+        pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+        fresh.__data.__kind = k & GL_KIND_TYPE;
+        *m = fresh;
+        return;
+    }
     pthread_mutexattr_t a;
     pthread_mutexattr_init(&a);
     pthread_mutexattr_settype(&a, k & GL_KIND_TYPE);

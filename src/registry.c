@@ -23,20 +23,20 @@
  * Entry state word: (epoch << 4) | PENDING | status.
  *
  * The global fork_epoch is odd while a fork walk is active and even otherwise.
- * An entry whose status is CLAIMED/HELD/RELEASED belongs to the fork of the
+ * An entry whose status is CLAIMED/RELEASED belongs to the fork of the
  * epoch stored with it; once fork_epoch has moved on, it is plain LIVE again.
  * This is what lets the parent and the child end a fork with a single store
  * instead of writing every entry (each such write would be a copy-on-write
  * fault on the registry's pages).
  *
  *   LIVE      registered, not held by fsafe
- *   CLAIMED   the forker of epoch E is acquiring the lock
- *   HELD      the forker of epoch E holds it (how: entry->how)
+ *   CLAIMED   the forker of epoch E is acquiring the lock, or holds it (then
+ *             it is on held_top; how it holds it: entry->how)
  *   RELEASED  the forker of epoch E is done with it before E ended
  *   DEAD      unregistered; fork skips it; unlinked by the writer
  *   PENDING   an unregister waits for the forker of epoch E to let go
  */
-enum { ST_FREE = 0, ST_LIVE = 1, ST_DEAD = 2, ST_CLAIMED = 3, ST_HELD = 4, ST_RELEASED = 5 };
+enum { ST_FREE = 0, ST_LIVE = 1, ST_DEAD = 2, ST_CLAIMED = 3, ST_RELEASED = 4 };
 #define ST_MASK 7u
 #define ST_PENDING 8u
 #define ST_EPOCH_SHIFT 4
@@ -433,7 +433,7 @@ FSAFE_EXPORT int fsafe_register_ops(void *key, const struct fsafe_lock_ops *ops,
 static int claimed_by_current_fork(AO_t w, AO_t epoch)
 {
     unsigned st = ST_STATUS(w);
-    return (epoch & 1) && ST_EPOCH(w) == epoch && (st == ST_CLAIMED || st == ST_HELD);
+    return (epoch & 1) && ST_EPOCH(w) == epoch && st == ST_CLAIMED;
 }
 
 /* Waits, without reg_mutex's help, until the forker has let go of e. */
@@ -507,7 +507,7 @@ FSAFE_EXPORT int fsafe_unregister_lock(void *lock)
     return err;
 }
 
-uint64_t fsafe__registry_count(void)
+FSAFE_FORK_PATH uint64_t fsafe__registry_count(void)
 {
     return AO_load_acquire(&nregistered);
 }
@@ -524,7 +524,7 @@ void fsafe__registry_foreach(void (*fn)(const struct fsafe__entry *, void *), vo
 }
 
 /* ---- the fork side -------------------------------------------------------- */
-/* Forker: move an entry from CLAIMED/HELD to RELEASED, keeping PENDING. */
+/* Forker: move an entry from CLAIMED to RELEASED, keeping PENDING. */
 static void mark_released(struct fsafe__entry *e)
 {
     for (;;) {
@@ -605,27 +605,21 @@ int fsafe__registry_acquire_all(void)
             }
             continue;
         }
-        /* CLAIMED -> HELD, unless an unregister arrived meanwhile. */
-        for (;;) {
-            w = AO_load_acquire(&e->state);
-            if (w & ST_PENDING) {
-                fsafe__lock_release_parent(e);
-                mark_released(e);
-                goto next;
-            }
-            if (AO_compare_and_swap_full(&e->state, w, ST_MAKE(epoch, ST_HELD)))
-                break;
-        }
+        /* The entry stays CLAIMED while held, so the walk pays one CAS per
+         * lock; an unregister that arrives meanwhile is seen by the
+         * poll_pending calls (while waiting, and at the end of the walk). */
         e->held_next = held_top;
         held_top = e;
         acquired++;
     next:;
     }
     fsafe__stats.locks_acquired += acquired;
+    /* Unregisters that arrived while the walk went on without waiting. */
+    fsafe__registry_poll_pending();
     return 0;
 }
 
-/* Ends the walk's epoch: every CLAIMED/HELD/RELEASED entry is LIVE again and
+/* Ends the walk's epoch: every CLAIMED/RELEASED entry is LIVE again and
  * any unregister waiting on this fork may proceed. */
 static void end_epoch(void)
 {
@@ -669,7 +663,7 @@ void fsafe__registry_reset_orphaned(void)
 /* Child, every fork: the writer lock may have been held by a thread that did
  * not survive.  Re-initialise it and rebuild before the next write.  Reads
  * before writing so that a clean registry costs no copy-on-write fault. */
-void fsafe__registry_child_fixup(void)
+FSAFE_FORK_PATH void fsafe__registry_child_fixup(void)
 {
 #ifdef __GLIBC__
     int held = reg_mutex.__data.__lock != 0;

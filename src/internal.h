@@ -92,26 +92,24 @@ enum fsafe__how {
 #define FSAFE__MEM_SHARED 0x1  /* the lock word is shared with the child */
 
 struct fsafe__entry {
-    /* First cache line: everything the fork walk, the parent's release and the
-     * child's reset touch, so that each registered lock costs one line. */
-    AO_t state;                      /* see registry.c: epoch, status, PENDING */
+    /* First cache line: what the fork walk, the parent's release and the
+     * child's reset read.  None of it is written on the fork path: every write
+     * to a registry page after a fork is a page fault, so the per-fork state
+     * lives in dense arrays instead (the state words, and the held list). */
+    AO_t *st;                        /* this entry's state word (registry.c) */
     AO_t next;                       /* order list; fork-visible, store_release */
-    struct fsafe__entry *held_next;  /* forker-only: stack of locks held by this fork */
     void *lock;
     unsigned short kind;             /* FSAFE_MUTEX, FSAFE_RWLOCK, FSAFE_SPINLOCK, KIND_OPS */
     unsigned short mem;              /* FSAFE__MEM_* */
-    /* Written by the forker before the real fork, read after it. */
-    unsigned char how;               /* enum fsafe__how */
-    unsigned char warned;
-    unsigned caller_depth;           /* holds the forking thread already had (recursive: n) */
-    int saved_kind;                  /* mutex kind / rwlock flags at acquisition */
-    int saved_ceiling;               /* priority-protect ceiling */
     int rank;
-    /* Colder: writers, waits, ops, messages. */
+    uint32_t index;                  /* slot number, for the held list's capacity */
+    /* Written by the forker only when it had to wait. */
+    unsigned char warned;            /* FSAFE_WARN_MS said so for this wait */
+    uint64_t max_wait_ns;            /* written only when fork had to wait */
+    /* Colder: writers, ops, messages. */
     struct fsafe__entry *prev;       /* writer-only */
     struct fsafe__entry *aux_next;   /* writer-only: free list and limbo */
     AO_t limbo_epoch;                /* writer-only */
-    uint64_t max_wait_ns;
     struct fsafe_lock_ops ops;       /* KIND_OPS only */
     char name[FSAFE_NAME_MAX];
 } __attribute__((aligned(64)));
@@ -135,8 +133,21 @@ void fsafe__registry_poll_pending(void);
 /* Returns FSAFE__HOW_*; NONE when the lock could not or need not be taken.
  * Polls while it waits; abandons the wait when abandon(e) returns non-zero. */
 int fsafe__lock_acquire(struct fsafe__entry *e, int (*abandon)(struct fsafe__entry *, uint64_t));
-void fsafe__lock_release_parent(struct fsafe__entry *e);
-void fsafe__lock_reset_child(struct fsafe__entry *e); /* async-signal-safe */
+/*
+ * One lock the fork holds, as the held list records it: everything the parent
+ * and the child need, so that neither touches the registry entry after the
+ * fork (a dense array reads fast in a child whose caches are cold).
+ */
+struct fsafe__held {
+    void *ptr;              /* the lock; for KIND_OPS, the entry */
+    uint32_t index;         /* the entry's slot number */
+    unsigned short kind;    /* FSAFE_MUTEX ... FSAFE__KIND_OPS */
+    unsigned char how;      /* FSAFE__HOW_ACQUIRED or FSAFE__HOW_CALLER (one hold) */
+    unsigned char mem;      /* FSAFE__MEM_* */
+};
+void fsafe__lock_release_parent(const struct fsafe__held *h);
+/* Async-signal-safe.  orphaned: the holder of the caller's holds is gone. */
+void fsafe__lock_reset_child(const struct fsafe__held *h, int orphaned);
 int fsafe__lock_mem_shared(const void *lock, int kind); /* asks /proc/self/maps */
 
 /* ---- fork.c -------------------------------------------------------------- */

@@ -130,13 +130,9 @@ static int mutex_taken(struct fsafe__entry *e, pthread_mutex_t *m, int r)
         fsafe__msg("robust mutex '%s' (%p): previous owner died; fork marked it consistent",
                    e->name, e->lock);
     }
-#ifdef __GLIBC__
-    e->saved_kind = m->__data.__kind;
-    if ((e->saved_kind & GL_KIND_TYPE) == PTHREAD_MUTEX_RECURSIVE && m->__data.__count > 1)
-        e->caller_depth = m->__data.__count - 1;
-    if (e->saved_kind & GL_KIND_PP)
-        pthread_mutex_getprioceiling(m, &e->saved_ceiling);
-#endif
+    /* Nothing is recorded: the child reads the type, the ceiling and a
+     * recursive mutex's depth from the mutex itself, which the fork copies
+     * as it is now. */
     return FSAFE__HOW_ACQUIRED;
 }
 
@@ -150,13 +146,8 @@ static int mutex_acquire(struct fsafe__entry *e, struct waiter *w)
         return FSAFE__HOW_NONE; /* ENOTRECOVERABLE, EINVAL: nothing to hold */
     /* glibc's trylock says EDEADLK, not EBUSY, for a robust, PI or PP
      * errorcheck mutex that the caller owns. */
-    if (r == EDEADLK || mutex_held_by_self(m)) {
-#ifdef __GLIBC__
-        e->saved_kind = m->__data.__kind;
-#endif
-        e->caller_depth = 1;
+    if (r == EDEADLK || mutex_held_by_self(m))
         return FSAFE__HOW_CALLER;
-    }
     int pi = 0;
 #ifdef __GLIBC__
     pi = (m->__data.__kind & GL_KIND_PI) != 0;
@@ -175,10 +166,8 @@ static int mutex_acquire(struct fsafe__entry *e, struct waiter *w)
             waiter_done(w);
             return mutex_taken(e, m, r);
         }
-        if (r == EDEADLK) {
-            e->caller_depth = 1;
+        if (r == EDEADLK)
             return FSAFE__HOW_CALLER;
-        }
         if (r != ETIMEDOUT && r != EINTR && r != EAGAIN)
             return FSAFE__HOW_NONE;
         if (waiter_tick(w))
@@ -186,18 +175,33 @@ static int mutex_acquire(struct fsafe__entry *e, struct waiter *w)
     }
 }
 
-static void mutex_reset(struct fsafe__entry *e)
+/*
+ * Re-initialises a mutex in the child with the attributes it has (read from
+ * the mutex: the fork copied it with its kind, ceiling and count intact), and
+ * gives the child's thread back the holds the forking thread had: for a
+ * recursive mutex fsafe took, the count beyond fsafe's own; for a mutex the
+ * forking thread held itself (HOW_CALLER: a mutex that is not recursive, or
+ * fsafe's trylock would have nested), its one hold.
+ */
+static void mutex_reset(pthread_mutex_t *m, int how, int orphaned)
 {
-    pthread_mutex_t *m = e->lock;
 #ifdef __GLIBC__
-    int k = e->saved_kind;
-    if (!(k & (GL_KIND_ROBUST | GL_KIND_PI | GL_KIND_PP)) && e->caller_depth == 0) {
+    int k = m->__data.__kind;
+    unsigned depth = how == FSAFE__HOW_CALLER                       ? 1
+                     : (k & GL_KIND_TYPE) == PTHREAD_MUTEX_RECURSIVE ? m->__data.__count - 1
+                                                                     : 0;
+    if (orphaned)
+        depth = 0;
+    if (!(k & (GL_KIND_ROBUST | GL_KIND_PI | GL_KIND_PP)) && depth == 0) {
         /* The common case: what the static initializer for this type gives. */
         pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
         fresh.__data.__kind = k & GL_KIND_TYPE;
         *m = fresh;
         return;
     }
+    int ceiling = 0;
+    if (k & GL_KIND_PP)
+        pthread_mutex_getprioceiling(m, &ceiling);
     pthread_mutexattr_t a;
     pthread_mutexattr_init(&a);
     pthread_mutexattr_settype(&a, k & GL_KIND_TYPE);
@@ -207,17 +211,17 @@ static void mutex_reset(struct fsafe__entry *e)
         pthread_mutexattr_setprotocol(&a, PTHREAD_PRIO_INHERIT);
     if (k & GL_KIND_PP) {
         pthread_mutexattr_setprotocol(&a, PTHREAD_PRIO_PROTECT);
-        pthread_mutexattr_setprioceiling(&a, e->saved_ceiling);
+        pthread_mutexattr_setprioceiling(&a, ceiling);
     }
     /* Private memory: the child's copy is its own, whatever the attribute said. */
     pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_PRIVATE);
     pthread_mutex_init(m, &a);
     pthread_mutexattr_destroy(&a);
-    /* The forking thread's own holds survive, now owned by the child's thread. */
-    for (unsigned i = 0; i < e->caller_depth; i++)
+    for (unsigned i = 0; i < depth; i++)
         pthread_mutex_lock(m);
 #else
-    if (e->how == FSAFE__HOW_ACQUIRED)
+    (void)orphaned;
+    if (how == FSAFE__HOW_ACQUIRED)
         pthread_mutex_unlock(m);
 #endif
 }
@@ -233,30 +237,16 @@ static int rwlock_held_by_self(pthread_rwlock_t *l)
 #endif
 }
 
-static void rwlock_save(struct fsafe__entry *e, pthread_rwlock_t *l)
-{
-#ifdef __GLIBC__
-    e->saved_kind = l->__data.__flags;
-#else
-    (void)e, (void)l;
-#endif
-}
-
 static int rwlock_acquire(struct fsafe__entry *e, struct waiter *w)
 {
     pthread_rwlock_t *l = e->lock;
     int r = pthread_rwlock_trywrlock(l);
-    if (r == 0) {
-        rwlock_save(e, l);
+    if (r == 0)
         return FSAFE__HOW_ACQUIRED;
-    }
     if (r != EBUSY)
         return FSAFE__HOW_NONE;
-    if (rwlock_held_by_self(l)) {
-        rwlock_save(e, l);
-        e->caller_depth = 1;
+    if (rwlock_held_by_self(l))
         return FSAFE__HOW_CALLER;
-    }
     w->start = fsafe__now_ns();
     for (;;) {
         struct timespec ts;
@@ -264,14 +254,10 @@ static int rwlock_acquire(struct fsafe__entry *e, struct waiter *w)
         r = pthread_rwlock_clockwrlock(l, CLOCK_MONOTONIC, &ts);
         if (r == 0) {
             waiter_done(w);
-            rwlock_save(e, l);
             return FSAFE__HOW_ACQUIRED;
         }
-        if (r == EDEADLK) {
-            rwlock_save(e, l);
-            e->caller_depth = 1;
+        if (r == EDEADLK)
             return FSAFE__HOW_CALLER;
-        }
         if (r != ETIMEDOUT && r != EINTR && r != EAGAIN)
             return FSAFE__HOW_NONE;
         if (waiter_tick(w))
@@ -279,18 +265,17 @@ static int rwlock_acquire(struct fsafe__entry *e, struct waiter *w)
     }
 }
 
-static void rwlock_reset(struct fsafe__entry *e)
+static void rwlock_reset(pthread_rwlock_t *l, int how, int orphaned)
 {
-    pthread_rwlock_t *l = e->lock;
     pthread_rwlockattr_t a;
     pthread_rwlockattr_init(&a);
 #ifdef __GLIBC__
-    pthread_rwlockattr_setkind_np(&a, e->saved_kind);
+    pthread_rwlockattr_setkind_np(&a, l->__data.__flags); /* its reader/writer preference */
 #endif
     pthread_rwlockattr_setpshared(&a, PTHREAD_PROCESS_PRIVATE);
     pthread_rwlock_init(l, &a);
     pthread_rwlockattr_destroy(&a);
-    if (e->caller_depth)
+    if (how == FSAFE__HOW_CALLER && !orphaned)
         pthread_rwlock_wrlock(l);
 }
 
@@ -336,8 +321,6 @@ static int ops_acquire(struct fsafe__entry *e, struct waiter *w)
 int fsafe__lock_acquire(struct fsafe__entry *e, int (*abandon)(struct fsafe__entry *, uint64_t))
 {
     struct waiter w = {e, abandon, 0};
-    e->caller_depth = 0;
-    e->saved_kind = 0;
     switch (e->kind) {
     case FSAFE_MUTEX:
         return mutex_acquire(e, &w);
@@ -351,45 +334,49 @@ int fsafe__lock_acquire(struct fsafe__entry *e, int (*abandon)(struct fsafe__ent
     return FSAFE__HOW_NONE;
 }
 
-void fsafe__lock_release_parent(struct fsafe__entry *e)
+void fsafe__lock_release_parent(const struct fsafe__held *h)
 {
-    if (e->how != FSAFE__HOW_ACQUIRED)
+    if (h->how != FSAFE__HOW_ACQUIRED)
         return; /* the caller's own hold stays the caller's */
-    switch (e->kind) {
+    switch (h->kind) {
     case FSAFE_MUTEX:
-        pthread_mutex_unlock(e->lock);
+        pthread_mutex_unlock(h->ptr);
         break;
     case FSAFE_RWLOCK:
-        pthread_rwlock_unlock(e->lock);
+        pthread_rwlock_unlock(h->ptr);
         break;
     case FSAFE_SPINLOCK:
-        pthread_spin_unlock(e->lock);
+        pthread_spin_unlock(h->ptr);
         break;
-    case FSAFE__KIND_OPS:
+    case FSAFE__KIND_OPS: {
+        struct fsafe__entry *e = h->ptr;
         e->ops.release_parent(e->lock);
         break;
     }
+    }
 }
 
-void fsafe__lock_reset_child(struct fsafe__entry *e)
+void fsafe__lock_reset_child(const struct fsafe__held *h, int orphaned)
 {
-    if (e->mem & FSAFE__MEM_SHARED)
+    if (h->mem & FSAFE__MEM_SHARED)
         return; /* one lock word for both processes: the parent releases it */
-    switch (e->kind) {
+    switch (h->kind) {
     case FSAFE_MUTEX:
-        mutex_reset(e);
+        mutex_reset(h->ptr, h->how, orphaned);
         break;
     case FSAFE_RWLOCK:
-        rwlock_reset(e);
+        rwlock_reset(h->ptr, h->how, orphaned);
         break;
     case FSAFE_SPINLOCK:
         /* glibc's spinlock has no owner; the caller's hold (if any) is
          * indistinguishable from ours, so it is released like ours. */
-        pthread_spin_init(e->lock, PTHREAD_PROCESS_PRIVATE);
+        pthread_spin_init(h->ptr, PTHREAD_PROCESS_PRIVATE);
         break;
     case FSAFE__KIND_OPS:
-        if (e->how == FSAFE__HOW_ACQUIRED)
+        if (h->how == FSAFE__HOW_ACQUIRED) {
+            struct fsafe__entry *e = h->ptr;
             e->ops.release_child(e->lock);
+        }
         break;
     }
 }

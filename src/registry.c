@@ -31,7 +31,7 @@
  *
  *   LIVE      registered, not held by fsafe
  *   CLAIMED   the forker of epoch E is acquiring the lock, or holds it (then
- *             it is on held_top; how it holds it: entry->how)
+ *             it is in the held list, tagged with how it holds it)
  *   RELEASED  the forker of epoch E is done with it before E ended
  *   DEAD      unregistered; fork skips it; unlinked by the writer
  *   PENDING   an unregister waits for the forker of epoch E to let go
@@ -54,8 +54,24 @@ static int reg_dirty; /* child: a writer vanished mid-step; rebuild before writi
 /* Order list: ascending rank, registration order within a rank. */
 static struct fsafe__entry head = {.rank = INT_MIN};
 
-/* Forker-only stack of the entries this fork holds (newest first). */
-static struct fsafe__entry *held_top;
+/*
+ * The held list: the locks this fork holds, in acquisition order, with what
+ * the parent and the child need to release them (struct fsafe__held).  A
+ * dense array: a fork writes 16 bytes per lock into it rather than dirtying
+ * every entry's page, and the child reads it sequentially with cold caches.
+ * A released slot has ptr == NULL.  Writers make sure the published buffer can
+ * hold every entry slot there is (held_reserve) before linking an entry from
+ * a new chunk; a forker keeps the buffer it loaded, so old buffers are never
+ * unmapped.
+ */
+struct held_buf {
+    size_t cap;
+    struct fsafe__held slot[];
+};
+static AO_t held_published;     /* struct held_buf *, writers publish */
+static struct held_buf *held;   /* forker-only: the buffer of this walk */
+static size_t held_n;           /* forker-only */
+
 
 /* ---- memory ------------------------------------------------------------ */
 static void *map_zeroed(size_t bytes)
@@ -67,8 +83,9 @@ static void *map_zeroed(size_t bytes)
 /* Entries live in chunks that are never unmapped: a forker may still be
  * reading an entry that a writer has just unlinked (see limbo). */
 #define CHUNK0 256
-#define NCHUNKS 40
+#define NCHUNKS 23 /* up to 2^31 entries: index fits in 32 bits */
 static struct fsafe__entry *chunks[NCHUNKS];
+static AO_t *chunk_states[NCHUNKS]; /* one state word per entry, dense */
 static size_t chunk_used[NCHUNKS];
 static int nchunks;
 static struct fsafe__entry *free_list;
@@ -79,6 +96,33 @@ static size_t chunk_cap(int k)
     return (size_t)CHUNK0 << k;
 }
 
+static size_t total_slots(int n)
+{
+    return ((size_t)CHUNK0 << n) - CHUNK0;
+}
+
+/* Publishes a held buffer with room for every slot of the first n chunks. */
+static int held_reserve(int n)
+{
+    struct held_buf *cur = (struct held_buf *)AO_load_acquire(&held_published);
+    size_t need = total_slots(n);
+    if (cur && cur->cap >= need)
+        return 0;
+    struct held_buf *b = map_zeroed(sizeof *b + need * sizeof b->slot[0]);
+    if (!b)
+        return ENOMEM;
+    b->cap = need;
+    AO_store_release(&held_published, (AO_t)b);
+    return 0;
+}
+
+/* The entry in slot i (the forker's way back from the held list). */
+static struct fsafe__entry *entry_at(uint32_t i)
+{
+    int k = 63 - __builtin_clzll((unsigned long long)(i / CHUNK0 + 1));
+    return &chunks[k][i - total_slots(k)];
+}
+
 static struct fsafe__entry *entry_alloc(void)
 {
     struct fsafe__entry *e = free_list;
@@ -87,15 +131,25 @@ static struct fsafe__entry *entry_alloc(void)
         return e;
     }
     if (nchunks == 0 || chunk_used[nchunks - 1] == chunk_cap(nchunks - 1)) {
-        if (nchunks == NCHUNKS)
+        if (nchunks == NCHUNKS || held_reserve(nchunks + 1) != 0)
             return NULL;
         struct fsafe__entry *c = map_zeroed(chunk_cap(nchunks) * sizeof *c);
-        if (!c)
+        AO_t *st = c ? map_zeroed(chunk_cap(nchunks) * sizeof *st) : NULL;
+        if (!st) {
+            if (c)
+                munmap(c, chunk_cap(nchunks) * sizeof *c);
             return NULL;
+        }
         chunks[nchunks] = c;
+        chunk_states[nchunks] = st;
         nchunks++;
     }
-    return &chunks[nchunks - 1][chunk_used[nchunks - 1]++];
+    int k = nchunks - 1;
+    size_t j = chunk_used[k]++;
+    e = &chunks[k][j];
+    e->st = &chunk_states[k][j];
+    e->index = (uint32_t)(total_slots(k) + j);
+    return e;
 }
 
 /* An unlinked entry may be reused only once no forker can still be standing on
@@ -106,7 +160,7 @@ static void entry_retire(struct fsafe__entry *e)
     AO_nop_full(); /* order the unlink before reading the epoch (Dekker with the forker) */
     AO_t ep = AO_load_acquire(&fork_epoch);
     if ((ep & 1) == 0) {
-        AO_store_release(&e->state, ST_FREE);
+        AO_store_release(e->st, ST_FREE);
         e->aux_next = free_list;
         free_list = e;
     } else {
@@ -124,7 +178,7 @@ static void limbo_reclaim(void)
         struct fsafe__entry *e = *pp;
         if (e->limbo_epoch != ep) {
             *pp = e->aux_next;
-            AO_store_release(&e->state, ST_FREE);
+            AO_store_release(e->st, ST_FREE);
             e->aux_next = free_list;
             free_list = e;
         } else {
@@ -282,14 +336,14 @@ static void registry_rebuild(void)
     size_t live = 0;
     for (struct fsafe__entry *e = (struct fsafe__entry *)head.next; e;
          e = (struct fsafe__entry *)e->next)
-        live += !dropped(e->state);
+        live += !dropped(*e->st);
     htab = NULL;
     hcap = hused = htombs = 0;
     rdir = NULL;
     rcap = rcount = 0;
     free_list = limbo = NULL;
     for (int k = 0; k < nchunks; k++)
-        for (size_t j = 0; chunks[k] && j < chunk_used[k]; j++)
+        for (size_t j = 0; chunks[k] && chunk_states[k] && j < chunk_used[k]; j++)
             chunks[k][j].aux_next = TOMB; /* "not seen in the list" */
     /* Sized up front so that nothing below can fail half-way. */
     hused = live; /* hgrow_if_needed sizes for hused + 1 */
@@ -302,12 +356,12 @@ static void registry_rebuild(void)
     struct fsafe__entry *pred = &head;
     for (struct fsafe__entry *e = (struct fsafe__entry *)head.next; e;
          e = (struct fsafe__entry *)e->next) {
-        if (dropped(e->state))
+        if (dropped(*e->st))
             continue; /* pred->next is re-pointed past it below */
         pred->next = (AO_t)e;
         e->prev = pred;
         e->aux_next = NULL;
-        e->state = ST_LIVE;
+        *e->st = ST_LIVE;
         if (ok) {
             hput_raw(htab, hcap, e);
             hused++;
@@ -324,10 +378,10 @@ static void registry_rebuild(void)
     }
     pred->next = 0;
     for (int k = 0; k < nchunks; k++)
-        for (size_t j = 0; chunks[k] && j < chunk_used[k]; j++) {
+        for (size_t j = 0; chunks[k] && chunk_states[k] && j < chunk_used[k]; j++) {
             struct fsafe__entry *e = &chunks[k][j];
             if (e->aux_next == TOMB) {
-                e->state = ST_FREE;
+                *e->st = ST_FREE;
                 e->aux_next = free_list;
                 free_list = e;
             }
@@ -386,11 +440,8 @@ static int register_entry(void *lock, int kind, int flags, const struct fsafe_lo
         e->rank = rank;
         e->kind = (unsigned short)kind;
         e->mem = mem;
-        e->how = FSAFE__HOW_NONE;
         e->warned = 0;
-        e->caller_depth = 0;
         e->max_wait_ns = 0;
-        e->held_next = NULL;
         e->aux_next = NULL;
         if (ops)
             e->ops = *ops;
@@ -399,7 +450,7 @@ static int register_entry(void *lock, int kind, int flags, const struct fsafe_lo
         size_t n = name ? strnlen(name, FSAFE_NAME_MAX - 1) : 0;
         memcpy(e->name, name ? name : "", n);
         e->name[n] = '\0';
-        AO_store_release(&e->state, ST_LIVE);
+        AO_store_release(e->st, ST_LIVE);
         order_insert(e);
         hput_raw(htab, hcap, e);
         hused++;
@@ -446,7 +497,7 @@ static void wait_for_forker(struct fsafe__entry *e)
              * atfork prepare handler): we are the forker, so let go here. */
             fsafe__registry_poll_pending();
         }
-        AO_t w = AO_load_acquire(&e->state);
+        AO_t w = AO_load_acquire(e->st);
         if (!claimed_by_current_fork(w, AO_load_acquire(&fork_epoch)))
             return;
         nanosleep(&ts, NULL);
@@ -469,10 +520,10 @@ FSAFE_EXPORT int fsafe_unregister_lock(void *lock)
             break;
         }
         struct fsafe__entry *e = *slot;
-        AO_t w = AO_load_acquire(&e->state);
+        AO_t w = AO_load_acquire(e->st);
         if (claimed_by_current_fork(w, AO_load_acquire(&fork_epoch))) {
             if (!(w & ST_PENDING)) {
-                if (!AO_compare_and_swap_full(&e->state, w, w | ST_PENDING))
+                if (!AO_compare_and_swap_full(e->st, w, w | ST_PENDING))
                     continue;
                 AO_fetch_and_add_full(&pending_count, 1);
                 counted = 1;
@@ -491,7 +542,7 @@ FSAFE_EXPORT int fsafe_unregister_lock(void *lock)
             continue;
         }
         /* Not this fork's: DEAD wins the race against any later claim. */
-        if (!AO_compare_and_swap_full(&e->state, w, ST_DEAD))
+        if (!AO_compare_and_swap_full(e->st, w, ST_DEAD))
             continue;
         *slot = TOMB;
         hused--;
@@ -518,7 +569,7 @@ void fsafe__registry_foreach(void (*fn)(const struct fsafe__entry *, void *), vo
         return;
     for (struct fsafe__entry *e = (struct fsafe__entry *)head.next; e;
          e = (struct fsafe__entry *)e->next)
-        if (ST_STATUS(e->state) != ST_DEAD)
+        if (ST_STATUS(*e->st) != ST_DEAD)
             fn(e, arg);
     writer_unlock();
 }
@@ -528,16 +579,16 @@ void fsafe__registry_foreach(void (*fn)(const struct fsafe__entry *, void *), vo
 static void mark_released(struct fsafe__entry *e)
 {
     for (;;) {
-        AO_t w = AO_load_acquire(&e->state);
+        AO_t w = AO_load_acquire(e->st);
         AO_t n = (w & ~(AO_t)ST_MASK) | ST_RELEASED;
-        if (AO_compare_and_swap_full(&e->state, w, n))
+        if (AO_compare_and_swap_full(e->st, w, n))
             return;
     }
 }
 
 static int pending_on(struct fsafe__entry *e)
 {
-    return (AO_load_acquire(&e->state) & ST_PENDING) != 0;
+    return (AO_load_acquire(e->st) & ST_PENDING) != 0;
 }
 
 /* Let go, before the real fork, of every held entry whose unregister waits. */
@@ -545,15 +596,13 @@ void fsafe__registry_poll_pending(void)
 {
     if (AO_load_acquire(&pending_count) == 0)
         return;
-    struct fsafe__entry **pp = &held_top;
-    while (*pp) {
-        struct fsafe__entry *e = *pp;
-        if (pending_on(e)) {
-            *pp = e->held_next;
-            fsafe__lock_release_parent(e);
+    for (size_t i = 0; i < held_n; i++) {
+        struct fsafe__held *h = &held->slot[i];
+        struct fsafe__entry *e = h->ptr ? entry_at(h->index) : NULL;
+        if (h->ptr && pending_on(e)) {
+            fsafe__lock_release_parent(h);
+            h->ptr = NULL;
             mark_released(e);
-        } else {
-            pp = &e->held_next;
         }
     }
 }
@@ -578,23 +627,28 @@ static void release_held(void);
 int fsafe__registry_acquire_all(void)
 {
     AO_t epoch = AO_fetch_and_add_full(&fork_epoch, 1) + 1; /* now odd */
-    held_top = NULL;
+    /* Loaded after the epoch: it has room for every entry linked by now. */
+    held = (struct held_buf *)AO_load_acquire(&held_published);
+    held_n = 0;
     walk_aborted = 0;
     uint64_t acquired = 0;
     for (struct fsafe__entry *e = (struct fsafe__entry *)AO_load_acquire(&head.next); e;
          e = (struct fsafe__entry *)AO_load_acquire(&e->next)) {
-        AO_t w = AO_load_acquire(&e->state);
+        /* A slot beyond the buffer's room was allocated during this walk: a
+         * lock registered meanwhile, which this fork need not take.  (No slot
+         * is reused during a walk, so the rest always fit.) */
+        if (e->index >= held->cap)
+            continue;
+        AO_t w = AO_load_acquire(e->st);
         for (;;) {
             unsigned st = ST_STATUS(w);
             if (st == ST_FREE || st == ST_DEAD || (w & ST_PENDING))
                 goto next;
-            if (AO_compare_and_swap_full(&e->state, w, ST_MAKE(epoch, ST_CLAIMED)))
+            if (AO_compare_and_swap_full(e->st, w, ST_MAKE(epoch, ST_CLAIMED)))
                 break;
-            w = AO_load_acquire(&e->state);
+            w = AO_load_acquire(e->st);
         }
-        e->how = FSAFE__HOW_NONE;
         int how = fsafe__lock_acquire(e, abandon_wait);
-        e->how = (unsigned char)how;
         if (how == FSAFE__HOW_NONE) {
             mark_released(e);
             if (walk_aborted) {
@@ -608,8 +662,13 @@ int fsafe__registry_acquire_all(void)
         /* The entry stays CLAIMED while held, so the walk pays one CAS per
          * lock; an unregister that arrives meanwhile is seen by the
          * poll_pending calls (while waiting, and at the end of the walk). */
-        e->held_next = held_top;
-        held_top = e;
+        struct fsafe__held *h = &held->slot[held_n];
+        h->ptr = e->kind == FSAFE__KIND_OPS ? (void *)e : e->lock;
+        h->index = e->index;
+        h->kind = e->kind;
+        h->how = (unsigned char)how;
+        h->mem = (unsigned char)e->mem;
+        held_n++;
         acquired++;
     next:;
     }
@@ -619,19 +678,20 @@ int fsafe__registry_acquire_all(void)
     return 0;
 }
 
-/* Ends the walk's epoch: every CLAIMED/RELEASED entry is LIVE again and
- * any unregister waiting on this fork may proceed. */
+/* Ends the walk's epoch: every CLAIMED/RELEASED entry is LIVE again and any
+ * unregister waiting on this fork may proceed. */
 static void end_epoch(void)
 {
-    held_top = NULL;
+    held_n = 0;
     AO_fetch_and_add_full(&fork_epoch, 1); /* now even */
 }
 
 static void release_held(void)
 {
     /* Newest first: the reverse of the acquisition order. */
-    for (struct fsafe__entry *e = held_top; e; e = e->held_next)
-        fsafe__lock_release_parent(e);
+    for (size_t i = held_n; i-- > 0;)
+        if (held->slot[i].ptr)
+            fsafe__lock_release_parent(&held->slot[i]);
 }
 
 void fsafe__registry_release_parent(void)
@@ -640,10 +700,16 @@ void fsafe__registry_release_parent(void)
     end_epoch();
 }
 
+static void reset_held(int orphaned)
+{
+    for (size_t i = 0; i < held_n; i++)
+        if (held->slot[i].ptr)
+            fsafe__lock_reset_child(&held->slot[i], orphaned);
+}
+
 void fsafe__registry_reset_child(void)
 {
-    for (struct fsafe__entry *e = held_top; e; e = e->held_next)
-        fsafe__lock_reset_child(e);
+    reset_held(0);
     end_epoch();
 }
 
@@ -653,10 +719,7 @@ void fsafe__registry_reset_orphaned(void)
 {
     if ((AO_load_acquire(&fork_epoch) & 1) == 0)
         return; /* it had not started walking, or had finished */
-    for (struct fsafe__entry *e = held_top; e; e = e->held_next) {
-        e->caller_depth = 0;
-        fsafe__lock_reset_child(e);
-    }
+    reset_held(1);
     end_epoch();
 }
 
@@ -666,13 +729,13 @@ void fsafe__registry_reset_orphaned(void)
 FSAFE_FORK_PATH void fsafe__registry_child_fixup(void)
 {
 #ifdef __GLIBC__
-    int held = reg_mutex.__data.__lock != 0;
+    int writer_was_inside = reg_mutex.__data.__lock != 0;
 #else
-    int held = pthread_mutex_trylock(&reg_mutex) != 0;
-    if (!held)
+    int writer_was_inside = pthread_mutex_trylock(&reg_mutex) != 0;
+    if (!writer_was_inside)
         pthread_mutex_unlock(&reg_mutex);
 #endif
-    if (held) {
+    if (writer_was_inside) {
         static const pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
         memcpy(&reg_mutex, &fresh, sizeof fresh);
         reg_dirty = 1;

@@ -20,7 +20,8 @@ endforeach()
 # ---- core behaviours: one CTest entry per case ------------------------------
 fsafe_test_exe(test_core SOURCES test_core.c LIBS util)
 foreach(c rank_order rank_no_deadlock forkpty daemon thread_fork self_held unregister_munmap
-          register_churn bad_input fork_fails atfork_register constructor)
+          register_churn bad_input fork_fails atfork_register constructor
+          unregister_vs_atfork_register concurrent_forks_holder stale_gate)
   fsafe_add_test(core.${c} TIMEOUT 120 COMMAND test_core ${c})
 endforeach()
 
@@ -35,3 +36,13 @@ add_executable(test_static test_static.c)
 target_include_directories(test_static PRIVATE ${PROJECT_SOURCE_DIR}/include ${CMAKE_CURRENT_SOURCE_DIR})
 target_link_libraries(test_static PRIVATE fsafe_static Threads::Threads)
 fsafe_add_test(static.fsafe_fork TIMEOUT 60 COMMAND test_static)
+
+# ---- LD_PRELOAD: fsafe is initialised first (-z initfirst) --------------------
+add_library(test_initorder_lib SHARED test_initorder_lib.c)
+target_include_directories(test_initorder_lib PRIVATE ${PROJECT_SOURCE_DIR}/include)
+target_link_libraries(test_initorder_lib PRIVATE Threads::Threads)
+set_target_properties(test_initorder_lib PROPERTIES C_VISIBILITY_PRESET default)
+add_executable(test_initorder test_initorder.c)
+target_include_directories(test_initorder PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+target_link_libraries(test_initorder PRIVATE test_initorder_lib Threads::Threads)
+fsafe_add_test(preload.init_order TIMEOUT 60 PRELOAD COMMAND test_initorder)

@@ -18,6 +18,9 @@
 
 #include "fsafe.h"
 
+/* Registered by a constructor in every run (see case_constructor). */
+static pthread_mutex_t ctor_m = PTHREAD_ERRORCHECK_MUTEX_INITIALIZER_NP;
+
 static pthread_mutex_t *new_mutex(int type)
 {
     pthread_mutex_t *m = malloc(sizeof *m);
@@ -231,6 +234,19 @@ static void case_self_held(void)
     pthread_mutex_t *r = new_mutex(PTHREAD_MUTEX_RECURSIVE);
     pthread_rwlock_t *w = malloc(sizeof *w);
     pthread_rwlock_init(w, NULL);
+    /* glibc's trylock answers EDEADLK (not EBUSY) for these when the caller
+     * owns them. */
+    pthread_mutex_t *re = malloc(sizeof *re), *pe = malloc(sizeof *pe);
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ERRORCHECK);
+    pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    CHECK(pthread_mutex_init(re, &a) == 0);
+    pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_STALLED);
+    pthread_mutexattr_setprotocol(&a, PTHREAD_PRIO_INHERIT);
+    CHECK(pthread_mutex_init(pe, &a) == 0);
+    CHECK_EQ(fsafe_register_lock(re, FSAFE_MUTEX, 5, "robust errorcheck"), 0);
+    CHECK_EQ(fsafe_register_lock(pe, FSAFE_MUTEX, 6, "pi errorcheck"), 0);
     CHECK_EQ(fsafe_register_lock(n, FSAFE_MUTEX, 1, "normal"), 0);
     CHECK_EQ(fsafe_register_lock(e, FSAFE_MUTEX, 2, "errorcheck"), 0);
     CHECK_EQ(fsafe_register_lock(r, FSAFE_MUTEX, 3, "recursive"), 0);
@@ -245,6 +261,8 @@ static void case_self_held(void)
     CHECK(pthread_mutex_lock(r) == 0);
     CHECK(pthread_mutex_lock(r) == 0); /* depth 2 */
     CHECK(pthread_rwlock_wrlock(w) == 0);
+    CHECK(pthread_mutex_lock(re) == 0);
+    CHECK(pthread_mutex_lock(pe) == 0);
     pid_t pid = fork();
     CHECK(pid >= 0);
     if (pid == 0) {
@@ -261,8 +279,12 @@ static void case_self_held(void)
             _exit(14); /* depth was exactly 2 */
         if (pthread_rwlock_unlock(w) != 0 || pthread_rwlock_trywrlock(w) != 0)
             _exit(15);
-        pthread_mutex_t *all[4] = {n, e, r, held_m};
-        _exit(child_take_all(all, 4, 2000));
+        if (pthread_mutex_unlock(re) != 0)
+            _exit(16);
+        if (pthread_mutex_unlock(pe) != 0)
+            _exit(17);
+        pthread_mutex_t *all[6] = {n, e, r, held_m, re, pe};
+        _exit(child_take_all(all, 6, 2000));
     }
     /* The parent still holds them too. */
     CHECK_EQ(pthread_mutex_unlock(e), 0);
@@ -272,11 +294,13 @@ static void case_self_held(void)
     CHECK_EQ(pthread_mutex_unlock(r), EPERM);
     CHECK_EQ(pthread_rwlock_unlock(w), 0);
     CHECK_EQ(pthread_rwlock_trywrlock(w), 0);
+    CHECK_EQ(pthread_mutex_unlock(re), 0);
+    CHECK_EQ(pthread_mutex_unlock(pe), 0);
     pthread_join(holder, NULL);
     int st = t_wait(pid, 10000);
     if (st != 0)
         FAIL("child status %d", st);
-    printf("ok: fork while holding 4 registered locks; holds kept in parent and child\n");
+    printf("ok: fork while holding 6 registered locks; holds kept in parent and child\n");
 }
 
 /* ---- unregister, munmap, fork ------------------------------------------------ */
@@ -539,7 +563,6 @@ static void case_atfork_register(void)
 }
 
 /* ---- registration from a constructor, before main ------------------------------- */
-static pthread_mutex_t ctor_m = PTHREAD_ERRORCHECK_MUTEX_INITIALIZER_NP;
 static int ctor_result = -1;
 __attribute__((constructor)) static void register_early(void)
 {
@@ -559,6 +582,153 @@ static void case_constructor(void)
     printf("ok: lock registered in a constructor is taken by fork\n");
 }
 
+
+/* ---- review regressions ------------------------------------------------------ */
+static void on_alarm_deadlock(int sig)
+{
+    (void)sig;
+    t_say("FAIL: deadlock (alarm fired)\n");
+    _exit(1);
+}
+
+/* An unregister waiting for the forker must not hold the registry's writer
+ * lock: the forker's own path (another library's prepare handler) may
+ * register. */
+static pthread_mutex_t ur_L = PTHREAD_MUTEX_INITIALIZER, ur_X = PTHREAD_MUTEX_INITIALIZER;
+static sem_t ur_go;
+static int ur_reg = -1, ur_unreg = -1;
+static void ur_prepare(void)
+{
+    sem_post(&ur_go);
+    t_sleep_ms(100); /* the other thread is now waiting in unregister */
+    ur_reg = fsafe_register_lock(&ur_X, FSAFE_MUTEX, 9, "registered in atfork");
+}
+static void *ur_thread(void *arg)
+{
+    (void)arg;
+    sem_wait(&ur_go);
+    ur_unreg = fsafe_unregister_lock(&ur_L); /* L is held by the fork */
+    return NULL;
+}
+static void case_unregister_vs_atfork_register(void)
+{
+    signal(SIGALRM, on_alarm_deadlock);
+    sem_init(&ur_go, 0, 0);
+    CHECK_EQ(fsafe_register_lock(&ur_L, FSAFE_MUTEX, 1, "L"), 0);
+    CHECK_EQ(pthread_atfork(ur_prepare, NULL, NULL), 0);
+    pthread_t t;
+    pthread_create(&t, NULL, ur_thread, NULL);
+    alarm(10);
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(0);
+    CHECK_EQ(t_wait(pid, 10000), 0);
+    pthread_join(t, NULL);
+    alarm(0);
+    CHECK_EQ(ur_reg, 0);
+    CHECK_EQ(ur_unreg, 0);
+    CHECK_EQ(pthread_mutex_trylock(&ur_L), 0); /* released exactly once, and unregistered */
+    CHECK_EQ(fsafe_unregister_lock(&ur_L), ENOENT);
+    printf("ok: unregister waiting on the fork lets the fork's atfork handler register\n");
+}
+
+/* Two threads fork at once; one holds a registered lock the other's fork
+ * needs.  Without fsafe both forks complete; with it they must too. */
+static pthread_mutex_t cf_L = PTHREAD_MUTEX_INITIALIZER;
+static sem_t cf_holds;
+static void *cf_thread(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&cf_L);
+    sem_post(&cf_holds);
+    t_sleep_ms(100); /* main is now inside fork, waiting for L */
+    pid_t p = fork();
+    if (p == 0) {
+        /* The child keeps this thread's hold and can release it. */
+        _exit(pthread_mutex_unlock(&cf_L) == 0 ? 0 : 5);
+    }
+    int st = t_wait(p, 10000);
+    pthread_mutex_unlock(&cf_L);
+    return (void *)(intptr_t)st;
+}
+static void case_concurrent_forks_holder(void)
+{
+    signal(SIGALRM, on_alarm_deadlock);
+    sem_init(&cf_holds, 0, 0);
+    CHECK_EQ(fsafe_register_lock(&cf_L, FSAFE_MUTEX, 1, "L"), 0);
+    pthread_t b;
+    pthread_create(&b, NULL, cf_thread, NULL);
+    sem_wait(&cf_holds);
+    alarm(10);
+    pid_t p = fork();
+    if (p == 0)
+        _exit(child_take_all((pthread_mutex_t *[]){&cf_L}, 1, 2000));
+    CHECK_EQ(t_wait(p, 10000), 0);
+    void *st;
+    pthread_join(b, &st);
+    alarm(0);
+    CHECK_EQ((intptr_t)st, 0);
+    printf("ok: concurrent forks, one from the holder of a registered lock\n");
+}
+
+/* A child of a fork that bypassed the gate (nothing registered) while another
+ * thread was inside the protocol must not inherit that thread's gate. */
+static int sg_key;
+static int sg_acq_fail(void *k)
+{
+    (void)k;
+    return EAGAIN; /* not taken */
+}
+static void sg_rel(void *k)
+{
+    (void)k;
+}
+static pthread_t sg_a;
+static sem_t sg_a_in_fork, sg_c_done;
+static void sg_prepare(void)
+{
+    if (pthread_equal(pthread_self(), sg_a)) {
+        sem_post(&sg_a_in_fork);
+        sem_wait(&sg_c_done); /* A stays inside its fork until C has forked */
+    }
+}
+static void *sg_thread(void *arg)
+{
+    (void)arg;
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(0);
+    return (void *)(intptr_t)t_wait(pid, 10000);
+}
+static void case_stale_gate(void)
+{
+    static const struct fsafe_lock_ops ops = {sg_acq_fail, NULL, sg_rel, sg_rel};
+    CHECK_EQ(fsafe_unregister_lock(&ctor_m), 0); /* the constructor case's lock */
+    sem_init(&sg_a_in_fork, 0, 0);
+    sem_init(&sg_c_done, 0, 0);
+    CHECK_EQ(fsafe_register_ops(&sg_key, &ops, 1, "k"), 0);
+    CHECK_EQ(pthread_atfork(sg_prepare, NULL, NULL), 0);
+    pthread_create(&sg_a, NULL, sg_thread, NULL);
+    sem_wait(&sg_a_in_fork);                    /* A holds fsafe's gate */
+    CHECK_EQ(fsafe_unregister_lock(&sg_key), 0); /* nothing registered now */
+    pid_t c = fork();                           /* the fast path */
+    if (c == 0) {
+        static pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+        if (fsafe_register_lock(&m, FSAFE_MUTEX, 1, "child-lock") != 0)
+            _exit(6);
+        pid_t g = fork(); /* would wait for A's gate forever */
+        if (g == 0)
+            _exit(0);
+        _exit(t_wait(g, 3000));
+    }
+    sem_post(&sg_c_done);
+    void *st;
+    pthread_join(sg_a, &st);
+    CHECK_EQ((intptr_t)st, 0);
+    CHECK_EQ(t_wait(c, 10000), 0);
+    printf("ok: the child of a fast-path fork does not inherit another thread's gate\n");
+}
+
 static const struct {
     const char *name;
     void (*fn)(void);
@@ -575,6 +745,9 @@ static const struct {
     {"fork_fails", case_fork_fails},
     {"atfork_register", case_atfork_register},
     {"constructor", case_constructor},
+    {"unregister_vs_atfork_register", case_unregister_vs_atfork_register},
+    {"concurrent_forks_holder", case_concurrent_forks_holder},
+    {"stale_gate", case_stale_gate},
 };
 
 int main(int argc, char **argv)

@@ -150,6 +150,11 @@ void fsafe__lock_release_parent(const struct fsafe__held *h);
 void fsafe__lock_reset_child(const struct fsafe__held *h, int orphaned);
 int fsafe__lock_mem_shared(const void *lock, int kind); /* asks /proc/self/maps */
 
+/* ---- maps.c: /proc/self/maps without malloc --------------------------------- */
+/* 0 with the mapping's "rwxp" permissions and its end address; -1 when no
+ * mapping holds addr, -2 when /proc/self/maps cannot be read. */
+int fsafe__maps_lookup(const void *addr, char perms[4], uintptr_t *end);
+
 /* ---- fork.c -------------------------------------------------------------- */
 void fsafe__init(void);
 /* Non-zero while the calling thread runs fsafe's fork protocol. */

@@ -9,7 +9,6 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <sched.h>
 #include <stdint.h>
 #include <string.h>
@@ -396,61 +395,12 @@ static int may_be_pshared(const void *lock, int kind)
     return 1; /* spinlocks carry no such mark */
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
-/* Scans /proc/self/maps with a fixed buffer for the mapping holding addr.
- * Returns 1 if its permissions say shared ('s'), 0 otherwise or on error. */
+/* 1 if the lock may be process-shared and its mapping is shared ('s'). */
 int fsafe__lock_mem_shared(const void *lock, int kind)
 {
-    if (!may_be_pshared(lock, kind))
+    char perms[4];
+    uintptr_t end;
+    if (!may_be_pshared(lock, kind) || fsafe__maps_lookup(lock, perms, &end) != 0)
         return 0;
-    uintptr_t addr = (uintptr_t)lock;
-    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    char buf[4096];
-    size_t have = 0;
-    int result = 0, done = 0;
-    while (!done) {
-        ssize_t n = read(fd, buf + have, sizeof buf - have);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        have += (size_t)n;
-        size_t start = 0;
-        for (size_t i = 0; i < have; i++) {
-            if (buf[i] != '\n')
-                continue;
-            /* line: lo-hi perms ... */
-            const char *p = buf + start, *end = buf + i;
-            uintptr_t lo = 0, hi = 0;
-            int v;
-            while (p < end && (v = hexval(*p)) >= 0)
-                lo = lo * 16 + (uintptr_t)v, p++;
-            if (p < end && *p == '-')
-                p++;
-            while (p < end && (v = hexval(*p)) >= 0)
-                hi = hi * 16 + (uintptr_t)v, p++;
-            if (addr >= lo && addr < hi) {
-                result = end - p > 4 && p[4] == 's';
-                done = 1;
-                break;
-            }
-            start = i + 1;
-        }
-        memmove(buf, buf + start, have - start);
-        have -= start;
-        if (have == sizeof buf)
-            have = 0; /* an absurdly long line: drop it */
-    }
-    close(fd);
-    return result;
+    return perms[3] == 's';
 }

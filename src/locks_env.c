@@ -194,57 +194,16 @@ static void spec_text(const struct fsafe__lock_spec *s, char *buf, size_t size)
     buf[n] = '\0';
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 /* 1 if addr..addr+len lies in one writable mapping (/proc/self/maps), else 0.
  * A lock in read-only memory would make the fork fault when it takes it. */
 static int writable(const void *addr, size_t len)
 {
-    uintptr_t a = (uintptr_t)addr;
-    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    char perms[4];
+    uintptr_t end;
+    int r = fsafe__maps_lookup(addr, perms, &end);
+    if (r == -2)
         return 1; /* cannot tell: trust the symbol table */
-    char buf[4096];
-    size_t have = 0;
-    int result = 0, done = 0;
-    while (!done) {
-        ssize_t n = read(fd, buf + have, sizeof buf - have);
-        if (n <= 0)
-            break;
-        have += (size_t)n;
-        size_t start = 0;
-        for (size_t i = 0; i < have && !done; i++) {
-            if (buf[i] != '\n')
-                continue;
-            const char *p = buf + start, *end = buf + i;
-            uintptr_t lo = 0, hi = 0;
-            int v;
-            while (p < end && (v = hexval(*p)) >= 0)
-                lo = lo * 16 + (uintptr_t)v, p++;
-            if (p < end && *p == '-')
-                p++;
-            while (p < end && (v = hexval(*p)) >= 0)
-                hi = hi * 16 + (uintptr_t)v, p++;
-            if (a >= lo && a < hi) {
-                result = end - p > 2 && p[2] == 'w' && a + len <= hi;
-                done = 1;
-            }
-            start = i + 1;
-        }
-        memmove(buf, buf + start, have - start);
-        have -= start;
-        if (have == sizeof buf)
-            have = 0;
-    }
-    close(fd);
-    return result;
+    return r == 0 && perms[1] == 'w' && (uintptr_t)addr + len <= end;
 }
 
 static struct link_map *map_of(const void *addr, Dl_info *info, const ElfW(Sym) **sym)

@@ -1,0 +1,15 @@
+# SPDX-License-Identifier: MIT
+# Reliability: every way to fork, misuse, the stress run, the model check and
+# the fuzzers.  Labels: "forkways", "misuse", "stress", "model", "fuzz"; tests
+# that ThreadSanitizer cannot run carry "no-tsan" (see README, reliability).
+
+# ---- every way to fork (README table) ------------------------------------------
+fsafe_test_exe(test_forkways SOURCES test_forkways.c)
+fsafe_test_exe(test_forkways_opt SOURCES test_forkways.c OPTIONAL)
+foreach(c signal_fork signal_in_fork signal_in_register atfork_fork atfork_register_unregister
+          nested_child vfork posix_spawn system popen _Fork clone)
+  fsafe_add_test(forkways.${c} TIMEOUT 60 COMMAND test_forkways ${c})
+  set_tests_properties(forkways.${c} PROPERTIES LABELS forkways)
+endforeach()
+fsafe_add_test(forkways.without.atfork_fork TIMEOUT 60 COMMAND test_forkways_opt atfork_fork)
+set_tests_properties(forkways.without.atfork_fork PROPERTIES LABELS forkways)

@@ -36,6 +36,11 @@ static AO_t gate;
  * parent/child handler that finds it set does the release. */
 static int armed;
 static int via_handler;
+/* Gate owner only: forks in progress that passed straight to libc because they
+ * were made on the gate owner's thread while its protocol ran (a signal handler,
+ * another library's atfork handler).  fsafe's handlers leave the outer
+ * protocol's locks alone for those: they belong to the outer fork. */
+static int nested;
 
 static void gate_enter(void)
 {
@@ -122,7 +127,7 @@ static void on_prepare(void)
 
 static void on_parent(void)
 {
-    if (!armed || !fsafe__in_fork_self())
+    if (!armed || nested || !fsafe__in_fork_self())
         return;
     armed = 0;
     fsafe__registry_release_parent();
@@ -132,7 +137,7 @@ static void on_parent(void)
 
 static void on_child(void)
 {
-    int mine = armed && fsafe__in_fork_self();
+    int mine = armed && !nested && fsafe__in_fork_self();
     if (mine) {
         armed = 0;
         fsafe__registry_reset_child();
@@ -192,7 +197,15 @@ FSAFE_EXPORT pid_t fsafe_fork(void)
         errno = ENOSYS;
         return -1;
     }
-    if (fsafe__in_fork_self() || !protocol_needed())
+    if (fsafe__in_fork_self()) {
+        nested++;
+        pid_t pid = real_fork();
+        int saved = errno;
+        nested--;
+        errno = saved;
+        return pid;
+    }
+    if (!protocol_needed())
         return real_fork();
 
     gate_enter();

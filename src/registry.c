@@ -320,7 +320,18 @@ static void registry_rebuild(void)
 
 static void writer_lock(void)
 {
-    pthread_mutex_lock(&reg_mutex);
+    if (fsafe__in_fork_self()) {
+        /* The forker itself (another library's atfork handler registers while
+         * this thread's fork holds locks): the writer holding reg_mutex may be
+         * an unregister waiting for this very fork to let go of its lock. */
+        struct timespec ts = {0, 50 * 1000};
+        while (pthread_mutex_trylock(&reg_mutex) != 0) {
+            fsafe__registry_poll_pending();
+            nanosleep(&ts, NULL);
+        }
+    } else {
+        pthread_mutex_lock(&reg_mutex);
+    }
     if (reg_dirty)
         registry_rebuild();
     limbo_reclaim();

@@ -13,3 +13,11 @@ foreach(c signal_fork signal_in_fork signal_in_register atfork_fork atfork_regis
 endforeach()
 fsafe_add_test(forkways.without.atfork_fork TIMEOUT 60 COMMAND test_forkways_opt atfork_fork)
 set_tests_properties(forkways.without.atfork_fork PROPERTIES LABELS forkways)
+
+# ---- misuse (README table) ----------------------------------------------------------
+fsafe_test_exe(test_misuse SOURCES test_misuse.c)
+foreach(c bogus_misaligned bogus_unmapped ops_opaque_key destroyed two_kinds unregister_race
+          self_held_spin self_held_rdlock self_held_ops)
+  fsafe_add_test(misuse.${c} TIMEOUT 60 COMMAND test_misuse ${c})
+  set_tests_properties(misuse.${c} PROPERTIES LABELS misuse)
+endforeach()

@@ -33,3 +33,15 @@ set_tests_properties(stress PROPERTIES LABELS stress RUN_SERIAL TRUE)
 fsafe_add_test(stress.selftest TIMEOUT 60 COMMAND test_stress 3 selftest)
 set_tests_properties(stress.selftest PROPERTIES LABELS stress
   PASS_REGULAR_EXPRESSION "child status 3 \\(hung\\): stuck on lock 'selftest-unregistered'")
+
+# ---- the model check (src/registry.pml) ------------------------------------------------
+# About 12.5 million states, 15 s and 650 MB; FSAFE_MODEL_LONG adds a second fork.
+option(FSAFE_MODEL_LONG "Model-check with two forks (hours, GBs)" OFF)
+set(_model_opts)
+if(FSAFE_MODEL_LONG)
+  set(_model_opts -DFORKS=2)
+endif()
+fsafe_add_test(model.registry TIMEOUT 300
+  COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/model_check.sh ${PROJECT_SOURCE_DIR}/src/registry.pml
+          ${CMAKE_CURRENT_BINARY_DIR}/model ${_model_opts})
+set_tests_properties(model.registry PROPERTIES LABELS "model;no-sanitize" RUN_SERIAL TRUE)

@@ -45,3 +45,36 @@ fsafe_add_test(model.registry TIMEOUT 300
   COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/model_check.sh ${PROJECT_SOURCE_DIR}/src/registry.pml
           ${CMAKE_CURRENT_BINARY_DIR}/model ${_model_opts})
 set_tests_properties(model.registry PROPERTIES LABELS "model;no-sanitize" RUN_SERIAL TRUE)
+
+# ---- fuzzers (test/fuzz) ----------------------------------------------------------------
+# Every build replays the checked-in corpus (seeds plus every crash ever found)
+# through each target: "fuzz.<target>.corpus".  With -DFSAFE_FUZZ=ON (clang;
+# test/run-tests.sh builds build-fuzz) libFuzzer also explores for
+# FSAFE_FUZZ_SECONDS: "fuzz.<target>".  A crash it finds is written to
+# build-fuzz/test/fuzz-crash-<target>-*; add it to test/fuzz/corpus/<target>/.
+set(FSAFE_FUZZ_SECONDS 30 CACHE STRING "How long each libFuzzer target runs in the suite")
+set(_fuzz_targets config)
+if(EXISTS ${PROJECT_SOURCE_DIR}/src/locks_env.c)
+  list(APPEND _fuzz_targets locks)
+endif()
+foreach(t ${_fuzz_targets})
+  set(_corpus ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/${t})
+  add_executable(fuzz_${t}_replay fuzz/fuzz_${t}.c fuzz/replay.c)
+  target_include_directories(fuzz_${t}_replay PRIVATE ${PROJECT_SOURCE_DIR}/src)
+  target_link_libraries(fuzz_${t}_replay PRIVATE fsafe_static ${FSAFE_AO_TARGET})
+  fsafe_add_test(fuzz.${t}.corpus TIMEOUT 60 COMMAND fuzz_${t}_replay ${_corpus})
+  set_tests_properties(fuzz.${t}.corpus PROPERTIES LABELS fuzz)
+  if(FSAFE_FUZZ)
+    add_executable(fuzz_${t} fuzz/fuzz_${t}.c)
+    target_include_directories(fuzz_${t} PRIVATE ${PROJECT_SOURCE_DIR}/src)
+    target_link_libraries(fuzz_${t} PRIVATE fsafe_static ${FSAFE_AO_TARGET})
+    target_link_options(fuzz_${t} PRIVATE -fsanitize=fuzzer)
+    file(MAKE_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/fuzz-${t})
+    math(EXPR _fuzz_timeout "${FSAFE_FUZZ_SECONDS} + 60")
+    fsafe_add_test(fuzz.${t} TIMEOUT ${_fuzz_timeout}
+      COMMAND fuzz_${t} -max_total_time=${FSAFE_FUZZ_SECONDS} -print_final_stats=1
+              -artifact_prefix=${CMAKE_CURRENT_BINARY_DIR}/fuzz-crash-${t}-
+              ${CMAKE_CURRENT_BINARY_DIR}/fuzz-${t} ${_corpus})
+    set_tests_properties(fuzz.${t} PROPERTIES LABELS fuzz)
+  endif()
+endforeach()

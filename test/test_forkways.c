@@ -27,11 +27,12 @@ static void *holder(void *arg)
     (void)arg;
     for (;;) {
         sem_wait(&holder_go);
-        if (holder_ms < 0)
+        long ms = __atomic_load_n(&holder_ms, __ATOMIC_SEQ_CST);
+        if (ms < 0)
             return NULL;
         pthread_mutex_lock(&lk);
         sem_post(&holder_has);
-        t_sleep_ms(holder_ms);
+        t_sleep_ms(ms);
         pthread_mutex_unlock(&lk);
     }
 }
@@ -46,13 +47,13 @@ static void holder_start(void)
 /* Makes the holder take lk for ms; returns once it has it. */
 static void holder_hold(long ms)
 {
-    holder_ms = ms;
+    __atomic_store_n(&holder_ms, ms, __ATOMIC_SEQ_CST);
     sem_post(&holder_go);
     sem_wait(&holder_has);
 }
 static void holder_stop(void)
 {
-    holder_ms = -1;
+    __atomic_store_n(&holder_ms, -1, __ATOMIC_SEQ_CST);
     sem_post(&holder_go);
     pthread_join(holder_th, NULL);
 }
@@ -151,7 +152,7 @@ static void case_signal_in_fork(void)
 }
 
 /* ---- a signal handler that interrupted a registration --------------------------- */
-static volatile int in_reg, hits, sig_forks, sig_bad;
+static volatile int in_reg, hits, sig_forks, sig_bad; /* this thread and its handler */
 static void on_sig_reg(int sig)
 {
     (void)sig;
@@ -166,11 +167,11 @@ static void on_sig_reg(int sig)
     hits += inside;
 }
 
-static volatile int stop_kicking;
+static int stop_kicking;
 static void *kick_loop(void *arg)
 {
     (void)arg;
-    while (!stop_kicking) {
+    while (!__atomic_load_n(&stop_kicking, __ATOMIC_SEQ_CST)) {
         pthread_kill(forker_th, SIGUSR1);
         t_sleep_ms(2);
     }
@@ -212,7 +213,7 @@ static void case_signal_in_register(void)
         }
         rounds++;
     }
-    stop_kicking = 1;
+    __atomic_store_n(&stop_kicking, 1, __ATOMIC_SEQ_CST);
     pthread_join(k, NULL);
     CHECK_EQ(sig_bad, 0);
     printf("%d forks from a handler, %d of them interrupting register/unregister (%ld rounds)\n",
@@ -237,7 +238,7 @@ static void other_prepare(void)
         return;
     if (!without) {
         /* The walk is done and lk is fsafe's; the holder now queues for it. */
-        holder_ms = 3000;
+        __atomic_store_n(&holder_ms, 3000, __ATOMIC_SEQ_CST);
         sem_post(&holder_go);
         t_sleep_ms(50);
     }
@@ -279,12 +280,13 @@ static void case_atfork_fork(void)
  * not block on the writer lock that U holds while U waits for it. */
 static pthread_mutex_t late = PTHREAD_MUTEX_INITIALIZER;
 static sem_t u_go;
-static volatile int u_started, late_result = -1;
+static int u_started;
+static volatile int late_result = -1;
 static void *unregisterer(void *arg)
 {
     (void)arg;
     sem_wait(&u_go);
-    u_started = 1;
+    __atomic_store_n(&u_started, 1, __ATOMIC_SEQ_CST);
     CHECK_EQ(fsafe_unregister_lock(&lk), 0);
     return NULL;
 }
@@ -293,7 +295,7 @@ static void registering_prepare(void)
     if (late_result != -1)
         return;
     sem_post(&u_go);
-    while (!u_started)
+    while (!__atomic_load_n(&u_started, __ATOMIC_SEQ_CST))
         t_sleep_ms(1);
     t_sleep_ms(100); /* U now holds the writer lock and waits for this fork */
     late_result = fsafe_register_lock(&late, FSAFE_MUTEX, 2, "late");

@@ -179,13 +179,15 @@ static void case_two_kinds(void)
  * unregister has returned, a release follows each acquire exactly once, and the
  * child sees the lock released exactly when this fork took it. */
 enum { R_OFF, R_ON, R_GOING };
-static volatile int r_state = R_OFF;
+static int r_state = R_OFF;
+#define RSTATE() __atomic_load_n(&r_state, __ATOMIC_SEQ_CST)
+#define RSET(v) __atomic_store_n(&r_state, (v), __ATOMIC_SEQ_CST)
 static volatile int r_held, r_violation;
 static volatile long r_acquired, r_released;
 static int r_try(void *k)
 {
     (void)k;
-    if (r_state == R_OFF)
+    if (RSTATE() == R_OFF)
         r_violation = 1;
     if (r_held)
         r_violation = 2;
@@ -200,7 +202,7 @@ static int r_acq(void *k)
 static void r_rel_parent(void *k)
 {
     (void)k;
-    if (r_state == R_OFF)
+    if (RSTATE() == R_OFF)
         r_violation = 3;
     if (!r_held)
         r_violation = 4;
@@ -215,21 +217,20 @@ static void r_rel_child(void *k)
     r_held = 0;
 }
 static char r_key;
-static volatile int r_stop;
+static int r_stop;
 static long r_cycles;
 static void *r_loop(void *arg)
 {
     (void)arg;
     struct fsafe_lock_ops ops = {r_acq, r_try, r_rel_parent, r_rel_child};
-    while (!r_stop) {
-        r_state = R_ON;
+    while (!__atomic_load_n(&r_stop, __ATOMIC_SEQ_CST)) {
+        RSET(R_ON);
         CHECK_EQ(fsafe_register_ops(&r_key, &ops, 0, "racing"), 0);
         for (volatile int i = 0; i < 1000; i++) {
         }
-        r_state = R_GOING;
+        RSET(R_GOING);
         CHECK_EQ(fsafe_unregister_lock(&r_key), 0);
-        __sync_synchronize();
-        r_state = R_OFF;
+        RSET(R_OFF);
         r_cycles++;
     }
     return NULL;
@@ -253,7 +254,7 @@ static void case_unregister_race(void)
         CHECK_EQ(r_violation, 0);
         forks++;
     }
-    r_stop = 1;
+    __atomic_store_n(&r_stop, 1, __ATOMIC_SEQ_CST);
     pthread_join(u, NULL);
     CHECK_EQ(r_violation, 0);
     CHECK_EQ(r_acquired, r_released);

@@ -152,7 +152,8 @@ static void case_signal_in_fork(void)
 }
 
 /* ---- a signal handler that interrupted a registration --------------------------- */
-static volatile int in_reg, hits, sig_forks, sig_bad; /* this thread and its handler */
+static volatile int in_reg, hits, sig_bad; /* this thread and its handler */
+static int sig_forks;
 static void on_sig_reg(int sig)
 {
     (void)sig;
@@ -163,7 +164,7 @@ static void on_sig_reg(int sig)
     int st = p > 0 ? t_wait(p, 10000) : 200;
     if (st != 0)
         sig_bad = st;
-    sig_forks++;
+    __atomic_fetch_add(&sig_forks, 1, __ATOMIC_SEQ_CST);
     hits += inside;
 }
 
@@ -172,7 +173,12 @@ static void *kick_loop(void *arg)
 {
     (void)arg;
     while (!__atomic_load_n(&stop_kicking, __ATOMIC_SEQ_CST)) {
+        /* One signal at a time: the next only once the handler has forked. */
+        int seen = __atomic_load_n(&sig_forks, __ATOMIC_SEQ_CST);
         pthread_kill(forker_th, SIGUSR1);
+        while (__atomic_load_n(&sig_forks, __ATOMIC_SEQ_CST) == seen &&
+               !__atomic_load_n(&stop_kicking, __ATOMIC_SEQ_CST))
+            t_sleep_ms(1);
         t_sleep_ms(2);
     }
     return NULL;

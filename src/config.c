@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <ctype.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,7 +42,8 @@ int fsafe__parse_long(const char *s, long min, long max, long *out)
 {
     char *end;
     errno = 0;
-    if (*s == '\0' || *s == ' ' || *s == '\t')
+    /* strtol would skip any leading white space (\n \v \f \r too): refuse it. */
+    if (*s == '\0' || isspace((unsigned char)*s))
         return -1;
     long v = strtol(s, &end, 10);
     if (errno || *end != '\0' || v < min || v > max)

@@ -54,6 +54,11 @@ static inline AO_t self_id(void)
     return (AO_t)pthread_self();
 #endif
 }
+/* Gate owner only: forks in progress that passed straight to libc because they
+ * were made on the gate owner's thread while its protocol ran (a signal handler,
+ * another library's atfork handler).  fsafe's handlers leave the outer
+ * protocol's locks alone for those: they belong to the outer fork. */
+static int nested;
 
 static void gate_enter(void)
 {
@@ -179,7 +184,7 @@ FSAFE_FORK_PATH static void on_prepare(void)
 
 FSAFE_FORK_PATH static void on_parent(void)
 {
-    if (!armed || !fsafe__in_fork_self())
+    if (!armed || nested || !fsafe__in_fork_self())
         return;
     armed = 0;
     fsafe__registry_release_parent();
@@ -191,7 +196,7 @@ FSAFE_FORK_PATH static void on_parent(void)
 
 FSAFE_FORK_PATH static void on_child(void)
 {
-    if (armed && fsafe__in_fork_self()) {
+    if (armed && !nested && fsafe__in_fork_self()) {
         armed = 0;
         fsafe__registry_reset_child();
         fsafe__registry_child_fixup();
@@ -269,7 +274,15 @@ FSAFE_FORK_PATH FSAFE_EXPORT pid_t fsafe_fork(void)
         errno = ENOSYS;
         return -1;
     }
-    if (fsafe__in_fork_self() || !protocol_needed())
+    if (fsafe__in_fork_self()) {
+        nested++;
+        pid_t pid = real_fork();
+        int saved = errno;
+        nested--;
+        errno = saved;
+        return pid;
+    }
+    if (!protocol_needed())
         return real_fork();
 
     gate_enter();

@@ -15,6 +15,8 @@
 #include <limits.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "internal.h"
@@ -396,7 +398,18 @@ static void registry_rebuild(void)
  * entries. */
 static int writer_lock(void)
 {
-    pthread_mutex_lock(&reg_mutex);
+    if (fsafe__in_fork_self()) {
+        /* The forker itself (another library's atfork handler registers while
+         * this thread's fork holds locks): the writer holding reg_mutex may be
+         * an unregister waiting for this very fork to let go of its lock. */
+        struct timespec ts = {0, 50 * 1000};
+        while (pthread_mutex_trylock(&reg_mutex) != 0) {
+            fsafe__registry_poll_pending();
+            nanosleep(&ts, NULL);
+        }
+    } else {
+        pthread_mutex_lock(&reg_mutex);
+    }
     if (reg_dirty)
         registry_rebuild();
     if (reg_dirty) {
@@ -462,12 +475,37 @@ static int register_entry(void *lock, int kind, int flags, const struct fsafe_lo
     return err;
 }
 
+/* A pointer that cannot be a lock of that kind: misaligned, or not readable.
+ * The read goes through the kernel (process_vm_readv on ourselves), so a bogus
+ * pointer gives EINVAL here instead of a fault inside a later fork.  Where the
+ * call is refused (seccomp, old kernel) only the alignment is checked. */
+static int lock_ptr_bogus(void *lock, int base)
+{
+    size_t size = base == FSAFE_MUTEX    ? sizeof(pthread_mutex_t)
+                  : base == FSAFE_RWLOCK ? sizeof(pthread_rwlock_t)
+                                         : sizeof(pthread_spinlock_t);
+    size_t align = base == FSAFE_MUTEX    ? _Alignof(pthread_mutex_t)
+                   : base == FSAFE_RWLOCK ? _Alignof(pthread_rwlock_t)
+                                          : _Alignof(pthread_spinlock_t);
+    if ((uintptr_t)lock % align)
+        return 1;
+    char buf[sizeof(pthread_rwlock_t) > sizeof(pthread_mutex_t) ? sizeof(pthread_rwlock_t)
+                                                                : sizeof(pthread_mutex_t)];
+    struct iovec local = {buf, size}, remote = {lock, size};
+    return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) < 0 && errno == EFAULT;
+}
+
 FSAFE_EXPORT int fsafe_register_lock(void *lock, int kind, int rank, const char *name)
 {
     int base = kind & 0xff, flags = kind & ~0xff;
     if (!lock || base < FSAFE_MUTEX || base > FSAFE_SPINLOCK ||
         (flags & ~(FSAFE_SHARED | FSAFE_PRIVATE)) ||
         (flags & (FSAFE_SHARED | FSAFE_PRIVATE)) == (FSAFE_SHARED | FSAFE_PRIVATE))
+        return EINVAL;
+    int saved = errno;
+    int bogus = lock_ptr_bogus(lock, base);
+    errno = saved;
+    if (bogus)
         return EINVAL;
     return register_entry(lock, base, flags, NULL, rank, name);
 }

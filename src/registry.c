@@ -345,8 +345,13 @@ static void registry_rebuild(void)
     rcap = rcount = 0;
     free_list = limbo = NULL;
     for (int k = 0; k < nchunks; k++)
-        for (size_t j = 0; chunks[k] && chunk_states[k] && j < chunk_used[k]; j++)
+        for (size_t j = 0; chunks[k] && chunk_states[k] && j < chunk_used[k]; j++) {
+            /* The slot's own fields, again: a writer may have vanished
+             * between counting the slot and filling them in. */
+            chunks[k][j].st = &chunk_states[k][j];
+            chunks[k][j].index = (uint32_t)(total_slots(k) + j);
             chunks[k][j].aux_next = TOMB; /* "not seen in the list" */
+        }
     /* Sized up front so that nothing below can fail half-way. */
     hused = live; /* hgrow_if_needed sizes for hused + 1 */
     int ok = hgrow_if_needed() == 0;

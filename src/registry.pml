@@ -18,6 +18,10 @@
  *   P4 no deadlock: every process reaches its end (registrars and forker block
  *      on each other through reg_mutex, the user locks, another library's lock
  *      that its atfork prepare handler takes, and PENDING waits).
+ *   P5 (only with -DP5; fails on the current C) pending_count is back to 0
+ *      once every thread has finished: an unregister that waits, finds the
+ *      lock registered again and claimed by the next walk, and sets PENDING a
+ *      second time counts pending_count twice and uncounts it once.
  *
  * Not modelled: the order list's memory (entries are fixed per lock here, so
  * limbo and entry reuse are not checked: test_stress and ASan cover those; a
@@ -241,7 +245,8 @@ inline do_unregister(me, i)
             :: !(w & ST_PENDING) ->
                 cas(state[i], w, w | ST_PENDING, ok);
                 if
-                :: ok -> pending_count++; counted = true   /* AO_fetch_and_add_full */
+                :: ok -> pending_count++; counted = true   /* AO_fetch_and_add_full, on
+                                             * every PENDING set, even a second one (P5) */
                 :: else                     /* continue */
                 fi
             :: else -> ok = true
@@ -403,13 +408,15 @@ walk:   /* fsafe__registry_acquire_all() */
                     release_held();
 #endif
                     end_epoch();
-                    i = 0;
-                    do
-                    :: i < NLOCKS -> assert(lock[i] != FORKER); unreg_since[i] = false; i++   /* P1 */
-                    :: else -> break
-                    od;
-                    walking = false;
-                    atomic { aborted = false; gave_up = false; w = 0; ep = 0; ok = false };
+                    atomic {
+                        i = 0;
+                        do
+                        :: i < NLOCKS -> assert(lock[i] != FORKER); unreg_since[i] = false; i++   /* P1 */
+                        :: else -> break
+                        od;
+                        walking = false;
+                        aborted = false; gave_up = false; w = 0; ep = 0; ok = false
+                    };
                     goto walk
                 :: else
                 fi;
@@ -417,8 +424,7 @@ walk:   /* fsafe__registry_acquire_all() */
             :: else
             fi;
             /* The entry stays CLAIMED while held: held->slot[held_n++] */
-            atomic { hslot[held_n] = i + 1; held_n++; w = 0; i++ }
-        :: i < NLOCKS && false ->
+            atomic { hslot[held_n] = i + 1; held_n++ };
 next:       atomic { w = 0; i++ }
         :: else -> break
         od;
@@ -504,4 +510,8 @@ init
         run registrar(3, 0, 0, false, R3)    /* the same lock as the first: EEXIST / ENOENT */
 #endif
     }
+#ifdef P5
+    ;
+    (_nr_pr == 1) -> assert(pending_count == 0)   /* P5 */
+#endif
 }

@@ -33,7 +33,10 @@
  * itself; ops without try_acquire are not modelled), the child's registry
  * fix-up, and signals.  The gate has one forker, so the walk's abort (another
  * thread waits at the gate) is a nondeterministic choice while the forker
- * waits for a lock, at most ABORTS times per fork.
+ * waits for a lock with another lock already held, at most ABORTS times per
+ * fork.  BUG_NO_POLL also drops the walk's final poll.  (The forker blocking
+ * on reg_mutex in the atfork handler, once a real bug and a seeded one, no
+ * longer deadlocks: no writer waits for the fork while it holds reg_mutex.)
  *
  * Seeded bugs, to show the model catches them (README, reliability):
  *   -DBUG_NO_PENDING_WAIT     unregister does not wait for a fork that holds

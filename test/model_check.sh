@@ -37,5 +37,6 @@ check() { # check <expect: ok|error> <spin -D options...>
 check ok "$@"
 check error -DBUG_NO_PENDING_WAIT
 check error -DBUG_NO_POLL
-check error -DBUG_BLOCKING_WRITER
+check error -DBUG_WAIT_HOLDING_MUTEX
+check error -DBUG_ABORT_KEEPS_LOCKS
 echo ok

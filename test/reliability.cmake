@@ -38,9 +38,10 @@ set_tests_properties(stress.selftest PROPERTIES LABELS stress
   PASS_REGULAR_EXPRESSION "child status 3 \\(hung\\): stuck on lock 'selftest-unregistered'")
 
 # ---- the model check (src/registry.pml) ------------------------------------------------
-# About 12.5 million states, 15 s and 650 MB.  FSAFE_MODEL_LONG adds a second
-# fork: 73 million states, about 2 minutes and 3.6 GB.
-option(FSAFE_MODEL_LONG "Model-check with two forks (2 min, 3.6 GB)" OFF)
+# About 10.5 million states, 10 s and 560 MB, then the seeded bugs (a second or
+# two).  FSAFE_MODEL_LONG adds a second fork: 37 million states, about 50 s
+# and 2.2 GB.
+option(FSAFE_MODEL_LONG "Model-check with two forks (1 min, 2.2 GB)" OFF)
 set(_model_opts)
 if(FSAFE_MODEL_LONG)
   set(_model_opts -DFORKS=2)

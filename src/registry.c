@@ -568,7 +568,11 @@ FSAFE_EXPORT int fsafe_unregister_lock(void *lock)
             if (!(w & ST_PENDING)) {
                 if (!AO_compare_and_swap_full(e->st, w, w | ST_PENDING))
                     continue;
-                AO_fetch_and_add_full(&pending_count, 1);
+                /* Once per call: after a wait the lock may be registered
+                 * again and claimed by the next walk, and PENDING set anew
+                 * (found by the model check, P5). */
+                if (!counted)
+                    AO_fetch_and_add_full(&pending_count, 1);
                 counted = 1;
             }
             /* Wait without reg_mutex: the forker's path may register or

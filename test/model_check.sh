@@ -39,4 +39,5 @@ check error -DBUG_NO_PENDING_WAIT
 check error -DBUG_NO_POLL
 check error -DBUG_WAIT_HOLDING_MUTEX
 check error -DBUG_ABORT_KEEPS_LOCKS
+check error -DBUG_DOUBLE_COUNT
 echo ok

@@ -21,6 +21,22 @@
  * (FSAFE_WARN_MS, pending unregisters). */
 #define WAIT_SLICE_NS (10 * 1000 * 1000L)
 
+/* Under ThreadSanitizer fsafe uses only calls TSan intercepts: it must see
+ * fork take each lock (timedlock; gcc 12's TSan does not intercept the
+ * clocklock calls) and the child re-initialise it (pthread_mutex_init, not a
+ * copied initializer), or it reports the child's reset as a race with the
+ * parent's threads. */
+#if defined(__SANITIZE_THREAD__)
+#define FSAFE_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define FSAFE_TSAN 1
+#endif
+#endif
+#ifndef FSAFE_TSAN
+#define FSAFE_TSAN 0
+#endif
+
 #ifdef __GLIBC__
 /* glibc's mutex kind bits (nptl/pthreadP.h, stable ABI since 2.3). */
 #define GL_KIND_TYPE 3
@@ -154,7 +170,7 @@ static int mutex_acquire(struct fsafe__entry *e, struct waiter *w)
     w->start = fsafe__now_ns();
     for (;;) {
         struct timespec ts;
-        if (pi) {
+        if (pi || FSAFE_TSAN) { /* TSan (gcc 12) does not intercept clocklock */
             deadline_in(&ts, CLOCK_REALTIME, WAIT_SLICE_NS);
             r = pthread_mutex_timedlock(m, &ts);
         } else {
@@ -191,7 +207,7 @@ static void mutex_reset(pthread_mutex_t *m, int how, int orphaned)
                                                                      : 0;
     if (orphaned)
         depth = 0;
-    if (!(k & (GL_KIND_ROBUST | GL_KIND_PI | GL_KIND_PP)) && depth == 0) {
+    if (!(k & (GL_KIND_ROBUST | GL_KIND_PI | GL_KIND_PP)) && depth == 0 && !FSAFE_TSAN) {
         /* The common case: what the static initializer for this type gives. */
         pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
         fresh.__data.__kind = k & GL_KIND_TYPE;
@@ -249,8 +265,13 @@ static int rwlock_acquire(struct fsafe__entry *e, struct waiter *w)
     w->start = fsafe__now_ns();
     for (;;) {
         struct timespec ts;
-        deadline_in(&ts, CLOCK_MONOTONIC, WAIT_SLICE_NS);
-        r = pthread_rwlock_clockwrlock(l, CLOCK_MONOTONIC, &ts);
+        if (FSAFE_TSAN) {
+            deadline_in(&ts, CLOCK_REALTIME, WAIT_SLICE_NS);
+            r = pthread_rwlock_timedwrlock(l, &ts);
+        } else {
+            deadline_in(&ts, CLOCK_MONOTONIC, WAIT_SLICE_NS);
+            r = pthread_rwlock_clockwrlock(l, CLOCK_MONOTONIC, &ts);
+        }
         if (r == 0) {
             waiter_done(w);
             return FSAFE__HOW_ACQUIRED;

@@ -92,11 +92,11 @@ static void case_rank_order(void)
 /* Threads lock 8 mutexes in rank order (registered in reverse) while main forks. */
 #define RN 8
 static pthread_mutex_t *rank_m[RN];
-static volatile int rank_stop;
+static int rank_stop; /* __atomic: read by the workers */
 static void *rank_worker(void *arg)
 {
     unsigned long rounds = 0;
-    while (!rank_stop) {
+    while (!__atomic_load_n(&rank_stop, __ATOMIC_ACQUIRE)) {
         for (int i = 0; i < RN; i++)
             pthread_mutex_lock(rank_m[i]);
         for (int i = RN - 1; i >= 0; i--)
@@ -126,7 +126,7 @@ static void case_rank_no_deadlock(void)
         if (st != 0)
             FAIL("fork %d: child status %d", f, st);
     }
-    rank_stop = 1;
+    __atomic_store_n(&rank_stop, 1, __ATOMIC_RELEASE);
     for (int i = 0; i < 2; i++)
         pthread_join(th[i], NULL);
     CHECK(rounds[0] > 0 && rounds[1] > 0);
@@ -282,7 +282,7 @@ static void case_self_held(void)
             _exit(12);
         if (pthread_mutex_unlock(r) != 0 || pthread_mutex_unlock(r) != 0)
             _exit(13);
-        if (pthread_mutex_unlock(r) != EPERM)
+        if (!T_TSAN && pthread_mutex_unlock(r) != EPERM)
             _exit(14); /* depth was exactly 2 */
         if (pthread_rwlock_unlock(w) != 0 || pthread_rwlock_trywrlock(w) != 0)
             _exit(15);
@@ -298,7 +298,8 @@ static void case_self_held(void)
     CHECK_EQ(pthread_mutex_unlock(n), 0);
     CHECK_EQ(pthread_mutex_unlock(r), 0);
     CHECK_EQ(pthread_mutex_unlock(r), 0);
-    CHECK_EQ(pthread_mutex_unlock(r), EPERM);
+    if (!T_TSAN)
+        CHECK_EQ(pthread_mutex_unlock(r), EPERM);
     CHECK_EQ(pthread_rwlock_unlock(w), 0);
     CHECK_EQ(pthread_rwlock_trywrlock(w), 0);
     CHECK_EQ(pthread_mutex_unlock(re), 0);
@@ -333,12 +334,12 @@ static void case_unregister_munmap(void)
 }
 
 /* ---- registration churn against hundreds of forks --------------------------- */
-static volatile int churn_stop;
+static int churn_stop; /* __atomic: read by the workers */
 static void *reg_churn(void *arg)
 {
     unsigned long n = 0;
     unsigned seed = (unsigned)(uintptr_t)arg;
-    while (!churn_stop) {
+    while (!__atomic_load_n(&churn_stop, __ATOMIC_ACQUIRE)) {
         /* Fresh memory each round, unmapped right after unregister: any
          * touch by fsafe after unregister returned would fault. */
         pthread_mutex_t *m =
@@ -390,7 +391,7 @@ static void case_register_churn(void)
         if (st != 0)
             FAIL("fork %d: child status %d", f, st);
     }
-    churn_stop = 1;
+    __atomic_store_n(&churn_stop, 1, __ATOMIC_RELEASE);
     unsigned long total = 0;
     for (int i = 0; i < 3; i++) {
         void *n;

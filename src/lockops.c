@@ -124,6 +124,42 @@ static void pause_try(unsigned *round)
     (*round)++;
 }
 
+/*
+ * Repeats one timed attempt of WAIT_SLICE_NS until it takes the lock, fails
+ * for good, or the waiter gives up (then ETIMEDOUT).  realtime: the attempt
+ * uses a CLOCK_REALTIME deadline (timedlock), else CLOCK_MONOTONIC.
+ */
+static int wait_slices(struct waiter *w, int (*attempt)(void *, const struct timespec *, int),
+                       void *lock, int realtime)
+{
+    w->start = fsafe__now_ns();
+    for (;;) {
+        struct timespec ts;
+        deadline_in(&ts, realtime ? CLOCK_REALTIME : CLOCK_MONOTONIC, WAIT_SLICE_NS);
+        int r = attempt(lock, &ts, realtime);
+        if (r == ETIMEDOUT || r == EINTR || r == EAGAIN) {
+            if (waiter_tick(w))
+                return ETIMEDOUT;
+            continue;
+        }
+        if (r == 0 || r == EOWNERDEAD)
+            waiter_done(w);
+        return r;
+    }
+}
+
+static int mutex_attempt(void *m, const struct timespec *ts, int realtime)
+{
+    return realtime ? pthread_mutex_timedlock(m, ts)
+                    : pthread_mutex_clocklock(m, CLOCK_MONOTONIC, ts);
+}
+
+static int rwlock_attempt(void *l, const struct timespec *ts, int realtime)
+{
+    return realtime ? pthread_rwlock_timedwrlock(l, ts)
+                    : pthread_rwlock_clockwrlock(l, CLOCK_MONOTONIC, ts);
+}
+
 /* ---- mutex ---------------------------------------------------------------- */
 static int mutex_held_by_self(pthread_mutex_t *m)
 {
@@ -167,27 +203,11 @@ static int mutex_acquire(struct fsafe__entry *e, struct waiter *w)
 #ifdef __GLIBC__
     pi = (m->__data.__kind & GL_KIND_PI) != 0;
 #endif
-    w->start = fsafe__now_ns();
-    for (;;) {
-        struct timespec ts;
-        if (pi || FSAFE_TSAN) { /* TSan (gcc 12) does not intercept clocklock */
-            deadline_in(&ts, CLOCK_REALTIME, WAIT_SLICE_NS);
-            r = pthread_mutex_timedlock(m, &ts);
-        } else {
-            deadline_in(&ts, CLOCK_MONOTONIC, WAIT_SLICE_NS);
-            r = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &ts);
-        }
-        if (r == 0 || r == EOWNERDEAD) {
-            waiter_done(w);
-            return mutex_taken(e, m, r);
-        }
-        if (r == EDEADLK)
-            return FSAFE__HOW_CALLER;
-        if (r != ETIMEDOUT && r != EINTR && r != EAGAIN)
-            return FSAFE__HOW_NONE;
-        if (waiter_tick(w))
-            return FSAFE__HOW_NONE;
-    }
+    /* TSan (gcc 12) does not intercept the clocklock calls. */
+    r = wait_slices(w, mutex_attempt, m, pi || FSAFE_TSAN);
+    if (r == 0 || r == EOWNERDEAD)
+        return mutex_taken(e, m, r);
+    return r == EDEADLK ? FSAFE__HOW_CALLER : FSAFE__HOW_NONE;
 }
 
 /*
@@ -262,27 +282,10 @@ static int rwlock_acquire(struct fsafe__entry *e, struct waiter *w)
         return FSAFE__HOW_NONE;
     if (rwlock_held_by_self(l))
         return FSAFE__HOW_CALLER;
-    w->start = fsafe__now_ns();
-    for (;;) {
-        struct timespec ts;
-        if (FSAFE_TSAN) {
-            deadline_in(&ts, CLOCK_REALTIME, WAIT_SLICE_NS);
-            r = pthread_rwlock_timedwrlock(l, &ts);
-        } else {
-            deadline_in(&ts, CLOCK_MONOTONIC, WAIT_SLICE_NS);
-            r = pthread_rwlock_clockwrlock(l, CLOCK_MONOTONIC, &ts);
-        }
-        if (r == 0) {
-            waiter_done(w);
-            return FSAFE__HOW_ACQUIRED;
-        }
-        if (r == EDEADLK)
-            return FSAFE__HOW_CALLER;
-        if (r != ETIMEDOUT && r != EINTR && r != EAGAIN)
-            return FSAFE__HOW_NONE;
-        if (waiter_tick(w))
-            return FSAFE__HOW_NONE;
-    }
+    r = wait_slices(w, rwlock_attempt, l, FSAFE_TSAN);
+    if (r == 0)
+        return FSAFE__HOW_ACQUIRED;
+    return r == EDEADLK ? FSAFE__HOW_CALLER : FSAFE__HOW_NONE;
 }
 
 static void rwlock_reset(pthread_rwlock_t *l, int how, int orphaned)

@@ -72,7 +72,10 @@ struct held_buf {
 };
 static AO_t held_published;     /* struct held_buf *, writers publish */
 static struct held_buf *held;   /* forker-only: the buffer of this walk */
-static size_t held_n;           /* forker-only */
+/* Forker-only, but read by the child of a fork that bypassed the gate while
+ * the forker walked (reset_orphaned): a slot is written before held_n counts
+ * it (store_release). */
+static AO_t held_n;
 
 
 /* ---- memory ------------------------------------------------------------ */
@@ -582,6 +585,11 @@ FSAFE_EXPORT int fsafe_unregister_lock(void *lock)
             writer_unlock();
             wait_for_forker(e);
             if ((err = writer_lock()) != 0) {
+                /* Not unregistered after all: the lock must not stay PENDING,
+                 * or every later fork would skip it. */
+                for (AO_t v; (v = AO_load_acquire(e->st)) & ST_PENDING;)
+                    if (AO_compare_and_swap_full(e->st, v, v & ~(AO_t)ST_PENDING))
+                        break;
                 if (counted)
                     AO_fetch_and_add_full(&pending_count, (AO_t)-1);
                 return err;
@@ -684,8 +692,8 @@ int fsafe__registry_acquire_all(void)
         /* A slot beyond the buffer's room was allocated during this walk: a
          * lock registered meanwhile, which this fork need not take.  (No slot
          * is reused during a walk, so the rest always fit.) */
-        if (e->index >= held->cap)
-            continue;
+        if (!held || e->index >= held->cap)
+            continue; /* (no buffer yet: the first lock ever, registered just now) */
         AO_t w = AO_load_acquire(e->st);
         for (;;) {
             unsigned st = ST_STATUS(w);
@@ -699,8 +707,7 @@ int fsafe__registry_acquire_all(void)
         if (how == FSAFE__HOW_NONE) {
             mark_released(e);
             if (walk_aborted) {
-                fsafe__stats.locks_acquired += acquired;
-                release_held();
+                release_held(); /* (not counted: the walk starts again) */
                 end_epoch();
                 return -1;
             }
@@ -715,7 +722,7 @@ int fsafe__registry_acquire_all(void)
         h->kind = e->kind;
         h->how = (unsigned char)how;
         h->mem = (unsigned char)e->mem;
-        held_n++;
+        AO_store_release(&held_n, held_n + 1);
         acquired++;
     next:;
     }
@@ -749,7 +756,8 @@ void fsafe__registry_release_parent(void)
 
 static void reset_held(int orphaned)
 {
-    for (size_t i = 0; i < held_n; i++)
+    size_t n = AO_load_acquire(&held_n);
+    for (size_t i = 0; i < n; i++)
         if (held->slot[i].ptr)
             fsafe__lock_reset_child(&held->slot[i], orphaned);
 }

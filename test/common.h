@@ -100,6 +100,30 @@ static inline int t_wait(pid_t pid, long timeout_ms)
     return 128 + WTERMSIG(st);
 }
 
+/* One runner for a file of cases: "prog <case>" runs it in this process,
+ * "prog --list" names them all.  Returns main's exit status. */
+struct t_case {
+    const char *name;
+    void (*fn)(void);
+};
+static inline int t_run_case(const struct t_case *cases, size_t n, int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IONBF, 0);
+    if (argc == 2 && strcmp(argv[1], "--list") == 0) {
+        for (size_t i = 0; i < n; i++)
+            printf("%s\n", cases[i].name);
+        return 0;
+    }
+    for (size_t i = 0; argc == 2 && i < n; i++)
+        if (strcmp(argv[1], cases[i].name) == 0) {
+            cases[i].fn();
+            return 0;
+        }
+    fprintf(stderr, "usage: %s <case>|--list\n", argv[0]);
+    return 2;
+}
+#define T_RUN_CASES(cases, argc, argv) t_run_case(cases, sizeof cases / sizeof *cases, argc, argv)
+
 /* A bare test-and-set lock for fsafe_register_ops() tests. */
 struct t_tas {
     volatile int word;

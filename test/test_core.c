@@ -740,10 +740,7 @@ static void case_stale_gate(void)
     printf("ok: the child of a fast-path fork does not inherit another thread's gate\n");
 }
 
-static const struct {
-    const char *name;
-    void (*fn)(void);
-} cases[] = {
+static const struct t_case cases[] = {
     {"rank_order", case_rank_order},
     {"rank_no_deadlock", case_rank_no_deadlock},
     {"forkpty", case_forkpty},
@@ -763,17 +760,5 @@ static const struct {
 
 int main(int argc, char **argv)
 {
-    setvbuf(stdout, NULL, _IONBF, 0);
-    if (argc == 2 && strcmp(argv[1], "--list") == 0) {
-        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
-            printf("%s\n", cases[i].name);
-        return 0;
-    }
-    for (size_t i = 0; argc == 2 && i < sizeof cases / sizeof *cases; i++)
-        if (strcmp(argv[1], cases[i].name) == 0) {
-            cases[i].fn();
-            return 0;
-        }
-    fprintf(stderr, "usage: %s <case>|--list\n", argv[0]);
-    return 2;
+    return T_RUN_CASES(cases, argc, argv);
 }

@@ -449,10 +449,7 @@ static void case_clone(void)
     bypass_check("a raw clone syscall");
 }
 
-static const struct {
-    const char *name;
-    void (*fn)(void);
-} cases[] = {
+static const struct t_case cases[] = {
     {"signal_fork", case_signal_fork},
     {"signal_in_fork", case_signal_in_fork},
     {"signal_in_register", case_signal_in_register},
@@ -469,15 +466,8 @@ static const struct {
 
 int main(int argc, char **argv)
 {
-    setvbuf(stdout, NULL, _IONBF, 0);
 #ifdef FSAFE_OPTIONAL
     without = !fsafe_present();
 #endif
-    for (size_t i = 0; argc == 2 && i < sizeof cases / sizeof *cases; i++)
-        if (strcmp(argv[1], cases[i].name) == 0) {
-            cases[i].fn();
-            return 0;
-        }
-    fprintf(stderr, "usage: %s <case>\n", argv[0]);
-    return 2;
+    return T_RUN_CASES(cases, argc, argv);
 }

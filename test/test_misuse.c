@@ -343,10 +343,7 @@ static void case_self_held_ops(void)
     self_held("ops", "held-ops");
 }
 
-static const struct {
-    const char *name;
-    void (*fn)(void);
-} cases[] = {
+static const struct t_case cases[] = {
     {"bogus_misaligned", case_bogus_misaligned},
     {"bogus_unmapped", case_bogus_unmapped},
     {"ops_opaque_key", case_ops_opaque_key},
@@ -360,16 +357,10 @@ static const struct {
 
 int main(int argc, char **argv)
 {
-    setvbuf(stdout, NULL, _IONBF, 0);
     if (argc == 2 && strncmp(argv[1], "self_held_run_", 14) == 0) {
+        setvbuf(stdout, NULL, _IONBF, 0);
         self_held_scenario(argv[1] + 14);
         return 0;
     }
-    for (size_t i = 0; argc == 2 && i < sizeof cases / sizeof *cases; i++)
-        if (strcmp(argv[1], cases[i].name) == 0) {
-            cases[i].fn();
-            return 0;
-        }
-    fprintf(stderr, "usage: %s <case>\n", argv[0]);
-    return 2;
+    return T_RUN_CASES(cases, argc, argv);
 }

@@ -712,31 +712,14 @@ static void run_collect(const char *preload, const char *label, char *const args
     worker_finish(&w);
 }
 
-static void fig3(const struct params *p)
+/* Figures 3-5: one worker of the given mode, with its two numeric arguments. */
+static void run_worker_figure(const char *mode, long x, long y)
 {
-    char a[16], b[16];
-    snprintf(a, sizeof a, "%d", p->f3_total);
-    snprintf(b, sizeof b, "%d", p->f3_batch);
-    char *args[] = {"contend", a, b, NULL};
-    run_collect(lib_path, "contend", args);
-}
-
-static void fig4(const struct params *p)
-{
-    char a[24], b[16];
-    snprintf(a, sizeof a, "%ld", p->f4_nmax);
-    snprintf(b, sizeof b, "%d", p->f4_reps);
-    char *args[] = {"registry", a, b, NULL};
-    run_collect(lib_path, "registry", args);
-}
-
-static void fig5(const struct params *p)
-{
-    char a[16], b[16];
-    snprintf(a, sizeof a, "%d", p->f5_rounds);
-    snprintf(b, sizeof b, "%d", p->f5_k);
-    char *args[] = {"churn", a, b, NULL};
-    run_collect(lib_path, "churn", args);
+    char a[24], b[24];
+    snprintf(a, sizeof a, "%ld", x);
+    snprintf(b, sizeof b, "%ld", y);
+    char *args[] = {(char *)mode, a, b, NULL};
+    run_collect(lib_path, mode, args);
 }
 
 static const char *const fig_title[] = {
@@ -851,11 +834,11 @@ int main(int argc, char **argv)
     if (strchr(only, '2'))
         fig2(p);
     if (strchr(only, '3'))
-        fig3(p);
+        run_worker_figure("contend", p->f3_total, p->f3_batch);
     if (strchr(only, '4'))
-        fig4(p);
+        run_worker_figure("registry", p->f4_nmax, p->f4_reps);
     if (strchr(only, '5'))
-        fig5(p);
+        run_worker_figure("churn", p->f5_rounds, p->f5_k);
     print_table(stdout);
     if (json)
         write_json(json, quick);

@@ -10,7 +10,8 @@ set(FSAFE_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/fsafe)
 
 set_target_properties(fsafe_shared PROPERTIES EXPORT_NAME fsafe)
 set_target_properties(fsafe_static PROPERTIES EXPORT_NAME fsafe_static)
-install(TARGETS fsafe_shared fsafe_static EXPORT fsafeTargets
+set_target_properties(fsafe_auto PROPERTIES EXPORT_NAME fsafe_auto)
+install(TARGETS fsafe_shared fsafe_static fsafe_auto EXPORT fsafeTargets
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(FILES ${PROJECT_SOURCE_DIR}/include/fsafe.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})

@@ -23,6 +23,8 @@ struct fsafe__config fsafe__cfg = {
     .warn_ms = 0,
     .churn = FSAFE_CHURN_AUTO,
     .log_fd = 2,
+    .auto_mode = -1,
+    .auto_wait_ms = 250,
 };
 
 int fsafe__parse_bool(const char *s, int *out)
@@ -65,7 +67,7 @@ int fsafe__parse_churn(const char *s, int *out)
     return 0;
 }
 
-enum opt_type { OPT_BOOL, OPT_MS, OPT_CHURN, OPT_FD, OPT_STRING };
+enum opt_type { OPT_BOOL, OPT_MS, OPT_CHURN, OPT_FD, OPT_STRING, OPT_ON_TIMEOUT };
 
 struct opt {
     const char *name;
@@ -91,6 +93,12 @@ static const struct opt options[] = {
     {"FSAFE_CHURN", OPT_CHURN, &fsafe__cfg.churn, "a count 0 to 1024, 'auto' or 'off'",
      "throwaway threads around each fork"},
     {"FSAFE_LOCKS", OPT_STRING, &fsafe__cfg.locks, "a lock list", "register locks by symbol name"},
+    {"FSAFE_AUTO", OPT_BOOL, &fsafe__cfg.auto_mode, "a boolean (1/0, true/false, yes/no, on/off)",
+     "track every pthread/C11 lock and libc's own locks (needs libfsafe-auto.so)"},
+    {"FSAFE_AUTO_WAIT_MS", OPT_MS, &fsafe__cfg.auto_wait_ms, "milliseconds, 0 to 86400000",
+     "how long fork waits for other threads to leave their critical sections (default 250)"},
+    {"FSAFE_AUTO_ON_TIMEOUT", OPT_ON_TIMEOUT, &fsafe__cfg.auto_keep, "'reset' or 'keep'",
+     "what the child does with locks still held when the wait runs out"},
 };
 
 static void warn_bad(const struct opt *o, const char *value, const char *dflt)
@@ -140,12 +148,21 @@ static void read_option(const struct opt *o)
     }
     case OPT_MS: {
         long v;
-        if (fsafe__parse_long(s, 0, 86400000L, &v) == 0)
+        char dflt[24];
+        if (fsafe__parse_long(s, 0, 86400000L, &v) == 0) {
             *(long *)o->field = v;
-        else
-            warn_bad(o, s, "0");
+        } else {
+            snprintf(dflt, sizeof dflt, "%ld", *(long *)o->field); /* at init, not in a child */
+            warn_bad(o, s, dflt);
+        }
         break;
     }
+    case OPT_ON_TIMEOUT:
+        if (strcasecmp(s, "reset") == 0 || strcasecmp(s, "keep") == 0)
+            *(int *)o->field = strcasecmp(s, "keep") == 0;
+        else
+            warn_bad(o, s, "reset");
+        break;
     case OPT_CHURN: {
         int v;
         if (fsafe__parse_churn(s, &v) == 0)
@@ -176,10 +193,11 @@ static void show_config(void)
     else
         snprintf(churn, sizeof churn, "%d", fsafe__cfg.churn); /* at init, not in a child */
     fsafe__msg("fsafe %s: verbose=%d stats=%d warn_ms=%ld flush=%d warn_threads=%d churn=%s "
-               "(effective %d) log_fd=%d locks=%s",
+               "(effective %d) log_fd=%d auto=%d auto_wait_ms=%ld auto_on_timeout=%s locks=%s",
                FSAFE_VERSION_STRING, fsafe__cfg.verbose, fsafe__cfg.stats, fsafe__cfg.warn_ms,
                fsafe__cfg.flush, fsafe__cfg.warn_threads, churn, fsafe__churn_effective(),
-               fsafe__cfg.log_fd, fsafe__cfg.locks ? fsafe__cfg.locks : "(none)");
+               fsafe__cfg.log_fd, fsafe__cfg.auto_mode, fsafe__cfg.auto_wait_ms,
+               fsafe__cfg.auto_keep ? "keep" : "reset", fsafe__cfg.locks ? fsafe__cfg.locks : "(none)");
 }
 
 void fsafe__config_init(void)

@@ -128,13 +128,18 @@ int fsafe__format(char *buf, size_t size, const char *fmt, va_list ap)
 
 void fsafe__msg(const char *fmt, ...)
 {
-    char buf[512];
-    int saved = errno;
-    memcpy(buf, "fsafe: ", 7);
     va_list ap;
     va_start(ap, fmt);
-    int n = fsafe__format(buf + 7, sizeof buf - 8, fmt, ap);
+    fsafe__vmsg(fmt, ap);
     va_end(ap);
+}
+
+void fsafe__vmsg(const char *fmt, va_list ap)
+{
+    char buf[1024];
+    int saved = errno;
+    memcpy(buf, "fsafe: ", 7);
+    int n = fsafe__format(buf + 7, sizeof buf - 8, fmt, ap);
     size_t len = 7 + ((size_t)n < sizeof buf - 9 ? (size_t)n : sizeof buf - 9);
     buf[len++] = '\n';
     int fd = fsafe__cfg.log_fd;

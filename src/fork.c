@@ -87,11 +87,49 @@ FSAFE_FORK_PATH int fsafe__in_fork_self(void)
     return AO_load_acquire(&gate) == self_id();
 }
 
+/* The auto library's hooks (libfsafe-auto.so), or NULL; set once, before
+ * main, by its constructor. */
+static const struct fsafe__ext_ops *ext;
+
 /* Work worth doing before a fork: is anything registered or configured? */
 FSAFE_FORK_PATH static int protocol_needed(void)
 {
     return fsafe__registry_count() != 0 || fsafe__churn_effective() != 0 || fsafe__cfg.flush ||
-           fsafe__cfg.warn_threads || fsafe__cfg.verbose || fsafe__cfg.stats;
+           fsafe__cfg.warn_threads || fsafe__cfg.verbose || fsafe__cfg.stats || ext;
+}
+
+static void reset_unlocked(void *lock, int kind)
+{
+    struct fsafe__held h = {lock, 0, (unsigned short)kind, FSAFE__HOW_ACQUIRED, 0};
+    fsafe__lock_reset_child(&h, 1);
+}
+
+FSAFE_EXPORT int fsafe__ext_attach(const struct fsafe__ext_ops *ops, struct fsafe__ext_services *out)
+{
+    fsafe__init();
+    if (!ops || ops->abi != FSAFE__EXT_ABI || ext)
+        return -1;
+    if (!real_fork)
+        real_fork = ops->real_fork;
+    out->cfg = &fsafe__cfg;
+    out->vmsg = fsafe__vmsg;
+    out->reset_unlocked = reset_unlocked;
+    out->mem_shared = fsafe__lock_mem_shared;
+    out->now_ns = fsafe__now_ns;
+    out->gate_contended = fsafe__gate_contended;
+    ext = ops;
+    return 0;
+}
+
+/* FSAFE_AUTO=1 asks for what only libfsafe-auto.so does: say so once. */
+static void check_auto_loaded(void)
+{
+    static int said;
+    if (fsafe__cfg.auto_mode == 1 && !ext && !said) {
+        said = 1;
+        fsafe__msg("FSAFE_AUTO=1, but libfsafe-auto.so is not loaded: only registered locks are "
+                   "taken at fork (preload libfsafe-auto.so, or use fsafe-run)");
+    }
 }
 
 static int count_threads(void)
@@ -125,6 +163,7 @@ static void protocol_prelude(void)
                        (int)getpid(), n - 1);
     }
     fsafe__churn_before_fork();
+    check_auto_loaded();
 }
 
 /*
@@ -138,7 +177,17 @@ static void protocol_walk(int from_handler)
 {
     via_handler = from_handler;
     uint64_t t0 = fsafe__now_ns(), taken0 = fsafe__stats.locks_acquired;
-    for (unsigned backoff = 1; fsafe__registry_acquire_all() != 0; backoff++) {
+    /* Auto mode first: once no other thread holds a tracked lock (and every
+     * pthread lock is tracked), the registered walk finds them free.  Either
+     * step may give up for a thread waiting at the gate (it may hold what the
+     * step waits for); the auto step is then undone too. */
+    for (unsigned backoff = 1;; backoff++) {
+        if (!ext || ext->prepare() == 0) {
+            if (fsafe__registry_acquire_all() == 0)
+                break;
+            if (ext)
+                ext->abort();
+        }
         gate_exit();
         struct timespec ts = {0, (long)(1 + (backoff * 7919 + (unsigned)getpid()) % 4) * 1000000L};
         nanosleep(&ts, NULL);
@@ -188,6 +237,8 @@ FSAFE_FORK_PATH static void on_parent(void)
         return;
     armed = 0;
     fsafe__registry_release_parent();
+    if (ext)
+        ext->parent();
     if (via_handler) {
         gate_exit();
         pthread_sigmask(SIG_SETMASK, &handler_oldmask, NULL);
@@ -200,6 +251,8 @@ FSAFE_FORK_PATH static void on_child(void)
         armed = 0;
         fsafe__registry_reset_child();
         fsafe__registry_child_fixup();
+        if (ext)
+            ext->child();
         if (via_handler) {
             gate_exit();
             pthread_sigmask(SIG_SETMASK, &handler_oldmask, NULL);
@@ -215,6 +268,8 @@ FSAFE_FORK_PATH static void on_child(void)
         armed = 0;
         fsafe__registry_reset_orphaned();
         AO_store_release(&gate, 0);
+        if (ext)
+            ext->child();
     }
     fsafe__registry_child_fixup();
 }
@@ -226,11 +281,11 @@ static void do_init(void)
 {
     fsafe__config_init();
 #ifdef FSAFE_INTERPOSE
+    /* Preloaded or linked, libfsafe.so comes before libc.  Loaded as a
+     * dependency of libfsafe-auto.so it comes after: that library hands the
+     * real fork() over when it attaches (no dlopen here: a constructor of an
+     * initfirst library runs before libc is set up). */
     real_fork = (pid_t(*)(void))dlsym(RTLD_NEXT, "fork");
-    if (!real_fork)
-        fsafe__msg("cannot find the real fork() (dlsym(RTLD_NEXT, \"fork\") failed: %s); "
-                   "fork() will fail with ENOSYS",
-                   dlerror());
 #else
     real_fork = fork;
 #endif
@@ -271,6 +326,12 @@ FSAFE_FORK_PATH FSAFE_EXPORT pid_t fsafe_fork(void)
 {
     fsafe__init();
     if (!real_fork) {
+        static int said;
+        if (!said) {
+            said = 1;
+            fsafe__msg("cannot find the real fork() (dlsym(RTLD_NEXT, \"fork\") failed); "
+                       "fork() fails with ENOSYS");
+        }
         errno = ENOSYS;
         return -1;
     }
@@ -299,8 +360,12 @@ FSAFE_FORK_PATH FSAFE_EXPORT pid_t fsafe_fork(void)
         if (pid == 0) {
             fsafe__registry_reset_child();
             fsafe__registry_child_fixup();
+            if (ext)
+                ext->child();
         } else {
             fsafe__registry_release_parent();
+            if (ext)
+                ext->parent();
         }
     }
     gate_exit();

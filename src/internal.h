@@ -38,6 +38,9 @@ struct fsafe__config {
     int churn;         /* FSAFE_CHURN: count, or FSAFE_CHURN_AUTO */
     int log_fd;        /* FSAFE_LOG_FD, default 2 */
     const char *locks; /* FSAFE_LOCKS, NULL = unset (points into environ) */
+    int auto_mode;     /* FSAFE_AUTO: 1 on, 0 off, -1 unset (on when libfsafe-auto is loaded) */
+    long auto_wait_ms; /* FSAFE_AUTO_WAIT_MS: bound on fork's wait for tracked locks */
+    int auto_keep;     /* FSAFE_AUTO_ON_TIMEOUT=keep: leave still-held locks as they are */
 };
 extern struct fsafe__config fsafe__cfg;
 void fsafe__config_init(void);
@@ -161,6 +164,41 @@ void fsafe__init(void);
 int fsafe__in_fork_self(void);
 int fsafe__gate_contended(void); /* another thread waits to fork */
 extern struct fsafe_stats fsafe__stats; /* updated by the forker only */
+
+/* ---- ext: the auto library's hooks (libfsafe-auto.so, src/auto_*.c) ---------- */
+/*
+ * libfsafe-auto.so links against libfsafe.so and attaches to its fork path
+ * through fsafe__ext_attach(), the one private entry point libfsafe.so exports
+ * (it is not in fsafe.h).  The hooks run on the fork-gate owner's thread:
+ * prepare before the registry walk (wrapper and atfork paths alike), parent
+ * after the registry's release, child after the registry's reset (async-signal-
+ * safe calls only).  The services let the auto library use libfsafe's config,
+ * messages and lock resets without a second copy of them.
+ */
+#define FSAFE__EXT_ABI 1
+struct fsafe__ext_ops {
+    int abi; /* FSAFE__EXT_ABI */
+    /* 0, or -1 when it gave up (and undid itself) for a thread waiting at the
+     * fork gate; the forker then backs off and calls it again. */
+    int (*prepare)(void);
+    void (*abort)(void); /* undoes a prepare that returned 0 */
+    pid_t (*real_fork)(void); /* libc's fork, as the auto library finds it */
+    void (*parent)(void);
+    void (*child)(void);
+};
+struct fsafe__ext_services {
+    const struct fsafe__config *cfg;
+    void (*vmsg)(const char *fmt, va_list ap);
+    /* Re-initialises a lock of kind FSAFE_MUTEX/RWLOCK/SPINLOCK unlocked, with
+     * its attributes; async-signal-safe.  Leaves process-shared memory alone. */
+    void (*reset_unlocked)(void *lock, int kind);
+    int (*mem_shared)(const void *lock, int kind);
+    uint64_t (*now_ns)(void);
+    int (*gate_contended)(void); /* another thread waits to fork */
+};
+/* Returns 0, or -1 when another library is already attached or the ABI differs. */
+FSAFE_EXPORT int fsafe__ext_attach(const struct fsafe__ext_ops *ops, struct fsafe__ext_services *out);
+void fsafe__vmsg(const char *fmt, va_list ap);
 
 /* ---- churn.c: throwaway threads ------------------------------------------ */
 void fsafe__churn_before_fork(void);

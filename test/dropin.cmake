@@ -65,4 +65,5 @@ include(GNUInstallDirs)
 fsafe_dropin_test(install_layout TIMEOUT 30 SCRIPT install.sh
                   ARGS ${FSAFE_RUN_INSTALL_SCRIPT} $<TARGET_FILE:fsafe_shared>
                        ${CMAKE_INSTALL_BINDIR} ${CMAKE_INSTALL_LIBDIR}
-                       $<TARGET_SONAME_FILE_NAME:fsafe_shared>)
+                       $<TARGET_SONAME_FILE_NAME:fsafe_shared>
+                       $<TARGET_FILE:fsafe_auto> $<TARGET_SONAME_FILE_NAME:fsafe_auto>)

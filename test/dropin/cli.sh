@@ -17,7 +17,12 @@ help)
     done
     for o in $(sed -n 's/^ *\(-., \)\{0,1\}\(--[a-z-]*\).*/\2/p' "$tmp/out"); do
         case $o in --help | --version) continue ;; esac
-        case $o in --warn-ms | --churn | --log-fd) arg="$o=1" ;; --locks) arg="$o=x" ;; *) arg=$o ;; esac
+        case $o in
+        --warn-ms | --churn | --log-fd | --auto-wait-ms) arg="$o=1" ;;
+        --locks) arg="$o=x" ;;
+        --auto-on-timeout) arg="$o=keep" ;;
+        *) arg=$o ;;
+        esac
         "$run" $arg true 2>"$tmp/err.opt" || fail "documented option $arg is refused: $(cat "$tmp/err.opt")"
     done
     ok "--help names every FSAFE_* setting and each documented option is accepted"
@@ -109,7 +114,7 @@ keep-preload)
     other=$bin/liblegacy_test.so
     out=$(LD_PRELOAD=$other "$run" sh -c 'echo "$LD_PRELOAD"') || fail "status $?"
     case $out in
-    */libfsafe.so*:"$other") ;;
+    */libfsafe-auto.so*:"$other") ;;
     *) fail "LD_PRELOAD became '$out'" ;;
     esac
     ok "LD_PRELOAD=$out"

@@ -3,20 +3,24 @@
 # The installable fsafe-run (fsafe-run.install) finds the library relative to
 # itself: lay out a prefix by hand, run it from there, and through a PATH look-up.
 #   install.sh FSAFE_RUN BINDIR INSTALL_SCRIPT LIBFILE BINDIR_REL LIBDIR_REL SONAME
+#              AUTO_LIBFILE AUTO_SONAME
 . "$(dirname "$0")/lib.sh"
-script=$1 libfile=$2 bindir=$3 libdir=$4 soname=$5
+script=$1 libfile=$2 bindir=$3 libdir=$4 soname=$5 autofile=$6 autoname=$7
 mkdir -p "$tmp/pre fix/$bindir" "$tmp/pre fix/$libdir"
 case $libdir in /*) echo "skip: absolute CMAKE_INSTALL_LIBDIR"; exit 77 ;; esac
 # A blank in the prefix must be refused clearly (LD_PRELOAD cannot carry it).
 cp "$script" "$tmp/pre fix/$bindir/fsafe-run"
 cp "$libfile" "$tmp/pre fix/$libdir/$soname"
+cp "$autofile" "$tmp/pre fix/$libdir/$autoname"
 "$tmp/pre fix/$bindir/fsafe-run" true 2>"$tmp/err"
 [ $? = 2 ] && grep -q "contains a blank" "$tmp/err" || fail "a blank in the library path was not refused"
 mv "$tmp/pre fix" "$tmp/prefix"
 inst=$tmp/prefix/$bindir/fsafe-run
 out=$("$inst" sh -c 'echo "$LD_PRELOAD"') || fail "status $?"
-[ "$out" = "$(cd "$tmp/prefix/$libdir" && pwd -P)/$soname" ] || fail "LD_PRELOAD=$out"
+[ "$out" = "$(cd "$tmp/prefix/$libdir" && pwd -P)/$autoname" ] || fail "LD_PRELOAD=$out"
+out=$("$inst" --no-auto sh -c 'echo "$LD_PRELOAD"') || fail "status $?"
+[ "$out" = "$(cd "$tmp/prefix/$libdir" && pwd -P)/$soname" ] || fail "--no-auto: LD_PRELOAD=$out"
 out=$(PATH="$tmp/prefix/$bindir:$PATH" fsafe-run --stats "$bin/test_dropin_prog" flush 2>&1 >/dev/null)
 echo "$out" | grep -q "^fsafe: stats for pid [0-9]*: 1 forks" || fail "library not loaded: $out"
 out=$("$inst" --version) || fail "--version"
-ok "installed layout works: $out, preloads $soname"
+ok "installed layout works: $out, preloads $autoname (--no-auto: $soname)"

@@ -10,14 +10,14 @@ without) # no fsafe at all: the child hangs on legacy_lock
     "$prog" hang >"$tmp/out" 2>"$tmp/err" || fail "status $?"
     ;;
 no-locks) # fsafe loaded but not told about the lock: still hangs
-    "$run" "$prog" hang >"$tmp/out" 2>"$tmp/err" || fail "status $?"
+    "$run" --no-auto "$prog" hang >"$tmp/out" 2>"$tmp/err" || fail "status $?"
     ;;
 with)
-    "$run" --locks=legacy_lock:mutex:10 "$prog" ok 3 >"$tmp/out" 2>"$tmp/err" || fail "status $?"
+    "$run" --no-auto --locks=legacy_lock:mutex:10 "$prog" ok 3 >"$tmp/out" 2>"$tmp/err" || fail "status $?"
     [ ! -s "$tmp/err" ] || fail "unexpected messages"
     ;;
 with-library) # pinned to the library, through a copy relocation if the program has one
-    "$run" --locks=legacy_lock@liblegacy_test.so:mutex:10 "$prog" ok >"$tmp/out" 2>"$tmp/err" \
+    "$run" --no-auto --locks=legacy_lock@liblegacy_test.so:mutex:10 "$prog" ok >"$tmp/out" 2>"$tmp/err" \
         || fail "status $?"
     [ ! -s "$tmp/err" ] || fail "unexpected messages"
     ;;
@@ -35,7 +35,7 @@ unchanged) # neither the program nor the library knows fsafe
     echo "no fsafe in $prog or liblegacy_test.so" >"$tmp/out"
     ;;
 resolve-errors) # one message per entry that cannot be used; the good ones still work
-    "$run" --stats --locks='legacy_readonly,legacy_call,legacy_lock:rwlock,legacy_lock@libc.so.6' \
+    "$run" --no-auto --stats --locks='legacy_readonly,legacy_call,legacy_lock:rwlock,legacy_lock@libc.so.6' \
         --locks='legacy_lock@libfsafe-nope.so,fsafe_no_such_symbol,legacy_lock@liblegacy_test.so:mutex:10' \
         "$prog" ok >"$tmp/out" 2>"$tmp/err" || fail "status $?"
     for m in "legacy_readonly: the object at 0x[0-9a-f]* is not in writable memory" \

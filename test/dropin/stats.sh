@@ -4,7 +4,7 @@
 # the process that read the setting (forked children that exit() stay quiet).
 #   stats.sh FSAFE_RUN BINDIR
 . "$(dirname "$0")/lib.sh"
-"$run" --stats --locks=legacy_lock:mutex:10,legacy_rwlock:rwlock:20 \
+"$run" --no-auto --stats --locks=legacy_lock:mutex:10,legacy_rwlock:rwlock:20 \
     "$bin/test_dropin_retrofit" ok 2 >"$tmp/out" 2>"$tmp/err" || fail "status $?"
 [ "$(count 'fsafe: stats for pid' "$tmp/err")" = 1 ] || fail "expected one stats report"
 grep -Eq "^fsafe: stats for pid [0-9]+: 2 forks \(0 via pthread_atfork\), 4 lock acquisitions; acquiring locks took [0-9]+\.[0-9]{3} ms in total, [0-9]+\.[0-9]{3} ms at most; 2 locks registered\$" \
@@ -18,7 +18,7 @@ grep -Eq "^fsafe:   lock 'legacy_rwlock' rank 20 \(rwlock, 0x[0-9a-f]+\): longes
 # Locks come in rank order.
 grep "^fsafe:   lock" "$tmp/err" | head -1 | grep -q legacy_lock || fail "not in rank order"
 # A child that calls exit() does not print its own copy of the counters.
-"$run" --stats "$bin/test_dropin_prog" flush >"$tmp/out2" 2>"$tmp/err2" || fail "status $?"
+"$run" --no-auto --stats "$bin/test_dropin_prog" flush >"$tmp/out2" 2>"$tmp/err2" || fail "status $?"
 [ "$(count 'fsafe: stats for pid' "$tmp/err2")" = 1 ] || fail "the child printed stats too"
 grep -q "stats for pid [0-9]*: 1 forks" "$tmp/err2" || fail "fork not counted"
 ok "stats:"

@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Declarations shared by the files of libfsafe-auto.so (auto mode): lock
+ * tracking (auto_track.c), the fork-time quiescence and child reset
+ * (auto_fork.c), libc's own locks (auto_libc.c) and semaphores used as locks
+ * (auto_sem.c).  libfsafe-auto.so sits on top of libfsafe.so and reaches it
+ * only through fsafe__ext_attach().
+ */
+#ifndef FSAFE_AUTO_H
+#define FSAFE_AUTO_H
+
+#include "internal.h"
+
+/* What libfsafe.so lends the auto library (filled at attach). */
+extern struct fsafe__ext_services fsafe__svc;
+/* Non-zero when auto mode is on in this process (FSAFE_AUTO not 0, attached). */
+extern int fsafe__auto_on;
+void fsafe__amsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- auto_track.c: the per-thread sets of held locks ------------------------ */
+/* Lock kinds reuse FSAFE_MUTEX, FSAFE_RWLOCK and FSAFE_SPINLOCK. */
+#define FSAFE__AT_CAP 48 /* holds a thread records; more are counted only */
+
+enum fsafe__at_mode { FSAFE__AT_EXCL = 0, FSAFE__AT_SHARED = 1 };
+enum fsafe__at_state { FSAFE__AT_HELD = 0, FSAFE__AT_WAITING = 1 /* in a condition wait */ };
+
+/*
+ * One hold, or one acquisition in progress.  Written only by the owning thread
+ * (and signal handlers on it, which nest); read by the forker.  lock is NULL
+ * while the slot is reserved but not yet filled in.
+ */
+struct fsafe__at_entry {
+    void *volatile lock;
+    void *volatile cond;      /* FSAFE__AT_WAITING: the condition variable */
+    uintptr_t caller;         /* return address of the lock call */
+    volatile unsigned char kind, mode, state;
+};
+
+struct fsafe__at_thread {
+    /* Entries in use.  May exceed FSAFE__AT_CAP: holds beyond it are counted
+     * but not recorded.  Owner writes, with store_release; forker reads. */
+    AO_t n;
+    AO_t in_use;       /* 1 while a live thread owns the record */
+    pid_t tid;         /* the owner's kernel thread id */
+    AO_t self;         /* the owner's thread pointer */
+    struct fsafe__at_thread *next; /* every record ever made; never unlinked */
+    struct fsafe__at_entry e[FSAFE__AT_CAP];
+};
+
+/*
+ * The one word every lock call reads (zero on the fast path):
+ * PENDING while a forker waits for other threads (a thread that holds no
+ * tracked lock parks before taking one); OFF when tracking is off
+ * (FSAFE_AUTO=0); FENCE when membarrier() is missing and each hold must fence
+ * itself.
+ */
+#define FSAFE__AT_PENDING 1u
+#define FSAFE__AT_OFF 2u
+#define FSAFE__AT_FENCE 4u
+extern AO_t fsafe__at_state;
+extern AO_t fsafe__at_fork_owner; /* thread pointer of the forker */
+/* Head of the list of every record (auto_track.c). */
+extern AO_t fsafe__at_threads;
+
+void fsafe__at_init(void);
+AO_t fsafe__at_self_id(void);
+struct fsafe__at_thread *fsafe__at_current(void); /* NULL if the thread has none */
+/* Wakes every thread parked by PENDING (parent), after clearing it. */
+void fsafe__at_unpark_all(void);
+/* Child: every record but the forker's is dropped. */
+void fsafe__at_child_forget_others(struct fsafe__at_thread *mine);
+/* Whether the lock word says the lock is free (glibc layouts); 0 when unsure. */
+int fsafe__at_lock_free(const void *lock, int kind);
+
+/* Real functions, resolved once (auto_track.c). */
+int fsafe__real_mutex_lock(pthread_mutex_t *m);
+int fsafe__real_mutex_trylock(pthread_mutex_t *m);
+int fsafe__real_mutex_unlock(pthread_mutex_t *m);
+int fsafe__real_rwlock_rdlock(pthread_rwlock_t *l);
+int fsafe__real_rwlock_wrlock(pthread_rwlock_t *l);
+int fsafe__real_rwlock_unlock(pthread_rwlock_t *l);
+int fsafe__real_spin_lock(pthread_spinlock_t *s);
+int fsafe__real_rwlock_tryrdlock(pthread_rwlock_t *l);
+int fsafe__real_rwlock_trywrlock(pthread_rwlock_t *l);
+
+/* ---- gates: libc calls that must not be in flight at fork (auto_libc.c) ---- */
+/*
+ * A call into a libc family whose internal lock a child may need (time zone,
+ * NSS, syslog, ...) is tracked like a lock hold on the family's gate: it
+ * parks while a fork is pending if the thread holds nothing else, and the
+ * forker waits, within FSAFE_AUTO_WAIT_MS, until no other thread is inside a
+ * gated call.  Nested calls and forks from inside a gated call (a callback, a
+ * constructor run by dlopen) nest like locks the forker holds itself.
+ */
+#define FSAFE__AT_GATE 7 /* entry kind: a gate, not a lock */
+struct fsafe__gate {
+    const char *family; /* named in messages: "time zone (localtime_r)" */
+};
+void fsafe__gate_enter(struct fsafe__gate *g, uintptr_t caller);
+void fsafe__gate_leave(struct fsafe__gate *g);
+
+void fsafe__libc_init(void);  /* constructor: resolves the real functions */
+void fsafe__libc_child(void); /* async-signal-safe: child fix-ups, if any */
+
+/* ---- auto_sem.c: POSIX semaphores used as locks (issue 15) ------------------- */
+void fsafe__sem_init(void);
+void fsafe__sem_child(void); /* async-signal-safe */
+
+#endif /* FSAFE_AUTO_H */

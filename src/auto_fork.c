@@ -1,0 +1,456 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Auto mode at fork: the forker announces the fork, waits (within
+ * FSAFE_AUTO_WAIT_MS) until no other thread holds a tracked lock or is inside
+ * a gated libc call, takes the mutexes of threads parked in a condition wait,
+ * and lets libfsafe fork.  The child re-initialises what the forker took, the
+ * condition variables other threads waited on, and (by default) the locks
+ * still held when the wait ran out; the forker's own holds stay its own.
+ * The child half is async-signal-safe; names are looked up only in the
+ * parent, after the other threads run again (dladdr takes the loader lock,
+ * which a parked thread may hold).
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <linux/membarrier.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "auto.h"
+
+struct fsafe__ext_services fsafe__svc;
+int fsafe__auto_on;
+
+void fsafe__amsg(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fsafe__svc.vmsg(fmt, ap);
+    va_end(ap);
+}
+
+/* ---- the forker's state (gate owner only) ---------------------------------------- */
+#define MAX_TAKEN 256 /* mutexes taken from condition waiters */
+#define MAX_NOTED 64  /* holds remembered for the report and the child */
+
+struct noted {
+    void *lock;
+    uintptr_t caller;
+    pid_t tid;
+    unsigned char kind, mode, shared_mem;
+};
+
+static struct {
+    void *mutex;
+    void *cond;
+} taken[MAX_TAKEN];
+static int ntaken, taken_overflow;
+static void *conds[MAX_TAKEN]; /* condition variables other threads wait on */
+static int nconds;
+static struct noted seen[MAX_NOTED]; /* busy holds at the first look (report) */
+static int nseen, seen_more;
+static struct noted stuck[MAX_NOTED]; /* busy holds when the wait ran out */
+static int nstuck, stuck_more;
+static uint64_t waited_ns;
+static int timed_out;
+static struct fsafe__at_thread *forker;
+static int membarrier_ok;
+
+static int took(const void *m)
+{
+    for (int i = 0; i < ntaken; i++)
+        if (taken[i].mutex == m)
+            return 1;
+    return 0;
+}
+
+static void note_cond(void *c)
+{
+    for (int i = 0; i < nconds; i++)
+        if (conds[i] == c)
+            return;
+    if (nconds < MAX_TAKEN)
+        conds[nconds++] = c;
+}
+
+/* Whether the forker holds lock so that no other thread can take it: another
+ * thread's entry for it is an acquisition blocked until after the fork. */
+static int forker_excludes(const void *lock)
+{
+    if (took(lock))
+        return 1;
+    struct fsafe__at_thread *t = forker;
+    if (!t)
+        return 0;
+    AO_t n = AO_load_acquire(&t->n);
+    for (AO_t j = 0; j < n && j < FSAFE__AT_CAP; j++)
+        if (t->e[j].lock == lock && t->e[j].mode == FSAFE__AT_EXCL)
+            return 1;
+    return 0;
+}
+
+static void note(struct noted *list, int *count, int *more, const struct fsafe__at_thread *t,
+                 const struct fsafe__at_entry *e, void *lock)
+{
+    if (*count >= MAX_NOTED) {
+        (*more)++;
+        return;
+    }
+    struct noted *x = &list[(*count)++];
+    x->lock = lock;
+    x->caller = e ? e->caller : 0;
+    x->tid = t->tid;
+    x->kind = e ? e->kind : 0;
+    x->mode = e ? e->mode : 0;
+    x->shared_mem = 0;
+}
+
+/*
+ * One look at every other thread's record.  Takes the mutex of each
+ * condition wait it finds.  Returns the number of holds that keep the fork
+ * waiting; with into != NULL, remembers them there.
+ */
+static int scan(struct noted *into, int *count, int *more)
+{
+    int busy = 0;
+    for (struct fsafe__at_thread *t = (struct fsafe__at_thread *)AO_load_acquire(&fsafe__at_threads);
+         t; t = t->next) {
+        if (t == forker || !AO_load_acquire(&t->in_use))
+            continue;
+        AO_t n = AO_load_acquire(&t->n);
+        if (n == 0)
+            continue;
+        if (n > FSAFE__AT_CAP) {
+            busy++; /* holds it could not record */
+            if (into)
+                note(into, count, more, t, NULL, NULL);
+        }
+        for (AO_t j = 0; j < n && j < FSAFE__AT_CAP; j++) {
+            struct fsafe__at_entry *e = &t->e[j];
+            void *lock = e->lock;
+            if (!lock) {
+                busy++; /* a slot being filled in: look again */
+                continue;
+            }
+            if (e->state == FSAFE__AT_WAITING && e->kind == FSAFE_MUTEX) {
+                void *c = e->cond;
+                if (!took(lock)) {
+                    if (ntaken < MAX_TAKEN && fsafe__real_mutex_trylock(lock) == 0) {
+                        taken[ntaken].mutex = lock;
+                        taken[ntaken++].cond = c;
+                    } else {
+                        if (ntaken >= MAX_TAKEN)
+                            taken_overflow = 1;
+                        busy++; /* its waiter is waking up with it, or it is busy */
+                        continue;
+                    }
+                }
+                if (c)
+                    note_cond(c);
+                continue;
+            }
+            if (forker_excludes(lock))
+                continue;
+            if (e->kind != FSAFE__AT_GATE && e->mode == FSAFE__AT_EXCL &&
+                fsafe__at_lock_free(lock, e->kind))
+                continue; /* released by another thread: a stale record */
+            busy++;
+            if (into)
+                note(into, count, more, t, e, lock);
+        }
+    }
+    return busy;
+}
+
+static void pause_round(unsigned round)
+{
+    if (round < 16) {
+        sched_yield();
+        return;
+    }
+    struct timespec ts = {0, round < 200 ? 50 * 1000 : 500 * 1000};
+    nanosleep(&ts, NULL);
+}
+
+static void release_taken(void)
+{
+    for (int i = ntaken - 1; i >= 0; i--)
+        fsafe__real_mutex_unlock(taken[i].mutex);
+    ntaken = 0;
+}
+
+/* ---- ext ops ------------------------------------------------------------------------ */
+static void announce(void)
+{
+    AO_store_release(&fsafe__at_fork_owner, fsafe__at_self_id());
+    AO_t w = AO_load_acquire(&fsafe__at_state);
+    AO_store_release(&fsafe__at_state, w | FSAFE__AT_PENDING);
+    /* The forker's half of the Dekker pair (auto_track.c): a full barrier on
+     * every thread, so that each hold published before it is visible below. */
+    if (membarrier_ok)
+        syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+    else
+        AO_nop_full(); /* the threads fence themselves (FSAFE__AT_FENCE) */
+}
+
+static void unpark(void)
+{
+    AO_store_release(&fsafe__at_fork_owner, 0);
+    fsafe__at_unpark_all();
+}
+
+static int auto_prepare(void)
+{
+    if (!fsafe__auto_on)
+        return 0;
+    int saved = errno;
+    forker = fsafe__at_current();
+    ntaken = nconds = nseen = seen_more = nstuck = stuck_more = 0;
+    taken_overflow = timed_out = 0;
+    waited_ns = 0;
+    announce();
+    uint64_t t0 = fsafe__svc.now_ns();
+    uint64_t limit = (uint64_t)fsafe__svc.cfg->auto_wait_ms * 1000000u;
+    int busy = scan(seen, &nseen, &seen_more);
+    for (unsigned round = 0; busy; round++) {
+        uint64_t dt = fsafe__svc.now_ns() - t0;
+        if (dt >= limit) {
+            nstuck = stuck_more = 0;
+            scan(stuck, &nstuck, &stuck_more);
+            timed_out = 1;
+            break;
+        }
+        if (round > 0 && (round & 7) == 0 && fsafe__svc.gate_contended()) {
+            /* A thread waiting to fork may hold what this fork waits for. */
+            release_taken();
+            unpark();
+            errno = saved;
+            return -1;
+        }
+        pause_round(round);
+        busy = scan(NULL, NULL, NULL);
+    }
+    waited_ns = fsafe__svc.now_ns() - t0;
+    if (timed_out && !fsafe__svc.cfg->auto_keep)
+        for (int i = 0; i < nstuck; i++)
+            if (stuck[i].lock && stuck[i].kind != FSAFE__AT_GATE)
+                stuck[i].shared_mem = (unsigned char)fsafe__svc.mem_shared(stuck[i].lock, stuck[i].kind);
+    errno = saved;
+    return 0;
+}
+
+static void auto_abort(void)
+{
+    if (!fsafe__auto_on)
+        return;
+    release_taken();
+    unpark();
+}
+
+/* ---- the report (parent, other threads running again) ------------------------------ */
+static size_t describe(const void *addr, char *out, size_t size)
+{
+    Dl_info di;
+    if (!addr || !dladdr(addr, &di) || !di.dli_fname) {
+        return (size_t)snprintf(out, size, "%p", addr);
+    }
+    const char *lib = strrchr(di.dli_fname, '/');
+    lib = lib ? lib + 1 : di.dli_fname;
+    if (!*lib)
+        lib = "(main program)";
+    if (di.dli_sname && di.dli_saddr)
+        return (size_t)snprintf(out, size, "%s+0x%lx (%s)", di.dli_sname,
+                                (unsigned long)((uintptr_t)addr - (uintptr_t)di.dli_saddr), lib);
+    return (size_t)snprintf(out, size, "%s+0x%lx", lib,
+                            (unsigned long)((uintptr_t)addr - (uintptr_t)di.dli_fbase));
+}
+
+static const char *kind_name(const struct noted *x)
+{
+    switch (x->kind) {
+    case FSAFE_MUTEX:
+        return "mutex";
+    case FSAFE_RWLOCK:
+        return x->mode == FSAFE__AT_SHARED ? "rwlock (read)" : "rwlock (write)";
+    case FSAFE_SPINLOCK:
+        return "spinlock";
+    case FSAFE__AT_GATE:
+        return "libc call";
+    }
+    return "lock";
+}
+
+/* "0x55..: mutex counter_lock+0x8 (libfoo.so) held by thread 1234, taken at libfoo.so+0x11a9" */
+static void describe_hold(const struct noted *x, char *out, size_t size)
+{
+    char what[256], where[256];
+    if (!x->lock) {
+        snprintf(out, size, "locks beyond %d held by thread %d (not recorded)", FSAFE__AT_CAP,
+                 (int)x->tid);
+        return;
+    }
+    if (x->kind == FSAFE__AT_GATE)
+        snprintf(what, sizeof what, "%s", ((const struct fsafe__gate *)x->lock)->family);
+    else
+        describe(x->lock, what, sizeof what);
+    describe((const void *)x->caller, where, sizeof where);
+    snprintf(out, size, "%s %p %s held by thread %d, taken at %s", kind_name(x), x->lock, what,
+             (int)x->tid, where);
+}
+
+static void report(void)
+{
+    char line[512];
+    const struct fsafe__config *cfg = fsafe__svc.cfg;
+    if (timed_out) {
+        fsafe__amsg("pid %d: fork waited %llu ms (FSAFE_AUTO_WAIT_MS) for %d lock%s still held by "
+                    "other threads%s; the child %s them:",
+                    (int)getpid(), (unsigned long long)(waited_ns / 1000000u), nstuck + stuck_more,
+                    nstuck + stuck_more == 1 ? "" : "s", stuck_more ? " (some not listed)" : "",
+                    cfg->auto_keep ? "keeps (FSAFE_AUTO_ON_TIMEOUT=keep)"
+                                   : "re-initialised (their data may be half-updated)");
+        for (int i = 0; i < nstuck; i++) {
+            describe_hold(&stuck[i], line, sizeof line);
+            fsafe__amsg("  %s", line);
+        }
+    } else if (cfg->verbose && nseen + seen_more > 0) {
+        fsafe__amsg("pid %d: fork waited %llu us for %d lock%s held by other threads:", (int)getpid(),
+                    (unsigned long long)(waited_ns / 1000u), nseen + seen_more,
+                    nseen + seen_more == 1 ? "" : "s");
+        for (int i = 0; i < nseen; i++) {
+            describe_hold(&seen[i], line, sizeof line);
+            fsafe__amsg("  %s", line);
+        }
+    }
+    if (taken_overflow)
+        fsafe__amsg("pid %d: more than %d condition waits at one fork: some were not covered",
+                    (int)getpid(), MAX_TAKEN);
+}
+
+static void auto_parent(void)
+{
+    if (!fsafe__auto_on)
+        return;
+    release_taken();
+    unpark();
+    report();
+}
+
+/* ---- the child ------------------------------------------------------------------------ */
+/* A condition variable with its waiters gone: the state of a fresh one, with
+ * its clock and process-shared bits kept (glibc: bits 0-1 of __wrefs). */
+static void cond_reset(void *c)
+{
+#ifdef __GLIBC__
+    pthread_cond_t *cv = c;
+    unsigned keep = cv->__data.__wrefs & 3u;
+    if (keep & 1u)
+        return; /* process-shared: the parent's waiters are real */
+    memset(cv, 0, sizeof *cv);
+    cv->__data.__wrefs = keep;
+#else
+    (void)c;
+#endif
+}
+
+/* The forker's own holds, as its thread in the child: re-initialised and
+ * taken again, because glibc records the owner's thread id, which is stale
+ * in the child (an errorcheck or recursive unlock would fail with EPERM, a
+ * write-locked rwlock would not be released). */
+static void retake_own(struct fsafe__at_thread *t)
+{
+    AO_t n = t->n < FSAFE__AT_CAP ? t->n : FSAFE__AT_CAP;
+    for (AO_t j = 0; j < n; j++) {
+        struct fsafe__at_entry *e = &t->e[j];
+        void *lock = e->lock;
+        if (!lock || e->kind == FSAFE__AT_GATE || e->kind == FSAFE_SPINLOCK)
+            continue; /* a spinlock records no owner */
+        int first = 1;
+        for (AO_t k = 0; k < j; k++)
+            if (t->e[k].lock == lock)
+                first = 0;
+        if (!first)
+            continue;
+        if (e->kind == FSAFE_MUTEX && !fsafe__svc.mem_shared(lock, e->kind)) {
+            fsafe__svc.reset_unlocked(lock, FSAFE_MUTEX);
+            for (AO_t k = j; k < n; k++)
+                if (t->e[k].lock == lock)
+                    fsafe__real_mutex_lock(lock);
+        } else if (e->kind == FSAFE_RWLOCK && !fsafe__svc.mem_shared(lock, e->kind)) {
+            fsafe__svc.reset_unlocked(lock, FSAFE_RWLOCK);
+            for (AO_t k = j; k < n; k++)
+                if (t->e[k].lock == lock) {
+                    if (t->e[k].mode == FSAFE__AT_EXCL)
+                        fsafe__real_rwlock_wrlock(lock);
+                    else
+                        fsafe__real_rwlock_rdlock(lock);
+                }
+        }
+    }
+}
+
+static void auto_child(void)
+{
+    if (!fsafe__auto_on)
+        return;
+    AO_store_release(&fsafe__at_state, AO_load_acquire(&fsafe__at_state) & ~(AO_t)FSAFE__AT_PENDING);
+    AO_store_release(&fsafe__at_fork_owner, 0);
+    for (int i = 0; i < ntaken; i++)
+        fsafe__svc.reset_unlocked(taken[i].mutex, FSAFE_MUTEX);
+    ntaken = 0;
+    for (int i = 0; i < nconds; i++)
+        cond_reset(conds[i]);
+    if (timed_out && !fsafe__svc.cfg->auto_keep)
+        for (int i = 0; i < nstuck; i++)
+            if (stuck[i].lock && stuck[i].kind != FSAFE__AT_GATE && !stuck[i].shared_mem)
+                fsafe__svc.reset_unlocked(stuck[i].lock, stuck[i].kind);
+    struct fsafe__at_thread *mine = fsafe__at_current();
+    fsafe__at_child_forget_others(mine);
+    if (mine)
+        retake_own(mine);
+    fsafe__libc_child();
+    fsafe__sem_child();
+}
+
+/* ---- attach ----------------------------------------------------------------------------- */
+static struct fsafe__ext_ops ops = {
+    .abi = FSAFE__EXT_ABI,
+    .prepare = auto_prepare,
+    .abort = auto_abort,
+    .parent = auto_parent,
+    .child = auto_child,
+};
+
+/* After libfsafe's constructor (it is linked -z initfirst, and a dependency). */
+__attribute__((constructor(102))) static void auto_ctor(void)
+{
+    ops.real_fork = (pid_t(*)(void))dlsym(RTLD_NEXT, "fork");
+    if (fsafe__ext_attach(&ops, &fsafe__svc) != 0) {
+        AO_store_release(&fsafe__at_state, FSAFE__AT_OFF);
+        return;
+    }
+    if (fsafe__svc.cfg->auto_mode == 0) {
+        AO_store_release(&fsafe__at_state, FSAFE__AT_OFF);
+        return;
+    }
+    membarrier_ok = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+    if (!membarrier_ok) /* an old kernel, or a sandbox: every hold fences itself */
+        AO_store_release(&fsafe__at_state, AO_load_acquire(&fsafe__at_state) | FSAFE__AT_FENCE);
+    fsafe__at_init();
+    fsafe__libc_init();
+    fsafe__sem_init();
+    fsafe__auto_on = 1;
+}
+
+/* fork() itself: libfsafe.so, a dependency of this library, comes after libc
+ * in the lookup order when only this library is preloaded. */
+FSAFE_EXPORT pid_t fork(void)
+{
+    return fsafe_fork();
+}

@@ -1,0 +1,683 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Auto mode's lock tracking: interposes the pthread and C11 lock calls and
+ * keeps, per thread, the set of locks the thread holds right now.  The sets
+ * live in mmap'd records that fork reads without a lock; no malloc anywhere.
+ *
+ * The protocol with the forker (auto_fork.c) is an asymmetric Dekker: a
+ * thread publishes a hold (it reserves a slot: n = i + 1) before it loads
+ * the state word; the forker sets PENDING in it and then runs membarrier(), a
+ * full barrier on every thread of the process, before it reads the records.
+ * So either the thread sees the fork pending, or the forker sees the hold.
+ * A thread that holds nothing and sees a fork pending parks until it is over;
+ * a thread that holds locks goes on, to finish its critical section.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <linux/futex.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <threads.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "auto.h"
+
+AO_t fsafe__at_state;
+AO_t fsafe__at_fork_owner;
+AO_t fsafe__at_threads;
+
+/* The calling thread's record.  initial-exec: a preloaded or linked library
+ * gets static TLS, and reading it is one instruction. */
+static __thread struct fsafe__at_thread *me __attribute__((tls_model("initial-exec")));
+static pthread_key_t exit_key;
+static AO_t have_key;
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#define CALLER ((uintptr_t)__builtin_return_address(0))
+
+AO_t fsafe__at_self_id(void)
+{
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__aarch64__)) && __GNUC__ >= 11
+    return (AO_t)__builtin_thread_pointer();
+#else
+    return (AO_t)pthread_self();
+#endif
+}
+
+/* ---- the real functions ---------------------------------------------------- */
+/* Found with dlsym(RTLD_NEXT) at first use and kept: a call may come before
+ * any constructor has run.  dlsym takes only the loader's own lock. */
+static void *next_sym(AO_t *slot, const char *name)
+{
+    void *p = (void *)AO_load_acquire(slot);
+    if (likely(p != NULL))
+        return p;
+    p = dlsym(RTLD_NEXT, name);
+    if (!p) {
+        /* Nothing sensible can follow: every caller would fail. */
+        static const char m[] = "fsafe: libfsafe-auto.so: dlsym(RTLD_NEXT) cannot find a "
+                                "pthread function; aborting\n";
+        (void)!write(2, m, sizeof m - 1);
+        abort();
+    }
+    AO_store_release(slot, (AO_t)p);
+    return p;
+}
+#define NEXT(type, name)                                                                           \
+    ({                                                                                             \
+        static AO_t sym_;                                                                          \
+        (type) next_sym(&sym_, name);                                                             \
+    })
+
+int fsafe__real_mutex_lock(pthread_mutex_t *m)
+{
+    return NEXT(int (*)(pthread_mutex_t *), "pthread_mutex_lock")(m);
+}
+
+int fsafe__real_mutex_trylock(pthread_mutex_t *m)
+{
+    return NEXT(int (*)(pthread_mutex_t *), "pthread_mutex_trylock")(m);
+}
+
+int fsafe__real_mutex_unlock(pthread_mutex_t *m)
+{
+    return NEXT(int (*)(pthread_mutex_t *), "pthread_mutex_unlock")(m);
+}
+
+int fsafe__real_rwlock_rdlock(pthread_rwlock_t *l)
+{
+    return NEXT(int (*)(pthread_rwlock_t *), "pthread_rwlock_rdlock")(l);
+}
+
+int fsafe__real_rwlock_tryrdlock(pthread_rwlock_t *l)
+{
+    return NEXT(int (*)(pthread_rwlock_t *), "pthread_rwlock_tryrdlock")(l);
+}
+
+int fsafe__real_rwlock_wrlock(pthread_rwlock_t *l)
+{
+    return NEXT(int (*)(pthread_rwlock_t *), "pthread_rwlock_wrlock")(l);
+}
+
+int fsafe__real_rwlock_trywrlock(pthread_rwlock_t *l)
+{
+    return NEXT(int (*)(pthread_rwlock_t *), "pthread_rwlock_trywrlock")(l);
+}
+
+int fsafe__real_rwlock_unlock(pthread_rwlock_t *l)
+{
+    return NEXT(int (*)(pthread_rwlock_t *), "pthread_rwlock_unlock")(l);
+}
+
+int fsafe__real_spin_lock(pthread_spinlock_t *s)
+{
+    return NEXT(int (*)(pthread_spinlock_t *), "pthread_spin_lock")(s);
+}
+
+/* ---- records ----------------------------------------------------------------- */
+static void futex_wait(AO_t *word, unsigned val)
+{
+    /* The low 32 bits of the word (little-endian x86-64/aarch64). */
+    syscall(SYS_futex, (int *)word, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+}
+
+void fsafe__at_unpark_all(void)
+{
+    AO_store_release(&fsafe__at_state, AO_load_acquire(&fsafe__at_state) & ~(AO_t)FSAFE__AT_PENDING);
+    syscall(SYS_futex, (int *)&fsafe__at_state, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+static void on_thread_exit(void *p)
+{
+    struct fsafe__at_thread *t = p;
+    /* Holds the thread still had die with it: a robust mutex says EOWNERDEAD
+     * to its next locker; any other stays locked in the parent too. */
+    if (me == t)
+        me = NULL;
+    AO_store_release(&t->n, 0);
+    AO_store_release(&t->in_use, 0);
+}
+
+#define CHUNK_BYTES (64 * 1024)
+
+static struct fsafe__at_thread *attach(void)
+{
+    struct fsafe__at_thread *t;
+    for (t = (struct fsafe__at_thread *)AO_load_acquire(&fsafe__at_threads); t; t = t->next)
+        if (!AO_load_acquire(&t->in_use) && AO_compare_and_swap_full(&t->in_use, 0, 1))
+            goto got;
+    {
+        char *p = mmap(NULL, CHUNK_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+            return NULL; /* the thread goes untracked */
+        size_t count = CHUNK_BYTES / sizeof *t;
+        struct fsafe__at_thread *first = (struct fsafe__at_thread *)p;
+        for (size_t i = 0; i + 1 < count; i++)
+            first[i].next = &first[i + 1];
+        first[0].in_use = 1;
+        t = first;
+        struct fsafe__at_thread *last = &first[count - 1];
+        AO_t head;
+        do {
+            head = AO_load_acquire(&fsafe__at_threads);
+            last->next = (struct fsafe__at_thread *)head;
+        } while (!AO_compare_and_swap_full(&fsafe__at_threads, head, (AO_t)first));
+    }
+got:
+    t->tid = (pid_t)syscall(SYS_gettid);
+    t->self = fsafe__at_self_id();
+    AO_store_release(&t->n, 0);
+    me = t;
+    if (AO_load_acquire(&have_key))
+        pthread_setspecific(exit_key, t); /* keys below 32 never allocate */
+    return t;
+}
+
+void fsafe__at_init(void)
+{
+    if (pthread_key_create(&exit_key, on_thread_exit) == 0) {
+        AO_store_release(&have_key, 1);
+        if (me)
+            pthread_setspecific(exit_key, me);
+    }
+}
+
+struct fsafe__at_thread *fsafe__at_current(void)
+{
+    return me;
+}
+
+void fsafe__at_child_forget_others(struct fsafe__at_thread *mine)
+{
+    for (struct fsafe__at_thread *t = (struct fsafe__at_thread *)AO_load_acquire(&fsafe__at_threads);
+         t; t = t->next) {
+        if (t == mine)
+            continue;
+        AO_store_release(&t->n, 0);
+        for (int i = 0; i < FSAFE__AT_CAP; i++)
+            t->e[i].lock = NULL;
+        AO_store_release(&t->in_use, 0);
+    }
+}
+
+/* ---- glibc lock words -------------------------------------------------------- */
+int fsafe__at_lock_free(const void *lock, int kind)
+{
+#ifdef __GLIBC__
+    if (kind == FSAFE_MUTEX) {
+        const volatile pthread_mutex_t *m = lock;
+        unsigned v = (unsigned)m->__data.__lock;
+        if (m->__data.__kind & 64) /* priority protect: the ceiling shares the word */
+            return (v & 0x7ffffu) == 0;
+        return (v & 0x3fffffffu) == 0; /* FUTEX_WAITERS and FUTEX_OWNER_DIED aside */
+    }
+    if (kind == FSAFE_RWLOCK) {
+        unsigned r = ((const volatile pthread_rwlock_t *)lock)->__data.__readers;
+        return (r & 2u) == 0 && (r >> 3) == 0; /* not write-locked, no readers */
+    }
+    if (kind == FSAFE_SPINLOCK)
+        return *(const volatile int *)lock == 0;
+#endif
+    (void)lock, (void)kind;
+    return 0;
+}
+
+/* ---- holds ------------------------------------------------------------------- */
+/* Moves entry `from` into slot `to`, lock last: at every moment the forker
+ * sees each held lock at least once. */
+static inline void entry_move(struct fsafe__at_thread *t, long to, long from)
+{
+    struct fsafe__at_entry *d = &t->e[to], *s = &t->e[from];
+    d->kind = s->kind, d->mode = s->mode, d->state = s->state;
+    d->caller = s->caller, d->cond = s->cond;
+    AO_compiler_barrier();
+    d->lock = s->lock;
+    AO_compiler_barrier();
+    s->lock = NULL;
+}
+
+/* Drops the holds of t below slot `top` whose lock words say free: holds that
+ * another thread released for this one (a mutex unlocked by a thread that did
+ * not lock it), which would otherwise make t look busy forever.  Returns the
+ * new number of entries below top; slot top moves down with it. */
+static AO_t prune_stale(struct fsafe__at_thread *t, AO_t top)
+{
+    AO_t keep = 0;
+    for (AO_t j = 0; j < top && j < FSAFE__AT_CAP; j++) {
+        struct fsafe__at_entry *e = &t->e[j];
+        if (e->lock && e->state == FSAFE__AT_HELD && e->mode == FSAFE__AT_EXCL &&
+            fsafe__at_lock_free(e->lock, e->kind))
+            continue;
+        if (keep != j)
+            entry_move(t, (long)keep, (long)j);
+        keep++;
+    }
+    if (top > FSAFE__AT_CAP)
+        keep += top - FSAFE__AT_CAP;
+    return keep;
+}
+
+/* Slow path of hold_begin: the state word is not zero.  Slot i is reserved
+ * (n == i + 1).  Returns the slot to use, or -1 when tracking is off. */
+static __attribute__((noinline)) long hold_slow(struct fsafe__at_thread *t, AO_t i)
+{
+    int saved = errno;
+    AO_t self = t->self;
+    for (;;) {
+        AO_t w = AO_load_acquire(&fsafe__at_state);
+        if (w & FSAFE__AT_OFF) {
+            AO_store_release(&t->n, i);
+            return -1;
+        }
+        if (w & FSAFE__AT_FENCE) {
+            AO_nop_full(); /* this thread's half of the Dekker pair */
+            w = AO_load_acquire(&fsafe__at_state);
+        }
+        if (!(w & FSAFE__AT_PENDING))
+            break;
+        if (AO_load_acquire(&fsafe__at_fork_owner) == self) {
+            /* The forker's own calls during the protocol (the registered walk,
+             * other libraries' atfork handlers) are fsafe's business, not
+             * holds: the child resets those locks itself. */
+            AO_store_release(&t->n, i);
+            errno = saved;
+            return -1;
+        }
+        if (i > 0) {
+            AO_t k = prune_stale(t, i);
+            if (k != i) {
+                for (AO_t j = k; j < i && j < FSAFE__AT_CAP; j++)
+                    t->e[j].lock = NULL;
+                AO_store_release(&t->n, k + 1);
+                i = k;
+            }
+            if (i > 0)
+                break; /* in a critical section: finish it */
+        }
+        /* Holds nothing: step back and wait for the fork to end. */
+        AO_store_release(&t->n, 0);
+        while ((w = AO_load_acquire(&fsafe__at_state)) & FSAFE__AT_PENDING)
+            futex_wait(&fsafe__at_state, (unsigned)w);
+        AO_store_release(&t->n, 1);
+        /* Look again: the next fork may already be announced. */
+    }
+    errno = saved;
+    return (long)i;
+}
+
+/* Records a hold (or an acquisition about to block) of lock; returns the slot,
+ * or -1 when the thread is not tracked. */
+static inline long hold_begin(void *lock, int kind, int mode, uintptr_t caller)
+{
+    struct fsafe__at_thread *t = me;
+    if (unlikely(!t) && !(t = attach()))
+        return -1;
+    long i = (long)t->n;
+    AO_store_release(&t->n, (AO_t)i + 1); /* reserve first: a signal handler nests above */
+    AO_compiler_barrier();
+    if (unlikely(AO_load(&fsafe__at_state)) && (i = hold_slow(t, (AO_t)i)) < 0)
+        return -1;
+    if (likely(i < FSAFE__AT_CAP)) {
+        struct fsafe__at_entry *e = &t->e[i];
+        e->kind = (unsigned char)kind;
+        e->mode = (unsigned char)mode;
+        e->state = FSAFE__AT_HELD;
+        e->caller = caller;
+        AO_compiler_barrier();
+        e->lock = lock;
+    }
+    return i;
+}
+
+/* The lock call failed: gives slot i back (it is the top one). */
+static inline void hold_cancel(long i)
+{
+    struct fsafe__at_thread *t = me;
+    if (i < 0 || !t)
+        return;
+    if (i < FSAFE__AT_CAP)
+        t->e[i].lock = NULL;
+    AO_compiler_barrier();
+    AO_store_release(&t->n, (AO_t)i);
+}
+
+/* Finds the topmost recorded hold of lock; -1 if none. */
+static inline long hold_find(const struct fsafe__at_thread *t, const void *lock)
+{
+    long top = (long)(t->n < FSAFE__AT_CAP ? t->n : FSAFE__AT_CAP);
+    for (long j = top - 1; j >= 0; j--)
+        if (t->e[j].lock == lock)
+            return j;
+    return -1;
+}
+
+/*
+ * Removes one hold of lock, after the real unlock (until then the forker must
+ * still see it).  Slots [0, min(n, CAP)) are dense; a NULL lock there is a
+ * hold whose lock is not known (past the capacity, moved down) or a slot being
+ * reserved.  Holds beyond the capacity are counted in n only.
+ */
+static inline void hold_end(void *lock)
+{
+    struct fsafe__at_thread *t = me;
+    if (!t || t->n == 0)
+        return;
+    AO_t n = t->n;
+    long top = (long)(n < FSAFE__AT_CAP ? n : FSAFE__AT_CAP) - 1;
+    long j = hold_find(t, lock);
+    if (j < 0) {
+        if (n <= FSAFE__AT_CAP) {
+            /* Not recorded: an anonymous hold, if there is one, else not ours
+             * (taken before tracking began, or by another thread). */
+            j = hold_find(t, NULL);
+            if (j < 0)
+                return;
+        } else {
+            AO_store_release(&t->n, n - 1);
+            return;
+        }
+    }
+    if (n > FSAFE__AT_CAP) {
+        /* One of the counted-only holds moves into the array, anonymous. */
+        t->e[j].lock = NULL;
+    } else if (j != top) {
+        entry_move(t, j, top);
+    } else {
+        t->e[j].lock = NULL;
+    }
+    AO_compiler_barrier();
+    AO_store_release(&t->n, n - 1);
+}
+
+/* Forgets every hold of lock by this thread (the lock is being destroyed). */
+static void hold_forget(void *lock)
+{
+    struct fsafe__at_thread *t = me;
+    while (t && t->n && hold_find(t, lock) >= 0)
+        hold_end(lock);
+}
+
+static inline int acquired(int r)
+{
+    return r == 0 || r == EOWNERDEAD;
+}
+
+/* ---- mutexes --------------------------------------------------------------- */
+#define TRACKED(kind, mode, lock, call, ok)                                                        \
+    do {                                                                                           \
+        long slot_ = hold_begin((lock), (kind), (mode), CALLER);                                   \
+        int r_ = (call);                                                                           \
+        if (!(ok))                                                                                 \
+            hold_cancel(slot_);                                                                    \
+        return r_;                                                                                 \
+    } while (0)
+#define R_ r_
+
+FSAFE_EXPORT int pthread_mutex_lock(pthread_mutex_t *m)
+{
+    TRACKED(FSAFE_MUTEX, FSAFE__AT_EXCL, m, fsafe__real_mutex_lock(m), acquired(R_));
+}
+
+FSAFE_EXPORT int pthread_mutex_trylock(pthread_mutex_t *m)
+{
+    TRACKED(FSAFE_MUTEX, FSAFE__AT_EXCL, m, fsafe__real_mutex_trylock(m), acquired(R_));
+}
+
+FSAFE_EXPORT int pthread_mutex_timedlock(pthread_mutex_t *m, const struct timespec *ts)
+{
+    TRACKED(FSAFE_MUTEX, FSAFE__AT_EXCL, m,
+            NEXT(int (*)(pthread_mutex_t *, const struct timespec *), "pthread_mutex_timedlock")(m, ts),
+            acquired(R_));
+}
+
+FSAFE_EXPORT int pthread_mutex_clocklock(pthread_mutex_t *m, clockid_t c, const struct timespec *ts)
+{
+    TRACKED(FSAFE_MUTEX, FSAFE__AT_EXCL, m,
+            NEXT(int (*)(pthread_mutex_t *, clockid_t, const struct timespec *),
+                 "pthread_mutex_clocklock")(m, c, ts),
+            acquired(R_));
+}
+
+FSAFE_EXPORT int pthread_mutex_unlock(pthread_mutex_t *m)
+{
+    int r = fsafe__real_mutex_unlock(m);
+    if (r == 0)
+        hold_end(m);
+    return r;
+}
+
+FSAFE_EXPORT int pthread_mutex_destroy(pthread_mutex_t *m)
+{
+    hold_forget(m);
+    return NEXT(int (*)(pthread_mutex_t *), "pthread_mutex_destroy")(m);
+}
+
+/* ---- rwlocks --------------------------------------------------------------- */
+FSAFE_EXPORT int pthread_rwlock_rdlock(pthread_rwlock_t *l)
+{
+    TRACKED(FSAFE_RWLOCK, FSAFE__AT_SHARED, l, fsafe__real_rwlock_rdlock(l), R_ == 0);
+}
+
+FSAFE_EXPORT int pthread_rwlock_tryrdlock(pthread_rwlock_t *l)
+{
+    TRACKED(FSAFE_RWLOCK, FSAFE__AT_SHARED, l, fsafe__real_rwlock_tryrdlock(l), R_ == 0);
+}
+
+FSAFE_EXPORT int pthread_rwlock_timedrdlock(pthread_rwlock_t *l, const struct timespec *ts)
+{
+    TRACKED(FSAFE_RWLOCK, FSAFE__AT_SHARED, l,
+            NEXT(int (*)(pthread_rwlock_t *, const struct timespec *),
+                 "pthread_rwlock_timedrdlock")(l, ts),
+            R_ == 0);
+}
+
+FSAFE_EXPORT int pthread_rwlock_clockrdlock(pthread_rwlock_t *l, clockid_t c, const struct timespec *ts)
+{
+    TRACKED(FSAFE_RWLOCK, FSAFE__AT_SHARED, l,
+            NEXT(int (*)(pthread_rwlock_t *, clockid_t, const struct timespec *),
+                 "pthread_rwlock_clockrdlock")(l, c, ts),
+            R_ == 0);
+}
+
+FSAFE_EXPORT int pthread_rwlock_wrlock(pthread_rwlock_t *l)
+{
+    TRACKED(FSAFE_RWLOCK, FSAFE__AT_EXCL, l, fsafe__real_rwlock_wrlock(l), R_ == 0);
+}
+
+FSAFE_EXPORT int pthread_rwlock_trywrlock(pthread_rwlock_t *l)
+{
+    TRACKED(FSAFE_RWLOCK, FSAFE__AT_EXCL, l, fsafe__real_rwlock_trywrlock(l), R_ == 0);
+}
+
+FSAFE_EXPORT int pthread_rwlock_timedwrlock(pthread_rwlock_t *l, const struct timespec *ts)
+{
+    TRACKED(FSAFE_RWLOCK, FSAFE__AT_EXCL, l,
+            NEXT(int (*)(pthread_rwlock_t *, const struct timespec *),
+                 "pthread_rwlock_timedwrlock")(l, ts),
+            R_ == 0);
+}
+
+FSAFE_EXPORT int pthread_rwlock_clockwrlock(pthread_rwlock_t *l, clockid_t c, const struct timespec *ts)
+{
+    TRACKED(FSAFE_RWLOCK, FSAFE__AT_EXCL, l,
+            NEXT(int (*)(pthread_rwlock_t *, clockid_t, const struct timespec *),
+                 "pthread_rwlock_clockwrlock")(l, c, ts),
+            R_ == 0);
+}
+
+FSAFE_EXPORT int pthread_rwlock_unlock(pthread_rwlock_t *l)
+{
+    int r = fsafe__real_rwlock_unlock(l);
+    if (r == 0)
+        hold_end(l);
+    return r;
+}
+
+FSAFE_EXPORT int pthread_rwlock_destroy(pthread_rwlock_t *l)
+{
+    hold_forget(l);
+    return NEXT(int (*)(pthread_rwlock_t *), "pthread_rwlock_destroy")(l);
+}
+
+/* ---- spinlocks --------------------------------------------------------------- */
+FSAFE_EXPORT int pthread_spin_lock(pthread_spinlock_t *s)
+{
+    TRACKED(FSAFE_SPINLOCK, FSAFE__AT_EXCL, (void *)s, fsafe__real_spin_lock(s), R_ == 0);
+}
+
+FSAFE_EXPORT int pthread_spin_trylock(pthread_spinlock_t *s)
+{
+    TRACKED(FSAFE_SPINLOCK, FSAFE__AT_EXCL, (void *)s,
+            NEXT(int (*)(pthread_spinlock_t *), "pthread_spin_trylock")(s), R_ == 0);
+}
+
+FSAFE_EXPORT int pthread_spin_unlock(pthread_spinlock_t *s)
+{
+    int r = NEXT(int (*)(pthread_spinlock_t *), "pthread_spin_unlock")(s);
+    if (r == 0)
+        hold_end((void *)s);
+    return r;
+}
+
+FSAFE_EXPORT int pthread_spin_destroy(pthread_spinlock_t *s)
+{
+    hold_forget((void *)s);
+    return NEXT(int (*)(pthread_spinlock_t *), "pthread_spin_destroy")(s);
+}
+
+/* ---- condition waits ----------------------------------------------------------- */
+/*
+ * The mutex is released and taken again inside libc, where no interposer
+ * sees it: while the thread waits, its hold is marked WAITING, and a forker
+ * takes that mutex itself so that the waiter cannot take it back across the
+ * fork.  A cancelled wait returns with the mutex held (POSIX), before the
+ * cleanup handlers run: the cleanup below marks the hold held again first.
+ */
+struct cond_hold {
+    long slot;
+};
+
+static long wait_begin(void *cond, void *mutex, uintptr_t caller)
+{
+    struct fsafe__at_thread *t = me;
+    if (unlikely(!t) && !(t = attach()))
+        return -1;
+    long j = hold_find(t, mutex);
+    if (j < 0) {
+        /* Locked before tracking began: from here on the hold is known. */
+        AO_t i = t->n;
+        if (i >= FSAFE__AT_CAP)
+            return -1;
+        struct fsafe__at_entry *e = &t->e[i];
+        e->kind = FSAFE_MUTEX, e->mode = FSAFE__AT_EXCL, e->caller = caller;
+        e->state = FSAFE__AT_HELD;
+        e->lock = mutex;
+        AO_compiler_barrier();
+        AO_store_release(&t->n, i + 1);
+        j = (long)i;
+    }
+    t->e[j].cond = cond;
+    AO_compiler_barrier();
+    t->e[j].state = FSAFE__AT_WAITING;
+    return j;
+}
+
+static void wait_end(void *arg)
+{
+    struct cond_hold *h = arg;
+    struct fsafe__at_thread *t = me;
+    if (t && h->slot >= 0 && h->slot < FSAFE__AT_CAP)
+        t->e[h->slot].state = FSAFE__AT_HELD;
+}
+
+#define COND_WAIT(cond, mutex, call)                                                               \
+    do {                                                                                           \
+        struct cond_hold h_ = {wait_begin((cond), (mutex), CALLER)};                               \
+        int r_;                                                                                    \
+        pthread_cleanup_push(wait_end, &h_);                                                       \
+        r_ = (call);                                                                               \
+        pthread_cleanup_pop(1);                                                                    \
+        return r_;                                                                                 \
+    } while (0)
+
+FSAFE_EXPORT int pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m)
+{
+    COND_WAIT(c, m, NEXT(int (*)(pthread_cond_t *, pthread_mutex_t *), "pthread_cond_wait")(c, m));
+}
+
+FSAFE_EXPORT int pthread_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m, const struct timespec *ts)
+{
+    COND_WAIT(c, m,
+              NEXT(int (*)(pthread_cond_t *, pthread_mutex_t *, const struct timespec *),
+                   "pthread_cond_timedwait")(c, m, ts));
+}
+
+FSAFE_EXPORT int pthread_cond_clockwait(pthread_cond_t *c, pthread_mutex_t *m, clockid_t clk,
+                                        const struct timespec *ts)
+{
+    COND_WAIT(c, m,
+              NEXT(int (*)(pthread_cond_t *, pthread_mutex_t *, clockid_t, const struct timespec *),
+                   "pthread_cond_clockwait")(c, m, clk, ts));
+}
+
+/* ---- C11 threads (glibc: mtx_t and cnd_t are the pthread objects) ----------------- */
+FSAFE_EXPORT int mtx_lock(mtx_t *m)
+{
+    TRACKED(FSAFE_MUTEX, FSAFE__AT_EXCL, (void *)m, NEXT(int (*)(mtx_t *), "mtx_lock")(m),
+            R_ == thrd_success);
+}
+
+FSAFE_EXPORT int mtx_trylock(mtx_t *m)
+{
+    TRACKED(FSAFE_MUTEX, FSAFE__AT_EXCL, (void *)m, NEXT(int (*)(mtx_t *), "mtx_trylock")(m),
+            R_ == thrd_success);
+}
+
+FSAFE_EXPORT int mtx_timedlock(mtx_t *restrict m, const struct timespec *restrict ts)
+{
+    TRACKED(FSAFE_MUTEX, FSAFE__AT_EXCL, (void *)m,
+            NEXT(int (*)(mtx_t *, const struct timespec *), "mtx_timedlock")(m, ts),
+            R_ == thrd_success);
+}
+
+FSAFE_EXPORT int mtx_unlock(mtx_t *m)
+{
+    int r = NEXT(int (*)(mtx_t *), "mtx_unlock")(m);
+    if (r == thrd_success)
+        hold_end((void *)m);
+    return r;
+}
+
+FSAFE_EXPORT void mtx_destroy(mtx_t *m)
+{
+    hold_forget((void *)m);
+    NEXT(void (*)(mtx_t *), "mtx_destroy")(m);
+}
+
+FSAFE_EXPORT int cnd_wait(cnd_t *c, mtx_t *m)
+{
+    COND_WAIT((void *)c, (void *)m, NEXT(int (*)(cnd_t *, mtx_t *), "cnd_wait")(c, m));
+}
+
+FSAFE_EXPORT int cnd_timedwait(cnd_t *restrict c, mtx_t *restrict m, const struct timespec *restrict ts)
+{
+    COND_WAIT((void *)c, (void *)m,
+              NEXT(int (*)(cnd_t *, mtx_t *, const struct timespec *), "cnd_timedwait")(c, m, ts));
+}
+
+/* ---- gates (auto.h) ------------------------------------------------------------ */
+void fsafe__gate_enter(struct fsafe__gate *g, uintptr_t caller)
+{
+    (void)hold_begin(g, FSAFE__AT_GATE, FSAFE__AT_EXCL, caller);
+}
+
+void fsafe__gate_leave(struct fsafe__gate *g)
+{
+    hold_end(g);
+}

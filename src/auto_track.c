@@ -179,8 +179,20 @@ got:
     return t;
 }
 
+/* An unlocked spinlock's word, as pthread_spin_init leaves it (1 on x86-64,
+ * where glibc counts down to lock; 0 elsewhere). */
+static int spin_free;
+
+static void spin_free_init(void)
+{
+    pthread_spinlock_t s;
+    pthread_spin_init(&s, PTHREAD_PROCESS_PRIVATE);
+    spin_free = *(volatile int *)&s;
+}
+
 void fsafe__at_init(void)
 {
+    spin_free_init();
     if (pthread_key_create(&exit_key, on_thread_exit) == 0) {
         AO_store_release(&have_key, 1);
         if (me)
@@ -222,7 +234,7 @@ int fsafe__at_lock_free(const void *lock, int kind)
         return (r & 2u) == 0 && (r >> 3) == 0; /* not write-locked, no readers */
     }
     if (kind == FSAFE_SPINLOCK)
-        return *(const volatile int *)lock == 0;
+        return *(const volatile int *)lock == spin_free;
 #endif
     (void)lock, (void)kind;
     return 0;

@@ -1,0 +1,57 @@
+# SPDX-License-Identifier: MIT
+# Auto mode (libfsafe-auto.so): locks nobody registered.  Each case runs twice
+# where it can: plain, where a child must hang or fail (the case shows the
+# fault), and with libfsafe-auto.so preloaded, where every child completes.
+include(CheckLanguage)
+check_language(CXX)
+if(NOT CMAKE_CXX_COMPILER)
+  message(WARNING "no C++ compiler: the auto-mode tests (std::mutex cases) are not built")
+  return()
+endif()
+enable_language(CXX)
+
+add_library(auto_lib_test SHARED auto/auto_lib.c)
+target_link_libraries(auto_lib_test PRIVATE Threads::Threads)
+add_library(auto_cxx_test SHARED auto/auto_cxx.cpp)
+set_target_properties(auto_cxx_test PROPERTIES CXX_STANDARD 17 CXX_STANDARD_REQUIRED ON)
+target_link_libraries(auto_cxx_test PRIVATE Threads::Threads)
+add_library(auto_plugin_test MODULE auto/auto_plugin.c)
+target_link_libraries(auto_plugin_test PRIVATE Threads::Threads)
+# Built without -rdynamic (CMP0065): exe_lock is in .symtab only.
+fsafe_test_exe(test_auto SOURCES test_auto.c OPTIONAL LIBS auto_lib_test auto_cxx_test ${CMAKE_DL_LIBS})
+add_dependencies(test_auto auto_plugin_test)
+set_target_properties(auto_lib_test auto_cxx_test auto_plugin_test PROPERTIES
+                      C_VISIBILITY_PRESET default CXX_VISIBILITY_PRESET default)
+
+set(FSAFE_AUTO_LIB $<TARGET_FILE:fsafe_auto>)
+if(FSAFE_SANITIZER_RUNTIME)
+  set(_auto_preload "LD_PRELOAD=${FSAFE_SANITIZER_RUNTIME}:${FSAFE_AUTO_LIB}")
+else()
+  set(_auto_preload "LD_PRELOAD=${FSAFE_AUTO_LIB}")
+endif()
+set(_auto_env AUTO_PLUGIN=$<TARGET_FILE:auto_plugin_test>)
+
+set(FSAFE_AUTO_CASES lib_static_mutex heap_rwlock_write heap_rwlock_read spinlock exe_global_mutex
+    cxx_member_mutex cxx_shared_mutex_write cxx_shared_mutex_read cond_wait c11 dlopen_later
+    recursive_twice forker_holds paused_thread paused_thread_keep registered_and_tracked
+    thread_exit_holding cancel_in_cond_wait failed_attempts signal_handler)
+# Cases whose plain run shows a hang or a failure.
+set(FSAFE_AUTO_HANG lib_static_mutex heap_rwlock_write heap_rwlock_read spinlock exe_global_mutex
+    cxx_member_mutex cxx_shared_mutex_write cxx_shared_mutex_read cond_wait c11 dlopen_later
+    recursive_twice forker_holds paused_thread failed_attempts)
+foreach(c ${FSAFE_AUTO_CASES})
+  set(env ${_auto_preload} ${_auto_env})
+  if(c MATCHES "^paused_thread")
+    list(APPEND env FSAFE_AUTO_WAIT_MS=100)
+  endif()
+  if(c STREQUAL "paused_thread_keep")
+    list(APPEND env FSAFE_AUTO_ON_TIMEOUT=keep)
+  endif()
+  if(c STREQUAL "failed_attempts")
+    list(APPEND env FSAFE_VERBOSE=1 FSAFE_AUTO_WAIT_MS=5000)
+  endif()
+  fsafe_add_test(auto.${c}.ok TIMEOUT 120 COMMAND test_auto ${c} ok ENV ${env})
+endforeach()
+foreach(c ${FSAFE_AUTO_HANG})
+  fsafe_add_test(auto.${c}.hang TIMEOUT 60 COMMAND test_auto ${c} hang ENV ${_auto_env})
+endforeach()

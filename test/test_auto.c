@@ -1,0 +1,764 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Auto mode (libfsafe-auto.so): locks nobody registered, held by another
+ * thread at fork, are free in the child.
+ *
+ *   test_auto <case> hang   run plain: a child must hang (or fail), proving the case
+ *   test_auto <case> ok     run with libfsafe-auto.so preloaded: every child completes
+ *
+ * Each child is killed after CHILD_MS and counts as hung.  Cases that check
+ * fsafe's messages send this process's stderr to a file first.
+ */
+#include "common.h"
+
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <threads.h>
+
+#include "auto/auto_lib.h"
+#include "fsafe.h"
+
+#define CHILD_MS 2000
+#define HOLD_MS 20
+
+long autocxx_busy(void);
+void autocxx_start(int shared, int worker_reads, long hold_ms);
+long autocxx_call(int shared, int worker_reads);
+
+static int expect_ok;
+
+/* ---- running children ----------------------------------------------------------- */
+static void wait_busy(int (*busy)(void))
+{
+    for (int i = 0; busy && !busy() && i < 2000; i++)
+        t_sleep_ms(1);
+}
+
+/*
+ * Forks up to `forks` times, each time once busy() says a worker holds its
+ * lock; the child's exit status is child()'s result.  Plain (hang): stops at
+ * the first child that hangs or fails, and fails if none did.  Preloaded (ok):
+ * every child must exit 0.
+ */
+static void run_children(int (*busy)(void), int (*child)(void), int forks)
+{
+    int bad = 0, n = 0;
+    for (; n < forks; n++) {
+        wait_busy(busy);
+        pid_t pid = fork();
+        if (pid < 0)
+            FAIL("fork: %s", strerror(errno));
+        if (pid == 0)
+            _exit(child());
+        int st = t_wait(pid, CHILD_MS);
+        if (st != 0) {
+            bad++;
+            if (expect_ok)
+                FAIL("fork %d: child status %d (%s)", n, st, st == T_TIMEOUT ? "hung" : "failed");
+            n++;
+            break;
+        }
+    }
+    if (expect_ok) {
+        printf("%d of %d children completed\n", n - bad, n);
+        return;
+    }
+    if (bad == 0)
+        FAIL("no child hung or failed in %d forks without fsafe: the case shows nothing", n);
+    printf("a child hung or failed without fsafe (fork %d), as expected\n", n);
+}
+
+/* ---- stderr capture --------------------------------------------------------------- */
+static char err_path[] = "/tmp/fsafe-test-auto-XXXXXX";
+
+static void capture_stderr(void)
+{
+    int fd = mkstemp(err_path);
+    CHECK(fd >= 0);
+    CHECK(dup2(fd, 2) == 2);
+    close(fd);
+}
+
+/* The captured text (static buffer), and the file removed. */
+static const char *captured(void)
+{
+    static char buf[16384];
+    int fd = open(err_path, O_RDONLY);
+    CHECK(fd >= 0);
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    unlink(err_path);
+    buf[n > 0 ? n : 0] = '\0';
+    /* Shown in the test's output for whoever reads the log. */
+    printf("--- fsafe said:\n%s---\n", buf);
+    return buf;
+}
+
+static int count_lines(const char *s, const char *prefix)
+{
+    int n = 0;
+    for (const char *p = s; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (strncmp(p, prefix, strlen(prefix)) == 0)
+            n++;
+    return n;
+}
+
+/* ---- locks in a library: static, on the heap ------------------------------------------ */
+static int lib_child(void)
+{
+    return autolib_call() > 0 ? 0 : 1;
+}
+
+static void lib_case(enum autolib_what w)
+{
+    autolib_start(w, HOLD_MS);
+    run_children(autolib_busy, lib_child, expect_ok ? 20 : 3);
+}
+
+static void lib_static_mutex(void) { lib_case(AUTOLIB_MUTEX); }
+static void heap_rwlock_write(void) { lib_case(AUTOLIB_RWLOCK_WRITE); }
+static void heap_rwlock_read(void) { lib_case(AUTOLIB_RWLOCK_READ); }
+static void spinlock(void) { lib_case(AUTOLIB_SPIN); }
+
+/* ---- a global in an executable built without -rdynamic ------------------------------- */
+pthread_mutex_t exe_lock = PTHREAD_MUTEX_INITIALIZER;
+static int exe_busy_flag;
+
+static int exe_busy(void)
+{
+    return __atomic_load_n(&exe_busy_flag, __ATOMIC_ACQUIRE);
+}
+
+static void *exe_worker(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        pthread_mutex_lock(&exe_lock);
+        __atomic_store_n(&exe_busy_flag, 1, __ATOMIC_RELEASE);
+        t_sleep_ms(HOLD_MS);
+        __atomic_store_n(&exe_busy_flag, 0, __ATOMIC_RELEASE);
+        pthread_mutex_unlock(&exe_lock);
+        t_sleep_ms(1);
+    }
+    return NULL;
+}
+
+static int exe_child(void)
+{
+    pthread_mutex_lock(&exe_lock);
+    pthread_mutex_unlock(&exe_lock);
+    return 0;
+}
+
+static void exe_global_mutex(void)
+{
+    pthread_t t;
+    pthread_create(&t, NULL, exe_worker, NULL);
+    run_children(exe_busy, exe_child, expect_ok ? 20 : 3);
+}
+
+/* ---- C++: std::mutex member of a heap object, std::shared_mutex ------------------------ */
+static int cxx_shared, cxx_reads;
+
+static int cxx_busy(void)
+{
+    return (int)autocxx_busy();
+}
+
+static int cxx_child(void)
+{
+    return autocxx_call(cxx_shared, cxx_reads) >= 0 ? 0 : 1;
+}
+
+static void cxx_case(int shared, int reads)
+{
+    cxx_shared = shared, cxx_reads = reads;
+    autocxx_start(shared, reads, HOLD_MS);
+    run_children(cxx_busy, cxx_child, expect_ok ? 20 : 3);
+}
+
+static void cxx_member_mutex(void) { cxx_case(0, 0); }
+static void cxx_shared_mutex_write(void) { cxx_case(1, 0); }
+static void cxx_shared_mutex_read(void) { cxx_case(1, 1); }
+
+/* ---- a mutex held across pthread_cond_wait, signalled around the fork ------------------ */
+static pthread_mutex_t cv_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static int cv_ready;
+
+static void *cv_waiter(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        pthread_mutex_lock(&cv_lock);
+        while (!cv_ready)
+            pthread_cond_wait(&cv, &cv_lock);
+        cv_ready = 0;
+        t_sleep_ms(1); /* work under the lock */
+        pthread_mutex_unlock(&cv_lock);
+    }
+    return NULL;
+}
+
+static void *cv_signaller(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        pthread_mutex_lock(&cv_lock);
+        cv_ready = 1;
+        pthread_cond_signal(&cv);
+        pthread_mutex_unlock(&cv_lock);
+        struct timespec ts = {0, 200 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+static int cv_child(void)
+{
+    /* The mutex is free and the condition variable usable: a timed wait
+     * times out instead of hanging, and signal/broadcast return. */
+    pthread_mutex_lock(&cv_lock);
+    pthread_cond_signal(&cv);
+    pthread_cond_broadcast(&cv);
+    struct timespec ts;
+    t_deadline(&ts, 10);
+    int r = pthread_cond_timedwait(&cv, &cv_lock, &ts);
+    pthread_mutex_unlock(&cv_lock);
+    return r == ETIMEDOUT ? 0 : 10 + r;
+}
+
+static void cond_wait_case(void)
+{
+    pthread_t t;
+    for (int i = 0; i < 2; i++)
+        pthread_create(&t, NULL, cv_waiter, NULL);
+    pthread_create(&t, NULL, cv_signaller, NULL);
+    t_sleep_ms(5);
+    run_children(NULL, cv_child, expect_ok ? 100 : 40);
+}
+
+/* ---- C11 mtx_t and cnd_t ------------------------------------------------------------------ */
+static mtx_t c11_lock;
+static cnd_t c11_cv;
+static int c11_busy_flag;
+
+static int c11_busy(void)
+{
+    return __atomic_load_n(&c11_busy_flag, __ATOMIC_ACQUIRE);
+}
+
+static int c11_worker(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        mtx_lock(&c11_lock);
+        __atomic_store_n(&c11_busy_flag, 1, __ATOMIC_RELEASE);
+        struct timespec ts;
+        t_deadline(&ts, HOLD_MS);
+        cnd_timedwait(&c11_cv, &c11_lock, &ts); /* nobody signals: holds it again after */
+        t_sleep_ms(HOLD_MS);
+        __atomic_store_n(&c11_busy_flag, 0, __ATOMIC_RELEASE);
+        mtx_unlock(&c11_lock);
+        t_sleep_ms(1);
+    }
+    return 0;
+}
+
+static int c11_child(void)
+{
+    if (mtx_lock(&c11_lock) != thrd_success)
+        return 1;
+    cnd_signal(&c11_cv);
+    return mtx_unlock(&c11_lock) == thrd_success ? 0 : 2;
+}
+
+static void c11(void)
+{
+    CHECK(mtx_init(&c11_lock, mtx_plain) == thrd_success);
+    CHECK(cnd_init(&c11_cv) == thrd_success);
+    thrd_t t;
+    CHECK(thrd_create(&t, c11_worker, NULL) == thrd_success);
+    t_sleep_ms(2);
+    run_children(c11_busy, c11_child, expect_ok ? 20 : 5);
+}
+
+/* ---- a library opened with dlopen after start-up -------------------------------------- */
+static int (*plugin_busy)(void);
+static long (*plugin_call)(void);
+
+static int plugin_child(void)
+{
+    return plugin_call() > 0 ? 0 : 1;
+}
+
+static void dlopen_later(void)
+{
+    const char *path = getenv("AUTO_PLUGIN");
+    CHECK(path != NULL);
+    void *h = dlopen(path, RTLD_NOW);
+    if (!h)
+        FAIL("dlopen %s: %s", path, dlerror());
+    void (*start)(void) = (void (*)(void))dlsym(h, "plugin_start");
+    plugin_busy = (int (*)(void))dlsym(h, "plugin_busy");
+    plugin_call = (long (*)(void))dlsym(h, "plugin_call");
+    CHECK(start && plugin_busy && plugin_call);
+    start();
+    run_children(plugin_busy, plugin_child, expect_ok ? 20 : 3);
+}
+
+/* ---- a recursive mutex held twice by another thread --------------------------------------- */
+static pthread_mutex_t rec_lock;
+static int rec_busy_flag;
+
+static int rec_busy(void)
+{
+    return __atomic_load_n(&rec_busy_flag, __ATOMIC_ACQUIRE);
+}
+
+static void *rec_worker(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        pthread_mutex_lock(&rec_lock);
+        pthread_mutex_lock(&rec_lock);
+        __atomic_store_n(&rec_busy_flag, 1, __ATOMIC_RELEASE);
+        t_sleep_ms(HOLD_MS);
+        __atomic_store_n(&rec_busy_flag, 0, __ATOMIC_RELEASE);
+        pthread_mutex_unlock(&rec_lock);
+        pthread_mutex_unlock(&rec_lock);
+        t_sleep_ms(1);
+    }
+    return NULL;
+}
+
+static int rec_child(void)
+{
+    if (pthread_mutex_lock(&rec_lock) != 0)
+        return 1;
+    return pthread_mutex_unlock(&rec_lock) == 0 ? 0 : 2;
+}
+
+static void recursive_twice(void)
+{
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&rec_lock, &a);
+    pthread_t t;
+    pthread_create(&t, NULL, rec_worker, NULL);
+    run_children(rec_busy, rec_child, expect_ok ? 20 : 3);
+}
+
+/* ---- the forking thread holds tracked locks itself ----------------------------------------- */
+static pthread_mutex_t own_check, own_rec;
+static pthread_rwlock_t own_w = PTHREAD_RWLOCK_INITIALIZER, own_r = PTHREAD_RWLOCK_INITIALIZER;
+
+static int own_child(void)
+{
+    /* Still held, by this thread: the unlocks succeed and free them. */
+    if (pthread_mutex_unlock(&own_check) != 0)
+        return 1; /* EPERM without fsafe: the owner id is the parent thread's */
+    if (pthread_mutex_unlock(&own_rec) != 0 || pthread_mutex_unlock(&own_rec) != 0)
+        return 2;
+    if (pthread_mutex_trylock(&own_rec) != 0)
+        return 3;
+    pthread_mutex_unlock(&own_rec);
+    if (pthread_rwlock_unlock(&own_w) != 0 || pthread_rwlock_trywrlock(&own_w) != 0)
+        return 4; /* without fsafe: unlock "succeeds" but trywrlock says EBUSY */
+    if (pthread_rwlock_unlock(&own_r) != 0 || pthread_rwlock_trywrlock(&own_r) != 0)
+        return 5;
+    if (pthread_mutex_trylock(&own_check) != 0)
+        return 6;
+    return 0;
+}
+
+static void forker_holds(void)
+{
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ERRORCHECK);
+    pthread_mutex_init(&own_check, &a);
+    pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&own_rec, &a);
+    /* Another thread alive, so the process is multithreaded. */
+    pthread_t t;
+    pthread_create(&t, NULL, rec_worker, NULL);
+    pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&rec_lock, &a);
+    CHECK(pthread_mutex_lock(&own_check) == 0);
+    CHECK(pthread_mutex_lock(&own_rec) == 0);
+    CHECK(pthread_mutex_lock(&own_rec) == 0);
+    CHECK(pthread_rwlock_wrlock(&own_w) == 0);
+    CHECK(pthread_rwlock_rdlock(&own_r) == 0);
+    run_children(NULL, own_child, expect_ok ? 5 : 1);
+    /* And in the parent they are still this thread's. */
+    CHECK(pthread_mutex_unlock(&own_check) == 0);
+    CHECK(pthread_mutex_unlock(&own_rec) == 0);
+    CHECK(pthread_mutex_unlock(&own_rec) == 0);
+    CHECK(pthread_rwlock_unlock(&own_w) == 0);
+    CHECK(pthread_rwlock_unlock(&own_r) == 0);
+}
+
+/* ---- a critical section that waits on a paused thread: the bounded wait ------------------- */
+static pthread_mutex_t held_lock = PTHREAD_MUTEX_INITIALIZER; /* A holds it, waiting for B */
+static pthread_mutex_t b_lock = PTHREAD_MUTEX_INITIALIZER;    /* B takes it before it writes */
+static int pipefd[2];
+static int paused_busy_flag;
+
+static int paused_busy(void)
+{
+    return __atomic_load_n(&paused_busy_flag, __ATOMIC_ACQUIRE);
+}
+
+static void *holder_a(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        pthread_mutex_lock(&held_lock);
+        __atomic_store_n(&paused_busy_flag, 1, __ATOMIC_RELEASE);
+        char c;
+        while (read(pipefd[0], &c, 1) != 1) {
+        }
+        __atomic_store_n(&paused_busy_flag, 0, __ATOMIC_RELEASE);
+        pthread_mutex_unlock(&held_lock);
+        t_sleep_ms(1);
+    }
+    return NULL;
+}
+
+static void *producer_b(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        t_sleep_ms(5);
+        pthread_mutex_lock(&b_lock); /* holds nothing here: parks while a fork waits */
+        (void)!write(pipefd[1], "x", 1);
+        pthread_mutex_unlock(&b_lock);
+    }
+    return NULL;
+}
+
+static int paused_keep;
+
+static int paused_child(void)
+{
+    int r = pthread_mutex_trylock(&held_lock);
+    if (paused_keep)
+        return r == EBUSY ? 0 : 20 + r; /* left as it was */
+    if (r != 0)
+        return 10 + r;
+    return pthread_mutex_unlock(&held_lock);
+}
+
+static void paused_case(int keep)
+{
+    paused_keep = keep;
+    CHECK(pipe(pipefd) == 0);
+    if (expect_ok)
+        capture_stderr();
+    pthread_t t;
+    pthread_create(&t, NULL, holder_a, NULL);
+    pthread_create(&t, NULL, producer_b, NULL);
+    run_children(paused_busy, paused_child, expect_ok ? 3 : 1);
+    if (!expect_ok)
+        return;
+    const char *s = captured();
+    /* One report per fork that had to give up, naming the lock and its holder. */
+    CHECK(count_lines(s, "fsafe: pid ") >= 1);
+    CHECK(strstr(s, "FSAFE_AUTO_WAIT_MS") != NULL);
+    CHECK(strstr(s, "held_lock+0x0") != NULL || strstr(s, "mutex 0x") != NULL);
+    CHECK(strstr(s, "held by thread") != NULL);
+    CHECK(strstr(s, keep ? "keeps" : "re-initialised") != NULL);
+}
+
+static void paused_thread(void) { paused_case(0); }
+static void paused_thread_keep(void) { paused_case(1); }
+
+/* ---- registered locks and tracked locks together ------------------------------------------ */
+static pthread_mutex_t reg_a = PTHREAD_MUTEX_INITIALIZER, reg_b = PTHREAD_MUTEX_INITIALIZER;
+
+static void *nest_worker(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        pthread_mutex_lock(&reg_a);
+        pthread_mutex_lock(&reg_b);
+        struct timespec ts = {0, 100 * 1000};
+        nanosleep(&ts, NULL);
+        pthread_mutex_unlock(&reg_b);
+        pthread_mutex_unlock(&reg_a);
+    }
+    return NULL;
+}
+
+static int nest_child(void)
+{
+    if (pthread_mutex_lock(&reg_a) || pthread_mutex_lock(&reg_b))
+        return 1;
+    pthread_mutex_unlock(&reg_b);
+    pthread_mutex_unlock(&reg_a);
+    return 0;
+}
+
+static void registered_and_tracked(void)
+{
+    if (expect_ok) {
+        CHECK(fsafe_opt_register_lock(&reg_a, FSAFE_MUTEX, 10, "reg_a") == 0);
+        CHECK(fsafe_opt_register_lock(&reg_b, FSAFE_MUTEX, 20, "reg_b") == 0);
+    }
+    pthread_t t;
+    for (int i = 0; i < 4; i++)
+        pthread_create(&t, NULL, nest_worker, NULL);
+    run_children(NULL, nest_child, expect_ok ? 300 : 50);
+}
+
+/* ---- holds that must leave the sets exact ---------------------------------------------------- */
+/* A thread that exits holding a robust mutex, and one that exits holding a
+ * plain one: a fork must not wait for either (a wait would end in the
+ * bounded-wait message), and the robust one is recovered as POSIX says. */
+static pthread_mutex_t robust_lock, orphan_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void *exit_holding(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&robust_lock);
+    pthread_mutex_lock(&orphan_lock);
+    return NULL;
+}
+
+static void *idle_thread(void *arg)
+{
+    (void)arg;
+    for (;;)
+        t_sleep_ms(100);
+    return NULL;
+}
+
+static int robust_child(void)
+{
+    int r = pthread_mutex_lock(&robust_lock);
+    return r == 0 ? pthread_mutex_unlock(&robust_lock) : 30 + r;
+}
+
+static void thread_exit_holding(void)
+{
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    pthread_mutex_init(&robust_lock, &a);
+    capture_stderr();
+    pthread_t t;
+    pthread_create(&t, NULL, idle_thread, NULL);
+    pthread_create(&t, NULL, exit_holding, NULL);
+    pthread_join(t, NULL);
+    CHECK_EQ(pthread_mutex_lock(&robust_lock), EOWNERDEAD);
+    CHECK(pthread_mutex_consistent(&robust_lock) == 0);
+    CHECK(pthread_mutex_unlock(&robust_lock) == 0);
+    run_children(NULL, robust_child, expect_ok ? 5 : 1);
+    const char *s = captured();
+    CHECK(strstr(s, "fork waited") == NULL);
+}
+
+/* A wait cancelled inside pthread_cond_wait leaves with the mutex held, and
+ * the cleanup handler releases it: afterwards nobody holds it. */
+static pthread_mutex_t cancel_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cancel_cv = PTHREAD_COND_INITIALIZER;
+
+static void unlock_cleanup(void *m)
+{
+    pthread_mutex_unlock(m);
+}
+
+static void *cancel_waiter(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&cancel_lock);
+    pthread_cleanup_push(unlock_cleanup, &cancel_lock);
+    for (;;)
+        pthread_cond_wait(&cancel_cv, &cancel_lock);
+    pthread_cleanup_pop(1);
+    return NULL;
+}
+
+static int cancel_child(void)
+{
+    if (pthread_mutex_lock(&cancel_lock) != 0)
+        return 1;
+    pthread_cond_broadcast(&cancel_cv);
+    return pthread_mutex_unlock(&cancel_lock);
+}
+
+static void cancel_in_cond_wait(void)
+{
+    capture_stderr();
+    pthread_t idle, t;
+    pthread_create(&idle, NULL, idle_thread, NULL);
+    pthread_create(&t, NULL, cancel_waiter, NULL);
+    t_sleep_ms(20);
+    pthread_cancel(t);
+    pthread_join(t, NULL);
+    CHECK(pthread_mutex_trylock(&cancel_lock) == 0);
+    pthread_mutex_unlock(&cancel_lock);
+    run_children(NULL, cancel_child, 5);
+    const char *s = captured();
+    CHECK(strstr(s, "fork waited") == NULL);
+}
+
+/* Failed trylocks and timed-out waits record nothing: with a third thread
+ * holding the lock at the fork, the report lists exactly that one hold. */
+static pthread_mutex_t contended = PTHREAD_MUTEX_INITIALIZER;
+static int contended_held;
+
+static void *long_holder(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        pthread_mutex_lock(&contended);
+        __atomic_store_n(&contended_held, 1, __ATOMIC_RELEASE);
+        t_sleep_ms(50);
+        __atomic_store_n(&contended_held, 0, __ATOMIC_RELEASE);
+        pthread_mutex_unlock(&contended);
+        t_sleep_ms(1);
+    }
+    return NULL;
+}
+
+static int contended_busy(void)
+{
+    return __atomic_load_n(&contended_held, __ATOMIC_ACQUIRE);
+}
+
+static pthread_rwlock_t contended_rw = PTHREAD_RWLOCK_INITIALIZER;
+
+static void *failing_locker(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 200; i++) {
+        if (pthread_mutex_trylock(&contended) == 0)
+            pthread_mutex_unlock(&contended);
+        struct timespec ts;
+        t_deadline(&ts, 1);
+        if (pthread_mutex_timedlock(&contended, &ts) == 0)
+            pthread_mutex_unlock(&contended);
+        if (pthread_rwlock_trywrlock(&contended_rw) == 0)
+            pthread_rwlock_unlock(&contended_rw);
+    }
+    __atomic_store_n((int *)arg, 1, __ATOMIC_RELEASE);
+    for (;;)
+        t_sleep_ms(100);
+    return NULL;
+}
+
+static int contended_child(void)
+{
+    pthread_mutex_lock(&contended);
+    return pthread_mutex_unlock(&contended);
+}
+
+static void failed_attempts(void)
+{
+    static int done;
+    capture_stderr();
+    pthread_rwlock_rdlock(&contended_rw); /* every trywrlock fails */
+    pthread_t t;
+    pthread_create(&t, NULL, long_holder, NULL);
+    pthread_create(&t, NULL, failing_locker, &done);
+    while (!__atomic_load_n(&done, __ATOMIC_ACQUIRE))
+        t_sleep_ms(5);
+    pthread_rwlock_unlock(&contended_rw);
+    run_children(contended_busy, contended_child, expect_ok ? 3 : 1);
+    if (!expect_ok)
+        return;
+    const char *s = captured();
+    /* Each fork that waited lists the holders it saw: only long_holder. */
+    int reports = count_lines(s, "fsafe: pid ");
+    CHECK(reports >= 1);
+    CHECK_EQ(count_lines(s, "fsafe:   mutex "), reports);
+    CHECK(strstr(s, "fsafe:   rwlock") == NULL);
+}
+
+/* A signal handler that locks, on a thread that locks too. */
+static pthread_mutex_t sig_a = PTHREAD_MUTEX_INITIALIZER, sig_b = PTHREAD_MUTEX_INITIALIZER;
+static volatile long sig_count;
+
+static void on_usr1(int sig)
+{
+    (void)sig;
+    pthread_mutex_lock(&sig_b);
+    sig_count++;
+    pthread_mutex_unlock(&sig_b);
+}
+
+static void *sig_worker(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        pthread_mutex_lock(&sig_a);
+        for (volatile int i = 0; i < 1000; i++) {
+        }
+        pthread_mutex_unlock(&sig_a);
+    }
+    return NULL;
+}
+
+static int sig_child(void)
+{
+    if (pthread_mutex_lock(&sig_a) || pthread_mutex_lock(&sig_b))
+        return 1;
+    pthread_mutex_unlock(&sig_b);
+    pthread_mutex_unlock(&sig_a);
+    return 0;
+}
+
+static void signal_handler(void)
+{
+    capture_stderr();
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1;
+    sigaction(SIGUSR1, &sa, NULL);
+    pthread_t t;
+    pthread_create(&t, NULL, sig_worker, NULL);
+    for (int i = 0; i < (expect_ok ? 100 : 20); i++) {
+        for (int k = 0; k < 20; k++)
+            pthread_kill(t, SIGUSR1);
+        run_children(NULL, sig_child, 1);
+        if (!expect_ok)
+            break;
+    }
+    const char *s = captured();
+    CHECK(strstr(s, "fork waited") == NULL);
+}
+
+static const struct t_case cases[] = {
+    {"lib_static_mutex", lib_static_mutex},
+    {"heap_rwlock_write", heap_rwlock_write},
+    {"heap_rwlock_read", heap_rwlock_read},
+    {"spinlock", spinlock},
+    {"exe_global_mutex", exe_global_mutex},
+    {"cxx_member_mutex", cxx_member_mutex},
+    {"cxx_shared_mutex_write", cxx_shared_mutex_write},
+    {"cxx_shared_mutex_read", cxx_shared_mutex_read},
+    {"cond_wait", cond_wait_case},
+    {"c11", c11},
+    {"dlopen_later", dlopen_later},
+    {"recursive_twice", recursive_twice},
+    {"forker_holds", forker_holds},
+    {"paused_thread", paused_thread},
+    {"paused_thread_keep", paused_thread_keep},
+    {"registered_and_tracked", registered_and_tracked},
+    {"thread_exit_holding", thread_exit_holding},
+    {"cancel_in_cond_wait", cancel_in_cond_wait},
+    {"failed_attempts", failed_attempts},
+    {"signal_handler", signal_handler},
+};
+
+int main(int argc, char **argv)
+{
+    if (argc == 3) {
+        expect_ok = strcmp(argv[2], "ok") == 0;
+        argc = 2;
+    }
+    return T_RUN_CASES(cases, argc, argv);
+}

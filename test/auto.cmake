@@ -55,3 +55,11 @@ endforeach()
 foreach(c ${FSAFE_AUTO_HANG})
   fsafe_add_test(auto.${c}.hang TIMEOUT 60 COMMAND test_auto ${c} hang ENV ${_auto_env})
 endforeach()
+
+# The stress run (test/test_stress.c: registered locks of every kind, malloc,
+# stdio, registration churn, forks from random threads) with auto mode on top.
+math(EXPR _auto_stress_s "${FSAFE_STRESS_SECONDS} / 3 + 1")
+math(EXPR _auto_stress_timeout "${_auto_stress_s} * 2 + 120")
+fsafe_add_test(stress.auto TIMEOUT ${_auto_stress_timeout} COMMAND test_stress ${_auto_stress_s}
+               ENV ${_auto_preload})
+set_tests_properties(stress.auto PROPERTIES LABELS stress RUN_SERIAL TRUE)

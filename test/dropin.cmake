@@ -43,7 +43,7 @@ function(fsafe_dropin_test name)
                          ${FSAFE_RUN_SCRIPT} ${_dropin_bin} ${A_ARGS})
 endfunction()
 
-foreach(i sh python3 perl)
+foreach(i sh python3 perl ruby)
   fsafe_dropin_test(real.${i} TIMEOUT 60 SCRIPT real.sh ARGS ${i})
 endforeach()
 foreach(c help version unknown bad-value no-command not-found not-executable exit-status signal

@@ -3,12 +3,13 @@
 # A real, unchanged binary runs a script that forks, with and without
 # fsafe-run: same stdout, same exit status, nothing on stderr.  A third run
 # with --verbose to another fd proves fsafe was really loaded and saw the fork.
-#   real.sh FSAFE_RUN BINDIR sh|python3|perl
+#   real.sh FSAFE_RUN BINDIR sh|python3|perl|ruby
 . "$(dirname "$0")/lib.sh"
 case $1 in
 sh) cmd="/bin/sh $src/fork.sh" ;;
 python3) cmd="/usr/bin/python3 $src/fork.py" ;;
 perl) cmd="/usr/bin/perl $src/fork.pl" ;;
+ruby) cmd="/usr/bin/ruby $src/fork.rb" ;;
 *) fail "unknown interpreter $1" ;;
 esac
 $cmd >"$tmp/out.plain" 2>"$tmp/err.plain"

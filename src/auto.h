@@ -26,15 +26,34 @@ enum fsafe__at_state { FSAFE__AT_HELD = 0, FSAFE__AT_WAITING = 1 /* in a conditi
 
 /*
  * One hold, or one acquisition in progress.  Written only by the owning thread
- * (and signal handlers on it, which nest); read by the forker.  lock is NULL
- * while the slot is reserved but not yet filled in.
+ * (and signal handlers on it, which nest); read by the forker.  Every field is
+ * an AO_t accessed through AO_load/AO_store (plain moves on x86-64), so that
+ * the races by design are visible to the compiler and ThreadSanitizer as
+ * atomic accesses.  lock is 0 while the slot is reserved but not filled in.
  */
 struct fsafe__at_entry {
-    void *volatile lock;
-    void *volatile cond;      /* FSAFE__AT_WAITING: the condition variable */
-    uintptr_t caller;         /* return address of the lock call */
-    volatile unsigned char kind, mode, state;
+    AO_t lock;   /* the lock (a struct fsafe__gate for FSAFE__AT_GATE) */
+    AO_t cond;   /* FSAFE__AT_WAITING: the condition variable */
+    AO_t caller; /* return address of the lock call */
+    AO_t info;   /* kind | mode << 8 | state << 16 */
 };
+#define FSAFE__AT_INFO(kind, mode, state) ((AO_t)(kind) | (AO_t)(mode) << 8 | (AO_t)(state) << 16)
+static inline void *fsafe__at_lock(const struct fsafe__at_entry *e)
+{
+    return (void *)AO_load(&e->lock);
+}
+static inline int fsafe__at_kind(const struct fsafe__at_entry *e)
+{
+    return (int)(AO_load(&e->info) & 0xff);
+}
+static inline int fsafe__at_mode(const struct fsafe__at_entry *e)
+{
+    return (int)(AO_load(&e->info) >> 8 & 0xff);
+}
+static inline int fsafe__at_estate(const struct fsafe__at_entry *e)
+{
+    return (int)(AO_load(&e->info) >> 16 & 0xff);
+}
 
 struct fsafe__at_thread {
     /* Entries in use.  May exceed FSAFE__AT_CAP: holds beyond it are counted

@@ -90,7 +90,7 @@ static int forker_excludes(const void *lock)
         return 0;
     AO_t n = AO_load_acquire(&t->n);
     for (AO_t j = 0; j < n && j < FSAFE__AT_CAP; j++)
-        if (t->e[j].lock == lock && t->e[j].mode == FSAFE__AT_EXCL)
+        if (fsafe__at_lock(&t->e[j]) == lock && fsafe__at_mode(&t->e[j]) == FSAFE__AT_EXCL)
             return 1;
     return 0;
 }
@@ -104,10 +104,10 @@ static void note(struct noted *list, int *count, int *more, const struct fsafe__
     }
     struct noted *x = &list[(*count)++];
     x->lock = lock;
-    x->caller = e ? e->caller : 0;
+    x->caller = e ? AO_load(&e->caller) : 0;
     x->tid = t->tid;
-    x->kind = e ? e->kind : 0;
-    x->mode = e ? e->mode : 0;
+    x->kind = (unsigned char)(e ? fsafe__at_kind(e) : 0);
+    x->mode = (unsigned char)(e ? fsafe__at_mode(e) : 0);
     x->shared_mem = 0;
 }
 
@@ -133,13 +133,14 @@ static int scan(struct noted *into, int *count, int *more)
         }
         for (AO_t j = 0; j < n && j < FSAFE__AT_CAP; j++) {
             struct fsafe__at_entry *e = &t->e[j];
-            void *lock = e->lock;
+            void *lock = fsafe__at_lock(e);
+            int kind = fsafe__at_kind(e), mode = fsafe__at_mode(e);
             if (!lock) {
                 busy++; /* a slot being filled in: look again */
                 continue;
             }
-            if (e->state == FSAFE__AT_WAITING && e->kind == FSAFE_MUTEX) {
-                void *c = e->cond;
+            if (fsafe__at_estate(e) == FSAFE__AT_WAITING && kind == FSAFE_MUTEX) {
+                void *c = (void *)AO_load(&e->cond);
                 if (!took(lock)) {
                     if (ntaken < MAX_TAKEN && fsafe__real_mutex_trylock(lock) == 0) {
                         taken[ntaken].mutex = lock;
@@ -157,8 +158,7 @@ static int scan(struct noted *into, int *count, int *more)
             }
             if (forker_excludes(lock))
                 continue;
-            if (e->kind != FSAFE__AT_GATE && e->mode == FSAFE__AT_EXCL &&
-                fsafe__at_lock_free(lock, e->kind))
+            if (kind != FSAFE__AT_GATE && mode == FSAFE__AT_EXCL && fsafe__at_lock_free(lock, kind))
                 continue; /* released by another thread: a stale record */
             busy++;
             if (into)
@@ -365,32 +365,28 @@ static void cond_reset(void *c)
  * write-locked rwlock would not be released). */
 static void retake_own(struct fsafe__at_thread *t)
 {
-    AO_t n = t->n < FSAFE__AT_CAP ? t->n : FSAFE__AT_CAP;
+    AO_t n = AO_load(&t->n) < FSAFE__AT_CAP ? AO_load(&t->n) : FSAFE__AT_CAP;
     for (AO_t j = 0; j < n; j++) {
-        struct fsafe__at_entry *e = &t->e[j];
-        void *lock = e->lock;
-        if (!lock || e->kind == FSAFE__AT_GATE || e->kind == FSAFE_SPINLOCK)
-            continue; /* a spinlock records no owner */
+        void *lock = fsafe__at_lock(&t->e[j]);
+        int kind = fsafe__at_kind(&t->e[j]);
+        if (!lock || (kind != FSAFE_MUTEX && kind != FSAFE_RWLOCK))
+            continue; /* a spinlock records no owner; a gate is no lock */
         int first = 1;
         for (AO_t k = 0; k < j; k++)
-            if (t->e[k].lock == lock)
+            if (fsafe__at_lock(&t->e[k]) == lock)
                 first = 0;
-        if (!first)
+        if (!first || fsafe__svc.mem_shared(lock, kind))
             continue;
-        if (e->kind == FSAFE_MUTEX && !fsafe__svc.mem_shared(lock, e->kind)) {
-            fsafe__svc.reset_unlocked(lock, FSAFE_MUTEX);
-            for (AO_t k = j; k < n; k++)
-                if (t->e[k].lock == lock)
-                    fsafe__real_mutex_lock(lock);
-        } else if (e->kind == FSAFE_RWLOCK && !fsafe__svc.mem_shared(lock, e->kind)) {
-            fsafe__svc.reset_unlocked(lock, FSAFE_RWLOCK);
-            for (AO_t k = j; k < n; k++)
-                if (t->e[k].lock == lock) {
-                    if (t->e[k].mode == FSAFE__AT_EXCL)
-                        fsafe__real_rwlock_wrlock(lock);
-                    else
-                        fsafe__real_rwlock_rdlock(lock);
-                }
+        fsafe__svc.reset_unlocked(lock, kind);
+        for (AO_t k = j; k < n; k++) {
+            if (fsafe__at_lock(&t->e[k]) != lock)
+                continue;
+            if (kind == FSAFE_MUTEX)
+                fsafe__real_mutex_lock(lock);
+            else if (fsafe__at_mode(&t->e[k]) == FSAFE__AT_EXCL)
+                fsafe__real_rwlock_wrlock(lock);
+            else
+                fsafe__real_rwlock_rdlock(lock);
         }
     }
 }

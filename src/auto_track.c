@@ -213,7 +213,7 @@ void fsafe__at_child_forget_others(struct fsafe__at_thread *mine)
             continue;
         AO_store_release(&t->n, 0);
         for (int i = 0; i < FSAFE__AT_CAP; i++)
-            t->e[i].lock = NULL;
+            AO_store(&t->e[i].lock, 0);
         AO_store_release(&t->in_use, 0);
     }
 }
@@ -246,12 +246,11 @@ int fsafe__at_lock_free(const void *lock, int kind)
 static inline void entry_move(struct fsafe__at_thread *t, long to, long from)
 {
     struct fsafe__at_entry *d = &t->e[to], *s = &t->e[from];
-    d->kind = s->kind, d->mode = s->mode, d->state = s->state;
-    d->caller = s->caller, d->cond = s->cond;
-    AO_compiler_barrier();
-    d->lock = s->lock;
-    AO_compiler_barrier();
-    s->lock = NULL;
+    AO_store(&d->info, AO_load(&s->info));
+    AO_store(&d->caller, AO_load(&s->caller));
+    AO_store(&d->cond, AO_load(&s->cond));
+    AO_store_release(&d->lock, AO_load(&s->lock));
+    AO_store_release(&s->lock, 0);
 }
 
 /* Drops the holds of t below slot `top` whose lock words say free: holds that
@@ -263,8 +262,9 @@ static AO_t prune_stale(struct fsafe__at_thread *t, AO_t top)
     AO_t keep = 0;
     for (AO_t j = 0; j < top && j < FSAFE__AT_CAP; j++) {
         struct fsafe__at_entry *e = &t->e[j];
-        if (e->lock && e->state == FSAFE__AT_HELD && e->mode == FSAFE__AT_EXCL &&
-            fsafe__at_lock_free(e->lock, e->kind))
+        void *lock = fsafe__at_lock(e);
+        if (lock && fsafe__at_estate(e) == FSAFE__AT_HELD && fsafe__at_mode(e) == FSAFE__AT_EXCL &&
+            fsafe__at_lock_free(lock, fsafe__at_kind(e)))
             continue;
         if (keep != j)
             entry_move(t, (long)keep, (long)j);
@@ -305,7 +305,7 @@ static __attribute__((noinline)) long hold_slow(struct fsafe__at_thread *t, AO_t
             AO_t k = prune_stale(t, i);
             if (k != i) {
                 for (AO_t j = k; j < i && j < FSAFE__AT_CAP; j++)
-                    t->e[j].lock = NULL;
+                    AO_store(&t->e[j].lock, 0);
                 AO_store_release(&t->n, k + 1);
                 i = k;
             }
@@ -330,19 +330,16 @@ static inline long hold_begin(void *lock, int kind, int mode, uintptr_t caller)
     struct fsafe__at_thread *t = me;
     if (unlikely(!t) && !(t = attach()))
         return -1;
-    long i = (long)t->n;
+    long i = (long)AO_load(&t->n);
     AO_store_release(&t->n, (AO_t)i + 1); /* reserve first: a signal handler nests above */
     AO_compiler_barrier();
     if (unlikely(AO_load(&fsafe__at_state)) && (i = hold_slow(t, (AO_t)i)) < 0)
         return -1;
     if (likely(i < FSAFE__AT_CAP)) {
         struct fsafe__at_entry *e = &t->e[i];
-        e->kind = (unsigned char)kind;
-        e->mode = (unsigned char)mode;
-        e->state = FSAFE__AT_HELD;
-        e->caller = caller;
-        AO_compiler_barrier();
-        e->lock = lock;
+        AO_store(&e->info, FSAFE__AT_INFO(kind, mode, FSAFE__AT_HELD));
+        AO_store(&e->caller, caller);
+        AO_store_release(&e->lock, (AO_t)lock);
     }
     return i;
 }
@@ -354,7 +351,7 @@ static inline void hold_cancel(long i)
     if (i < 0 || !t)
         return;
     if (i < FSAFE__AT_CAP)
-        t->e[i].lock = NULL;
+        AO_store(&t->e[i].lock, 0);
     AO_compiler_barrier();
     AO_store_release(&t->n, (AO_t)i);
 }
@@ -364,7 +361,7 @@ static inline long hold_find(const struct fsafe__at_thread *t, const void *lock)
 {
     long top = (long)(t->n < FSAFE__AT_CAP ? t->n : FSAFE__AT_CAP);
     for (long j = top - 1; j >= 0; j--)
-        if (t->e[j].lock == lock)
+        if (fsafe__at_lock(&t->e[j]) == lock)
             return j;
     return -1;
 }
@@ -397,11 +394,11 @@ static inline void hold_end(void *lock)
     }
     if (n > FSAFE__AT_CAP) {
         /* One of the counted-only holds moves into the array, anonymous. */
-        t->e[j].lock = NULL;
+        AO_store_release(&t->e[j].lock, 0);
     } else if (j != top) {
         entry_move(t, j, top);
     } else {
-        t->e[j].lock = NULL;
+        AO_store_release(&t->e[j].lock, 0);
     }
     AO_compiler_barrier();
     AO_store_release(&t->n, n - 1);
@@ -583,20 +580,20 @@ static long wait_begin(void *cond, void *mutex, uintptr_t caller)
     long j = hold_find(t, mutex);
     if (j < 0) {
         /* Locked before tracking began: from here on the hold is known. */
-        AO_t i = t->n;
+        AO_t i = AO_load(&t->n);
         if (i >= FSAFE__AT_CAP)
             return -1;
         struct fsafe__at_entry *e = &t->e[i];
-        e->kind = FSAFE_MUTEX, e->mode = FSAFE__AT_EXCL, e->caller = caller;
-        e->state = FSAFE__AT_HELD;
-        e->lock = mutex;
+        AO_store(&e->info, FSAFE__AT_INFO(FSAFE_MUTEX, FSAFE__AT_EXCL, FSAFE__AT_HELD));
+        AO_store(&e->caller, caller);
+        AO_store_release(&e->lock, (AO_t)mutex);
         AO_compiler_barrier();
         AO_store_release(&t->n, i + 1);
         j = (long)i;
     }
-    t->e[j].cond = cond;
-    AO_compiler_barrier();
-    t->e[j].state = FSAFE__AT_WAITING;
+    AO_store(&t->e[j].cond, (AO_t)cond);
+    AO_store_release(&t->e[j].info, (AO_load(&t->e[j].info) & 0xffff) |
+                                        FSAFE__AT_INFO(0, 0, FSAFE__AT_WAITING));
     return j;
 }
 
@@ -605,7 +602,7 @@ static void wait_end(void *arg)
     struct cond_hold *h = arg;
     struct fsafe__at_thread *t = me;
     if (t && h->slot >= 0 && h->slot < FSAFE__AT_CAP)
-        t->e[h->slot].state = FSAFE__AT_HELD;
+        AO_store_release(&t->e[h->slot].info, AO_load(&t->e[h->slot].info) & 0xffff);
 }
 
 #define COND_WAIT(cond, mutex, call)                                                               \

@@ -381,11 +381,10 @@ static void forker_holds(void)
     pthread_mutex_init(&own_check, &a);
     pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
     pthread_mutex_init(&own_rec, &a);
-    /* Another thread alive, so the process is multithreaded. */
+    /* Another thread alive and locking, so the process is multithreaded. */
+    pthread_mutex_init(&rec_lock, &a);
     pthread_t t;
     pthread_create(&t, NULL, rec_worker, NULL);
-    pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
-    pthread_mutex_init(&rec_lock, &a);
     CHECK(pthread_mutex_lock(&own_check) == 0);
     CHECK(pthread_mutex_lock(&own_rec) == 0);
     CHECK(pthread_mutex_lock(&own_rec) == 0);
@@ -431,8 +430,10 @@ static void *producer_b(void *arg)
 {
     (void)arg;
     for (;;) {
-        t_sleep_ms(5);
-        pthread_mutex_lock(&b_lock); /* holds nothing here: parks while a fork waits */
+        /* Rarely: every fork of the test lands while A waits.  A fork that
+         * finds B here parks it (B holds nothing), so A waits on. */
+        t_sleep_ms(3000);
+        pthread_mutex_lock(&b_lock);
         (void)!write(pipefd[1], "x", 1);
         pthread_mutex_unlock(&b_lock);
     }

@@ -193,10 +193,12 @@ static void show_config(void)
     else
         snprintf(churn, sizeof churn, "%d", fsafe__cfg.churn); /* at init, not in a child */
     fsafe__msg("fsafe %s: verbose=%d stats=%d warn_ms=%ld flush=%d warn_threads=%d churn=%s "
-               "(effective %d) log_fd=%d auto=%d auto_wait_ms=%ld auto_on_timeout=%s locks=%s",
+               "(effective %d) log_fd=%d auto=%s auto_wait_ms=%ld auto_on_timeout=%s locks=%s",
                FSAFE_VERSION_STRING, fsafe__cfg.verbose, fsafe__cfg.stats, fsafe__cfg.warn_ms,
                fsafe__cfg.flush, fsafe__cfg.warn_threads, churn, fsafe__churn_effective(),
-               fsafe__cfg.log_fd, fsafe__cfg.auto_mode, fsafe__cfg.auto_wait_ms,
+               fsafe__cfg.log_fd,
+               fsafe__cfg.auto_mode < 0 ? "default" : fsafe__cfg.auto_mode ? "on" : "off",
+               fsafe__cfg.auto_wait_ms,
                fsafe__cfg.auto_keep ? "keep" : "reset", fsafe__cfg.locks ? fsafe__cfg.locks : "(none)");
 }
 

@@ -163,7 +163,6 @@ static void protocol_prelude(void)
                        (int)getpid(), n - 1);
     }
     fsafe__churn_before_fork();
-    check_auto_loaded();
 }
 
 /*
@@ -343,6 +342,8 @@ FSAFE_FORK_PATH FSAFE_EXPORT pid_t fsafe_fork(void)
         errno = saved;
         return pid;
     }
+    if (__builtin_expect(fsafe__cfg.auto_mode == 1 && !ext, 0))
+        check_auto_loaded();
     if (!protocol_needed())
         return real_fork();
 

@@ -69,3 +69,23 @@ math(EXPR _auto_stress_timeout "${_auto_stress_s} * 2 + 120")
 fsafe_add_test(stress.auto TIMEOUT ${_auto_stress_timeout} COMMAND test_stress ${_auto_stress_s}
                ENV ${_auto_preload})
 set_tests_properties(stress.auto PROPERTIES LABELS stress RUN_SERIAL TRUE)
+
+# Linked instead of preloaded: -lfsafe-auto ahead of libc in the link order
+# interposes the lock calls just the same.
+fsafe_test_exe(test_auto_linked SOURCES test_auto.c OPTIONAL
+               LIBS fsafe_auto auto_lib_test auto_cxx_test ${CMAKE_DL_LIBS})
+foreach(c lib_static_mutex cxx_member_mutex forker_holds)
+  fsafe_add_test(auto.linked.${c} TIMEOUT 120 COMMAND test_auto_linked ${c} ok ENV ${_auto_env})
+endforeach()
+# FSAFE_AUTO=0 with the library loaded: no tracking, the child hangs again.
+fsafe_add_test(auto.off.lib_static_mutex TIMEOUT 60 COMMAND test_auto lib_static_mutex hang
+               ENV ${_auto_preload} ${_auto_env} FSAFE_AUTO=0)
+set_tests_properties(auto.off.lib_static_mutex PROPERTIES LABELS no-tsan)
+# FSAFE_AUTO=1 with only libfsafe.so: one warning, and the hang it cannot fix.
+if(NOT FSAFE_SANITIZE)
+  add_test(NAME auto.without_library
+           COMMAND /bin/sh -c "\"$0\" lib_static_mutex hang 2>\"$1\"; rc=$?; cat \"$1\"; [ $rc = 0 ] && [ $(grep -c 'libfsafe-auto.so is not loaded' \"$1\") = 1 ]"
+                   $<TARGET_FILE:test_auto> ${CMAKE_CURRENT_BINARY_DIR}/auto-without-library.err)
+  set_tests_properties(auto.without_library PROPERTIES TIMEOUT 60
+                       ENVIRONMENT "LD_PRELOAD=${FSAFE_LIB};FSAFE_AUTO=1;${_auto_env}")
+endif()

@@ -17,6 +17,12 @@ foreach(p prog status)
   target_include_directories(test_dropin_${p} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
   target_link_libraries(test_dropin_${p} PRIVATE Threads::Threads)
 endforeach()
+# Prints what a program finds at start-up; linked with libm and the legacy
+# library so that FSAFE_LOCKS entries naming them resolve.
+add_executable(test_startup_state test_startup_state.c)
+target_include_directories(test_startup_state PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+target_link_libraries(test_startup_state PRIVATE legacy_test m)
+target_link_options(test_startup_state PRIVATE -Wl,--no-as-needed)
 # Linked with fsafe: secure execution ignores LD_PRELOAD from the build tree.
 fsafe_test_exe(test_dropin_secure SOURCES test_dropin_secure.c LIBS legacy_test)
 # The FSAFE_LOCKS parser, through the static library's internal symbol.
@@ -52,6 +58,9 @@ foreach(c help version unknown bad-value no-command not-found not-executable exi
 endforeach()
 foreach(c without no-locks with with-library env unchanged resolve-errors)
   fsafe_dropin_test(retrofit.${c} TIMEOUT 60 SCRIPT retrofit.sh ARGS ${c})
+endforeach()
+foreach(c settings options python3 ruby)
+  fsafe_dropin_test(startup.${c} TIMEOUT 120 SCRIPT startup.sh ARGS ${c})
 endforeach()
 fsafe_dropin_test(warn_ms TIMEOUT 60 SCRIPT warn_ms.sh)
 fsafe_dropin_test(stats TIMEOUT 60 SCRIPT stats.sh)

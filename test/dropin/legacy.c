@@ -15,6 +15,8 @@
 pthread_mutex_t legacy_lock = PTHREAD_MUTEX_INITIALIZER;
 pthread_rwlock_t legacy_rwlock = PTHREAD_RWLOCK_INITIALIZER;
 const int legacy_readonly[16] = {1};
+/* Lock-sized, writable, and not a lock: FSAFE_LOCKS must refuse it. */
+long legacy_not_a_lock[5] = {1, 2, 3, 4, 5};
 
 static long counter;
 static volatile pid_t worker_tid;

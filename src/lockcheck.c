@@ -55,7 +55,7 @@ static const char *mutex_check(const pthread_mutex_t *pm)
             return "it has robust-list links but is not a robust mutex";
         if (w == 0 && m.__owner != 0)
             return "it is unlocked but names an owner";
-        if ((k & K_TYPE) != PTHREAD_MUTEX_RECURSIVE && m.__count != 0)
+        if ((k & K_TYPE) != PTHREAD_MUTEX_RECURSIVE && !(k & K_PP) && m.__count != 0)
             return "it has a recursion count but is not a recursive mutex";
     }
     if (m.__spins < 0)

@@ -31,6 +31,12 @@ target_include_directories(test_dropin_parse PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}
                            ${PROJECT_SOURCE_DIR}/src)
 target_link_libraries(test_dropin_parse PRIVATE fsafe_static ${FSAFE_AO_TARGET})
 fsafe_add_test(dropin.locks_parse TIMEOUT 30 COMMAND test_dropin_parse)
+# FSAFE_LOCKS's "is this a lock of that kind?" check, likewise.
+add_executable(test_dropin_lockcheck test_dropin_lockcheck.c)
+target_include_directories(test_dropin_lockcheck PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}
+                           ${PROJECT_SOURCE_DIR}/src)
+target_link_libraries(test_dropin_lockcheck PRIVATE fsafe_static ${FSAFE_AO_TARGET})
+fsafe_add_test(dropin.locks_lockcheck TIMEOUT 30 COMMAND test_dropin_lockcheck)
 
 # The script tests preload libfsafe into binaries built without sanitizers
 # (/bin/sh, python3, perl, the test programs); a sanitizer build of libfsafe
@@ -56,7 +62,7 @@ foreach(c help version unknown bad-value no-command not-found not-executable exi
           exec no-dashdash keep-preload options)
   fsafe_dropin_test(cli.${c} TIMEOUT 30 SCRIPT cli.sh ARGS ${c} ${PROJECT_VERSION})
 endforeach()
-foreach(c without no-locks with with-library env unchanged resolve-errors)
+foreach(c without no-locks with with-library env unchanged resolve-errors offset)
   fsafe_dropin_test(retrofit.${c} TIMEOUT 60 SCRIPT retrofit.sh ARGS ${c})
 endforeach()
 foreach(c settings options python3 ruby)

@@ -17,6 +17,12 @@ pthread_rwlock_t legacy_rwlock = PTHREAD_RWLOCK_INITIALIZER;
 const int legacy_readonly[16] = {1};
 /* Lock-sized, writable, and not a lock: FSAFE_LOCKS must refuse it. */
 long legacy_not_a_lock[5] = {1, 2, 3, 4, 5};
+/* A lock inside an object, 48 bytes in, after fields that point at themselves
+ * (as an empty std::map's header does): FSAFE_LOCKS names it symbol+48. */
+struct legacy_registry legacy_registry = {
+    {&legacy_registry.links[0], &legacy_registry.links[0], &legacy_registry.links[0],
+     &legacy_registry.links[0], &legacy_registry.links[0], &legacy_registry.links[0]},
+    PTHREAD_MUTEX_INITIALIZER};
 
 static long counter;
 static volatile pid_t worker_tid;

@@ -8,6 +8,11 @@
 extern pthread_mutex_t legacy_lock;
 extern pthread_rwlock_t legacy_rwlock;
 extern const int legacy_readonly[16];
+struct legacy_registry {
+    void *links[6];
+    pthread_mutex_t mutex; /* at offset 48 */
+};
+extern struct legacy_registry legacy_registry;
 /* Starts a thread that holds legacy_lock for ms, releases it for ms, and so
  * on; returns once the thread holds the lock for the first time. */
 void legacy_start(long ms);

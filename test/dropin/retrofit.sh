@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # Retrofitting fork safety onto the legacy library, with no code change:
 #   retrofit.sh FSAFE_RUN BINDIR without|no-locks|with|with-library|env|unchanged|
-#                     resolve-errors
+#                     resolve-errors|offset
 . "$(dirname "$0")/lib.sh"
 prog=$bin/test_dropin_retrofit
 case $1 in
@@ -51,6 +51,17 @@ resolve-errors) # one message per entry that cannot be used; the good ones still
     # A library not loaded (yet) is waited for quietly: plugins load later.
     [ "$(grep -c "FSAFE_LOCKS" "$tmp/err")" = 7 ] || fail "expected exactly 7 FSAFE_LOCKS lines"
     grep -q "stats for pid .*; 1 locks registered" "$tmp/err" || fail "the good entry was not registered"
+    ;;
+offset) # a lock inside an object: the object itself is refused, symbol+OFFSET is not
+    "$run" -v --locks='legacy_registry@liblegacy_test.so,legacy_registry+0@liblegacy_test.so' \
+        --locks='legacy_registry+0x30@liblegacy_test.so:mutex:5,legacy_lock:mutex:10' \
+        "$prog" ok >"$tmp/out" 2>"$tmp/err" || fail "status $?"
+    grep -q "^fsafe: FSAFE_LOCKS: legacy_registry@liblegacy_test.so: the object is 88 bytes, larger than a mutex (40)" "$tmp/err" ||
+        fail "the whole object was not refused by its size"
+    grep -q "^fsafe: FSAFE_LOCKS: legacy_registry+0@liblegacy_test.so: the bytes at 0x[0-9a-f]* in liblegacy_test.so are not a mutex" "$tmp/err" ||
+        fail "the object's first bytes were not refused as a mutex"
+    grep -q "^fsafe: FSAFE_LOCKS: registered 'legacy_registry+48' (mutex, rank 5)" "$tmp/err" ||
+        fail "the member lock was not registered"
     ;;
 *) fail "unknown case $1" ;;
 esac

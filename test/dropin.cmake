@@ -31,6 +31,17 @@ target_include_directories(test_dropin_parse PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}
                            ${PROJECT_SOURCE_DIR}/src)
 target_link_libraries(test_dropin_parse PRIVATE fsafe_static ${FSAFE_AO_TARGET})
 fsafe_add_test(dropin.locks_parse TIMEOUT 30 COMMAND test_dropin_parse)
+# fsafe__addr_describe, likewise; without -rdynamic (CMake's default), so
+# that only .symtab names the program's globals.
+add_executable(test_dropin_describe test_dropin_describe.c)
+target_include_directories(test_dropin_describe PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}
+                           ${PROJECT_SOURCE_DIR}/src)
+target_link_libraries(test_dropin_describe PRIVATE fsafe_static legacy_test ${FSAFE_AO_TARGET})
+fsafe_add_test(dropin.describe TIMEOUT 30 COMMAND test_dropin_describe)
+# Locks only .symtab names (a program's globals and statics, a library's statics).
+add_executable(test_dropin_symtab test_dropin_symtab.c)
+target_include_directories(test_dropin_symtab PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+target_link_libraries(test_dropin_symtab PRIVATE legacy_test Threads::Threads)
 # FSAFE_LOCKS's "is this a lock of that kind?" check, likewise.
 add_executable(test_dropin_lockcheck test_dropin_lockcheck.c)
 target_include_directories(test_dropin_lockcheck PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}
@@ -64,6 +75,9 @@ foreach(c help version unknown bad-value no-command not-found not-executable exi
 endforeach()
 foreach(c without no-locks with with-library env unchanged resolve-errors offset)
   fsafe_dropin_test(retrofit.${c} TIMEOUT 60 SCRIPT retrofit.sh ARGS ${c})
+endforeach()
+foreach(c without global static libstatic ambiguous stripped)
+  fsafe_dropin_test(symtab.${c} TIMEOUT 60 SCRIPT symtab.sh ARGS ${c})
 endforeach()
 foreach(c settings options python3 ruby)
   fsafe_dropin_test(startup.${c} TIMEOUT 120 SCRIPT startup.sh ARGS ${c})

@@ -25,6 +25,11 @@ struct legacy_registry legacy_registry = {
     PTHREAD_MUTEX_INITIALIZER};
 
 static long counter;
+/* Not exported: only in the library's .symtab (and in the one of
+ * test_dropin_symtab, which has a static of the same name). */
+static pthread_mutex_t legacy_static_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t dup_lock = PTHREAD_MUTEX_INITIALIZER;
+static int legacy_static_data[8];
 static volatile pid_t worker_tid;
 static volatile int worker_holding;
 static long hold_ms;
@@ -76,4 +81,19 @@ long legacy_call(void)
     long v = ++counter;
     pthread_mutex_unlock(&legacy_lock);
     return v;
+}
+
+void *legacy_static_lock_address(void)
+{
+    return &legacy_static_lock;
+}
+
+void *legacy_dup_lock_address(void)
+{
+    return &dup_lock;
+}
+
+void *legacy_static_data_address(void)
+{
+    return &legacy_static_data[0];
 }

@@ -19,4 +19,8 @@ void legacy_start(long ms);
 pid_t legacy_worker_tid(void);
 void *legacy_lock_address(void); /* &legacy_lock as the library's code sees it */
 long legacy_call(void);          /* takes legacy_lock */
+/* Statics of the library, not exported. */
+void *legacy_static_lock_address(void); /* legacy_static_lock */
+void *legacy_dup_lock_address(void);    /* dup_lock (test_dropin_symtab has one too) */
+void *legacy_static_data_address(void); /* legacy_static_data, int[8] */
 #endif

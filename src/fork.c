@@ -298,12 +298,17 @@ void fsafe__init(void)
     if (AO_load_acquire(&init_state) == 2)
         return;
     if (AO_compare_and_swap_full(&init_state, 0, 1)) {
+        /* Init runs in the constructor, before main: whatever fails in it
+         * (a bad FSAFE_LOG_FD, a file FSAFE_LOCKS cannot open) leaves errno
+         * as the program would have found it. */
+        int saved = errno;
         do_init();
         AO_store_release(&init_state, 2);
         /* After init is marked done: FSAFE_LOCKS registers through the public
          * API, which calls fsafe__init() again. */
         fsafe__stats_setup();
         fsafe__locks_env_register();
+        errno = saved;
         return;
     }
     struct timespec ts = {0, 100 * 1000};

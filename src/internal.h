@@ -65,6 +65,8 @@ struct fsafe__lock_spec {
     char library[256]; /* "" when no @library was given */
     int kind;          /* FSAFE_MUTEX (default), FSAFE_RWLOCK or FSAFE_SPINLOCK */
     int rank;          /* default 0 */
+    int has_offset;    /* symbol+OFFSET given (even +0) */
+    unsigned long offset; /* bytes from the symbol's address, at most 0x7fffffff */
 };
 /*
  * Parses spec (NULL allowed; any bytes up to the terminating NUL).  Entries are
@@ -78,8 +80,44 @@ struct fsafe__lock_spec {
 int fsafe__locks_parse(const char *spec, int (*on_entry)(const struct fsafe__lock_spec *, void *),
                        void (*on_error)(const char *entry, size_t len, const char *why, void *),
                        void *arg);
-/* Resolves and registers FSAFE_LOCKS; once, at init, after fsafe__init is done. */
+/* Resolves and registers FSAFE_LOCKS; once, at init, after fsafe__init is done.
+ * Entries whose library is not loaded yet wait for a dlopen (libfsafe.so
+ * interposes dlopen and dlclose; see locks_env.c). */
 void fsafe__locks_env_register(void);
+/* 0 if the bytes at p plausibly hold an initialised lock of that kind (glibc's
+ * layout), else a static reason.  Reads only. */
+const char *fsafe__lock_implausible(const void *p, int kind);
+
+/* ---- elfsym.c: symbol tables from the objects' files (libelf) -------------- */
+enum {
+    FSAFE__ELF_FOUND = 0,
+    FSAFE__ELF_ABSENT,     /* the file's symbol tables do not define it */
+    FSAFE__ELF_STRIPPED,   /* no .symtab and no debug file: only .dynsym was searched */
+    FSAFE__ELF_UNREADABLE, /* the file cannot be opened or is not ELF */
+};
+struct fsafe__elf_def {
+    uintptr_t addr;       /* run-time address (object base + st_value) */
+    uint64_t size;        /* st_size */
+    int type, bind;       /* STT_*, STB_* */
+    int count;            /* distinct definitions of the name in the object */
+    int exported;         /* defined in .dynsym, not local */
+    int from_debug;       /* found in the separate debug file */
+    char debug_file[96];  /* STRIPPED: the debug file looked for */
+};
+/* Looks name up in the object loaded from path at base (dlpi_addr; for the
+ * program, path "/proc/self/exe").  Files are mapped once and cached.  Not for
+ * the fork path: takes a mutex, may malloc and open files. */
+int fsafe__elf_find(const char *path, uintptr_t base, const char *name, struct fsafe__elf_def *out);
+/*
+ * Writes what addr is, for reports: "mylock+0x30 (libfoo.so.1)" for data,
+ * "libfoo.so.1+0x1234 (func+0x12)" for code, from .symtab, .dynsym or the
+ * debug file; else "libfoo.so.1+0x1234", else the raw address.  Returns the
+ * length written (0 if nothing; truncated to size-1).  Thread-safe; not for the
+ * fork path or a child.
+ */
+int fsafe__addr_describe(const void *addr, char *out, size_t size);
+/* In a child: a cache left locked by a thread of the parent is abandoned. */
+void fsafe__elf_atfork_child(void);
 
 /* ---- stats.c: FSAFE_STATS at exit ------------------------------------------ */
 void fsafe__stats_setup(void); /* at init: remembers which process prints */

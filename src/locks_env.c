@@ -2,8 +2,9 @@
 /*
  * FSAFE_LOCKS: registers, by symbol name, the locks of code that knows nothing
  * of fsafe.  The parser never allocates, never prints and accepts any bytes (a
- * fuzz target calls it).  Resolution runs once, at init, in the constructor:
- * never on the fork path, where dlopen/dlsym could wait for the loader lock.
+ * fuzz target calls it).  Resolution runs at init, in the constructor, and
+ * after each dlopen/dlclose: never on the fork path, where the loader's locks
+ * could be held by another thread, and never with dlopen (below).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -12,6 +13,8 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <link.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -55,7 +58,7 @@ static const char *parse_entry(const char *p, size_t n, struct fsafe__lock_spec 
         if (i < n && p[i] != ':')
             continue;
         if (nf == 3)
-            return "too many ':' fields (expected symbol[@library][:kind[:rank]])";
+            return "too many ':' fields (expected symbol[+offset][@library][:kind[:rank]])";
         field[nf] = p + start;
         flen[nf] = i - start;
         nf++;
@@ -64,20 +67,50 @@ static const char *parse_entry(const char *p, size_t n, struct fsafe__lock_spec 
 
     const char *sym = field[0], *at = memchr(sym, '@', flen[0]);
     size_t slen = at ? (size_t)(at - sym) : flen[0];
+    /* symbol+OFFSET: a lock inside an object, OFFSET bytes in, decimal or 0x hex. */
+    const char *plus = memchr(sym, '+', slen);
+    out->has_offset = 0;
+    out->offset = 0;
+    if (plus) {
+        const char *o = plus + 1;
+        size_t olen = slen - (size_t)(o - sym), i = 0;
+        int hex = olen > 2 && o[0] == '0' && (o[1] == 'x' || o[1] == 'X');
+        unsigned long v = 0;
+        if (hex)
+            i = 2;
+        if (olen == 0 || (olen == 2 && hex))
+            return "empty offset after '+'";
+        for (; i < olen; i++) {
+            char c = o[i];
+            int d = c >= '0' && c <= '9'                ? c - '0'
+                    : hex && c >= 'a' && c <= 'f' ? c - 'a' + 10
+                    : hex && c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                                  : -1;
+            if (d < 0)
+                return "offset is not a decimal or 0x hex number of bytes";
+            v = v * (hex ? 16 : 10) + (unsigned long)d;
+            if (v > 0x7fffffffUL)
+                return "offset out of range (at most 0x7fffffff bytes)";
+        }
+        out->has_offset = 1;
+        out->offset = v;
+        slen = (size_t)(plus - sym);
+    }
     if (slen == 0)
         return "empty symbol name";
     if (slen >= sizeof out->symbol)
         return "symbol name longer than 127 bytes";
     for (size_t i = 0; i < slen; i++)
         if (!sym_char(sym[i], i == 0))
-            return "symbol name must be letters, digits, '_', '.' or '$', not starting with a digit";
+            return "symbol name must be letters, digits, '_', '.' or '$', not starting with a digit "
+                   "(C++: the mangled name, as nm shows it without -C)";
     memcpy(out->symbol, sym, slen);
     out->symbol[slen] = '\0';
 
     out->library[0] = '\0';
     if (at) {
         const char *lib = at + 1;
-        size_t llen = flen[0] - slen - 1;
+        size_t llen = flen[0] - (size_t)(lib - sym);
         if (llen == 0)
             return "empty library name after '@'";
         if (llen >= sizeof out->library)
@@ -163,7 +196,155 @@ int fsafe__locks_parse(const char *spec, int (*on_entry)(const struct fsafe__loc
     }
 }
 
+/* ---- loaded objects ------------------------------------------------------------ */
+/*
+ * Objects are found with dl_iterate_phdr and their symbols read from their
+ * files (elfsym.c), never with dlopen: libfsafe is linked -z initfirst, so at
+ * start-up this runs before libc's own initialiser, and a dlopen then makes
+ * the loader run the initialisers of the library's dependencies, libc's among
+ * them, with the argument count, argv and environment libc has not set up yet
+ * (0, NULL, NULL): the program would start with no environment and no name.
+ * dl_iterate_phdr runs no initialiser.  It takes the loader's list lock, so
+ * none of this may run on the fork path.
+ */
+struct obj {
+    uintptr_t base;
+    char *path;   /* the file to read; "/proc/self/exe" for the program */
+    char *name;   /* for messages */
+    char *soname; /* DT_SONAME, or NULL */
+    int is_main;
+};
+struct objs {
+    struct obj *v;
+    size_t n, cap;
+};
+
+/* DT_SONAME of an object, from its dynamic section in memory, or NULL. */
+static const char *soname_of(uintptr_t base, const ElfW(Dyn) *dyn)
+{
+    uintptr_t strtab = 0;
+    size_t off = (size_t)-1;
+    for (; dyn && dyn->d_tag != DT_NULL; dyn++) {
+        if (dyn->d_tag == DT_STRTAB)
+            strtab = dyn->d_un.d_ptr;
+        else if (dyn->d_tag == DT_SONAME)
+            off = dyn->d_un.d_val;
+    }
+    if (!strtab || off == (size_t)-1)
+        return NULL;
+    if (strtab < base) /* the loader relocates d_ptr in place on most targets, not all */
+        strtab += base;
+    return (const char *)strtab + off;
+}
+
+static char *dup_str(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static int snap_cb(struct dl_phdr_info *pi, size_t size, void *arg)
+{
+    (void)size;
+    struct objs *s = arg;
+    const ElfW(Dyn) *dyn = NULL;
+    int loads = 0;
+    for (int i = 0; i < pi->dlpi_phnum; i++) {
+        if (pi->dlpi_phdr[i].p_type == PT_DYNAMIC)
+            dyn = (const ElfW(Dyn) *)(pi->dlpi_addr + pi->dlpi_phdr[i].p_vaddr);
+        loads += pi->dlpi_phdr[i].p_type == PT_LOAD;
+    }
+    if (!loads)
+        return 0;
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 32;
+        struct obj *v = realloc(s->v, cap * sizeof *v);
+        if (!v)
+            return 1;
+        s->v = v, s->cap = cap;
+    }
+    const char *nm = pi->dlpi_name ? pi->dlpi_name : "";
+    struct obj *o = &s->v[s->n];
+    o->is_main = s->n == 0 && nm[0] == '\0';
+    if (!o->is_main && nm[0] == '\0')
+        return 0;
+    o->base = pi->dlpi_addr;
+    o->path = dup_str(o->is_main ? "/proc/self/exe" : nm);
+    o->soname = dup_str(soname_of(pi->dlpi_addr, dyn));
+    if (o->is_main) {
+        char exe[4096];
+        ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        exe[k > 0 ? k : 0] = '\0';
+        const char *b = strrchr(exe, '/');
+        o->name = dup_str(b ? b + 1 : k > 0 ? exe : "the program");
+    } else {
+        const char *b = strrchr(nm, '/');
+        o->name = dup_str(b ? b + 1 : nm);
+    }
+    if (!o->path || !o->name) {
+        free(o->path), free(o->name), free(o->soname);
+        return 1;
+    }
+    s->n++;
+    return 0;
+}
+
+static __attribute__((unused)) void snap_free(struct objs *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->v[i].path), free(s->v[i].name), free(s->v[i].soname);
+    free(s->v);
+    s->v = NULL, s->n = s->cap = 0;
+}
+
+static void snap_take(struct objs *s)
+{
+    s->v = NULL, s->n = s->cap = 0;
+    dl_iterate_phdr(snap_cb, s);
+}
+
+static int seen_in(const struct objs *s, const struct obj *o)
+{
+    for (size_t i = 0; s && i < s->n; i++)
+        if (s->v[i].base == o->base && strcmp(s->v[i].path, o->path) == 0)
+            return 1;
+    return 0;
+}
+
+/* The loaded object called `name`: its path, the file name of its path, or its
+ * DT_SONAME, as dlopen(name, RTLD_NOLOAD) would match it. */
+static const struct obj *find_library(const struct objs *s, const char *name)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        const struct obj *o = &s->v[i];
+        if ((!o->is_main && strcmp(o->path, name) == 0) || strcmp(o->name, name) == 0 ||
+            (o->soname && strcmp(o->soname, name) == 0))
+            return o;
+    }
+    return NULL;
+}
+
 /* ---- resolution and registration ------------------------------------------- */
+enum { PENDING, REGISTERED, REFUSED };
+
+struct lent {
+    struct fsafe__lock_spec s;
+    void *addr;   /* REGISTERED: where */
+    int state;
+    int late;     /* registered in a library loaded after start-up */
+    int told;     /* the "not found yet" message was given */
+};
+
+static struct lent *ents;
+static size_t nents;
+/* Guards ents and the hooks' work.  Never held while calling the real
+ * dlopen/dlclose: a library's constructor may call dlopen while the loader's
+ * lock is held, and its hook then waits for this one. */
+static pthread_mutex_t lmu = PTHREAD_MUTEX_INITIALIZER;
+static AO_t hooks_on;       /* entries pending or registered late: the hooks have work */
+static AO_t hooks_disabled; /* a child whose parent was inside a hook */
+static struct objs seen;    /* the objects of the previous pass */
+static char *(*demangle)(const char *, char *, size_t *, int *); /* libstdc++'s, if loaded */
+
 static const char *kind_name(int kind)
 {
     return kind == FSAFE_RWLOCK ? "rwlock" : kind == FSAFE_SPINLOCK ? "spin" : "mutex";
@@ -176,22 +357,20 @@ static size_t kind_size(int kind)
                                     : sizeof(pthread_mutex_t);
 }
 
-/* The entry as the user wrote it, for messages. */
+/* The entry as the user wrote it, for messages; a C++ name also demangled. */
 static void spec_text(const struct fsafe__lock_spec *s, char *buf, size_t size)
 {
-    size_t n = strlen(s->symbol);
-    if (n >= size)
-        n = size - 1;
-    memcpy(buf, s->symbol, n);
-    if (s->library[0] && n + 1 < size) {
-        buf[n++] = '@';
-        size_t l = strlen(s->library);
-        if (l > size - 1 - n)
-            l = size - 1 - n;
-        memcpy(buf + n, s->library, l);
-        n += l;
+    char off[24] = "";
+    if (s->has_offset)
+        snprintf(off, sizeof off, "+%lu", s->offset);
+    int n = snprintf(buf, size, "%s%s%s%s", s->symbol, off, s->library[0] ? "@" : "", s->library);
+    if (demangle && strncmp(s->symbol, "_Z", 2) == 0 && n > 0 && (size_t)n < size) {
+        int st = 0;
+        char *d = demangle(s->symbol, NULL, NULL, &st);
+        if (d && st == 0)
+            snprintf(buf + n, size - (size_t)n, " (%s)", d);
+        free(d);
     }
-    buf[n] = '\0';
 }
 
 /* 1 if addr..addr+len lies in one writable mapping (/proc/self/maps), else 0.
@@ -206,117 +385,213 @@ static int writable(const void *addr, size_t len)
     return r == 0 && perms[1] == 'w' && (uintptr_t)addr + len <= end;
 }
 
-static struct link_map *map_of(const void *addr, Dl_info *info, const ElfW(Sym) **sym)
+/* What a lookup found, for one entry. */
+struct found {
+    const struct obj *obj;
+    struct fsafe__elf_def d;
+};
+
+/* Looks for s in the objects of cur (only those not in `old`, when given).
+ * Returns 1 with *f, 0 when not found (why in *why), -1 after a message. */
+static int lookup(const struct fsafe__lock_spec *s, const char *text, const struct objs *cur,
+                  const struct objs *old, struct found *f, char *why, size_t whysize)
 {
-    struct link_map *lm = NULL;
-    *sym = NULL;
-    if (!dladdr1(addr, info, (void **)&lm, RTLD_DL_LINKMAP))
-        return NULL;
-    if (!dladdr1(addr, info, (void **)sym, RTLD_DL_SYMENT))
-        *sym = NULL;
-    return lm;
+    struct fsafe__elf_def d;
+    why[0] = '\0';
+    if (s->library[0]) {
+        const struct obj *o = find_library(cur, s->library);
+        if (!o) {
+            snprintf(why, whysize, "library '%s' is not loaded", s->library);
+            return 0;
+        }
+        int r = fsafe__elf_find(o->path, o->base, s->symbol, &d);
+        if (r == FSAFE__ELF_ABSENT) {
+            fsafe__msg("FSAFE_LOCKS: %s: symbol not found in '%s'; not registered", text,
+                       s->library);
+            return -1;
+        }
+        if (r == FSAFE__ELF_STRIPPED) {
+            fsafe__msg("FSAFE_LOCKS: %s: symbol not found in '%s': the file is stripped (no "
+                       ".symtab) and its debug file %s is not installed, so only exported names "
+                       "can be found; not registered",
+                       text, s->library, d.debug_file);
+            return -1;
+        }
+        if (r == FSAFE__ELF_UNREADABLE) {
+            fsafe__msg("FSAFE_LOCKS: %s: cannot read the ELF file %s; not registered", text,
+                       o->path);
+            return -1;
+        }
+        if (d.count > 1) {
+            fsafe__msg("FSAFE_LOCKS: %s: '%s' defines %d different objects of that name (static "
+                       "in several source files); it cannot be told which; not registered",
+                       text, s->library, d.count);
+            return -1;
+        }
+        f->obj = o, f->d = d;
+        /* A copy relocation moves an exported object into the program, and the
+         * library's code then uses that copy: prefer it. */
+        struct fsafe__elf_def m;
+        if (d.exported && !o->is_main && cur->n && cur->v[0].is_main &&
+            fsafe__elf_find(cur->v[0].path, cur->v[0].base, s->symbol, &m) == FSAFE__ELF_FOUND &&
+            m.exported && m.type == STT_OBJECT)
+            f->obj = &cur->v[0], f->d = m;
+        return 1;
+    }
+    /* A bare name: an exported definition as the loader finds it (the first in
+     * load order), else the one object that defines it locally. */
+    const struct obj *loc = NULL, *stripped = NULL;
+    struct fsafe__elf_def locd;
+    int nloc = 0, nstripped = 0;
+    char where[200] = "";
+    for (size_t i = 0; i < cur->n; i++) {
+        const struct obj *o = &cur->v[i];
+        if (old && seen_in(old, o))
+            continue;
+        int r = fsafe__elf_find(o->path, o->base, s->symbol, &d);
+        if (r == FSAFE__ELF_STRIPPED && nstripped++ == 0)
+            stripped = o;
+        if (r != FSAFE__ELF_FOUND)
+            continue;
+        if (d.exported) {
+            f->obj = o, f->d = d;
+            return 1;
+        }
+        if (nloc == 0)
+            loc = o, locd = d;
+        size_t w = strlen(where);
+        if (w + strlen(o->name) + 3 < sizeof where)
+            snprintf(where + w, sizeof where - w, "%s%s", w ? ", " : "", o->name);
+        nloc += d.count;
+    }
+    if (nloc == 1) {
+        f->obj = loc, f->d = locd;
+        return 1;
+    }
+    if (nloc > 1) {
+        fsafe__msg("FSAFE_LOCKS: %s: a local (static or hidden) name in several places (%s); "
+                   "name one as %s@library; not registered",
+                   text, where, s->symbol);
+        return -1;
+    }
+    if (nstripped)
+        snprintf(why, whysize,
+                 "%d of the objects searched are stripped with no debug file installed (%s "
+                 "among them): a non-exported name there cannot be found",
+                 nstripped, stripped->name);
+    else
+        snprintf(why, whysize, "no object's symbol table defines it");
+    return 0;
 }
 
-/* The address the program's code uses for s, or NULL after one message. */
-static void *resolve(const struct fsafe__lock_spec *s, const char *text)
+/* Checks what f found for s; the lock's address, or NULL after one message. */
+static void *check(const struct fsafe__lock_spec *s, const char *text, const struct found *f)
 {
-    void *a;
-    Dl_info info;
-    const ElfW(Sym) *sym;
-    if (s->library[0]) {
-        void *h = dlopen(s->library, RTLD_NOW | RTLD_NOLOAD);
-        if (!h) {
-            fsafe__msg("FSAFE_LOCKS: %s: library '%s' is not loaded at startup (libraries "
-                       "dlopen'ed later are not searched); not registered",
-                       text, s->library);
-            return NULL;
-        }
-        struct link_map *lib = NULL;
-        dlinfo(h, RTLD_DI_LINKMAP, &lib);
-        a = dlsym(h, s->symbol);
-        struct link_map *lm = a ? map_of(a, &info, &sym) : NULL;
-        /* A copy relocation moves the object into the main program, and the
-         * library's code then uses that copy: prefer it. */
-        void *d = dlsym(RTLD_DEFAULT, s->symbol);
-        if (a && d && d != a) {
-            struct link_map *dm = map_of(d, &info, &sym);
-            if (dm && dm->l_prev == NULL)
-                a = d, lm = dm;
-        }
-        dlclose(h); /* balances the RTLD_NOLOAD reference */
-        if (a && lm != lib && lm && lm->l_prev != NULL) {
-            map_of(a, &info, &sym);
-            fsafe__msg("FSAFE_LOCKS: %s: the symbol is not defined in '%s' (found in %s); "
-                       "not registered",
-                       text, s->library, info.dli_fname ? info.dli_fname : "another object");
-            return NULL;
-        }
-    } else {
-        a = dlsym(RTLD_DEFAULT, s->symbol);
-    }
-    if (!a && s->library[0]) {
-        fsafe__msg("FSAFE_LOCKS: %s: symbol not found in '%s'; not registered", text, s->library);
+    size_t ks = kind_size(s->kind);
+    const struct fsafe__elf_def *d = &f->d;
+    if (d->type == STT_FUNC || d->type == STT_GNU_IFUNC) {
+        fsafe__msg("FSAFE_LOCKS: %s: the symbol is a function, not a lock; not registered", text);
         return NULL;
     }
-    if (!a) {
-        fsafe__msg("FSAFE_LOCKS: %s: symbol not found in the program or the libraries loaded at "
-                   "startup (it must be exported; libraries dlopen'ed later are not searched); "
+    if (d->type == STT_TLS) {
+        fsafe__msg("FSAFE_LOCKS: %s: the symbol is thread-local, one object per thread, not "
+                   "one lock; not registered", text);
+        return NULL;
+    }
+    if (d->size && !s->has_offset && d->size < ks) {
+        fsafe__msg("FSAFE_LOCKS: %s: the object is %lu bytes, too small for a %s (%lu); "
                    "not registered",
-                   text);
+                   text, (unsigned long)d->size, kind_name(s->kind), (unsigned long)ks);
         return NULL;
     }
-    if (map_of(a, &info, &sym) && sym && info.dli_saddr == a) {
-        #if __ELF_NATIVE_CLASS == 64
-        int t = ELF64_ST_TYPE(sym->st_info);
-#else
-        int t = ELF32_ST_TYPE(sym->st_info);
-#endif
-        if (t == STT_FUNC || t == STT_GNU_IFUNC) {
-            fsafe__msg("FSAFE_LOCKS: %s: the symbol is a function, not a lock; not registered",
-                       text);
-            return NULL;
-        }
-        if (sym->st_size && sym->st_size < kind_size(s->kind)) {
-            fsafe__msg("FSAFE_LOCKS: %s: the object is %lu bytes, too small for a %s (%lu); "
-                       "not registered",
-                       text, (unsigned long)sym->st_size, kind_name(s->kind),
-                       (unsigned long)kind_size(s->kind));
-            return NULL;
-        }
+    if (d->size && !s->has_offset && d->size > ks) {
+        fsafe__msg("FSAFE_LOCKS: %s: the object is %lu bytes, larger than a %s (%lu): it is not "
+                   "a lock but may hold one; name the lock inside it by its byte offset, "
+                   "%s+OFFSET; not registered",
+                   text, (unsigned long)d->size, kind_name(s->kind), (unsigned long)ks, s->symbol);
+        return NULL;
     }
-    if (!writable(a, kind_size(s->kind))) {
+    if (d->size && s->has_offset && s->offset + ks > d->size) {
+        fsafe__msg("FSAFE_LOCKS: %s: a %s (%lu bytes) at offset %lu does not fit in the object "
+                   "(%lu bytes); not registered",
+                   text, kind_name(s->kind), (unsigned long)ks, s->offset,
+                   (unsigned long)d->size);
+        return NULL;
+    }
+    void *a = (void *)(d->addr + s->offset);
+    if (!writable(a, ks)) {
         fsafe__msg("FSAFE_LOCKS: %s: the object at %p is not in writable memory; not registered",
                    text, a);
+        return NULL;
+    }
+    const char *why = fsafe__lock_implausible(a, s->kind);
+    if (why) {
+        fsafe__msg("FSAFE_LOCKS: %s: the bytes at %p in %s are not a %s (%s); not registered",
+                   text, a, f->obj->name, kind_name(s->kind), why);
         return NULL;
     }
     return a;
 }
 
-static int register_one(const struct fsafe__lock_spec *s, void *arg)
+/* One pass over the entries.  startup: the first, in the constructor.  old:
+ * the objects a bare name was already looked for in.  Caller holds lmu. */
+static void resolve_pending(const struct objs *cur, const struct objs *old, int startup)
 {
-    (void)arg;
-    char text[400];
-    spec_text(s, text, sizeof text);
-    void *a = resolve(s, text);
-    if (!a)
-        return 0;
-    int r = fsafe_register_lock(a, s->kind, s->rank, s->symbol);
-    if (r == 0) {
-        if (fsafe__cfg.verbose) {
-            Dl_info info;
-            const char *where = dladdr(a, &info) && info.dli_fname && info.dli_fname[0]
-                                    ? info.dli_fname
-                                    : "the program";
-            fsafe__msg("FSAFE_LOCKS: registered '%s' (%s, rank %d) at %p in %s", s->symbol,
-                       kind_name(s->kind), s->rank, a, where);
+    for (size_t i = 0; i < nents; i++) {
+        struct lent *e = &ents[i];
+        if (e->state != PENDING)
+            continue;
+        char text[400], why[300];
+        struct found f;
+        spec_text(&e->s, text, sizeof text);
+        int r = lookup(&e->s, text, cur, e->s.library[0] ? NULL : old, &f, why, sizeof why);
+        if (r < 0) {
+            e->state = REFUSED;
+            continue;
         }
-    } else if (r == EEXIST) {
-        if (fsafe__cfg.verbose)
-            fsafe__msg("FSAFE_LOCKS: %s at %p is already registered", text, a);
-    } else {
-        fsafe__msg("FSAFE_LOCKS: %s: registration failed (error %d)", text, r);
+        if (r == 0) {
+            /* Quiet for a library not loaded yet: a plugin or an extension module
+             * is normal.  A bare name is said once, with why. */
+            if (startup && !e->s.library[0])
+                fsafe__msg("FSAFE_LOCKS: %s: symbol not found in the program or the libraries "
+                           "loaded at startup (%s); it will be looked for in libraries loaded "
+                           "later",
+                           text, why);
+            else if (startup && fsafe__cfg.verbose)
+                fsafe__msg("FSAFE_LOCKS: %s: %s yet; it will be registered when it is", text, why);
+            continue;
+        }
+        void *a = check(&e->s, text, &f);
+        if (!a) {
+            e->state = REFUSED;
+            continue;
+        }
+        char name[160]; /* the registry keeps the first FSAFE_NAME_MAX - 1 bytes */
+        if (e->s.has_offset)
+            snprintf(name, sizeof name, "%s+%lu", e->s.symbol, e->s.offset);
+        else
+            snprintf(name, sizeof name, "%s", e->s.symbol);
+        int rr = fsafe_register_lock(a, e->s.kind, e->s.rank, name);
+        if (rr == 0 || rr == EEXIST) {
+            e->state = REGISTERED, e->addr = a, e->late = !startup;
+            if (rr == 0 && !startup)
+                e->addr = a;
+            if (fsafe__cfg.verbose)
+                fsafe__msg("FSAFE_LOCKS: %s '%s' (%s, rank %d) at %p in %s%s",
+                           rr == 0 ? "registered" : "already registered:", name,
+                           kind_name(e->s.kind), e->s.rank, a, f.obj->name,
+                           startup ? "" : " (loaded after startup)");
+            if (rr == EEXIST)
+                e->addr = NULL; /* not ours to unregister */
+        } else {
+            fsafe__msg("FSAFE_LOCKS: %s: registration failed (error %d)", text, rr);
+            e->state = REFUSED;
+        }
     }
-    return 0;
+    int work = 0;
+    for (size_t i = 0; i < nents; i++)
+        work |= ents[i].state == PENDING || (ents[i].state == REGISTERED && ents[i].late);
+    AO_store_release(&hooks_on, (AO_t)work);
 }
 
 static void report_bad(const char *entry, size_t len, const char *why, void *arg)
@@ -335,8 +610,140 @@ static void report_bad(const char *entry, size_t len, const char *why, void *arg
     fsafe__msg("FSAFE_LOCKS: ignoring entry '%s': %s", shown, why);
 }
 
+static int count_one(const struct fsafe__lock_spec *s, void *arg)
+{
+    (void)s;
+    ++*(size_t *)arg;
+    return 0;
+}
+
+static int store_one(const struct fsafe__lock_spec *s, void *arg)
+{
+    size_t *i = arg;
+    ents[*i].s = *s;
+    ents[*i].state = PENDING;
+    ++*i;
+    return 0;
+}
+
+/* In a child: a hook that was running in another thread of the parent left
+ * lmu held and the entries half-updated.  The child then stops resolving. */
+static void atfork_child(void)
+{
+    if (pthread_mutex_trylock(&lmu) == 0) {
+        pthread_mutex_unlock(&lmu);
+    } else {
+        pthread_mutex_init(&lmu, NULL);
+        AO_store_release(&hooks_disabled, 1);
+    }
+    fsafe__elf_atfork_child();
+}
+
+#ifdef FSAFE_INTERPOSE
+static void *(*real_dlopen)(const char *, int);
+static int (*real_dlclose)(void *);
+#endif
+
 void fsafe__locks_env_register(void)
 {
-    if (fsafe__cfg.locks)
-        fsafe__locks_parse(fsafe__cfg.locks, register_one, report_bad, NULL);
+    if (!fsafe__cfg.locks)
+        return;
+    size_t n = 0;
+    fsafe__locks_parse(fsafe__cfg.locks, count_one, report_bad, &n);
+    if (n == 0 || !(ents = calloc(n, sizeof *ents)))
+        return;
+    size_t i = 0;
+    fsafe__locks_parse(fsafe__cfg.locks, store_one, NULL, &i);
+    nents = i;
+#ifdef FSAFE_INTERPOSE
+    real_dlopen = (void *(*)(const char *, int))dlsym(RTLD_NEXT, "dlopen");
+    real_dlclose = (int (*)(void *))dlsym(RTLD_NEXT, "dlclose");
+#endif
+    demangle = (char *(*)(const char *, char *, size_t *, int *))dlsym(RTLD_DEFAULT,
+                                                                        "__cxa_demangle");
+    pthread_atfork(NULL, NULL, atfork_child);
+    pthread_mutex_lock(&lmu);
+    snap_take(&seen);
+    resolve_pending(&seen, NULL, 1);
+    pthread_mutex_unlock(&lmu);
 }
+
+/* ---- libraries loaded and unloaded later ------------------------------------ */
+#ifdef FSAFE_INTERPOSE
+/* After a dlopen: entries waiting for a library, and bare names not found so
+ * far, are looked for in the objects loaded since the last pass. */
+static void after_load(void)
+{
+    struct objs cur;
+    snap_take(&cur); /* the loader's list lock, before lmu: never the other way */
+    pthread_mutex_lock(&lmu);
+    resolve_pending(&cur, &seen, 0);
+    snap_free(&seen);
+    seen = cur;
+    pthread_mutex_unlock(&lmu);
+}
+
+/* Before a dlclose: nothing tells which objects it will unmap (the handle's
+ * count, its dependencies), so every lock registered in a library loaded
+ * after start-up is unregistered; after_load() registers those still loaded
+ * again.  A fork in between does not take them. */
+static void before_unload(void)
+{
+    pthread_mutex_lock(&lmu);
+    for (size_t i = 0; i < nents; i++) {
+        struct lent *e = &ents[i];
+        if (e->state == REGISTERED && e->late) {
+            if (e->addr)
+                fsafe_unregister_lock(e->addr);
+            e->state = PENDING, e->addr = NULL, e->late = 0;
+        }
+    }
+    /* Objects unloaded now may come back: look in every object again. */
+    snap_free(&seen);
+    pthread_mutex_unlock(&lmu);
+}
+
+static int hooks_active(void)
+{
+    return AO_load_acquire(&hooks_on) && !AO_load_acquire(&hooks_disabled);
+}
+
+/*
+ * libfsafe.so interposes dlopen and dlclose, passing through to the next
+ * definition (libc's, or that of another library interposing them).  With no
+ * entry waiting and none registered late, each is a plain tail call, so that
+ * libc's dlopen sees the caller's own return address: it searches the
+ * caller's RUNPATH and expands $ORIGIN for the caller.  Otherwise the caller
+ * seen by libc is libfsafe (README: FSAFE_LOCKS and libraries loaded later).
+ */
+FSAFE_EXPORT void *dlopen(const char *file, int mode)
+{
+    if (!real_dlopen)
+        real_dlopen = (void *(*)(const char *, int))dlsym(RTLD_NEXT, "dlopen");
+    if (!hooks_active())
+        return real_dlopen(file, mode);
+    void *h = real_dlopen(file, mode);
+    if (h) {
+        int saved = errno;
+        after_load();
+        errno = saved;
+    }
+    return h;
+}
+
+FSAFE_EXPORT int dlclose(void *handle)
+{
+    if (!real_dlclose)
+        real_dlclose = (int (*)(void *))dlsym(RTLD_NEXT, "dlclose");
+    if (!hooks_active())
+        return real_dlclose(handle);
+    int saved = errno;
+    before_unload();
+    errno = saved;
+    int r = real_dlclose(handle);
+    saved = errno;
+    after_load();
+    errno = saved;
+    return r;
+}
+#endif

@@ -17,6 +17,12 @@ foreach(p prog status)
   target_include_directories(test_dropin_${p} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
   target_link_libraries(test_dropin_${p} PRIVATE Threads::Threads)
 endforeach()
+# Prints what a program finds at start-up; linked with libm and the legacy
+# library so that FSAFE_LOCKS entries naming them resolve.
+add_executable(test_startup_state test_startup_state.c)
+target_include_directories(test_startup_state PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+target_link_libraries(test_startup_state PRIVATE legacy_test m)
+target_link_options(test_startup_state PRIVATE -Wl,--no-as-needed)
 # Linked with fsafe: secure execution ignores LD_PRELOAD from the build tree.
 fsafe_test_exe(test_dropin_secure SOURCES test_dropin_secure.c LIBS legacy_test)
 # The FSAFE_LOCKS parser, through the static library's internal symbol.
@@ -25,6 +31,52 @@ target_include_directories(test_dropin_parse PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}
                            ${PROJECT_SOURCE_DIR}/src)
 target_link_libraries(test_dropin_parse PRIVATE fsafe_static ${FSAFE_AO_TARGET})
 fsafe_add_test(dropin.locks_parse TIMEOUT 30 COMMAND test_dropin_parse)
+# fsafe__addr_describe, likewise; without -rdynamic (CMake's default), so
+# that only .symtab names the program's globals.
+add_executable(test_dropin_describe test_dropin_describe.c)
+target_include_directories(test_dropin_describe PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}
+                           ${PROJECT_SOURCE_DIR}/src)
+target_link_libraries(test_dropin_describe PRIVATE fsafe_static legacy_test ${FSAFE_AO_TARGET})
+fsafe_add_test(dropin.describe TIMEOUT 30 COMMAND test_dropin_describe)
+# Locks only .symtab names (a program's globals and statics, a library's statics).
+add_executable(test_dropin_symtab test_dropin_symtab.c)
+target_include_directories(test_dropin_symtab PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+target_link_libraries(test_dropin_symtab PRIVATE legacy_test Threads::Threads)
+# Libraries loaded later: a plugin loaded and unloaded, a Python extension.
+add_library(fsafe_plugin_test SHARED dropin/plugin.c)
+add_library(fsafe_chain_test SHARED dropin/chain.c)
+target_link_libraries(fsafe_chain_test PRIVATE ${CMAKE_DL_LIBS})
+add_executable(test_dropin_dlclose test_dropin_dlclose.c)
+target_include_directories(test_dropin_dlclose PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}
+                           ${PROJECT_SOURCE_DIR}/include)
+target_link_libraries(test_dropin_dlclose PRIVATE Threads::Threads ${CMAKE_DL_LIBS})
+# Built for Debian's /usr/bin/python3 (FSAFE_PYTHON, examples/python), not a
+# python3 earlier on PATH.
+set(_py ${FSAFE_PYTHON})
+if(NOT _py)
+  set(_py /usr/bin/python3)
+endif()
+execute_process(COMMAND ${_py} -c "import sysconfig; print(sysconfig.get_paths()['include'] + ';' + sysconfig.get_config_var('EXT_SUFFIX'), end='')"
+                OUTPUT_VARIABLE _pyc RESULT_VARIABLE _pyrc)
+list(LENGTH _pyc _pyn)
+if(_pyrc EQUAL 0 AND _pyn EQUAL 2 AND NOT FSAFE_SANITIZE)
+  list(GET _pyc 0 _pyinc)
+  list(GET _pyc 1 _pysuffix)
+endif()
+if(_pyinc AND EXISTS ${_pyinc}/Python.h)
+  add_library(fsafe_lockext MODULE dropin/pyext/lockext.c)
+  set_target_properties(fsafe_lockext PROPERTIES PREFIX "" SUFFIX "${_pysuffix}"
+                        LIBRARY_OUTPUT_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/pyext)
+  target_include_directories(fsafe_lockext PRIVATE ${_pyinc})
+  target_link_libraries(fsafe_lockext PRIVATE Threads::Threads)
+  target_compile_options(fsafe_lockext PRIVATE -Wno-unused-parameter -Wno-missing-field-initializers)
+endif()
+# FSAFE_LOCKS's "is this a lock of that kind?" check, likewise.
+add_executable(test_dropin_lockcheck test_dropin_lockcheck.c)
+target_include_directories(test_dropin_lockcheck PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}
+                           ${PROJECT_SOURCE_DIR}/src)
+target_link_libraries(test_dropin_lockcheck PRIVATE fsafe_static ${FSAFE_AO_TARGET})
+fsafe_add_test(dropin.locks_lockcheck TIMEOUT 30 COMMAND test_dropin_lockcheck)
 
 # The script tests preload libfsafe into binaries built without sanitizers
 # (/bin/sh, python3, perl, the test programs); a sanitizer build of libfsafe
@@ -50,8 +102,29 @@ foreach(c help version unknown bad-value no-command not-found not-executable exi
           exec no-dashdash keep-preload options)
   fsafe_dropin_test(cli.${c} TIMEOUT 30 SCRIPT cli.sh ARGS ${c} ${PROJECT_VERSION})
 endforeach()
-foreach(c without no-locks with with-library env unchanged resolve-errors)
+foreach(c without no-locks with with-library env unchanged resolve-errors offset)
   fsafe_dropin_test(retrofit.${c} TIMEOUT 60 SCRIPT retrofit.sh ARGS ${c})
+endforeach()
+foreach(c without global static libstatic ambiguous stripped)
+  fsafe_dropin_test(symtab.${c} TIMEOUT 60 SCRIPT symtab.sh ARGS ${c})
+endforeach()
+fsafe_dropin_test(later.dlclose TIMEOUT 60 SCRIPT later.sh
+                  ARGS dlclose $<TARGET_FILE:fsafe_plugin_test>)
+fsafe_dropin_test(later.chained TIMEOUT 60 SCRIPT later.sh
+                  ARGS chained $<TARGET_FILE:fsafe_plugin_test> $<TARGET_FILE:fsafe_chain_test>)
+if(TARGET fsafe_lockext)
+  foreach(c without bare library)
+    fsafe_dropin_test(later.python.${c} TIMEOUT 60 SCRIPT later.sh
+                      ARGS python-${c} $<TARGET_FILE:fsafe_lockext> ${_py})
+  endforeach()
+else()
+  if(NOT FSAFE_SANITIZE)
+    add_test(NAME dropin.later.python
+             COMMAND sh -c "echo 'FAIL: no Python extension: install python3-dev' >&2; exit 1")
+  endif()
+endif()
+foreach(c settings options python3 ruby)
+  fsafe_dropin_test(startup.${c} TIMEOUT 120 SCRIPT startup.sh ARGS ${c})
 endforeach()
 fsafe_dropin_test(warn_ms TIMEOUT 60 SCRIPT warn_ms.sh)
 fsafe_dropin_test(stats TIMEOUT 60 SCRIPT stats.sh)

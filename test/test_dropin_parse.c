@@ -23,7 +23,11 @@ static int on_entry(const struct fsafe__lock_spec *e, void *arg)
 {
     struct seen *s = arg;
     char buf[512];
-    snprintf(buf, sizeof buf, "%s|%s|%d|%d", e->symbol, e->library, e->kind, e->rank);
+    if (e->has_offset)
+        snprintf(buf, sizeof buf, "%s+%lu|%s|%d|%d", e->symbol, e->offset, e->library, e->kind,
+                 e->rank);
+    else
+        snprintf(buf, sizeof buf, "%s|%s|%d|%d", e->symbol, e->library, e->kind, e->rank);
     add(s, buf);
     s->entries++;
     return s->stop_after && s->entries >= s->stop_after;
@@ -71,6 +75,18 @@ int main(void)
     expect("@lib,a@,a@li b,:mutex", 0, 0, "ERR(@lib);ERR(a@);ERR(a@li b);ERR(:mutex);");
     expect("%%garbage%%", 0, 0, "ERR(%%garbage%%);");
     expect("a-b", 0, 0, "ERR(a-b);");
+    /* symbol+OFFSET: bytes, decimal or 0x hex, before any @library. */
+    expect("_ZZN3app8Registry8InstanceEvE1r+48@libappreg.so:mutex:30,a+0,b+0x30,c+0X7fffffff", 0,
+           4, "_ZZN3app8Registry8InstanceEvE1r+48|libappreg.so|1|30;a+0||1|0;b+48||1|0;"
+              "c+2147483647||1|0;");
+    expect("a+2147483647@libstdc++.so.6", 0, 1, "a+2147483647|libstdc++.so.6|1|0;");
+    expect("a@libstdc++.so.6", 0, 1, "a|libstdc++.so.6|1|0;");
+    expect("a+,a+0x,a+12x,a+0x1g,a+-1,a+2147483648,a+0x80000000,+4,a++1,a+1+2", 0, 0,
+           "ERR(a+);ERR(a+0x);ERR(a+12x);ERR(a+0x1g);ERR(a+-1);ERR(a+2147483648);"
+           "ERR(a+0x80000000);ERR(+4);ERR(a++1);ERR(a+1+2);");
+    expect("a+99999999999999999999999", 0, 0, "ERR(a+99999999999999999999999);");
+    /* C++ names go in mangled: a demangled one is refused (':' and ',' separate). */
+    expect("app::Registry::mutex_", 0, 0, "ERR(app::Registry::mutex_);");
     /* Length limits: 127 bytes of symbol fit, 128 do not. */
     memset(big, 'a', 127);
     big[127] = '\0';

@@ -15,8 +15,21 @@
 pthread_mutex_t legacy_lock = PTHREAD_MUTEX_INITIALIZER;
 pthread_rwlock_t legacy_rwlock = PTHREAD_RWLOCK_INITIALIZER;
 const int legacy_readonly[16] = {1};
+/* Lock-sized, writable, and not a lock: FSAFE_LOCKS must refuse it. */
+long legacy_not_a_lock[5] = {1, 2, 3, 4, 5};
+/* A lock inside an object, 48 bytes in, after fields that point at themselves
+ * (as an empty std::map's header does): FSAFE_LOCKS names it symbol+48. */
+struct legacy_registry legacy_registry = {
+    {&legacy_registry.links[0], &legacy_registry.links[0], &legacy_registry.links[0],
+     &legacy_registry.links[0], &legacy_registry.links[0], &legacy_registry.links[0]},
+    PTHREAD_MUTEX_INITIALIZER};
 
 static long counter;
+/* Not exported: only in the library's .symtab (and in the one of
+ * test_dropin_symtab, which has a static of the same name). */
+static pthread_mutex_t legacy_static_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t dup_lock = PTHREAD_MUTEX_INITIALIZER;
+static int legacy_static_data[8];
 static volatile pid_t worker_tid;
 static volatile int worker_holding;
 static long hold_ms;
@@ -68,4 +81,19 @@ long legacy_call(void)
     long v = ++counter;
     pthread_mutex_unlock(&legacy_lock);
     return v;
+}
+
+void *legacy_static_lock_address(void)
+{
+    return &legacy_static_lock;
+}
+
+void *legacy_dup_lock_address(void)
+{
+    return &dup_lock;
+}
+
+void *legacy_static_data_address(void)
+{
+    return &legacy_static_data[0];
 }

@@ -27,6 +27,8 @@ static int on_entry(const struct fsafe__lock_spec *e, void *arg)
 {
     struct seen *s = arg;
     CHECKF(e != NULL);
+    CHECKF(e->offset <= 0x7fffffffUL && (e->has_offset || e->offset == 0));
+    CHECKF(e->symbol[0] != '\0' && strchr(e->symbol, '+') == NULL);
     CHECKF(s->stop_after == 0 || s->entries < s->stop_after);
     s->entries++;
     return s->stop_after && s->entries == s->stop_after;

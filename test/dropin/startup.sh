@@ -93,6 +93,7 @@ options)
         --churn) args="--churn=2 --churn=auto" ;;
         --log-fd) args="--log-fd=2 --log-fd=1" ;;
         --locks) args="--locks=zz@libm.so.6 --locks=legacy_lock@liblegacy_test.so" ;;
+        --auto-on-timeout) args="--auto-on-timeout=keep --auto-on-timeout=reset" ;;
         *) grep -q -- "$o=" "$tmp/help" && args="$o=1" || args=$o ;;
         esac
         for a in $args; do

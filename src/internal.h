@@ -128,6 +128,9 @@ uint64_t fsafe__registry_count(void);
 void fsafe__registry_foreach(void (*fn)(const struct fsafe__entry *, void *), void *arg);
 /* Called by a waiting forker: releases entries whose unregister is pending. */
 void fsafe__registry_poll_pending(void);
+/* Tests only: how long the walk waits for one lock while holding others before
+ * it gives everything back (default 20; 0 = never). */
+void fsafe__registry_set_order_backoff_ms(unsigned ms);
 
 /* ---- lockops.c: per-kind acquire / release / reset ----------------------- */
 /* Returns FSAFE__HOW_*; NONE when the lock could not or need not be taken.
@@ -149,6 +152,9 @@ void fsafe__lock_release_parent(const struct fsafe__held *h);
 /* Async-signal-safe.  orphaned: the holder of the caller's holds is gone. */
 void fsafe__lock_reset_child(const struct fsafe__held *h, int orphaned);
 int fsafe__lock_mem_shared(const void *lock, int kind); /* asks /proc/self/maps */
+/* 1 if another thread is known to wait for this lock (held by the caller),
+ * 0 if not, -1 if the lock does not show it. */
+int fsafe__lock_has_waiters(const void *lock, int kind);
 
 /* ---- maps.c: /proc/self/maps without malloc --------------------------------- */
 /* 0 with the mapping's "rwxp" permissions and its end address; -1 when no

@@ -428,3 +428,17 @@ int fsafe__lock_mem_shared(const void *lock, int kind)
         return 0;
     return perms[3] == 's';
 }
+
+int fsafe__lock_has_waiters(const void *lock, int kind)
+{
+#ifdef __GLIBC__
+    if (kind == FSAFE_MUTEX) {
+        /* lowlevellock: 2 = locked, maybe waiters; robust and PI mutexes hold
+         * the owner's id with FUTEX_WAITERS set once someone waits. */
+        unsigned w = (unsigned)((const volatile pthread_mutex_t *)lock)->__data.__lock;
+        return w == 2 || (w & 0x80000000u) != 0;
+    }
+#endif
+    (void)lock, (void)kind;
+    return -1;
+}

@@ -662,18 +662,128 @@ void fsafe__registry_poll_pending(void)
     }
 }
 
-/* Set when the walk gives up because another thread waits to fork. */
+/* Why the walk gave up: another thread waits to fork (ABORT_GATE), or a lock
+ * stayed busy while the walk held others (ABORT_ORDER, see order_backoff). */
+enum { ABORT_NONE, ABORT_GATE, ABORT_ORDER };
 static int walk_aborted;
 #define BACKOFF_AFTER_NS (5 * 1000 * 1000u)
+/* How long the walk waits for one lock while it holds others before it gives
+ * everything back (issue 12.5).  20 ms: two of lockops' wait slices, far above
+ * any critical section that does not itself wait, and short enough that a
+ * conflict costs a fork little.  0 turns the back-off off (tests only). */
+static uint64_t order_backoff_ns = 20 * 1000 * 1000u;
+static uint64_t order_waited_ns; /* the wait that made the walk give up */
+
+void fsafe__registry_set_order_backoff_ms(unsigned ms)
+{
+    order_backoff_ns = (uint64_t)ms * 1000000u;
+}
+
+static int holding_any(void)
+{
+    for (size_t i = 0; i < held_n; i++)
+        if (held->slot[i].ptr && held->slot[i].how == FSAFE__HOW_ACQUIRED)
+            return 1;
+    return 0;
+}
 
 static int abandon_wait(struct fsafe__entry *e, uint64_t waited_ns)
 {
     fsafe__registry_poll_pending();
     if (waited_ns >= BACKOFF_AFTER_NS && fsafe__gate_contended()) {
-        walk_aborted = 1;
+        walk_aborted = ABORT_GATE;
+        return 1;
+    }
+    if (order_backoff_ns && waited_ns >= order_backoff_ns && holding_any()) {
+        walk_aborted = ABORT_ORDER;
+        order_waited_ns = waited_ns;
         return 1;
     }
     return pending_on(e);
+}
+
+/* While the walk waits for a lock and holds nothing: only an unregister of
+ * that lock, or another forker, ends the wait early. */
+static int abandon_free_wait(struct fsafe__entry *e, uint64_t waited_ns)
+{
+    if (waited_ns >= BACKOFF_AFTER_NS && fsafe__gate_contended())
+        return 1;
+    return pending_on(e);
+}
+
+/* Pairs already reported by this process: (held lock, awaited lock). */
+#define MAX_PAIRS 64
+static const void *pair_seen[MAX_PAIRS][2];
+static unsigned npairs;
+static pid_t pairs_pid;
+
+/*
+ * One line per pair and process.  The lock the walk waited for is known; the
+ * other is the newest lock the walk held that another thread waits for (glibc
+ * mutexes show waiters), else the newest lock it held.
+ */
+static void report_conflict(const struct fsafe__entry *want, uint64_t waited_ns)
+{
+    const struct fsafe__entry *other = NULL;
+    int known = 0;
+    for (size_t i = held_n; i-- > 0 && !known;) {
+        const struct fsafe__held *h = &held->slot[i];
+        if (!h->ptr || h->how != FSAFE__HOW_ACQUIRED)
+            continue;
+        const struct fsafe__entry *e = entry_at(h->index);
+        known = fsafe__lock_has_waiters(e->lock, e->kind) > 0;
+        if (known || !other)
+            other = e;
+    }
+    if (!other)
+        return;
+    pid_t pid = getpid();
+    if (pairs_pid != pid) {
+        pairs_pid = pid;
+        npairs = 0;
+    }
+    for (unsigned i = 0; i < npairs; i++)
+        if (pair_seen[i][0] == other->lock && pair_seen[i][1] == want->lock)
+            return;
+    if (npairs == MAX_PAIRS)
+        return;
+    pair_seen[npairs][0] = other->lock;
+    pair_seen[npairs][1] = want->lock;
+    npairs++;
+    fsafe__msg("lock order conflict: fork waited %lu ms for '%s' (rank %d) while holding '%s' "
+               "(rank %d)%s; it gave its locks back and retried.  A thread that takes '%s' "
+               "before '%s' needs it ranked lower",
+               (unsigned long)(waited_ns / 1000000u), want->name, want->rank, other->name,
+               other->rank, known ? ", which another thread waits for" : "", want->name,
+               other->name);
+}
+
+/*
+ * The walk waited too long for e while holding others: the rank order may
+ * contradict the order in which the program nests these locks (a thread holds
+ * e and waits for one the walk holds).  As folly's AtFork does: give back
+ * everything, wait for e to come free without holding anything, and let the
+ * caller start again.  e stays CLAIMED in this epoch while the walk waits for
+ * it, so an unregister of e still waits for the walk to let go.
+ */
+static void order_backoff(struct fsafe__entry *e, uint64_t waited_ns)
+{
+    report_conflict(e, waited_ns);
+    for (size_t i = held_n; i-- > 0;) {
+        struct fsafe__held *h = &held->slot[i];
+        if (!h->ptr)
+            continue;
+        fsafe__lock_release_parent(h);
+        h->ptr = NULL;
+        mark_released(entry_at(h->index));
+    }
+    AO_store_release(&held_n, 0);
+    int how = fsafe__lock_acquire(e, abandon_free_wait);
+    if (how == FSAFE__HOW_ACQUIRED) {
+        struct fsafe__held h = {e->kind == FSAFE__KIND_OPS ? (void *)e : e->lock, e->index,
+                                e->kind, FSAFE__HOW_ACQUIRED, (unsigned char)e->mem};
+        fsafe__lock_release_parent(&h);
+    }
 }
 
 static void end_epoch(void);
@@ -685,7 +795,7 @@ int fsafe__registry_acquire_all(void)
     /* Loaded after the epoch: it has room for every entry linked by now. */
     held = (struct held_buf *)AO_load_acquire(&held_published);
     held_n = 0;
-    walk_aborted = 0;
+    walk_aborted = ABORT_NONE;
     uint64_t acquired = 0;
     for (struct fsafe__entry *e = (struct fsafe__entry *)AO_load_acquire(&head.next); e;
          e = (struct fsafe__entry *)AO_load_acquire(&e->next)) {
@@ -705,6 +815,12 @@ int fsafe__registry_acquire_all(void)
         }
         int how = fsafe__lock_acquire(e, abandon_wait);
         if (how == FSAFE__HOW_NONE) {
+            if (walk_aborted == ABORT_ORDER) {
+                order_backoff(e, order_waited_ns);
+                mark_released(e);
+                end_epoch();
+                return -1;
+            }
             mark_released(e);
             if (walk_aborted) {
                 release_held(); /* (not counted: the walk starts again) */

@@ -109,3 +109,15 @@ endforeach()
 set_tests_properties(kinds.without.pp PROPERTIES LABELS no-tsan)
 set_tests_properties(forkways.nested_child forkways.vfork PROPERTIES LABELS "forkways;no-tsan")
 set_tests_properties(stress.selftest PROPERTIES LABELS "stress;no-tsan")
+
+# ---- ranks that contradict the program's nesting (issue 12, item 5) -----------------------
+# Linked statically: the no_backoff twin turns the back-off off through an
+# internal setter and shows the parent's deadlock (killed by its own timeout).
+add_executable(test_order test_order.c)
+target_include_directories(test_order PRIVATE ${PROJECT_SOURCE_DIR}/include ${CMAKE_CURRENT_SOURCE_DIR})
+target_link_libraries(test_order PRIVATE fsafe_static Threads::Threads)
+foreach(c backoff no_backoff)
+  # TSan would report the deliberate lock-order inversion itself.
+  fsafe_add_test(order.${c} TIMEOUT 150 ENV TSAN_OPTIONS=detect_deadlocks=0 COMMAND test_order ${c})
+  set_tests_properties(order.${c} PROPERTIES LABELS reliability)
+endforeach()

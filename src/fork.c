@@ -137,8 +137,10 @@ static void protocol_prelude(void)
 static void protocol_walk(int from_handler)
 {
     via_handler = from_handler;
-    uint64_t t0 = fsafe__now_ns(), taken0 = fsafe__stats.locks_acquired;
-    for (unsigned backoff = 1; fsafe__registry_acquire_all() != 0; backoff++) {
+    uint64_t t0 = fsafe__now_ns();
+    long taken;
+    for (unsigned backoff = 1; (taken = fsafe__walk_acquire_all(fsafe__gate_contended)) < 0;
+         backoff++) {
         gate_exit();
         struct timespec ts = {0, (long)(1 + (backoff * 7919 + (unsigned)getpid()) % 4) * 1000000L};
         nanosleep(&ts, NULL);
@@ -146,6 +148,7 @@ static void protocol_walk(int from_handler)
     }
     uint64_t dt = fsafe__now_ns() - t0;
     fsafe__stats.forks++;
+    fsafe__stats.locks_acquired += (uint64_t)taken;
     fsafe__stats.forks_via_handler += (uint64_t)from_handler;
     fsafe__stats.acquire_ns_total += dt;
     if (dt > fsafe__stats.acquire_ns_max)
@@ -154,7 +157,7 @@ static void protocol_walk(int from_handler)
         fsafe__msg("fork #%llu in pid %d%s: took %llu of %llu registered locks in %llu us",
                    (unsigned long long)fsafe__stats.forks, (int)getpid(),
                    from_handler ? " (via pthread_atfork)" : "",
-                   (unsigned long long)(fsafe__stats.locks_acquired - taken0),
+                   (unsigned long long)taken,
                    (unsigned long long)fsafe__registry_count(), (unsigned long long)(dt / 1000));
 }
 
@@ -187,7 +190,7 @@ FSAFE_FORK_PATH static void on_parent(void)
     if (!armed || nested || !fsafe__in_fork_self())
         return;
     armed = 0;
-    fsafe__registry_release_parent();
+    fsafe__walk_release_parent();
     if (via_handler) {
         gate_exit();
         pthread_sigmask(SIG_SETMASK, &handler_oldmask, NULL);
@@ -198,8 +201,8 @@ FSAFE_FORK_PATH static void on_child(void)
 {
     if (armed && !nested && fsafe__in_fork_self()) {
         armed = 0;
-        fsafe__registry_reset_child();
-        fsafe__registry_child_fixup();
+        fsafe__walk_reset_child();
+        fsafe__walk_child_fixup();
         if (via_handler) {
             gate_exit();
             pthread_sigmask(SIG_SETMASK, &handler_oldmask, NULL);
@@ -213,10 +216,10 @@ FSAFE_FORK_PATH static void on_child(void)
          * another thread was inside the protocol.  That thread does not exist
          * here: free its gate and reset what it had taken. */
         armed = 0;
-        fsafe__registry_reset_orphaned();
+        fsafe__walk_reset_orphaned();
         AO_store_release(&gate, 0);
     }
-    fsafe__registry_child_fixup();
+    fsafe__walk_child_fixup();
 }
 
 /* ---- initialisation --------------------------------------------------------- */
@@ -297,10 +300,10 @@ FSAFE_FORK_PATH FSAFE_EXPORT pid_t fsafe_fork(void)
          * failure): release here, exactly once. */
         armed = 0;
         if (pid == 0) {
-            fsafe__registry_reset_child();
-            fsafe__registry_child_fixup();
+            fsafe__walk_reset_child();
+            fsafe__walk_child_fixup();
         } else {
-            fsafe__registry_release_parent();
+            fsafe__walk_release_parent();
         }
     }
     gate_exit();

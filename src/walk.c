@@ -167,8 +167,17 @@ int fsafe__walk_is_self(void)
 uint64_t fsafe__walk_retire(const struct fsafe__entry *e, AO_t *epoch)
 {
     struct fsafe__rec *r = rec_of(e);
-    if (!r)
-        return 0; /* registered after the snapshot: no walk sees it */
+    if (!r) {
+        /* Registered after the snapshot: no walk sees this entry.  But the
+         * same lock may have an older, dead record that an unregister still
+         * waits on (unregistered, registered again and unregistered again
+         * meanwhile): then wait for the same acknowledgement. */
+        AO_t ep = AO_load_acquire(&fork_epoch);
+        *epoch = ep;
+        if ((ep & 1) && AO_load_acquire(&unreg_seq) != AO_load_acquire(&ack_seq))
+            return AO_fetch_and_add_full(&unreg_seq, 1) + 1;
+        return 0;
+    }
     AO_char_store_release(&r->dead, 1);
     AO_nop_full(); /* the dead mark before the epoch read (Dekker with the walk) */
     AO_t ep = AO_load_acquire(&fork_epoch);
@@ -242,6 +251,10 @@ void fsafe__registry_set_order_backoff_ms(unsigned ms)
 static int abandon_wait(const struct fsafe__rec *r, uint64_t waited_ns)
 {
     fsafe__walk_poll();
+    /* First: once a poll has acknowledged its unregister, the lock is not
+     * to be touched again, not even by the order back-off's wait. */
+    if (AO_char_load(&r->dead))
+        return 1;
     if (waited_ns >= BACKOFF_AFTER_NS && gate_contended && gate_contended()) {
         walk_aborted = ABORT_GATE;
         return 1;
@@ -251,7 +264,7 @@ static int abandon_wait(const struct fsafe__rec *r, uint64_t waited_ns)
         order_waited_ns = waited_ns;
         return 1;
     }
-    return AO_char_load(&r->dead);
+    return 0;
 }
 
 /* While the walk waits for a lock and holds nothing: only an unregister of
@@ -352,7 +365,8 @@ static void order_backoff(struct snap *s, size_t i, uint64_t waited_ns)
             exc_set(s, k, FSAFE__EXC_NONE);
         }
     held_cnt = 0;
-    if (fsafe__lock_acquire(&s->rec[i], abandon_free_wait) == FSAFE__HOW_ACQUIRED)
+    if (!AO_char_load(&s->rec[i].dead) &&
+        fsafe__lock_acquire(&s->rec[i], abandon_free_wait) == FSAFE__HOW_ACQUIRED)
         fsafe__lock_release_parent(&s->rec[i]);
 }
 

@@ -23,7 +23,7 @@ void fsafe__registry_set_order_backoff_ms(unsigned ms); /* src/registry.c */
 
 static pthread_mutex_t lock_a = PTHREAD_MUTEX_INITIALIZER; /* rank 0 */
 static pthread_mutex_t lock_b = PTHREAD_MUTEX_INITIALIZER; /* rank 1 */
-static volatile int stop;
+static int stop; /* __atomic */
 
 static void spin_us(long us)
 {
@@ -38,7 +38,7 @@ static void spin_us(long us)
 static void *nester(void *arg)
 {
     (void)arg;
-    while (!stop) {
+    while (!__atomic_load_n(&stop, __ATOMIC_RELAXED)) {
         pthread_mutex_lock(&lock_b);
         spin_us(30);
         pthread_mutex_lock(&lock_a);
@@ -69,7 +69,7 @@ static void fork_loop(int backoff)
         if (st != 0)
             FAIL("fork %d: child status %d", i, st);
     }
-    stop = 1;
+    __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
     pthread_join(th, NULL);
     exit(0);
 }

@@ -98,12 +98,6 @@ FSAFE_FORK_PATH static int protocol_needed(void)
            fsafe__cfg.warn_threads || fsafe__cfg.verbose || fsafe__cfg.stats || ext;
 }
 
-static void reset_unlocked(void *lock, int kind)
-{
-    struct fsafe__held h = {lock, 0, (unsigned short)kind, FSAFE__HOW_ACQUIRED, 0};
-    fsafe__lock_reset_child(&h, 1);
-}
-
 FSAFE_EXPORT int fsafe__ext_attach(const struct fsafe__ext_ops *ops, struct fsafe__ext_services *out)
 {
     fsafe__init();
@@ -113,7 +107,7 @@ FSAFE_EXPORT int fsafe__ext_attach(const struct fsafe__ext_ops *ops, struct fsaf
         real_fork = ops->real_fork;
     out->cfg = &fsafe__cfg;
     out->vmsg = fsafe__vmsg;
-    out->reset_unlocked = reset_unlocked;
+    out->reset_unlocked = fsafe__lock_reset_unlocked;
     out->mem_shared = fsafe__lock_mem_shared;
     out->now_ns = fsafe__now_ns;
     out->gate_contended = fsafe__gate_contended;
@@ -175,14 +169,15 @@ static void protocol_prelude(void)
 static void protocol_walk(int from_handler)
 {
     via_handler = from_handler;
-    uint64_t t0 = fsafe__now_ns(), taken0 = fsafe__stats.locks_acquired;
+    uint64_t t0 = fsafe__now_ns();
+    long taken = 0;
     /* Auto mode first: once no other thread holds a tracked lock (and every
      * pthread lock is tracked), the registered walk finds them free.  Either
      * step may give up for a thread waiting at the gate (it may hold what the
      * step waits for); the auto step is then undone too. */
     for (unsigned backoff = 1;; backoff++) {
         if (!ext || ext->prepare() == 0) {
-            if (fsafe__registry_acquire_all() == 0)
+            if ((taken = fsafe__walk_acquire_all(fsafe__gate_contended)) >= 0)
                 break;
             if (ext)
                 ext->abort();
@@ -194,6 +189,7 @@ static void protocol_walk(int from_handler)
     }
     uint64_t dt = fsafe__now_ns() - t0;
     fsafe__stats.forks++;
+    fsafe__stats.locks_acquired += (uint64_t)taken;
     fsafe__stats.forks_via_handler += (uint64_t)from_handler;
     fsafe__stats.acquire_ns_total += dt;
     if (dt > fsafe__stats.acquire_ns_max)
@@ -202,7 +198,7 @@ static void protocol_walk(int from_handler)
         fsafe__msg("fork #%llu in pid %d%s: took %llu of %llu registered locks in %llu us",
                    (unsigned long long)fsafe__stats.forks, (int)getpid(),
                    from_handler ? " (via pthread_atfork)" : "",
-                   (unsigned long long)(fsafe__stats.locks_acquired - taken0),
+                   (unsigned long long)taken,
                    (unsigned long long)fsafe__registry_count(), (unsigned long long)(dt / 1000));
 }
 
@@ -235,7 +231,7 @@ FSAFE_FORK_PATH static void on_parent(void)
     if (!armed || nested || !fsafe__in_fork_self())
         return;
     armed = 0;
-    fsafe__registry_release_parent();
+    fsafe__walk_release_parent();
     if (ext)
         ext->parent();
     if (via_handler) {
@@ -248,8 +244,8 @@ FSAFE_FORK_PATH static void on_child(void)
 {
     if (armed && !nested && fsafe__in_fork_self()) {
         armed = 0;
-        fsafe__registry_reset_child();
-        fsafe__registry_child_fixup();
+        fsafe__walk_reset_child();
+        fsafe__walk_child_fixup();
         if (ext)
             ext->child();
         if (via_handler) {
@@ -265,12 +261,12 @@ FSAFE_FORK_PATH static void on_child(void)
          * another thread was inside the protocol.  That thread does not exist
          * here: free its gate and reset what it had taken. */
         armed = 0;
-        fsafe__registry_reset_orphaned();
+        fsafe__walk_reset_orphaned();
         AO_store_release(&gate, 0);
         if (ext)
             ext->child();
     }
-    fsafe__registry_child_fixup();
+    fsafe__walk_child_fixup();
 }
 
 /* ---- initialisation --------------------------------------------------------- */
@@ -364,12 +360,12 @@ FSAFE_FORK_PATH FSAFE_EXPORT pid_t fsafe_fork(void)
          * failure): release here, exactly once. */
         armed = 0;
         if (pid == 0) {
-            fsafe__registry_reset_child();
-            fsafe__registry_child_fixup();
+            fsafe__walk_reset_child();
+            fsafe__walk_child_fixup();
             if (ext)
                 ext->child();
         } else {
-            fsafe__registry_release_parent();
+            fsafe__walk_release_parent();
             if (ext)
                 ext->parent();
         }

@@ -122,7 +122,10 @@ void fsafe__elf_atfork_child(void);
 /* ---- stats.c: FSAFE_STATS at exit ------------------------------------------ */
 void fsafe__stats_setup(void); /* at init: remembers which process prints */
 
-/* ---- registry.c: the lock registry ------------------------------------------ */
+/* ---- the registry: reg_store.c (entries), walk.c (fork walk), registry.c (API)
+ * Dependencies run one way: fork.c -> walk.c -> reg_store.c, lockops.c;
+ * registry.c -> walk.c, reg_store.c.  Nothing below calls fork.c except
+ * registry.c's fsafe__init() on the public entry points. */
 enum fsafe__how {
     FSAFE__HOW_NONE = 0,     /* not taken */
     FSAFE__HOW_ACQUIRED = 1, /* taken by fork: release in parent, reset in child */
@@ -132,64 +135,94 @@ enum fsafe__how {
 #define FSAFE__KIND_OPS 4      /* registered with fsafe_register_ops() */
 #define FSAFE__MEM_SHARED 0x1  /* the lock word is shared with the child */
 
+/* One registered lock, writer-side (reg_store.c).  The fork walk reads its
+ * snapshot record instead, and comes here only when it has to wait, warn or
+ * call an ops lock's callbacks. */
 struct fsafe__entry {
-    /* First cache line: what the fork walk, the parent's release and the
-     * child's reset read.  None of it is written on the fork path: every write
-     * to a registry page after a fork is a page fault, so the per-fork state
-     * lives in dense arrays instead (the state words, and the held list). */
-    AO_t *st;                        /* this entry's state word (registry.c) */
-    AO_t next;                       /* order list; fork-visible, store_release */
     void *lock;
+    int rank;
     unsigned short kind;             /* FSAFE_MUTEX, FSAFE_RWLOCK, FSAFE_SPINLOCK, KIND_OPS */
     unsigned short mem;              /* FSAFE__MEM_* */
-    int rank;
-    uint32_t index;                  /* slot number, for the held list's capacity */
+    uint32_t index;                  /* slot number (fsafe__store_entry) */
+    uint32_t rec;                    /* its record in snapshot snap_gen (walk.c) */
+    uint64_t snap_gen;               /* 0: in no snapshot */
     /* Written by the forker only when it had to wait. */
     unsigned char warned;            /* FSAFE_WARN_MS said so for this wait */
-    uint64_t max_wait_ns;            /* written only when fork had to wait */
-    /* Colder: writers, ops, messages. */
-    struct fsafe__entry *prev;       /* writer-only */
-    struct fsafe__entry *aux_next;   /* writer-only: free list and limbo */
-    AO_t limbo_epoch;                /* writer-only */
+    uint64_t max_wait_ns;
+    AO_t next;                       /* ordered list; store_release (child's rebuild) */
+    struct fsafe__entry *prev;
+    struct fsafe__entry *aux_next;   /* free list */
     struct fsafe_lock_ops ops;       /* KIND_OPS only */
     char name[FSAFE_NAME_MAX];
-} __attribute__((aligned(64)));
+};
 
-void fsafe__registry_child_fixup(void);
-/* Fork side: take every live lock in rank order; release them again. */
-/* Returns 0, or -1 when it gave everything back because another thread waits
- * at the fork gate (the caller backs off and walks again). */
-int fsafe__registry_acquire_all(void);
-void fsafe__registry_release_parent(void);
-void fsafe__registry_reset_child(void);
-/* Child of a fork that bypassed the gate while another thread held it. */
-void fsafe__registry_reset_orphaned(void);
+/* reg_store.c: all but fsafe__store_count and fsafe__store_entry need the
+ * writer lock. */
+void *fsafe__map_zeroed(size_t bytes);
+int fsafe__store_lock(void);    /* 0, or ENOMEM (not held) */
+int fsafe__store_trylock(void); /* 0, EBUSY, EDEADLK (this thread holds it) or ENOMEM */
+void fsafe__store_unlock(void);
+struct fsafe__entry *fsafe__store_find(const void *lock);
+int fsafe__store_add(struct fsafe__entry **out, void *lock, int rank); /* EEXIST, ENOMEM */
+void fsafe__store_link(struct fsafe__entry *e);
+void fsafe__store_unlink(struct fsafe__entry *e);
+void fsafe__store_free(struct fsafe__entry *e);
+struct fsafe__entry *fsafe__store_first(void); /* then (struct fsafe__entry *)e->next */
+struct fsafe__entry *fsafe__store_entry(uint32_t index);
+uint64_t fsafe__store_count(void);
+int fsafe__store_child_fixup(void); /* non-zero: a writer was inside */
+
+/* walk.c: a lock as the fork walk sees it, 16 bytes in a dense rank-ordered
+ * array that the walk reads and, on the common path, never writes. */
+enum { FSAFE__EXC_HELD = 0, FSAFE__EXC_CALLER = 1, FSAFE__EXC_NONE = 2 };
+struct fsafe__rec {
+    void *lock;          /* for KIND_OPS, the key */
+    uint32_t entry;      /* the entry's slot number */
+    unsigned char kind;
+    unsigned char mem;
+    unsigned char exc;   /* walker-only, this walk: FSAFE__EXC_*, HELD unless set */
+    unsigned char dead;  /* AO_char: set by unregister */
+};
+/* Fork side: takes every live lock in rank order.  Returns the number taken,
+ * or -1 when it gave everything back (another thread waits at the fork gate,
+ * as contended() says, or a lock's holder seemed to wait for one the walk
+ * held): the caller backs off and walks again. */
+long fsafe__walk_acquire_all(int (*contended)(void));
+void fsafe__walk_release_parent(void);
+void fsafe__walk_reset_child(void);
+void fsafe__walk_reset_orphaned(void); /* child of a fork that bypassed the gate */
+void fsafe__walk_child_fixup(void);    /* child, every fork */
+void fsafe__walk_poll(void);           /* walker: let go of unregistered locks */
+int fsafe__walk_is_self(void);         /* the calling thread is walking */
+/* Writers (registry.c): */
+void fsafe__walk_invalidate(void);     /* the store changed */
+uint64_t fsafe__walk_retire(const struct fsafe__entry *e, AO_t *epoch);
+void fsafe__walk_wait(uint64_t ticket, AO_t epoch);
+/* Tests only: how long the walk waits for one lock while holding others before
+ * it gives everything back (default 20; 0 = never). */
+void fsafe__registry_set_order_backoff_ms(unsigned ms);
+
+/* registry.c */
 uint64_t fsafe__registry_count(void);
 /* Calls fn for each registered entry (writer lock held); for stats at exit. */
 void fsafe__registry_foreach(void (*fn)(const struct fsafe__entry *, void *), void *arg);
-/* Called by a waiting forker: releases entries whose unregister is pending. */
-void fsafe__registry_poll_pending(void);
 
 /* ---- lockops.c: per-kind acquire / release / reset ----------------------- */
 /* Returns FSAFE__HOW_*; NONE when the lock could not or need not be taken.
- * Polls while it waits; abandons the wait when abandon(e) returns non-zero. */
-int fsafe__lock_acquire(struct fsafe__entry *e, int (*abandon)(struct fsafe__entry *, uint64_t));
-/*
- * One lock the fork holds, as the held list records it: everything the parent
- * and the child need, so that neither touches the registry entry after the
- * fork (a dense array reads fast in a child whose caches are cold).
- */
-struct fsafe__held {
-    void *ptr;              /* the lock; for KIND_OPS, the entry */
-    uint32_t index;         /* the entry's slot number */
-    unsigned short kind;    /* FSAFE_MUTEX ... FSAFE__KIND_OPS */
-    unsigned char how;      /* FSAFE__HOW_ACQUIRED or FSAFE__HOW_CALLER (one hold) */
-    unsigned char mem;      /* FSAFE__MEM_* */
-};
-void fsafe__lock_release_parent(const struct fsafe__held *h);
-/* Async-signal-safe.  orphaned: the holder of the caller's holds is gone. */
-void fsafe__lock_reset_child(const struct fsafe__held *h, int orphaned);
+ * Polls while it waits; abandons the wait when abandon(r) returns non-zero. */
+int fsafe__lock_acquire(const struct fsafe__rec *r,
+                        int (*abandon)(const struct fsafe__rec *, uint64_t waited_ns));
+void fsafe__lock_release_parent(const struct fsafe__rec *r);
+/* Async-signal-safe.  how: FSAFE__HOW_ACQUIRED or FSAFE__HOW_CALLER;
+ * orphaned: the holder of the caller's holds is gone. */
+void fsafe__lock_reset_child(const struct fsafe__rec *r, int how, int orphaned);
+/* Async-signal-safe: a mutex, rwlock or spinlock re-initialised unlocked, with
+ * its attributes (auto mode's child reset). */
+void fsafe__lock_reset_unlocked(void *lock, int kind);
 int fsafe__lock_mem_shared(const void *lock, int kind); /* asks /proc/self/maps */
+/* 1 if another thread is known to wait for this lock (held by the caller),
+ * 0 if not, -1 if the lock does not show it. */
+int fsafe__lock_has_waiters(const void *lock, int kind);
 
 /* ---- maps.c: /proc/self/maps without malloc --------------------------------- */
 /* 0 with the mapping's "rwxp" permissions and its end address; -1 when no

@@ -47,9 +47,11 @@
 #endif
 
 /* ---- waiting ------------------------------------------------------------- */
+/* The entry is looked up only here, off the walk's fast path. */
 struct waiter {
+    const struct fsafe__rec *r;
     struct fsafe__entry *e;
-    int (*abandon)(struct fsafe__entry *, uint64_t waited_ns);
+    int (*abandon)(const struct fsafe__rec *, uint64_t waited_ns);
     uint64_t start;
 };
 
@@ -97,7 +99,7 @@ static int waiter_tick(struct waiter *w)
             fsafe__msg("fork has waited %lu ms for lock '%s' (rank %d, %p)",
                        (unsigned long)(waited / 1000000u), e->name, e->rank, e->lock);
     }
-    return w->abandon(w->e, waited);
+    return w->abandon(w->r, waited);
 }
 
 static void waiter_done(struct waiter *w)
@@ -187,12 +189,10 @@ static int mutex_taken(struct fsafe__entry *e, pthread_mutex_t *m, int r)
     return FSAFE__HOW_ACQUIRED;
 }
 
-static int mutex_acquire(struct fsafe__entry *e, struct waiter *w)
+/* r: what the first trylock said (neither 0 nor EOWNERDEAD). */
+static int mutex_acquire(struct fsafe__entry *e, struct waiter *w, int r)
 {
-    pthread_mutex_t *m = e->lock;
-    int r = pthread_mutex_trylock(m);
-    if (r == 0 || r == EOWNERDEAD)
-        return mutex_taken(e, m, r);
+    pthread_mutex_t *m = w->r->lock;
     if (r != EBUSY && r != EDEADLK)
         return FSAFE__HOW_NONE; /* ENOTRECOVERABLE, EINVAL: nothing to hold */
     /* glibc's trylock says EDEADLK, not EBUSY, for a robust, PI or PP
@@ -272,9 +272,9 @@ static int rwlock_held_by_self(pthread_rwlock_t *l)
 #endif
 }
 
-static int rwlock_acquire(struct fsafe__entry *e, struct waiter *w)
+static int rwlock_acquire(struct waiter *w)
 {
-    pthread_rwlock_t *l = e->lock;
+    pthread_rwlock_t *l = w->r->lock;
     int r = pthread_rwlock_trywrlock(l);
     if (r == 0)
         return FSAFE__HOW_ACQUIRED;
@@ -303,9 +303,9 @@ static void rwlock_reset(pthread_rwlock_t *l, int how, int orphaned)
 }
 
 /* ---- spinlock and ops ------------------------------------------------------ */
-static int spin_acquire(struct fsafe__entry *e, struct waiter *w)
+static int spin_acquire(struct waiter *w)
 {
-    pthread_spinlock_t *s = e->lock;
+    pthread_spinlock_t *s = w->r->lock;
     if (pthread_spin_trylock(s) == 0)
         return FSAFE__HOW_ACQUIRED;
     unsigned round = 0;
@@ -321,8 +321,9 @@ static int spin_acquire(struct fsafe__entry *e, struct waiter *w)
     }
 }
 
-static int ops_acquire(struct fsafe__entry *e, struct waiter *w)
+static int ops_acquire(struct waiter *w)
 {
+    struct fsafe__entry *e = w->e;
     if (!e->ops.try_acquire)
         return e->ops.acquire(e->lock) == 0 ? FSAFE__HOW_ACQUIRED : FSAFE__HOW_NONE;
     if (e->ops.try_acquire(e->lock) == 0)
@@ -341,65 +342,86 @@ static int ops_acquire(struct fsafe__entry *e, struct waiter *w)
 }
 
 /* ---- dispatch --------------------------------------------------------------- */
-int fsafe__lock_acquire(struct fsafe__entry *e, int (*abandon)(struct fsafe__entry *, uint64_t))
+int fsafe__lock_acquire(const struct fsafe__rec *r,
+                        int (*abandon)(const struct fsafe__rec *, uint64_t))
 {
-    struct waiter w = {e, abandon, 0};
-    switch (e->kind) {
-    case FSAFE_MUTEX:
-        return mutex_acquire(e, &w);
+    struct waiter w = {r, NULL, abandon, 0};
+    if (r->kind == FSAFE_MUTEX) {
+        /* The fast path reads nothing but the record and the mutex. */
+        int t = pthread_mutex_trylock(r->lock);
+        if (t == 0)
+            return FSAFE__HOW_ACQUIRED;
+        w.e = fsafe__store_entry(r->entry);
+        if (t == EOWNERDEAD)
+            return mutex_taken(w.e, r->lock, t);
+        return mutex_acquire(w.e, &w, t);
+    }
+    w.e = fsafe__store_entry(r->entry);
+    switch (r->kind) {
     case FSAFE_RWLOCK:
-        return rwlock_acquire(e, &w);
+        return rwlock_acquire(&w);
     case FSAFE_SPINLOCK:
-        return spin_acquire(e, &w);
+        return spin_acquire(&w);
     case FSAFE__KIND_OPS:
-        return ops_acquire(e, &w);
+        return ops_acquire(&w);
     }
     return FSAFE__HOW_NONE;
 }
 
-void fsafe__lock_release_parent(const struct fsafe__held *h)
+/* Only locks the walk holds as taken (HOW_ACQUIRED) come here: the caller's
+ * own holds stay the caller's. */
+void fsafe__lock_release_parent(const struct fsafe__rec *r)
 {
-    if (h->how != FSAFE__HOW_ACQUIRED)
-        return; /* the caller's own hold stays the caller's */
-    switch (h->kind) {
+    switch (r->kind) {
     case FSAFE_MUTEX:
-        pthread_mutex_unlock(h->ptr);
+        pthread_mutex_unlock(r->lock);
         break;
     case FSAFE_RWLOCK:
-        pthread_rwlock_unlock(h->ptr);
+        pthread_rwlock_unlock(r->lock);
         break;
     case FSAFE_SPINLOCK:
-        pthread_spin_unlock(h->ptr);
+        pthread_spin_unlock(r->lock);
         break;
-    case FSAFE__KIND_OPS: {
-        struct fsafe__entry *e = h->ptr;
-        e->ops.release_parent(e->lock);
+    case FSAFE__KIND_OPS:
+        fsafe__store_entry(r->entry)->ops.release_parent(r->lock);
         break;
-    }
     }
 }
 
-void fsafe__lock_reset_child(const struct fsafe__held *h, int orphaned)
+void fsafe__lock_reset_child(const struct fsafe__rec *r, int how, int orphaned)
 {
-    if (h->mem & FSAFE__MEM_SHARED)
+    if (r->mem & FSAFE__MEM_SHARED)
         return; /* one lock word for both processes: the parent releases it */
-    switch (h->kind) {
+    switch (r->kind) {
     case FSAFE_MUTEX:
-        mutex_reset(h->ptr, h->how, orphaned);
+        mutex_reset(r->lock, how, orphaned);
         break;
     case FSAFE_RWLOCK:
-        rwlock_reset(h->ptr, h->how, orphaned);
+        rwlock_reset(r->lock, how, orphaned);
         break;
     case FSAFE_SPINLOCK:
         /* glibc's spinlock has no owner; the caller's hold (if any) is
          * indistinguishable from ours, so it is released like ours. */
-        pthread_spin_init(h->ptr, PTHREAD_PROCESS_PRIVATE);
+        pthread_spin_init(r->lock, PTHREAD_PROCESS_PRIVATE);
         break;
     case FSAFE__KIND_OPS:
-        if (h->how == FSAFE__HOW_ACQUIRED) {
-            struct fsafe__entry *e = h->ptr;
-            e->ops.release_child(e->lock);
-        }
+        if (how == FSAFE__HOW_ACQUIRED)
+            fsafe__store_entry(r->entry)->ops.release_child(r->lock);
+        break;
+    }
+}
+
+void fsafe__lock_reset_unlocked(void *lock, int kind)
+{
+    switch (kind) {
+    case FSAFE_MUTEX:
+        mutex_reset(lock, FSAFE__HOW_ACQUIRED, 1);
+        break;
+    case FSAFE_RWLOCK:
+        rwlock_reset(lock, FSAFE__HOW_ACQUIRED, 1);
+        break;
+    case FSAFE_SPINLOCK:
+        pthread_spin_init(lock, PTHREAD_PROCESS_PRIVATE);
         break;
     }
 }
@@ -427,4 +449,18 @@ int fsafe__lock_mem_shared(const void *lock, int kind)
     if (!may_be_pshared(lock, kind) || fsafe__maps_lookup(lock, perms, &end) != 0)
         return 0;
     return perms[3] == 's';
+}
+
+int fsafe__lock_has_waiters(const void *lock, int kind)
+{
+#ifdef __GLIBC__
+    if (kind == FSAFE_MUTEX) {
+        /* lowlevellock: 2 = locked, maybe waiters; robust and PI mutexes hold
+         * the owner's id with FUTEX_WAITERS set once someone waits. */
+        unsigned w = (unsigned)((const volatile pthread_mutex_t *)lock)->__data.__lock;
+        return w == 2 || (w & 0x80000000u) != 0;
+    }
+#endif
+    (void)lock, (void)kind;
+    return -1;
 }

@@ -1,54 +1,60 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Promela model of fsafe's register/unregister protocol racing with fork
- * (src/registry.c, the fork side of src/fork.c).  Checked by spin in CI
- * (test/reliability.cmake, "model.registry", through test/model_check.sh):
+ * Promela model of fsafe's register/unregister protocol racing with the fork
+ * walk (src/registry.c, src/walk.c, the fork side of src/fork.c).  Checked by
+ * spin in CI (test/reliability.cmake, "model.registry", through
+ * test/model_check.sh):
  *     spin -a registry.pml && gcc -O2 -DSAFETY -DCOLLAPSE -o pan pan.c && ./pan
  * It must never be out of step with the C: each inline below names the C
- * function it mirrors, and the state word is encoded exactly as in registry.c:
- * (epoch << 4) | PENDING | status.
+ * function it mirrors.
+ *
+ * The protocol: the walk reads a snapshot of records (one per lock here),
+ * rebuilt under the writer lock at the start of a walk when the store
+ * changed; unregister marks its record dead and, if a walk is active and may
+ * hold the lock, takes a ticket and waits (without the writer lock) until
+ * the walk acknowledges it (ack_seq) or ends (fork_epoch).  The walk
+ * acknowledges at its polls, after letting go of every dead lock it holds.
  *
  * Checked (assertions, plus spin's invalid end states for deadlock):
- *   P1 a lock the forker acquires is released exactly once in the parent (also
- *      when the walk aborts and gives everything back), and reset exactly once
- *      in the child if it was held across the real fork;
+ *   P1 a lock the walk acquires is released exactly once in the parent (also
+ *      when the walk aborts or backs off and gives everything back), and reset
+ *      exactly once in the child if it was held across the real fork;
  *   P2 once unregister has returned, fsafe never touches that lock again;
  *   P3 a lock registered before the (last) walk began, whose unregister did
  *      not start before the real fork, is held across the real fork;
  *   P4 no deadlock: every process reaches its end (registrars and forker block
- *      on each other through reg_mutex, the user locks, another library's lock
- *      that its atfork prepare handler takes, and PENDING waits).
- *   P5 pending_count is back to 0 once every thread has finished: an
- *      unregister that waits, finds the lock registered again and claimed by
- *      the next walk, and sets PENDING a second time must not count it twice
- *      (it did, until the model found it: -DBUG_DOUBLE_COUNT).
+ *      on each other through the writer lock, the user locks, another
+ *      library's lock that its atfork prepare handler takes, ticket waits, and
+ *      a thread that nests the locks against their ranks);
+ *   P5 every ticket is acknowledged or its walk has ended once every thread
+ *      has finished (no unregister left waiting).
  *
- * Not modelled: the order list's memory (entries are fixed per lock here, so
- * limbo and entry reuse are not checked: test_stress and ASan cover those; a
- * re-registration reuses the lock's state word, so an unregister still
- * waiting on the old entry may wait longer here than in the C), the held
- * buffer's capacity (locks registered during a walk are skipped there),
- * ranks (the walk goes in index order), lock kinds (one mutual-exclusion lock
- * per entry, always HOW_ACQUIRED: the forker never holds a registered lock
- * itself; ops without try_acquire are not modelled), the child's registry
- * fix-up, and signals.  The gate has one forker, so the walk's abort (another
- * thread waits at the gate) is a nondeterministic choice while the forker
- * waits for a lock with another lock already held, at most ABORTS times per
- * fork.  BUG_NO_POLL also drops the walk's final poll.  (The forker blocking
- * on reg_mutex in the atfork handler, once a real bug and a seeded one, no
- * longer deadlocks: no writer waits for the fork while it holds reg_mutex.)
+ * Not modelled: the store's memory (entries are fixed per lock here; a
+ * re-registration gets no record until the next rebuild, as in the C), lock
+ * kinds (one mutual-exclusion lock per record, never held by the forker
+ * itself: no CALLER exceptions), the child's fix-up, and signals.  The gate
+ * has one forker, so the walk's abort for another forker is a
+ * nondeterministic choice while it waits with a lock held, at most ABORTS
+ * times per fork.  The order back-off (after 20 ms in the C) is taken here
+ * only when the holder of the awaited lock waits for a lock the walk holds,
+ * the case it exists for (the abort above covers giving back at any time).
  *
  * Seeded bugs, to show the model catches them (README, reliability):
- *   -DBUG_NO_PENDING_WAIT     unregister does not wait for a fork that holds
- *                             the lock: it marks it DEAD and returns (P2 fails)
- *   -DBUG_NO_POLL             the forker never polls pending entries while it
- *                             waits for a lock (deadlock)
- *   -DBUG_WAIT_HOLDING_MUTEX  unregister keeps reg_mutex while it waits for
- *                             the forker (deadlock: the forker waits in an
- *                             atfork handler for a lock whose holder waits
- *                             for reg_mutex)
+ *   -DBUG_NO_PENDING_WAIT     unregister does not wait for a walk that may
+ *                             hold the lock (P2 fails)
+ *   -DBUG_NO_POLL             the walk never polls while it waits for a lock,
+ *                             nor at its end (deadlock)
+ *   -DBUG_WAIT_HOLDING_MUTEX  unregister keeps the writer lock while it waits
+ *                             (deadlock: the forker waits in an atfork handler
+ *                             for a lock whose holder waits for the writer lock)
  *   -DBUG_ABORT_KEEPS_LOCKS   an aborted walk ends its epoch without giving
  *                             back what it took (P1 fails)
+ *   -DBUG_ACK_BEFORE_RELEASE  a poll acknowledges before it lets go of the
+ *                             dead locks (P2 fails)
+ *   -DBUG_NO_REBUILD          the walk uses the snapshot as it is, stale or
+ *                             not (P3 fails)
+ *   -DBUG_NO_ORDER_BACKOFF    the walk never gives back for a lock whose
+ *                             holder nests against the ranks (deadlock)
  */
 
 #define NLOCKS 2
@@ -56,7 +62,7 @@
 #define FORKS 1   /* forks by the forking thread */
 #endif
 #ifndef ABORTS
-#define ABORTS 1  /* walk aborts per fork */
+#define ABORTS 1  /* walk aborts (another forker waits) per fork */
 #endif
 #ifndef R1
 #define R1 2      /* register/unregister rounds of each registering thread */
@@ -68,55 +74,35 @@
 #define R3 1
 #endif
 
-/* status values and bits: registry.c ST_* */
-#define ST_FREE 0
-#define ST_LIVE 1
-#define ST_DEAD 2
-#define ST_CLAIMED 3
-#define ST_RELEASED 4
-#define ST_PENDING 8
-#define STATUS(w) ((w) & 7)
-#define EPOCH(w) ((w) / 16)
-#define MAKE(ep, st) ((ep) * 16 + (st))
+#define EXC_HELD 0  /* walk.c FSAFE__EXC_*: CALLER is not modelled */
+#define EXC_NONE 2
+#define FORKER 9    /* owner id of the forker in lock[], libmx, reg_mutex */
 
-#define FORKER 9 /* owner id of the forker in lock[] and libmx */
-
-byte fork_epoch;          /* registry.c fork_epoch: odd during a walk */
-byte pending_count;       /* registry.c pending_count */
-byte state[NLOCKS];       /* *fsafe__entry.st */
-bool linked[NLOCKS];      /* reachable from the order list (order_insert/unlink) */
-bool registered[NLOCKS];  /* in the hash table (writer-only) */
-byte reg_mutex;           /* 0 free, else owner */
+byte fork_epoch;          /* walk.c fork_epoch: odd during a walk */
+byte unreg_seq, ack_seq;  /* walk.c: tickets taken / acknowledged */
+bool stale;               /* walk.c snap_stale */
+byte reg_mutex;           /* reg_store.c store_mutex: 0 free, else owner */
+bool registered[NLOCKS];  /* in the store (hash and ordered list) */
+bool has_rec[NLOCKS];     /* the snapshot has a record for the lock */
+bool dead[NLOCKS];        /* that record's dead byte */
+bool ent_rec[NLOCKS];     /* the lock's current entry is that record's (rec_of) */
+byte exc[NLOCKS];         /* the record's exc byte (walker-only writes) */
+byte walk_pos;            /* records [0, walk_pos) done */
 byte lock[NLOCKS];        /* the user's lock: 0 free, else owner */
 byte libmx;               /* another library's lock (not registered), taken by
                            * its atfork prepare handler: 0 free, else owner */
-
-/* forker-local, made global for the end-of-fork checks */
-byte hslot[NLOCKS];       /* held->slot[k]: entry index + 1; 0 once released (ptr == NULL) */
-byte held_n;              /* held_n */
+byte wants[10];           /* ghost: the lock (+1) each thread blocks on, for
+                           * the order back-off's guard */
 
 /* ghosts for the properties */
 bool unreg_returned[NLOCKS]; /* P2: unregister returned, lock not registered again since */
-byte unreg_active[NLOCKS];   /* P3: unregisters under way (they no longer exclude each other) */
+byte unreg_active[NLOCKS];   /* P3: unregisters under way */
 bool unreg_since[NLOCKS];    /* P3: an unregister started since the walk began */
 bool walking;                /* P3: from the walk's start to the real fork */
 bool reg_done[NLOCKS];       /* P3: registration has returned, no unregister finished since */
+byte held_cnt;               /* walk.c held_cnt */
 
-/* ---- atomics: AO_compare_and_swap_full ------------------------------------- */
-inline cas(word, expect, new, ok)
-{
-    atomic {
-        if
-        :: word == expect -> word = new; ok = true
-        :: else -> ok = false
-        fi
-    }
-}
-
-/* claimed_by_current_fork() */
-#define CLAIMED_NOW(w, ep) (((ep) % 2 == 1) && EPOCH(w) == (ep) && STATUS(w) == ST_CLAIMED)
-
-/* ---- the user's lock, touched by fsafe only in these two ---------------------- */
+/* ---- the user's lock, touched by fsafe only in these -------------------------- */
 inline fsafe_lock_release(i)   /* fsafe__lock_release_parent() */
 {
     assert(!unreg_returned[i]);           /* P2 */
@@ -124,74 +110,69 @@ inline fsafe_lock_release(i)   /* fsafe__lock_release_parent() */
     lock[i] = 0
 }
 
-/* mark_released(): CLAIMED -> RELEASED, keeping PENDING (a CAS loop in the C;
- * one atomic step here, since the loop only retries) */
-inline mark_released(i)
-{
-    atomic {
-        w = state[i];
-        state[i] = (w & ~7) | ST_RELEASED
-    }
-}
-
-/* fsafe__registry_poll_pending(): let go of every held entry whose unregister
- * waits.  k, j are the caller's locals. */
-inline poll_pending()
+/* fsafe__walk_poll(): let go of every held lock whose record is dead, then
+ * acknowledge every ticket taken so far.  k, t are the caller's locals. */
+inline walk_poll()
 {
     if
-    :: pending_count == 0
+    :: unreg_seq == ack_seq
     :: else ->
+        t = unreg_seq;
+#ifdef BUG_ACK_BEFORE_RELEASE
+        ack_seq = t;
+#endif
         k = 0;
         do
-        :: k < held_n ->
+        :: k < walk_pos ->
             if
-            :: hslot[k] != 0 && (state[hslot[k] - 1] & ST_PENDING) ->
-                j = hslot[k] - 1;
-                fsafe_lock_release(j);
-                hslot[k] = 0;
-                mark_released(j)
+            :: exc[k] == EXC_HELD && dead[k] ->
+                fsafe_lock_release(k);
+                atomic { exc[k] = EXC_NONE; held_cnt-- }
             :: else
             fi;
             k++
         :: else -> break
         od;
-        j = 0
+        k = 0;
+#ifndef BUG_ACK_BEFORE_RELEASE
+        ack_seq = t;
+#endif
+        t = 0
     fi
 }
 
 /* release_held(): newest first */
 inline release_held()
 {
-    k = held_n;
+    k = walk_pos;
     do
     :: k > 0 ->
         k--;
         if
-        :: hslot[k] != 0 -> fsafe_lock_release(hslot[k] - 1)
+        :: exc[k] == EXC_HELD && has_rec[k] -> fsafe_lock_release(k)
         :: else
         fi
     :: else -> break
     od
 }
 
-/* end_epoch(): every CLAIMED/RELEASED entry is LIVE again.  (Clearing the
- * slots is not in the C, where held_n = 0 hides them; it keeps the model's
- * state small.) */
+/* end_epoch(): clear the exceptions, then walk_pos, then the epoch. */
 inline end_epoch()
 {
     atomic {
         k = 0;
         do
-        :: k < NLOCKS -> hslot[k] = 0; k++
+        :: k < NLOCKS -> exc[k] = EXC_HELD; k++
         :: else -> break
         od;
         k = 0;
-        held_n = 0
+        held_cnt = 0
     };
+    walk_pos = 0;
     fork_epoch++                          /* now even */
 }
 
-/* ---- the writer lock: writer_lock() / writer_unlock() ------------------------- */
+/* ---- the writer lock ---------------------------------------------------------- */
 inline writer_lock(me)
 {
     atomic { reg_mutex == 0 -> reg_mutex = me }
@@ -208,115 +189,94 @@ inline do_register(me, i)
     if
     :: registered[i] -> skip                /* EEXIST */
     :: else ->
-        /* AO_store_release(e->st, ST_LIVE).  (A new entry in the C; here the
-         * lock's one state word, so a forker still standing on the old entry
-         * may claim it: the lock counts as registered again from here.) */
-        atomic { unreg_returned[i] = false; state[i] = ST_LIVE };
-        /* order_insert (store_release pred->next: the publication point);
-         * hput_raw is writer-only, so it goes in the same step */
+        /* fsafe__store_link and fsafe__walk_invalidate: writer-only data and
+         * the stale flag, seen by the walk only after the writer lock */
         atomic {
-            linked[i] = true;
+            unreg_returned[i] = false;
             registered[i] = true;
-            reg_done[i] = true
+            ent_rec[i] = false;             /* snap_gen = 0 */
+            reg_done[i] = true;
+            stale = true
         }
     fi;
     writer_unlock()
 }
 
 /* ---- fsafe_unregister_lock() ------------------------------------------------------ */
-/* Steps that touch only writer-only data (registered[], the hash table) are
- * folded into the neighbouring step: no other thread can see them in between.
- * counted, started, w, ep, ok are false/0 on entry (reset on the way out). */
+/* ticket, ep, a are the caller's locals, 0 on entry (reset on the way out). */
 inline do_unregister(me, i)
 {
     writer_lock(me);
-    do
-    :: atomic { !registered[i] -> w = 0 }; break   /* hfind: ENOENT (also after a wait) */
+    if
+    :: atomic { !registered[i] -> skip }    /* ENOENT */
     :: atomic {
            registered[i] ->
-           if
-           :: !started -> started = true; unreg_active[i]++; unreg_since[i] = unreg_since[i] || walking
-           :: else
-           fi;
-           w = state[i]
+           unreg_active[i]++; unreg_since[i] = unreg_since[i] || walking;
+           /* fsafe__store_unlink, fsafe__walk_invalidate */
+           registered[i] = false;
+           stale = true
        };
-        ep = fork_epoch;
+        /* fsafe__walk_retire() */
         if
-#ifndef BUG_NO_PENDING_WAIT
-        :: CLAIMED_NOW(w, ep) ->
+        :: ent_rec[i] ->
+            dead[i] = true;                 /* then AO_nop_full */
+            ep = fork_epoch;
             if
-            :: !(w & ST_PENDING) ->
-                cas(state[i], w, w | ST_PENDING, ok);
+            :: ep % 2 == 1 ->
+                /* early out: the walk is past the record without holding it */
+                a = walk_pos;
                 if
-#ifdef BUG_DOUBLE_COUNT
-                :: ok -> pending_count++; counted = true   /* on every PENDING set */
-#else
-                :: ok ->                    /* AO_fetch_and_add_full, once per call (P5) */
-                    if
-                    :: !counted -> pending_count++
-                    :: else
-                    fi;
-                    counted = true
-#endif
-                :: else                     /* continue */
+                :: a > i && exc[i] == EXC_NONE && fork_epoch == ep -> skip
+                :: else -> atomic { unreg_seq++; ticket = unreg_seq }
                 fi
-            :: else -> ok = true
-            fi;
-            if
-            :: ok ->
-#ifndef BUG_WAIT_HOLDING_MUTEX
-                writer_unlock();
-#endif
-                /* wait_for_forker() */
-                (!CLAIMED_NOW(state[i], fork_epoch));
-#ifndef BUG_WAIT_HOLDING_MUTEX
-                writer_lock(me);
-#endif
-                ok = false
             :: else
             fi
-            /* continue: look the lock up again */
-#endif
         :: else ->
-            /* Not this fork's: DEAD wins against any later claim. */
-            cas(state[i], w, ST_DEAD, ok);
+            /* no record of this entry; an older dead record of the same
+             * lock may still have an unregister waiting on it */
+            ep = fork_epoch;
             if
-            :: ok ->
-                /* *slot = TOMB (writer-only) and order_unlink (store_release) */
-                atomic {
-                    registered[i] = false;
-                    linked[i] = false;
-                    unreg_returned[i] = true; reg_done[i] = false
-                };
-                break
+            :: ep % 2 == 1 && unreg_seq != ack_seq -> atomic { unreg_seq++; ticket = unreg_seq }
             :: else
             fi
-        fi
-    od;
-    atomic {
+        fi;
+        ent_rec[i] = false;
+#ifndef BUG_NO_PENDING_WAIT
         if
-        :: counted -> pending_count--       /* AO_fetch_and_add_full(-1) */
+        :: ticket != 0 ->
+#ifndef BUG_WAIT_HOLDING_MUTEX
+            writer_unlock();
+#endif
+            /* fsafe__walk_wait() */
+            (fork_epoch != ep || ack_seq >= ticket);
+#ifndef BUG_WAIT_HOLDING_MUTEX
+            writer_lock(me)
+#endif
         :: else
         fi;
-        if
-        :: started -> unreg_active[i]--
-        :: else
-        fi;
-        counted = false; started = false; w = 0; ep = 0; ok = false
-    };
+#endif
+        atomic {
+            /* (registered again meanwhile by another thread, or being
+             * unregistered again by one: fsafe may still take it for that
+             * registration, until that unregister returns) */
+            unreg_returned[i] = !registered[i] && unreg_active[i] == 1;
+            reg_done[i] = false; unreg_active[i]--;
+            ticket = 0; ep = 0; a = 0
+        }
+    fi;
     writer_unlock()
 }
 
 /* ---- a registering thread ----------------------------------------------------------- */
 /* Registers, uses and unregisters its lock.  The first also holds the other
- * lock while it unregisters (so the forker, waiting for that lock, waits on a
- * thread that waits for the forker); the second holds libmx while it registers
- * (so the forker, waiting for libmx in an atfork handler where it cannot poll,
- * waits on a thread that waits for reg_mutex). */
+ * lock while it unregisters (so the walk, waiting for that lock, waits on a
+ * thread that waits for the walk), and nests its own lock inside the other
+ * once, against the ranks (the order back-off); the second holds libmx while
+ * it registers (so the forker, waiting for libmx in an atfork handler where
+ * it cannot poll, waits on a thread that waits for the writer lock). */
 proctype registrar(byte me; byte mine; byte other; bool hold_lib; byte rounds)
 {
-    byte w, ep, r;
-    bool ok, counted, started;
+    byte ticket, ep, a, r;
     do
     :: r < rounds ->
         if
@@ -331,7 +291,16 @@ proctype registrar(byte me; byte mine; byte other; bool hold_lib; byte rounds)
         lock[mine] = 0;
         if
         :: other != mine ->
-            atomic { lock[other] == 0 -> lock[other] = me };
+            wants[me] = other + 1;
+            atomic { lock[other] == 0 -> lock[other] = me; wants[me] = 0 };
+            if
+            :: r == 0 && other > mine ->
+                /* nested against the ranks: other (higher rank), then mine */
+                wants[me] = mine + 1;
+                atomic { lock[mine] == 0 -> lock[mine] = me; wants[me] = 0 };
+                lock[mine] = 0
+            :: else
+            fi;
             do_unregister(me, mine);
             lock[other] = 0
         :: else ->
@@ -342,21 +311,19 @@ proctype registrar(byte me; byte mine; byte other; bool hold_lib; byte rounds)
     od
 }
 
-/* ---- the forker: fsafe_fork() -> fsafe__registry_acquire_all() ... end_epoch() ------- */
+/* ---- the forker: fsafe_fork() -> fsafe__walk_acquire_all() ... end_epoch() ------- */
 proctype forker()
 {
-    byte i, j, k, w, ep, n, aborts;
-    bool ok, gave_up, aborted, stable[NLOCKS];
+    byte i, j, k, t, n, aborts;
+    bool ok, gave_up, aborted, order, stable[NLOCKS];
     byte reset[NLOCKS];
     n = 0;
     do
     :: n < FORKS ->
         aborts = 0;
-walk:   /* fsafe__registry_acquire_all() */
+walk:   /* fsafe__walk_acquire_all() */
         atomic {
-            fork_epoch++;                   /* now odd */
-            ep = fork_epoch;
-            held_n = 0;
+            fork_epoch++;                   /* now odd; a full barrier */
             i = 0;
             do
             :: i < NLOCKS ->
@@ -367,56 +334,120 @@ walk:   /* fsafe__registry_acquire_all() */
             walking = true;
             i = 0
         };
+        /* snap_refresh(): rebuild under the writer lock if the store changed */
+#ifndef BUG_NO_REBUILD
+        if
+        :: stale ->
+            writer_lock(FORKER);
+            atomic {
+                if
+                :: stale ->
+                    stale = false;
+                    i = 0;
+                    do
+                    :: i < NLOCKS ->
+                        has_rec[i] = registered[i];
+                        dead[i] = false;
+                        ent_rec[i] = registered[i];
+                        i++
+                    :: else -> break
+                    od;
+                    i = 0
+                :: else
+                fi
+            };
+            writer_unlock()
+        :: else
+        fi;
+#endif
         do
         :: i < NLOCKS ->
             if
-            :: !linked[i] -> goto next      /* not on the order list */
+            :: !has_rec[i] -> exc[i] = EXC_NONE; goto next
+            :: dead[i] -> exc[i] = EXC_NONE; goto next
             :: else
             fi;
-            w = state[i];
-            do
-            :: (STATUS(w) == ST_FREE || STATUS(w) == ST_DEAD || (w & ST_PENDING)) -> goto next
-            :: else ->
-                cas(state[i], w, MAKE(ep, ST_CLAIMED), ok);
-                if
-                :: ok -> break
-                :: else -> w = state[i]
-                fi
-            od;
-            /* fsafe__lock_acquire(e, abandon_wait): trylock, else wait, and
+            /* fsafe__lock_acquire(r, abandon_wait): trylock, else wait, and
              * each timed wait that expires calls abandon_wait() */
             gave_up = false;
             do
             :: atomic { lock[i] == 0 -> assert(!unreg_returned[i]); lock[i] = FORKER };
                break
 #ifndef BUG_NO_POLL
-            :: atomic { lock[i] != 0 && pending_count > 0 } ->
-               /* abandon_wait(): the outcome can only change when something
-                * is pending (or when it aborts, below) */
-               poll_pending();
+            :: atomic { lock[i] != 0 && unreg_seq != ack_seq } ->
+               /* abandon_wait(): the outcome can only change when a ticket
+                * is waiting (or on an abort or back-off, below) */
+               walk_poll();
                if
-               :: (state[i] & ST_PENDING) -> gave_up = true; break
+               :: dead[i] -> gave_up = true; break
                :: else
                fi
 #endif
-            :: atomic { lock[i] != 0 && aborts < ABORTS && held_n > 0 } ->
-               /* abandon_wait(): polls, then another thread waits at the gate
-                * (only with something held: an abort that holds nothing gives
-                * nothing back, and ends the epoch as a finished fork does) */
+            :: atomic { lock[i] != 0 && aborts < ABORTS && held_cnt > 0 } ->
+               /* abandon_wait(): polls, then another thread waits at the gate */
 #ifndef BUG_NO_POLL
-               poll_pending();
+               walk_poll();
 #endif
                aborts++; aborted = true; gave_up = true; break
+#ifndef BUG_NO_ORDER_BACKOFF
+            :: atomic { lock[i] != 0 && lock[i] != FORKER && held_cnt > 0 &&
+                        wants[lock[i]] != 0 && lock[wants[lock[i]] - 1] == FORKER } ->
+               /* abandon_wait(): after 20 ms with others held, the holder
+                * waits for a lock the walk holds */
+#ifndef BUG_NO_POLL
+               walk_poll();
+#endif
+               if
+               :: dead[i] -> skip           /* acknowledged: hands off */
+               :: else -> order = true
+               fi;
+               gave_up = true; break
+#endif
             od;
             if
+            :: gave_up && order ->
+                /* order_backoff(): give back everything, wait for lock i
+                 * holding nothing (still in the epoch: an unregister of it
+                 * waits), then start again */
+                release_held();
+                atomic {
+                    k = 0;
+                    do
+                    :: k < i -> exc[k] = EXC_NONE; k++
+                    :: else -> break
+                    od;
+                    k = 0;
+                    held_cnt = 0
+                };
+                if
+                :: dead[i]                      /* checked before the wait */
+                :: else ->
+                do
+                :: atomic { lock[i] == 0 -> assert(!unreg_returned[i]); lock[i] = FORKER };
+                   fsafe_lock_release(i);
+                   break
+#ifndef BUG_NO_POLL
+                :: atomic { lock[i] != 0 && unreg_seq != ack_seq } ->
+                   walk_poll();
+                   if
+                   :: dead[i] -> break
+                   :: else
+                   fi
+#endif
+                od
+                fi;
+                aborted = true
+            :: else
+            fi;
+            if
             :: gave_up ->
-                mark_released(i);
                 if
                 :: aborted ->
-                    /* give everything back, end the epoch; protocol_walk()
-                     * backs off and walks again */
 #ifndef BUG_ABORT_KEEPS_LOCKS
-                    release_held();
+                    if
+                    :: !order -> release_held()
+                    :: else
+                    fi;
 #endif
                     end_epoch();
                     atomic {
@@ -426,74 +457,59 @@ walk:   /* fsafe__registry_acquire_all() */
                         :: else -> break
                         od;
                         walking = false;
-                        aborted = false; gave_up = false; w = 0; ep = 0; ok = false
+                        aborted = false; order = false; gave_up = false; ok = false
                     };
                     goto walk
                 :: else
                 fi;
+                exc[i] = EXC_NONE;
                 goto next
             :: else
             fi;
-            /* The entry stays CLAIMED while held: held->slot[held_n++] */
-            atomic { hslot[held_n] = i + 1; held_n++ };
-next:       atomic { w = 0; i++ }
+            held_cnt++;
+next:       atomic { walk_pos = i + 1; i++ }
         :: else -> break
         od;
-        /* Unregisters that arrived while the walk went on without waiting. */
+        /* Tickets taken while the walk went on without waiting. */
 #ifndef BUG_NO_POLL
-        poll_pending();
+        walk_poll();
 #endif
 
         /* Another library's atfork prepare handler, on the forking thread:
          * it takes its own lock (a plain wait: fsafe cannot poll there), then
-         * registers a lock (writer_lock() when fsafe__in_fork_self()). */
+         * registers a lock (writer_lock() polls when fsafe__walk_is_self()). */
         atomic { libmx == 0 -> libmx = FORKER };
         do
         :: atomic { reg_mutex == 0 -> reg_mutex = FORKER }; break
-        :: atomic { reg_mutex != 0 && pending_count > 0 } -> poll_pending()
+        :: atomic { reg_mutex != 0 && unreg_seq != ack_seq } -> walk_poll()
         od;
         writer_unlock();
 
-        /* The real fork.  P3, then the child: fsafe__registry_reset_child(). */
+        /* The real fork.  P3, then the child: fsafe__walk_reset_child(). */
         atomic {
             i = 0;
             do
             :: i < NLOCKS ->
-                ok = false;
-                k = 0;
-                do
-                :: k < held_n -> ok = ok || hslot[k] == i + 1; k++
-                :: else -> break
-                od;
+                ok = i < walk_pos && exc[i] == EXC_HELD && has_rec[i];
                 assert(!(stable[i] && !unreg_since[i]) || ok);   /* P3 */
-                stable[i] = false;
-                unreg_since[i] = false;
-                i++
-            :: else -> break
-            od;
-            k = 0;
-            do
-            :: k < held_n ->
                 if
-                :: hslot[k] != 0 ->
-                    assert(!unreg_returned[hslot[k] - 1]);
-                    assert(lock[hslot[k] - 1] == FORKER);   /* P1: reset only if ours, */
-                    reset[hslot[k] - 1]++;
-                    assert(reset[hslot[k] - 1] == 1)         /* and once */
+                :: ok ->
+                    assert(!unreg_returned[i]);
+                    assert(lock[i] == FORKER);   /* P1: reset only if ours, */
+                    reset[i]++;
+                    assert(reset[i] == 1)        /* and once */
                 :: else
                 fi;
-                k++
-            :: else -> break
-            od;
-            i = 0;
-            do
-            :: i < NLOCKS -> reset[i] = 0; i++
+                stable[i] = false;
+                unreg_since[i] = false;
+                reset[i] = 0;
+                i++
             :: else -> break
             od;
             walking = false;
             ok = false
         };
-        /* The parent: fsafe__registry_release_parent() = release_held(), end_epoch();
+        /* The parent: fsafe__walk_release_parent() = release_held(), end_epoch();
          * then the other library's parent handler. */
         release_held();
         end_epoch();
@@ -522,5 +538,5 @@ init
 #endif
     }
     ;
-    (_nr_pr == 1) -> assert(pending_count == 0)   /* P5 */
+    (_nr_pr == 1) -> assert(fork_epoch % 2 == 0)   /* P5: every walk ended */
 }

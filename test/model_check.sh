@@ -39,5 +39,7 @@ check error -DBUG_NO_PENDING_WAIT
 check error -DBUG_NO_POLL
 check error -DBUG_WAIT_HOLDING_MUTEX
 check error -DBUG_ABORT_KEEPS_LOCKS
-check error -DBUG_DOUBLE_COUNT
+check error -DBUG_ACK_BEFORE_RELEASE
+check error -DBUG_NO_REBUILD
+check error -DBUG_NO_ORDER_BACKOFF
 echo ok

@@ -1,0 +1,464 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The fork walk: the rank-ordered snapshot it reads, taking every lock before
+ * the real fork, releasing them in the parent, re-initialising them in the
+ * child, and the handshake that lets an unregister wait for the walk.
+ * Below fork.c, above reg_store.c and lockops.c; calls neither registry.c nor
+ * fork.c.  The child half is async-signal-safe and writes no registry page
+ * on the common path.
+ *
+ * Protocol (model: src/registry.pml).  The walk reads a dense array of 16-byte
+ * records, rebuilt under the writer lock at the start of a walk when writers
+ * changed the store since the last one, and otherwise never written by the
+ * walk.  Per lock the walk pays the lock itself and one store to walk_pos.
+ * Unregister sets its record's dead byte; a walk that starts after that (the
+ * epoch increment is a full barrier, Dekker with unregister's) skips it.  An
+ * unregister that finds a walk active takes a ticket and waits, without the
+ * writer lock, until the walk ends or acknowledges the ticket; the walk
+ * acknowledges only at a poll, after it has let go of every dead lock it
+ * holds, and polls whenever it waits for a lock.  So unregister never waits
+ * on a walk that waits for it, and once it returns the walk never touches
+ * the lock again.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#if !defined(AO_HAVE_char_load) || !defined(AO_HAVE_char_store_release)
+#error "fsafe needs AO_char_load and AO_char_store_release"
+#endif
+
+struct snap {
+    size_t bytes; /* of the mapping */
+    size_t n;
+    uint64_t gen;
+    uint32_t *exc_idx; /* forker-only: records whose exc is set this walk */
+    struct fsafe__rec rec[];
+};
+
+static AO_t snap_pub;   /* struct snap *: replaced by the walk, under the writer lock */
+static AO_t snap_stale; /* writers changed the store since snap_pub was built */
+static uint64_t snap_gen;
+
+static AO_t fork_epoch; /* odd while a walk is active */
+static AO_t unreg_seq;  /* tickets taken by unregisters that wait for a walk */
+static AO_t ack_seq;    /* the walk has acted on every ticket up to this one */
+
+/* Forker-only, except that the child of a fork that bypassed the gate while
+ * another thread walked reads walk_snap and walk_pos (reset_orphaned): a lock
+ * is counted in walk_pos (store_release) only once it is held. */
+static AO_t walk_snap; /* struct snap * of this walk, or 0 */
+static AO_t walk_pos;  /* records [0, walk_pos) are done */
+static size_t exc_n;
+static size_t held_cnt; /* records in [0, walk_pos) held as taken (exc 0) */
+static AO_t walker;     /* thread pointer of the walking thread, 0 if none */
+
+/* ---- snapshot ------------------------------------------------------------ */
+void fsafe__walk_invalidate(void)
+{
+    AO_store_release(&snap_stale, 1);
+}
+
+static struct snap *cur_snap(void)
+{
+    return (struct snap *)AO_load_acquire(&snap_pub);
+}
+
+/* Writer lock held: the record of e in the current snapshot, or NULL. */
+static struct fsafe__rec *rec_of(const struct fsafe__entry *e)
+{
+    struct snap *s = cur_snap();
+    if (!s || e->snap_gen != s->gen || e->rec >= s->n)
+        return NULL;
+    return &s->rec[e->rec];
+}
+
+/* Builds the snapshot from the ordered list.  Writer lock held.  Returns 0,
+ * or ENOMEM (the old snapshot stays, and stays stale). */
+static int snap_build(void)
+{
+    AO_store(&snap_stale, 0);
+    size_t n = 0;
+    for (struct fsafe__entry *e = fsafe__store_first(); e; e = (struct fsafe__entry *)e->next)
+        n++;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t bytes = sizeof(struct snap) + n * (sizeof(struct fsafe__rec) + sizeof(uint32_t));
+    bytes = (bytes + page - 1) / page * page;
+    struct snap *s = fsafe__map_zeroed(bytes);
+    if (!s) {
+        AO_store_release(&snap_stale, 1);
+        return ENOMEM;
+    }
+    s->bytes = bytes;
+    s->gen = ++snap_gen;
+    s->exc_idx = (uint32_t *)&s->rec[n];
+    size_t i = 0;
+    for (struct fsafe__entry *e = fsafe__store_first(); e; e = (struct fsafe__entry *)e->next) {
+        struct fsafe__rec *r = &s->rec[i];
+        r->lock = e->lock;
+        r->entry = e->index;
+        r->kind = (unsigned char)e->kind;
+        r->mem = (unsigned char)e->mem;
+        e->rec = (uint32_t)i;
+        e->snap_gen = s->gen;
+        i++;
+    }
+    s->n = n;
+    struct snap *old = cur_snap();
+    AO_store_release(&snap_pub, (AO_t)s);
+    if (old) /* only the walk reads records outside the writer lock, and it is here */
+        munmap(old, old->bytes);
+    return 0;
+}
+
+/* At the start of a walk: bring the snapshot up to date if writers changed
+ * the store.  Waits for a writer that is inside (writers hold the lock for
+ * bounded steps and never wait for a walk while holding it).  When this very
+ * thread is inside a writer (a fork from a signal handler that interrupted
+ * register or unregister), the walk uses the snapshot as it is. */
+static void snap_refresh(void)
+{
+    if (!AO_load_acquire(&snap_stale))
+        return;
+    struct timespec ts = {0, 20 * 1000};
+    int r;
+    while ((r = fsafe__store_trylock()) == EBUSY)
+        nanosleep(&ts, NULL);
+    if (r != 0)
+        return;
+    if (AO_load_acquire(&snap_stale))
+        snap_build();
+    fsafe__store_unlock();
+}
+
+/* ---- exceptions: records in [0, walk_pos) not held as taken ---------------- */
+static void exc_set(struct snap *s, size_t i, unsigned char how)
+{
+    if (s->rec[i].exc == FSAFE__EXC_HELD)
+        s->exc_idx[exc_n++] = (uint32_t)i;
+    AO_char_store_release(&s->rec[i].exc, how); /* unregister reads it */
+}
+
+/* ---- unregister's side of the handshake -------------------------------------- */
+static AO_t self_id(void)
+{
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__aarch64__)) && __GNUC__ >= 11
+    return (AO_t)__builtin_thread_pointer();
+#else
+    return (AO_t)pthread_self();
+#endif
+}
+
+int fsafe__walk_is_self(void)
+{
+    return AO_load_acquire(&walker) == self_id();
+}
+
+/*
+ * Writer lock held, e already unlinked from the store: marks e's record dead.
+ * Returns 0 if no walk can touch e's lock any more, else a ticket to pass to
+ * fsafe__walk_wait (after dropping the writer lock).
+ */
+uint64_t fsafe__walk_retire(const struct fsafe__entry *e, AO_t *epoch)
+{
+    struct fsafe__rec *r = rec_of(e);
+    if (!r) {
+        /* Registered after the snapshot: no walk sees this entry.  But the
+         * same lock may have an older, dead record that an unregister still
+         * waits on (unregistered, registered again and unregistered again
+         * meanwhile): then wait for the same acknowledgement. */
+        AO_t ep = AO_load_acquire(&fork_epoch);
+        *epoch = ep;
+        if ((ep & 1) && AO_load_acquire(&unreg_seq) != AO_load_acquire(&ack_seq))
+            return AO_fetch_and_add_full(&unreg_seq, 1) + 1;
+        return 0;
+    }
+    AO_char_store_release(&r->dead, 1);
+    AO_nop_full(); /* the dead mark before the epoch read (Dekker with the walk) */
+    AO_t ep = AO_load_acquire(&fork_epoch);
+    *epoch = ep;
+    if ((ep & 1) == 0)
+        return 0;
+    /* A walk the lock's record is behind, that neither holds it nor left it
+     * to the caller, will not touch it again (exc is written before walk_pos
+     * counts the record; end_epoch resets exc before it clears walk_pos). */
+    size_t i = (size_t)(r - cur_snap()->rec);
+    if (AO_load_acquire(&walk_snap) == (AO_t)cur_snap() && i < AO_load_acquire(&walk_pos) &&
+        AO_char_load(&r->exc) == FSAFE__EXC_NONE && AO_load_acquire(&fork_epoch) == ep)
+        return 0;
+    return AO_fetch_and_add_full(&unreg_seq, 1) + 1;
+}
+
+/* Waits until the walk of epoch has ended or acknowledged ticket. */
+void fsafe__walk_wait(uint64_t ticket, AO_t epoch)
+{
+    struct timespec ts = {0, 50 * 1000};
+    for (;;) {
+        if (fsafe__walk_is_self())
+            fsafe__walk_poll(); /* unregister from this thread's own fork's handler */
+        if (AO_load_acquire(&fork_epoch) != epoch || AO_load_acquire(&ack_seq) >= ticket)
+            return;
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* ---- the walk ---------------------------------------------------------------- */
+/* Walker: lets go of every held lock whose record is dead, then acknowledges
+ * every ticket taken so far. */
+void fsafe__walk_poll(void)
+{
+    AO_t t = AO_load_acquire(&unreg_seq);
+    if (t == AO_load_acquire(&ack_seq))
+        return;
+    struct snap *s = (struct snap *)walk_snap;
+    size_t pos = s ? walk_pos : 0;
+    for (size_t i = 0; i < pos; i++) {
+        struct fsafe__rec *r = &s->rec[i];
+        if (r->exc != FSAFE__EXC_NONE && AO_char_load(&r->dead)) {
+            if (r->exc == FSAFE__EXC_HELD) {
+                fsafe__lock_release_parent(r);
+                held_cnt--;
+            }
+            exc_set(s, i, FSAFE__EXC_NONE); /* (a caller's hold: no reset in the child) */
+        }
+    }
+    AO_store_release(&ack_seq, t);
+}
+
+/* Why the walk gave up: another thread waits to fork (ABORT_GATE), or a lock
+ * stayed busy while the walk held others (ABORT_ORDER, see order_backoff). */
+enum { ABORT_NONE, ABORT_GATE, ABORT_ORDER };
+static int walk_aborted;
+static int (*gate_contended)(void);
+#define BACKOFF_AFTER_NS (5 * 1000 * 1000u)
+/* How long the walk waits for one lock while it holds others before it gives
+ * everything back (issue 12.5).  20 ms: two of lockops' wait slices, far above
+ * any critical section that does not itself wait, and short enough that a
+ * conflict costs a fork little.  0 turns the back-off off (tests only). */
+static uint64_t order_backoff_ns = 20 * 1000 * 1000u;
+static uint64_t order_waited_ns; /* the wait that made the walk give up */
+
+void fsafe__registry_set_order_backoff_ms(unsigned ms)
+{
+    order_backoff_ns = (uint64_t)ms * 1000000u;
+}
+
+static int abandon_wait(const struct fsafe__rec *r, uint64_t waited_ns)
+{
+    fsafe__walk_poll();
+    /* First: once a poll has acknowledged its unregister, the lock is not
+     * to be touched again, not even by the order back-off's wait. */
+    if (AO_char_load(&r->dead))
+        return 1;
+    if (waited_ns >= BACKOFF_AFTER_NS && gate_contended && gate_contended()) {
+        walk_aborted = ABORT_GATE;
+        return 1;
+    }
+    if (order_backoff_ns && waited_ns >= order_backoff_ns && held_cnt > 0) {
+        walk_aborted = ABORT_ORDER;
+        order_waited_ns = waited_ns;
+        return 1;
+    }
+    return 0;
+}
+
+/* While the walk waits for a lock and holds nothing: only an unregister of
+ * that lock, or another forker, ends the wait early. */
+static int abandon_free_wait(const struct fsafe__rec *r, uint64_t waited_ns)
+{
+    fsafe__walk_poll();
+    if (waited_ns >= BACKOFF_AFTER_NS && gate_contended && gate_contended())
+        return 1;
+    return AO_char_load(&r->dead);
+}
+
+/* Pairs already reported by this process: (held lock, awaited lock). */
+#define MAX_PAIRS 64
+static const void *pair_seen[MAX_PAIRS][2];
+static unsigned npairs;
+static pid_t pairs_pid;
+
+/*
+ * One line per pair and process.  The lock the walk waited for is known; the
+ * other is the newest lock the walk holds that another thread waits for
+ * (glibc mutexes show waiters), else the newest lock it holds.
+ */
+static void report_conflict(struct snap *s, size_t want_i, uint64_t waited_ns)
+{
+    const struct fsafe__rec *other = NULL;
+    int known = 0;
+    for (size_t i = want_i; i-- > 0 && !known;) {
+        const struct fsafe__rec *r = &s->rec[i];
+        if (r->exc != FSAFE__EXC_HELD)
+            continue;
+        known = fsafe__lock_has_waiters(r->lock, r->kind) > 0;
+        if (known || !other)
+            other = r;
+    }
+    if (!other)
+        return;
+    const struct fsafe__rec *want = &s->rec[want_i];
+    pid_t pid = getpid();
+    if (pairs_pid != pid) {
+        pairs_pid = pid;
+        npairs = 0;
+    }
+    for (unsigned i = 0; i < npairs; i++)
+        if (pair_seen[i][0] == other->lock && pair_seen[i][1] == want->lock)
+            return;
+    if (npairs == MAX_PAIRS)
+        return;
+    pair_seen[npairs][0] = other->lock;
+    pair_seen[npairs][1] = want->lock;
+    npairs++;
+    const struct fsafe__entry *we = fsafe__store_entry(want->entry);
+    const struct fsafe__entry *oe = fsafe__store_entry(other->entry);
+    fsafe__msg("lock order conflict: fork waited %lu ms for '%s' (rank %d) while holding '%s' "
+               "(rank %d)%s; it gave its locks back and retried.  A thread that takes '%s' "
+               "before '%s' needs it ranked lower",
+               (unsigned long)(waited_ns / 1000000u), we->name, we->rank, oe->name, oe->rank,
+               known ? ", which another thread waits for" : "", we->name, oe->name);
+}
+
+static void release_held(struct snap *s)
+{
+    /* Newest first: the reverse of the acquisition order. */
+    for (size_t i = walk_pos; i-- > 0;)
+        if (s->rec[i].exc == FSAFE__EXC_HELD)
+            fsafe__lock_release_parent(&s->rec[i]);
+}
+
+/* Ends the walk's epoch: clears this walk's exceptions; any unregister
+ * waiting on it may proceed. */
+static void end_epoch(void)
+{
+    struct snap *s = (struct snap *)walk_snap;
+    for (size_t k = 0; s && k < exc_n; k++)
+        AO_char_store_release(&s->rec[s->exc_idx[k]].exc, FSAFE__EXC_HELD);
+    exc_n = 0;
+    held_cnt = 0;
+    AO_store_release(&walk_pos, 0);
+    AO_store_release(&walk_snap, 0);
+    AO_store_release(&walker, 0);
+    AO_fetch_and_add_full(&fork_epoch, 1); /* now even */
+}
+
+/*
+ * The walk waited too long for record i while holding others: the ranks may
+ * contradict the order in which the program nests these locks (a thread holds
+ * i's lock and waits for one the walk holds).  As folly's AtFork does: give
+ * back everything, wait for i's lock to come free holding nothing, and let
+ * the caller start again.  The epoch stays open while the walk waits, so an
+ * unregister of that lock still waits for the walk to let go.
+ */
+static void order_backoff(struct snap *s, size_t i, uint64_t waited_ns)
+{
+    report_conflict(s, i, waited_ns);
+    for (size_t k = i; k-- > 0;)
+        if (s->rec[k].exc == FSAFE__EXC_HELD) {
+            fsafe__lock_release_parent(&s->rec[k]);
+            exc_set(s, k, FSAFE__EXC_NONE);
+        }
+    held_cnt = 0;
+    if (!AO_char_load(&s->rec[i].dead) &&
+        fsafe__lock_acquire(&s->rec[i], abandon_free_wait) == FSAFE__HOW_ACQUIRED)
+        fsafe__lock_release_parent(&s->rec[i]);
+}
+
+long fsafe__walk_acquire_all(int (*contended)(void))
+{
+    gate_contended = contended;
+    AO_store_release(&walker, self_id());
+    AO_fetch_and_add_full(&fork_epoch, 1); /* now odd; a full barrier */
+    snap_refresh();
+    struct snap *s = cur_snap();
+    AO_store_release(&walk_snap, (AO_t)s);
+    walk_aborted = ABORT_NONE;
+    held_cnt = 0;
+    size_t n = s ? s->n : 0;
+    for (size_t i = 0; i < n; i++) {
+        struct fsafe__rec *r = &s->rec[i];
+        if (AO_char_load(&r->dead)) {
+            exc_set(s, i, FSAFE__EXC_NONE);
+        } else {
+            int how = fsafe__lock_acquire(r, abandon_wait);
+            if (how == FSAFE__HOW_ACQUIRED) {
+                held_cnt++;
+            } else if (how == FSAFE__HOW_CALLER) {
+                exc_set(s, i, FSAFE__EXC_CALLER);
+            } else if (walk_aborted) {
+                if (walk_aborted == ABORT_ORDER)
+                    order_backoff(s, i, order_waited_ns);
+                else
+                    release_held(s);
+                end_epoch(); /* (not counted: the walk starts again) */
+                return -1;
+            } else {
+                exc_set(s, i, FSAFE__EXC_NONE);
+            }
+        }
+        AO_store_release(&walk_pos, i + 1);
+    }
+    long taken = (long)held_cnt;
+    /* Unregisters that arrived while the walk went on without waiting. */
+    fsafe__walk_poll();
+    return taken;
+}
+
+void fsafe__walk_release_parent(void)
+{
+    struct snap *s = (struct snap *)walk_snap;
+    if (s)
+        release_held(s);
+    end_epoch();
+}
+
+static void reset_held(struct snap *s, size_t n, int orphaned)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct fsafe__rec *r = &s->rec[i];
+        if (r->exc == FSAFE__EXC_HELD)
+            fsafe__lock_reset_child(r, FSAFE__HOW_ACQUIRED, orphaned);
+        else if (r->exc == FSAFE__EXC_CALLER)
+            fsafe__lock_reset_child(r, FSAFE__HOW_CALLER, orphaned);
+    }
+}
+
+void fsafe__walk_reset_child(void)
+{
+    struct snap *s = (struct snap *)walk_snap;
+    if (s)
+        reset_held(s, walk_pos, 0);
+    end_epoch();
+}
+
+/* The walking thread does not exist in this child: its locks, and its own
+ * earlier holds, have no owner here.  Reset them unlocked. */
+void fsafe__walk_reset_orphaned(void)
+{
+    if ((AO_load_acquire(&fork_epoch) & 1) == 0)
+        return; /* it had not started walking, or had finished */
+    struct snap *s = (struct snap *)AO_load_acquire(&walk_snap);
+    if (s)
+        reset_held(s, AO_load_acquire(&walk_pos), 1);
+    end_epoch();
+}
+
+/* Child, every fork: no unregister survives to wait, no walk of another
+ * thread survives to end.  Reads before writing: a quiet registry costs the
+ * child no copy-on-write fault. */
+FSAFE_FORK_PATH void fsafe__walk_child_fixup(void)
+{
+    if (fsafe__store_child_fixup())
+        AO_store_release(&snap_stale, 1); /* a writer vanished: rebuild before use */
+    AO_t t = AO_load_acquire(&unreg_seq);
+    if (AO_load_acquire(&ack_seq) != t)
+        AO_store_release(&ack_seq, t);
+    if (AO_load_acquire(&fork_epoch) & 1)
+        end_epoch();
+}

@@ -496,17 +496,26 @@ static void find_write_lock(void)
     write_lock = p.found;
 }
 
+/* Fills a slot if libc has the function; a function it lacks is never
+ * called through its wrapper by a program that runs, so no abort here. */
+static void resolve(AO_t *slot, const char *name)
+{
+    void *p = dlsym(RTLD_NEXT, name);
+    if (p)
+        AO_store_release(slot, (AO_t)p);
+}
+
 void fsafe__libc_init(void)
 {
     /* Resolve every real function now, in the parent: a first call in a
      * child would run dlsym there. */
-#define RESOLVE_X(ret, name, fam, params, args) (void)fsafe__next_sym(&real_##name, #name);
+#define RESOLVE_X(ret, name, fam, params, args) resolve(&real_##name, #name);
 #define RESOLVE_V(name, fam, params, args) RESOLVE_X(void, name, fam, params, args)
     GATED_FUNCTIONS(RESOLVE_X, RESOLVE_V)
-    (void)fsafe__next_sym(&real_dlopen, "dlopen");
-    (void)fsafe__next_sym(&real_dlmopen, "dlmopen");
-    (void)fsafe__next_sym(&real_dlclose, "dlclose");
-    (void)fsafe__next_sym(&real_dladdr, "dladdr");
+    resolve(&real_dlopen, "dlopen");
+    resolve(&real_dlmopen, "dlmopen");
+    resolve(&real_dlclose, "dlclose");
+    resolve(&real_dladdr, "dladdr");
     find_write_lock();
 }
 

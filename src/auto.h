@@ -92,6 +92,15 @@ void fsafe__at_child_forget_others(struct fsafe__at_thread *mine);
 int fsafe__at_lock_free(const void *lock, int kind);
 
 /* Real functions, resolved once (auto_track.c). */
+/* The next definition of name after this library (dlsym(RTLD_NEXT)), found
+ * at the first call and kept in *slot; aborts with a message naming it when
+ * there is none.  NEXT(type, "name") keeps a slot per call site. */
+void *fsafe__next_sym(AO_t *slot, const char *name);
+#define NEXT(type, name)                                                                           \
+    ({                                                                                             \
+        static AO_t sym_;                                                                          \
+        (type) fsafe__next_sym(&sym_, name);                                                       \
+    })
 int fsafe__real_mutex_lock(pthread_mutex_t *m);
 int fsafe__real_mutex_trylock(pthread_mutex_t *m);
 int fsafe__real_mutex_unlock(pthread_mutex_t *m);

@@ -1,17 +1,542 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libc's own locks (time zone, NSS, syslog, iconv, locale, loader,
- * environment): interposes the public functions of each family and tracks a
- * call as a hold of the family's gate (auto.h).  Placeholder until the
- * families are wired in; fsafe__libc_child runs in the child: async-signal-
- * safe calls only.
+ * libc's own locks under auto mode: interposes the public functions of each
+ * glibc family whose internal lock a child may need, and tracks a call as a
+ * hold of the family's gate (auto.h), so that no other thread is inside one
+ * at fork.  fsafe__libc_child runs in the child of a multithreaded parent:
+ * async-signal-safe calls only (no malloc, no stdio, no locks).
+ *
+ * What each family takes in glibc 2.36, and what glibc's fork resets
+ * (posix/fork.c resets malloc, the stdio list and FILE locks, the NSS
+ * database lock, dl_load_lock and dl_load_tls_lock; nothing else below):
+ *
+ * functions                                  lock (glibc 2.36 source)           reset  fsafe
+ * localtime(_r) gmtime(_r) ctime(_r) mktime  tzset_lock (time/tzset.c); the     no     gate "time zone"
+ *   timelocal timegm tzset strftime(_l)        strftime/strptime era and digit
+ *   wcsftime(_l) strptime(_l) getdate(_r)      tables read __libc_setlocale_lock
+ * setenv unsetenv putenv clearenv            envlock (stdlib/setenv.c)          no     gate "environment"
+ * openlog closelog syslog vsyslog setlogmask syslog_lock (misc/syslog.c)        no     gate "syslog"
+ *   __syslog_chk __vsyslog_chk
+ * iconv_open iconv_close                     __gconv_lock (iconv/gconv_db.c)    no     gate "iconv"
+ * setlocale newlocale duplocale freelocale   __libc_setlocale_lock, an rwlock   no     gate "locale"
+ *                                              (locale/setlocale.c)
+ * gettext dgettext dcgettext ngettext        __libc_setlocale_lock (read),      no     gate "locale"
+ *   dngettext dcngettext textdomain            _nl_state_lock, tree_lock
+ *   bindtextdomain bind_textdomain_codeset     (intl/dcigettext.c)
+ * getpwnam getpwuid getgrnam getgrgid        one static lock per function for   no     gate "NSS"
+ *   getspnam gethostbyname(2) gethostbyaddr    its static buffer
+ *   getservbyname/port getprotobyname/number   (nss/getXXbyYY.c), then as _r
+ *   getnetbyname/addr
+ * get*ent set*ent end*ent, get*ent_r         one static lock per database       no     gate "NSS"
+ *   (pw gr sp host serv proto net)             (nss/getXXent_r.c)
+ * the *_r lookups, getaddrinfo getnameinfo   nss_module_list_lock                no     gate "NSS"
+ *   getgrouplist initgroups                    (nss/nss_module.c), the
+ *                                              resolv.conf lock (resolv/
+ *                                              resolv_conf.c), check_pf's lock,
+ *                                              getnameinfo's domain lock;
+ *                                              the NSS database lock             yes
+ * dl_iterate_phdr                            dl_load_write_lock (recursive)      no     gate "loader" + child fix-up
+ * dlclose                                    dl_load_lock, dl_load_write_lock    1 of 2 gate "loader" + child fix-up
+ * dlopen dlmopen                             dl_load_lock, dl_load_tls_lock,     2 of 3 gate "loader" for NULL or a
+ *                                              briefly dl_load_write_lock               path with '/' and no '$'
+ * dladdr dladdr1                             dl_load_lock                        yes    gate "loader"
+ * dlsym dlvsym                               dl_load_lock                        yes    not interposed (below)
+ *
+ * The loader: dl_load_write_lock is a recursive mutex that records its
+ * owner's thread id, and glibc does not reset it in the child.  A fork from a
+ * dl_iterate_phdr callback leaves it held by the forker's old id: the
+ * callback's return cannot release it (EPERM) and the child's next
+ * dl_iterate_phdr or dlopen hangs, with or without threads.  Its address is
+ * found once, from inside a dl_iterate_phdr callback (the one recursive
+ * mutex in _rtld_global that this thread owns there and not outside); in the
+ * child a hold by the forker gets the child's thread id, a hold by another
+ * thread is re-initialised.
+ *
+ * The caller matters to the loader: dlopen of a bare name searches the
+ * calling object's RUNPATH, and dlsym(RTLD_NEXT or RTLD_DEFAULT) starts from
+ * the caller, both taken from the return address.  dlopen and dlmopen pass
+ * such names straight on with a tail call (the return address stays the
+ * caller's); dlsym and dlvsym are not interposed at all, since their only
+ * lock is one glibc resets and fsafe itself finds functions with dlsym.
  */
+#define _GNU_SOURCE
+#undef _FORTIFY_SOURCE /* the wrappers define syslog and __syslog_chk themselves */
+#include <dlfcn.h>
+#include <errno.h>
+#include <grp.h>
+#include <iconv.h>
+#include <libintl.h>
+#include <link.h>
+#include <locale.h>
+#include <netdb.h>
+#include <pwd.h>
+#include <shadow.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+#include <wchar.h>
+
 #include "auto.h"
+
+#define CALLER ((uintptr_t)__builtin_return_address(0))
+
+/* glibc's fortified syslog entry points (bits/syslog.h declares them only
+ * under _FORTIFY_SOURCE). */
+void __syslog_chk(int pri, int flag, const char *fmt, ...);
+void __vsyslog_chk(int pri, int flag, const char *fmt, va_list ap);
+
+/* ---- the gates ------------------------------------------------------------------ */
+/*
+ * One gate per function, named "family (function)" in the message of a fork
+ * that waited too long, except the loader: one gate for the family, so that a
+ * fork from a dl_iterate_phdr callback or a dlopen constructor (the forker is
+ * inside the gate) does not wait for other threads' loader calls, which are
+ * blocked on the loader lock the forker holds (auto_fork.c: forker_excludes).
+ */
+static struct fsafe__gate loader_gate = {"loader (dlopen, dlmopen, dlclose, dladdr, dl_iterate_phdr)"};
+
+/* The functions with one gate each: X(return type, name, family, (params), (args)),
+ * V(name, family, (params), (args)) for those returning void. */
+#define TZ "time zone"
+#define ENV "environment"
+#define LOG "syslog"
+#define ICONV "iconv"
+#define LOC "locale"
+#define NSS "NSS"
+#define GATED_FUNCTIONS(X, V)                                                                      \
+    X(struct tm *, localtime, TZ, (const time_t *t), (t))                                          \
+    X(struct tm *, localtime_r, TZ, (const time_t *restrict t, struct tm *restrict tm), (t, tm))   \
+    X(struct tm *, gmtime, TZ, (const time_t *t), (t))                                             \
+    X(struct tm *, gmtime_r, TZ, (const time_t *restrict t, struct tm *restrict tm), (t, tm))      \
+    X(char *, ctime, TZ, (const time_t *t), (t))                                                   \
+    X(char *, ctime_r, TZ, (const time_t *restrict t, char *restrict buf), (t, buf))               \
+    X(time_t, mktime, TZ, (struct tm * tm), (tm))                                                  \
+    X(time_t, timelocal, TZ, (struct tm * tm), (tm))                                               \
+    X(time_t, timegm, TZ, (struct tm * tm), (tm))                                                  \
+    V(tzset, TZ, (void), ())                                                                       \
+    X(size_t, strftime, TZ,                                                                        \
+      (char *restrict s, size_t max, const char *restrict fmt, const struct tm *restrict tm),      \
+      (s, max, fmt, tm))                                                                           \
+    X(size_t, strftime_l, TZ,                                                                      \
+      (char *restrict s, size_t max, const char *restrict fmt, const struct tm *restrict tm,       \
+       locale_t loc),                                                                              \
+      (s, max, fmt, tm, loc))                                                                      \
+    X(size_t, wcsftime, TZ,                                                                        \
+      (wchar_t *restrict s, size_t max, const wchar_t *restrict fmt,                               \
+       const struct tm *restrict tm),                                                              \
+      (s, max, fmt, tm))                                                                           \
+    X(size_t, wcsftime_l, TZ,                                                                      \
+      (wchar_t *restrict s, size_t max, const wchar_t *restrict fmt,                               \
+       const struct tm *restrict tm, locale_t loc),                                                \
+      (s, max, fmt, tm, loc))                                                                      \
+    X(char *, strptime, TZ, (const char *restrict s, const char *restrict fmt, struct tm *tm),     \
+      (s, fmt, tm))                                                                                \
+    X(char *, strptime_l, TZ,                                                                      \
+      (const char *restrict s, const char *restrict fmt, struct tm *tm, locale_t loc),             \
+      (s, fmt, tm, loc))                                                                           \
+    X(struct tm *, getdate, TZ, (const char *s), (s))                                              \
+    X(int, getdate_r, TZ, (const char *restrict s, struct tm *restrict tm), (s, tm))               \
+    X(int, setenv, ENV, (const char *name, const char *value, int overwrite),                      \
+      (name, value, overwrite))                                                                    \
+    X(int, unsetenv, ENV, (const char *name), (name))                                              \
+    X(int, putenv, ENV, (char *s), (s))                                                            \
+    X(int, clearenv, ENV, (void), ())                                                              \
+    V(openlog, LOG, (const char *ident, int option, int facility), (ident, option, facility))      \
+    V(closelog, LOG, (void), ())                                                                   \
+    X(int, setlogmask, LOG, (int mask), (mask))                                                    \
+    V(vsyslog, LOG, (int pri, const char *fmt, va_list ap), (pri, fmt, ap))                        \
+    V(__vsyslog_chk, LOG, (int pri, int flag, const char *fmt, va_list ap), (pri, flag, fmt, ap))  \
+    X(iconv_t, iconv_open, ICONV, (const char *to, const char *from), (to, from))                  \
+    X(int, iconv_close, ICONV, (iconv_t cd), (cd))                                                 \
+    X(char *, setlocale, LOC, (int category, const char *locale), (category, locale))              \
+    X(locale_t, newlocale, LOC, (int mask, const char *locale, locale_t base),                     \
+      (mask, locale, base))                                                                        \
+    X(locale_t, duplocale, LOC, (locale_t loc), (loc))                                             \
+    V(freelocale, LOC, (locale_t loc), (loc))                                                      \
+    X(char *, gettext, LOC, (const char *id), (id))                                                \
+    X(char *, dgettext, LOC, (const char *dom, const char *id), (dom, id))                         \
+    X(char *, dcgettext, LOC, (const char *dom, const char *id, int cat), (dom, id, cat))          \
+    X(char *, ngettext, LOC, (const char *id1, const char *id2, unsigned long n), (id1, id2, n))   \
+    X(char *, dngettext, LOC, (const char *dom, const char *id1, const char *id2, unsigned long n), \
+      (dom, id1, id2, n))                                                                          \
+    X(char *, dcngettext, LOC,                                                                     \
+      (const char *dom, const char *id1, const char *id2, unsigned long n, int cat),               \
+      (dom, id1, id2, n, cat))                                                                     \
+    X(char *, textdomain, LOC, (const char *dom), (dom))                                           \
+    X(char *, bindtextdomain, LOC, (const char *dom, const char *dir), (dom, dir))                 \
+    X(char *, bind_textdomain_codeset, LOC, (const char *dom, const char *cs), (dom, cs))          \
+    NSS_FUNCTIONS(X, V)
+
+/* NSS and the resolver: the non-reentrant lookups, their _r forms, the
+ * enumerations, and the address lookups. */
+#define NSS_FUNCTIONS(X, V)                                                                        \
+    X(struct passwd *, getpwnam, NSS, (const char *name), (name))                                  \
+    X(struct passwd *, getpwuid, NSS, (uid_t uid), (uid))                                          \
+    X(int, getpwnam_r, NSS,                                                                        \
+      (const char *name, struct passwd *pw, char *buf, size_t len, struct passwd **res),           \
+      (name, pw, buf, len, res))                                                                   \
+    X(int, getpwuid_r, NSS,                                                                        \
+      (uid_t uid, struct passwd *pw, char *buf, size_t len, struct passwd **res),                  \
+      (uid, pw, buf, len, res))                                                                    \
+    X(struct passwd *, getpwent, NSS, (void), ())                                                  \
+    X(int, getpwent_r, NSS, (struct passwd * pw, char *buf, size_t len, struct passwd **res),      \
+      (pw, buf, len, res))                                                                         \
+    V(setpwent, NSS, (void), ())                                                                   \
+    V(endpwent, NSS, (void), ())                                                                   \
+    X(struct group *, getgrnam, NSS, (const char *name), (name))                                   \
+    X(struct group *, getgrgid, NSS, (gid_t gid), (gid))                                           \
+    X(int, getgrnam_r, NSS,                                                                        \
+      (const char *name, struct group *gr, char *buf, size_t len, struct group **res),             \
+      (name, gr, buf, len, res))                                                                   \
+    X(int, getgrgid_r, NSS,                                                                        \
+      (gid_t gid, struct group *gr, char *buf, size_t len, struct group **res),                    \
+      (gid, gr, buf, len, res))                                                                    \
+    X(struct group *, getgrent, NSS, (void), ())                                                   \
+    X(int, getgrent_r, NSS, (struct group * gr, char *buf, size_t len, struct group **res),        \
+      (gr, buf, len, res))                                                                         \
+    V(setgrent, NSS, (void), ())                                                                   \
+    V(endgrent, NSS, (void), ())                                                                   \
+    X(int, getgrouplist, NSS, (const char *user, gid_t group, gid_t *groups, int *ngroups),        \
+      (user, group, groups, ngroups))                                                              \
+    X(int, initgroups, NSS, (const char *user, gid_t group), (user, group))                        \
+    X(struct spwd *, getspnam, NSS, (const char *name), (name))                                    \
+    X(int, getspnam_r, NSS,                                                                        \
+      (const char *name, struct spwd *sp, char *buf, size_t len, struct spwd **res),               \
+      (name, sp, buf, len, res))                                                                   \
+    X(struct spwd *, getspent, NSS, (void), ())                                                    \
+    V(setspent, NSS, (void), ())                                                                   \
+    V(endspent, NSS, (void), ())                                                                   \
+    X(struct hostent *, gethostbyname, NSS, (const char *name), (name))                            \
+    X(struct hostent *, gethostbyname2, NSS, (const char *name, int af), (name, af))               \
+    X(struct hostent *, gethostbyaddr, NSS, (const void *addr, socklen_t len, int type),           \
+      (addr, len, type))                                                                           \
+    X(int, gethostbyname_r, NSS,                                                                   \
+      (const char *restrict name, struct hostent *restrict he, char *restrict buf, size_t len,     \
+       struct hostent **restrict res, int *restrict herr),                                         \
+      (name, he, buf, len, res, herr))                                                             \
+    X(int, gethostbyname2_r, NSS,                                                                  \
+      (const char *restrict name, int af, struct hostent *restrict he, char *restrict buf,         \
+       size_t len, struct hostent **restrict res, int *restrict herr),                             \
+      (name, af, he, buf, len, res, herr))                                                         \
+    X(int, gethostbyaddr_r, NSS,                                                                   \
+      (const void *restrict addr, socklen_t alen, int type, struct hostent *restrict he,           \
+       char *restrict buf, size_t len, struct hostent **restrict res, int *restrict herr),         \
+      (addr, alen, type, he, buf, len, res, herr))                                                 \
+    X(struct hostent *, gethostent, NSS, (void), ())                                               \
+    V(sethostent, NSS, (int stay), (stay))                                                         \
+    V(endhostent, NSS, (void), ())                                                                 \
+    X(int, getaddrinfo, NSS,                                                                       \
+      (const char *restrict node, const char *restrict service,                                    \
+       const struct addrinfo *restrict hints, struct addrinfo **restrict res),                     \
+      (node, service, hints, res))                                                                 \
+    X(int, getnameinfo, NSS,                                                                       \
+      (const struct sockaddr *restrict sa, socklen_t salen, char *restrict host,                   \
+       socklen_t hostlen, char *restrict serv, socklen_t servlen, int flags),                      \
+      (sa, salen, host, hostlen, serv, servlen, flags))                                            \
+    X(struct servent *, getservbyname, NSS, (const char *name, const char *proto), (name, proto))  \
+    X(struct servent *, getservbyport, NSS, (int port, const char *proto), (port, proto))          \
+    X(int, getservbyname_r, NSS,                                                                   \
+      (const char *restrict name, const char *restrict proto, struct servent *restrict se,         \
+       char *restrict buf, size_t len, struct servent **restrict res),                             \
+      (name, proto, se, buf, len, res))                                                            \
+    X(int, getservbyport_r, NSS,                                                                   \
+      (int port, const char *restrict proto, struct servent *restrict se, char *restrict buf,      \
+       size_t len, struct servent **restrict res),                                                 \
+      (port, proto, se, buf, len, res))                                                            \
+    X(struct servent *, getservent, NSS, (void), ())                                               \
+    V(setservent, NSS, (int stay), (stay))                                                         \
+    V(endservent, NSS, (void), ())                                                                 \
+    X(struct protoent *, getprotobyname, NSS, (const char *name), (name))                          \
+    X(struct protoent *, getprotobynumber, NSS, (int proto), (proto))                              \
+    X(int, getprotobyname_r, NSS,                                                                  \
+      (const char *restrict name, struct protoent *restrict pe, char *restrict buf, size_t len,    \
+       struct protoent **restrict res),                                                            \
+      (name, pe, buf, len, res))                                                                   \
+    X(int, getprotobynumber_r, NSS,                                                                \
+      (int proto, struct protoent *restrict pe, char *restrict buf, size_t len,                    \
+       struct protoent **restrict res),                                                            \
+      (proto, pe, buf, len, res))                                                                  \
+    X(struct protoent *, getprotoent, NSS, (void), ())                                             \
+    V(setprotoent, NSS, (int stay), (stay))                                                        \
+    V(endprotoent, NSS, (void), ())                                                                \
+    X(struct netent *, getnetbyname, NSS, (const char *name), (name))                              \
+    X(struct netent *, getnetbyaddr, NSS, (uint32_t net, int type), (net, type))                   \
+    X(struct netent *, getnetent, NSS, (void), ())                                                 \
+    V(setnetent, NSS, (int stay), (stay))                                                          \
+    V(endnetent, NSS, (void), ())
+
+/* libintl.h makes these macros when optimising. */
+#undef gettext
+#undef dgettext
+#undef dcgettext
+#undef ngettext
+#undef dngettext
+#undef dcngettext
+
+/* Slots for the real functions, and their gates. */
+#define SLOT_X(ret, name, fam, params, args)                                                       \
+    static AO_t real_##name;                                                                       \
+    static struct fsafe__gate gate_##name = {fam " (" #name ")"};
+#define SLOT_V(name, fam, params, args) SLOT_X(void, name, fam, params, args)
+GATED_FUNCTIONS(SLOT_X, SLOT_V)
+
+/*
+ * The wrappers.  errno is the caller's going in (a caller may clear it to
+ * tell "not found" from an error) and the real function's coming out; the
+ * gate touches it only on paths that restore it, but entering the gate may
+ * set up this thread's record (mmap), so it is kept across that too.
+ */
+#define WRAP_X(ret, name, fam, params, args)                                                       \
+    FSAFE_EXPORT ret name params                                                                   \
+    {                                                                                              \
+        ret(*real_) params = (ret(*) params)fsafe__next_sym(&real_##name, #name);                 \
+        int e_ = errno;                                                                            \
+        fsafe__gate_enter(&gate_##name, CALLER);                                                   \
+        errno = e_;                                                                                \
+        ret r_ = real_ args;                                                                       \
+        e_ = errno;                                                                                \
+        fsafe__gate_leave(&gate_##name);                                                           \
+        errno = e_;                                                                                \
+        return r_;                                                                                 \
+    }
+#define WRAP_V(name, fam, params, args)                                                            \
+    FSAFE_EXPORT void name params                                                                  \
+    {                                                                                              \
+        void(*real_) params = (void(*) params)fsafe__next_sym(&real_##name, #name);               \
+        int e_ = errno;                                                                            \
+        fsafe__gate_enter(&gate_##name, CALLER);                                                   \
+        errno = e_;                                                                                \
+        real_ args;                                                                                \
+        e_ = errno;                                                                                \
+        fsafe__gate_leave(&gate_##name);                                                           \
+        errno = e_;                                                                                \
+    }
+GATED_FUNCTIONS(WRAP_X, WRAP_V)
+
+/* syslog's variadic entry points go through the va_list forms above, which
+ * glibc also provides (syslog is vsyslog, __syslog_chk is __vsyslog_chk). */
+FSAFE_EXPORT void syslog(int pri, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsyslog(pri, fmt, ap);
+    va_end(ap);
+}
+
+FSAFE_EXPORT void __syslog_chk(int pri, int flag, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    __vsyslog_chk(pri, flag, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- the loader ----------------------------------------------------------------- */
+static AO_t real_dlopen, real_dlmopen, real_dlclose, real_dladdr, real_dladdr1, real_iterate;
+
+/* This thread's dl_iterate_phdr calls in progress: in the child, whether the
+ * forker itself holds dl_load_write_lock (a fork from a callback). */
+static __thread int in_iterate __attribute__((tls_model("initial-exec")));
+
+/* The real function's slot, resolved; a call of it inside the loader gate. */
+#define REAL(slot, name, type) ((type)fsafe__next_sym(&(slot), (name)))
+#define LOADER_CALL(call)                                                                          \
+    ({                                                                                             \
+        int e_ = errno;                                                                            \
+        fsafe__gate_enter(&loader_gate, CALLER);                                                   \
+        errno = e_;                                                                                \
+        __typeof__(call) r_ = call;                                                                \
+        e_ = errno;                                                                                \
+        fsafe__gate_leave(&loader_gate);                                                           \
+        errno = e_;                                                                                \
+        r_;                                                                                        \
+    })
+
+/* Whether dlopen(file) depends on who calls it: glibc looks at the caller
+ * for a bare name (its RUNPATH), a name with a dynamic string token, and the
+ * caller's namespace (dl-open.c, dl_open_worker). */
+static int caller_matters(const char *file)
+{
+    return file && (!strchr(file, '/') || strchr(file, '$'));
+}
+
+/*
+ * For a name the caller matters to, the real function must see the caller's
+ * return address: the call below is a tail call (a jump), which gcc and clang
+ * make at -O1 and above unless the function needs a frame of its own.
+ * test/libc.cmake checks it (libc.dlopen_runpath).
+ */
+#if !defined(__OPTIMIZE__)
+#error "auto_libc.c relies on tail calls in dlopen and dlmopen: build it with optimisation"
+#endif
+#if defined(__clang__)
+#define TAIL_CALLS __attribute__((no_sanitize("thread")))
+#else
+#define TAIL_CALLS __attribute__((optimize("optimize-sibling-calls"), no_sanitize("thread")))
+#endif
+
+FSAFE_EXPORT TAIL_CALLS void *dlopen(const char *file, int mode)
+{
+    void *(*real)(const char *, int) = REAL(real_dlopen, "dlopen", void *(*)(const char *, int));
+    if (caller_matters(file))
+        return real(file, mode);
+    return LOADER_CALL(real(file, mode));
+}
+
+FSAFE_EXPORT TAIL_CALLS void *dlmopen(Lmid_t ns, const char *file,
+                                                                              int mode)
+{
+    void *(*real)(Lmid_t, const char *, int) =
+        REAL(real_dlmopen, "dlmopen", void *(*)(Lmid_t, const char *, int));
+    if (caller_matters(file))
+        return real(ns, file, mode);
+    return LOADER_CALL(real(ns, file, mode));
+}
+
+FSAFE_EXPORT int dlclose(void *handle)
+{
+    return LOADER_CALL(REAL(real_dlclose, "dlclose", int (*)(void *))(handle));
+}
+
+FSAFE_EXPORT int dladdr(const void *addr, Dl_info *info)
+{
+    return LOADER_CALL(REAL(real_dladdr, "dladdr", int (*)(const void *, Dl_info *))(addr, info));
+}
+
+FSAFE_EXPORT int dladdr1(const void *addr, Dl_info *info, void **extra, int flags)
+{
+    return LOADER_CALL(REAL(real_dladdr1, "dladdr1", int (*)(const void *, Dl_info *, void **, int))(
+        addr, info, extra, flags));
+}
+
+typedef int (*iterate_cb)(struct dl_phdr_info *, size_t, void *);
+
+FSAFE_EXPORT int dl_iterate_phdr(iterate_cb cb, void *data)
+{
+    int r;
+    in_iterate++;
+    r = LOADER_CALL(REAL(real_iterate, "dl_iterate_phdr", int (*)(iterate_cb, void *))(cb, data));
+    in_iterate--;
+    return r;
+}
+
+/* ---- dl_load_write_lock ------------------------------------------------------------ */
+static pthread_mutex_t *write_lock; /* NULL when it could not be found */
+
+/* The recursive mutexes in [base, base + size) that thread tid holds. */
+static int owned_by(const char *base, size_t size, pid_t tid, pthread_mutex_t **out, int max)
+{
+    int n = 0;
+#ifdef __GLIBC__
+    for (size_t off = 0; off + sizeof(pthread_mutex_t) <= size; off += sizeof(long)) {
+        pthread_mutex_t *m = (pthread_mutex_t *)(void *)(base + off);
+        if (m->__data.__owner == tid && m->__data.__lock != 0 && m->__data.__count >= 1 &&
+            (m->__data.__kind & 0x7f) == PTHREAD_MUTEX_RECURSIVE_NP) {
+            if (n < max)
+                out[n] = m;
+            n++;
+        }
+    }
+#else
+    (void)base, (void)size, (void)tid, (void)out, (void)max;
+#endif
+    return n;
+}
+
+struct probe {
+    const char *base;
+    size_t size;
+    pid_t tid;
+    pthread_mutex_t *before[8];
+    int nbefore;
+    pthread_mutex_t *found;
+};
+
+static int probe_cb(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)info, (void)size;
+    struct probe *p = data;
+    pthread_mutex_t *now[8];
+    int n = owned_by(p->base, p->size, p->tid, now, 8), fresh = 0;
+    if (n > 8)
+        return 1;
+    for (int i = 0; i < n; i++) {
+        int old = 0;
+        for (int j = 0; j < p->nbefore && j < 8; j++)
+            old |= p->before[j] == now[i];
+        if (!old) {
+            p->found = now[i];
+            fresh++;
+        }
+    }
+    if (fresh != 1)
+        p->found = NULL; /* not sure which: leave it alone */
+    return 1; /* once is enough */
+}
+
+/* Finds dl_load_write_lock in ld.so's _rtld_global: the one recursive mutex
+ * there that a dl_iterate_phdr callback holds.  Parent only. */
+static void find_write_lock(void)
+{
+    void *g = dlsym(RTLD_DEFAULT, "_rtld_global");
+    Dl_info di;
+    const ElfW(Sym) *sym = NULL;
+    int (*addr1)(const void *, Dl_info *, void **, int) =
+        REAL(real_dladdr1, "dladdr1", int (*)(const void *, Dl_info *, void **, int));
+    if (!g || !addr1(g, &di, (void **)&sym, RTLD_DL_SYMENT) || !sym || sym->st_size < sizeof(pthread_mutex_t))
+        return;
+    struct probe p = {.base = g, .size = sym->st_size, .tid = (pid_t)syscall(SYS_gettid)};
+    p.nbefore = owned_by(p.base, p.size, p.tid, p.before, 8);
+    int (*iter)(iterate_cb, void *) = REAL(real_iterate, "dl_iterate_phdr", int (*)(iterate_cb, void *));
+    iter(probe_cb, &p);
+    write_lock = p.found;
+}
+
+/* Fills a slot if libc has the function; a function it lacks is never
+ * called through its wrapper by a program that runs, so no abort here. */
+static void resolve(AO_t *slot, const char *name)
+{
+    void *p = dlsym(RTLD_NEXT, name);
+    if (p)
+        AO_store_release(slot, (AO_t)p);
+}
 
 void fsafe__libc_init(void)
 {
+    /* Resolve every real function now, in the parent: a first call in a
+     * child would run dlsym there. */
+#define RESOLVE_X(ret, name, fam, params, args) resolve(&real_##name, #name);
+#define RESOLVE_V(name, fam, params, args) RESOLVE_X(void, name, fam, params, args)
+    GATED_FUNCTIONS(RESOLVE_X, RESOLVE_V)
+    resolve(&real_dlopen, "dlopen");
+    resolve(&real_dlmopen, "dlmopen");
+    resolve(&real_dlclose, "dlclose");
+    resolve(&real_dladdr, "dladdr");
+    find_write_lock();
 }
 
+/* Async-signal-safe: plain loads and stores, and gettid. */
 void fsafe__libc_child(void)
 {
+#ifdef __GLIBC__
+    pthread_mutex_t *m = write_lock;
+    if (!m || m->__data.__lock == 0)
+        return;
+    pid_t me = (pid_t)syscall(SYS_gettid);
+    if (m->__data.__owner == me)
+        return;
+    if (in_iterate > 0) {
+        /* The forker's own hold (a fork from a callback): the callback's
+         * return releases it, as the child's thread. */
+        m->__data.__owner = me;
+    } else {
+        /* Held by a thread that does not exist here. */
+        static const pthread_mutex_t fresh = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+        memcpy(m, &fresh, sizeof fresh);
+    }
+#endif
 }

@@ -53,7 +53,7 @@ AO_t fsafe__at_self_id(void)
 /* ---- the real functions ---------------------------------------------------- */
 /* Found with dlsym(RTLD_NEXT) at first use and kept: a call may come before
  * any constructor has run.  dlsym takes only the loader's own lock. */
-static void *next_sym(AO_t *slot, const char *name)
+void *fsafe__next_sym(AO_t *slot, const char *name)
 {
     void *p = (void *)AO_load_acquire(slot);
     if (likely(p != NULL))
@@ -61,19 +61,16 @@ static void *next_sym(AO_t *slot, const char *name)
     p = dlsym(RTLD_NEXT, name);
     if (!p) {
         /* Nothing sensible can follow: every caller would fail. */
-        static const char m[] = "fsafe: libfsafe-auto.so: dlsym(RTLD_NEXT) cannot find a "
-                                "pthread function; aborting\n";
-        (void)!write(2, m, sizeof m - 1);
+        static const char m1[] = "fsafe: libfsafe-auto.so: dlsym(RTLD_NEXT) cannot find ";
+        static const char m2[] = "; aborting\n";
+        (void)!write(2, m1, sizeof m1 - 1);
+        (void)!write(2, name, __builtin_strlen(name));
+        (void)!write(2, m2, sizeof m2 - 1);
         abort();
     }
     AO_store_release(slot, (AO_t)p);
     return p;
 }
-#define NEXT(type, name)                                                                           \
-    ({                                                                                             \
-        static AO_t sym_;                                                                          \
-        (type) next_sym(&sym_, name);                                                             \
-    })
 
 int fsafe__real_mutex_lock(pthread_mutex_t *m)
 {

@@ -1,0 +1,227 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What the libc gates of auto mode cost (issue 11): ns per call of gated glibc
+ * functions, and fork latency while two threads call them, with
+ * libfsafe-auto.so preloaded against a process that never loaded fsafe.
+ * Prints numbers and ratios; judges nothing.
+ *
+ *   libc_bench [--quick] [--rounds N] [LIBFSAFE_AUTO]
+ *
+ * The driver starts worker processes of itself ("--worker"), plain and with
+ * LD_PRELOAD, alternating the order each round; rows are medians over rounds.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <pwd.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NMETRIC 8
+static const char *const metric[NMETRIC] = {
+    "localtime_r ns/call",         "gmtime_r ns/call",
+    "getpwnam ns/call",            "setenv ns/call",
+    "fork us p50 (localtime_r)",   "fork us p99 (localtime_r)",
+    "fork us p50 (getpwnam)",      "fork us p99 (getpwnam)",
+};
+
+static int quick;
+
+static double now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* ---- worker ------------------------------------------------------------------ */
+static atomic_int stop;
+static volatile long sink;
+
+static void call_localtime(void)
+{
+    time_t t = 1700000000;
+    struct tm tm;
+    localtime_r(&t, &tm);
+    sink += tm.tm_hour;
+}
+
+static void call_getpwnam(void)
+{
+    struct passwd *p = getpwnam("root");
+    sink += p ? (long)p->pw_uid : 1;
+}
+
+/* The best of 7 batches: on a shared machine the other batches measure the
+ * neighbours. */
+static double per_call(void (*fn)(void), long n)
+{
+    double best = 1e30;
+    fn(); /* warm */
+    for (int b = 0; b < 7; b++) {
+        double t0 = now_ns();
+        for (long i = 0; i < n / 7; i++)
+            fn();
+        double v = (now_ns() - t0) / (double)(n / 7);
+        if (v < best)
+            best = v;
+    }
+    return best;
+}
+
+static void call_gmtime(void)
+{
+    time_t t = 1700000000;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    sink += tm.tm_hour;
+}
+
+static void call_setenv(void)
+{
+    setenv("FSAFE_BENCH_VAR", "x", 1);
+}
+
+static void *spin(void *p)
+{
+    void (*fn)(void) = (void (*)(void))p;
+    while (!atomic_load_explicit(&stop, memory_order_relaxed))
+        fn();
+    return NULL;
+}
+
+/* fork + _exit + waitpid while two threads call fn: p50 and p99 in us. */
+static void fork_latency(void (*fn)(void), int n, double *p50, double *p99)
+{
+    pthread_t th[2];
+    double *v = malloc(sizeof *v * (size_t)n);
+    atomic_store(&stop, 0);
+    for (int i = 0; i < 2; i++)
+        pthread_create(&th[i], NULL, spin, (void *)fn);
+    usleep(10000);
+    for (int i = 0; i < n; i++) {
+        double t0 = now_ns();
+        pid_t pid = fork();
+        if (pid == 0)
+            _exit(0);
+        waitpid(pid, NULL, 0);
+        v[i] = (now_ns() - t0) / 1e3;
+    }
+    atomic_store(&stop, 1);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    qsort(v, (size_t)n, sizeof *v, cmp_d);
+    *p50 = v[n / 2];
+    *p99 = v[(n * 99) / 100];
+    free(v);
+}
+
+static int worker(void)
+{
+    long k = quick ? 10 : 1;
+    double m[NMETRIC];
+    m[0] = per_call(call_localtime, 200000 / k);
+    m[1] = per_call(call_gmtime, 200000 / k);
+    m[2] = per_call(call_getpwnam, 5000 / k);
+    m[3] = per_call(call_setenv, 200000 / k);
+    fork_latency(call_localtime, quick ? 20 : 300, &m[4], &m[5]);
+    fork_latency(call_getpwnam, quick ? 20 : 300, &m[6], &m[7]);
+    for (int i = 0; i < NMETRIC; i++)
+        printf("%.3f\n", m[i]);
+    return 0;
+}
+
+/* ---- driver ------------------------------------------------------------------ */
+static int run_worker(const char *self, const char *preload, double *out)
+{
+    int fd[2];
+    if (pipe(fd) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fd[1], 1);
+        close(fd[0]);
+        close(fd[1]);
+        if (preload)
+            setenv("LD_PRELOAD", preload, 1);
+        else
+            unsetenv("LD_PRELOAD");
+        execl(self, self, "--worker", quick ? "--quick" : "--full", (char *)NULL);
+        _exit(127);
+    }
+    close(fd[1]);
+    FILE *f = fdopen(fd[0], "r");
+    int got = 0;
+    while (got < NMETRIC && fscanf(f, "%lf", &out[got]) == 1)
+        got++;
+    fclose(f);
+    int st;
+    waitpid(pid, &st, 0);
+    return got == NMETRIC && WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+int main(int argc, char **argv)
+{
+    const char *lib = NULL;
+    int rounds = 5;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--quick"))
+            quick = 1;
+        else if (!strcmp(argv[i], "--full"))
+            quick = 0;
+        else if (!strcmp(argv[i], "--worker"))
+            return worker();
+        else if (!strcmp(argv[i], "--rounds") && i + 1 < argc)
+            rounds = atoi(argv[++i]);
+        else
+            lib = argv[i];
+    }
+#ifdef FSAFE_BENCH_AUTO_LIB
+    if (!lib)
+        lib = FSAFE_BENCH_AUTO_LIB;
+#endif
+    if (!lib) {
+        fprintf(stderr, "usage: %s [--quick] [--rounds N] LIBFSAFE_AUTO\n", argv[0]);
+        return 2;
+    }
+    if (quick)
+        rounds = 1;
+    if (rounds < 1)
+        rounds = 1;
+    double (*plain)[NMETRIC] = calloc((size_t)rounds, sizeof *plain);
+    double (*autom)[NMETRIC] = calloc((size_t)rounds, sizeof *autom);
+    for (int r = 0; r < rounds; r++) {
+        int first_auto = r & 1;
+        if (run_worker("/proc/self/exe", first_auto ? lib : NULL, first_auto ? autom[r] : plain[r]) ||
+            run_worker("/proc/self/exe", first_auto ? NULL : lib, first_auto ? plain[r] : autom[r])) {
+            fprintf(stderr, "libc_bench: a worker failed\n");
+            return 1;
+        }
+    }
+    printf("libc gates of auto mode: medians of %d round%s (2 cores; %s)\n", rounds,
+           rounds == 1 ? "" : "s", lib);
+    printf("%-28s %12s %12s %8s\n", "", "no fsafe", "auto", "ratio");
+    for (int m = 0; m < NMETRIC; m++) {
+        double a[64], b[64];
+        int n = rounds < 64 ? rounds : 64;
+        for (int r = 0; r < n; r++)
+            a[r] = plain[r][m], b[r] = autom[r][m];
+        qsort(a, (size_t)n, sizeof *a, cmp_d);
+        qsort(b, (size_t)n, sizeof *b, cmp_d);
+        double pa = a[n / 2], pb = b[n / 2];
+        printf("%-28s %12.1f %12.1f %7.2fx\n", metric[m], pa, pb, pa > 0 ? pb / pa : 0);
+    }
+    free(plain);
+    free(autom);
+    return 0;
+}

@@ -1,0 +1,60 @@
+# SPDX-License-Identifier: MIT
+# glibc's own locks under auto mode (issue 11): test_libc_locks runs plain
+# ("without": children hang) and with libfsafe-auto.so preloaded ("with":
+# none hang, and fsafe prints nothing).  The program does not link fsafe.
+if(NOT FSAFE_SANITIZE STREQUAL "")
+  return() # libfsafe-auto.so cannot be preloaded into a sanitizer build
+endif()
+
+# A plugin in a directory of its own, loaded by path (the dlopen family) and by
+# bare name from a library whose RUNPATH holds that directory.
+set(_rp_dir ${CMAKE_CURRENT_BINARY_DIR}/libc-plugin)
+add_library(fsafe_rp_plugin SHARED libc/rp_plugin.c)
+set_target_properties(fsafe_rp_plugin PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${_rp_dir})
+add_library(fsafe_rp_loader SHARED libc/rp_loader.c)
+set_target_properties(fsafe_rp_loader PROPERTIES BUILD_RPATH ${_rp_dir} SKIP_BUILD_RPATH OFF)
+target_link_options(fsafe_rp_loader PRIVATE -Wl,--enable-new-dtags)
+add_library(fsafe_ctor_fork SHARED libc/ctor_fork.c)
+
+add_executable(test_libc_locks test_libc_locks.c)
+target_include_directories(test_libc_locks PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+target_link_libraries(test_libc_locks PRIVATE fsafe_rp_loader Threads::Threads ${CMAKE_DL_LIBS})
+add_dependencies(test_libc_locks fsafe_rp_plugin fsafe_ctor_fork)
+
+set(_auto "LD_PRELOAD=$<TARGET_FILE:fsafe_auto>")
+# The "with" runs wait up to 5 s for other threads (the default 250 ms can run
+# out on a loaded 2-core machine, and then a child may hang: the documented
+# limit of the bound, not what these tests are about).  A fork that waits for
+# a thread blocked on the forker itself still shows: it prints a message.
+set(_auto_patient ${_auto} FSAFE_AUTO_WAIT_MS=5000)
+set(_plugin $<TARGET_FILE:fsafe_rp_plugin>)
+# fsafe_libc_test(name [SOME] [ARGS ...]): libc.NAME.with always; with SOME
+# also libc.NAME.without, which must see a child hang.
+function(fsafe_libc_test name)
+  cmake_parse_arguments(A "SOME" "TIMEOUT" "ARGS" ${ARGN})
+  if(NOT A_TIMEOUT)
+    set(A_TIMEOUT 60)
+  endif()
+  fsafe_add_test(libc.${name}.with TIMEOUT ${A_TIMEOUT} ENV ${_auto_patient}
+                 COMMAND test_libc_locks ${name} none ${A_ARGS})
+  if(A_SOME)
+    fsafe_add_test(libc.${name}.without TIMEOUT ${A_TIMEOUT}
+                   COMMAND test_libc_locks ${name} some ${A_ARGS})
+  endif()
+endfunction()
+
+foreach(f localtime setenv_tzset syslog iconv newlocale getpwnam gethostbyaddr getaddrinfo
+          dl_iterate_phdr)
+  fsafe_libc_test(${f} SOME)
+endforeach()
+fsafe_libc_test(dlopen SOME ARGS ${_plugin})
+# The self-deadlock cases: calls inside calls, forks inside calls, handlers.
+fsafe_libc_test(iterate_fork SOME)
+fsafe_libc_test(ctor_fork ARGS $<TARGET_FILE:fsafe_ctor_fork>)
+fsafe_libc_test(nested)
+fsafe_add_test(libc.signal.with TIMEOUT 60 ENV ${_auto_patient} COMMAND test_libc_locks signal none)
+# A call held in flight: the fork waits FSAFE_AUTO_WAIT_MS and names it.
+fsafe_add_test(libc.held TIMEOUT 60 ENV ${_auto} COMMAND test_libc_locks held ${CMAKE_CURRENT_BINARY_DIR})
+# The dlopen wrapper keeps the caller's RUNPATH (a tail call), plain and with.
+fsafe_add_test(libc.dlopen_runpath.with TIMEOUT 30 ENV ${_auto} COMMAND test_libc_locks runpath)
+fsafe_add_test(libc.dlopen_runpath.without TIMEOUT 30 COMMAND test_libc_locks runpath)

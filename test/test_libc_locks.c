@@ -1,0 +1,513 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * glibc's own locks at fork (issue 11): threads call a libc function in a
+ * loop while the main thread forks, and each child calls the same function.
+ * The program knows nothing of fsafe; CTest runs it plain and with
+ * libfsafe-auto.so preloaded.
+ *
+ *   test_libc_locks FAMILY none|some [ARG]
+ *     none: no child may hang or fail, and fsafe prints nothing (a fork that
+ *           ran out of FSAFE_AUTO_WAIT_MS would say so);
+ *     some: at least one child hangs (plain run: the hang fsafe removes).
+ *   test_libc_locks iterate_fork|ctor_fork LIB|nested|signal none|some
+ *     the self-deadlock cases (see each).
+ *   test_libc_locks held FIFO_DIR: a call held in flight, the bounded wait.
+ *   test_libc_locks runpath: dlopen of a bare name keeps the caller's RUNPATH.
+ *
+ * Children run code that is not async-signal-safe on purpose: that is the
+ * hang under test.  A child still running after its timeout counts as hung.
+ */
+#include "common.h"
+
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <iconv.h>
+#include <link.h>
+#include <locale.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <stdatomic.h>
+#include <sys/stat.h>
+#include <syslog.h>
+
+#define THREADS 2
+#define FORKS_NONE 40    /* forks in a "none" run: every child must finish */
+#define FORKS_SOME 1000  /* at most, in a "some" run: stops at the first hang */
+#define CHILD_MS_NONE 3000
+#define CHILD_MS_SOME 1000
+
+static atomic_int stop;
+static const char *arg; /* the library for dlopen */
+
+/* ---- the functions under test: one call each; non-zero = it failed ---- */
+static int op_localtime(void)
+{
+    time_t t = time(NULL);
+    struct tm tm;
+    return localtime_r(&t, &tm) == NULL;
+}
+
+static int op_env(void)
+{
+    static atomic_int flip;
+    int r = setenv("TZ", atomic_fetch_add(&flip, 1) & 1 ? "UTC0" : "EST5EDT", 1);
+    tzset();
+    return r != 0;
+}
+
+static int op_syslog(void)
+{
+    syslog(LOG_DEBUG, "fsafe test %d", 1); /* masked in main: nothing is sent */
+    return 0;
+}
+
+static int op_iconv(void)
+{
+    iconv_t cd = iconv_open("UTF-8", "ISO-8859-1");
+    if (cd == (iconv_t)-1)
+        return 1;
+    return iconv_close(cd) != 0;
+}
+
+static int op_locale(void)
+{
+    locale_t l = newlocale(LC_CTYPE_MASK | LC_TIME_MASK, "C.UTF-8", (locale_t)0);
+    if (!l)
+        return 1;
+    freelocale(l);
+    return 0;
+}
+
+static int op_getpwnam(void)
+{
+    return getpwnam("root") == NULL;
+}
+
+static int op_gethostbyaddr(void)
+{
+    struct in_addr a = {htonl(INADDR_LOOPBACK)};
+    return gethostbyaddr(&a, sizeof a, AF_INET) == NULL;
+}
+
+static int op_getaddrinfo(void)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res;
+    if (getaddrinfo("localhost", "80", &hints, &res) != 0)
+        return 1;
+    freeaddrinfo(res);
+    return 0;
+}
+
+static int count_cb(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)info, (void)size;
+    ++*(int *)data;
+    return 0;
+}
+
+static int op_iterate(void)
+{
+    int n = 0;
+    dl_iterate_phdr(count_cb, &n);
+    return n < 2;
+}
+
+static int op_dlopen(void)
+{
+    void *h = dlopen(arg, RTLD_NOW);
+    if (!h)
+        return 1;
+    return dlclose(h) != 0;
+}
+
+struct family {
+    const char *name;
+    int (*op)(void);
+    int (*child_op)(void); /* what the child calls, when not op */
+};
+static const struct family families[] = {
+    {"localtime", op_localtime, NULL},
+    {"setenv_tzset", op_env, NULL},
+    {"syslog", op_syslog, NULL},
+    {"iconv", op_iconv, NULL},
+    {"newlocale", op_locale, NULL},
+    {"getpwnam", op_getpwnam, NULL},
+    {"gethostbyaddr", op_gethostbyaddr, NULL},
+    {"getaddrinfo", op_getaddrinfo, NULL},
+    {"dl_iterate_phdr", op_iterate, NULL},
+    {"dlopen", op_dlopen, NULL},
+};
+
+/* ---- fsafe's messages: stderr goes to a file, checked at the end --------- */
+static int real_stderr = -1;
+static char log_path[] = "/tmp/fsafe-libc-XXXXXX";
+
+static void capture_stderr(void)
+{
+    int fd = mkstemp(log_path);
+    if (fd < 0)
+        FAIL("mkstemp: %s", strerror(errno));
+    real_stderr = dup(2);
+    dup2(fd, 2);
+    close(fd);
+}
+
+/* Returns whether fsafe said anything; echoes the captured text. */
+static int release_stderr(const char *must_contain)
+{
+    char buf[8192];
+    int fd = open(log_path, O_RDONLY);
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    unlink(log_path);
+    dup2(real_stderr, 2);
+    buf[n > 0 ? n : 0] = 0;
+    if (n > 0)
+        fprintf(stderr, "captured stderr:\n%s", buf);
+    if (must_contain)
+        return strstr(buf, must_contain) != NULL;
+    return strstr(buf, "fsafe:") != NULL;
+}
+
+/* ---- the loop ---------------------------------------------------------------- */
+static void *worker(void *p)
+{
+    int (*op)(void) = (int (*)(void))p;
+    while (!atomic_load(&stop))
+        op();
+    return NULL;
+}
+
+struct tally {
+    int forks, hung, failed;
+};
+
+static void start_workers(pthread_t *th, void *(*fn)(void *), void *p)
+{
+    for (int i = 0; i < THREADS; i++)
+        if (pthread_create(&th[i], NULL, fn, p) != 0)
+            FAIL("pthread_create");
+    t_sleep_ms(20); /* let them get going */
+}
+
+static void stop_workers(pthread_t *th)
+{
+    atomic_store(&stop, 1);
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(th[i], NULL);
+}
+
+static void count(struct tally *t, int st)
+{
+    t->forks++;
+    if (st == T_TIMEOUT)
+        t->hung++;
+    else if (st != 0)
+        t->failed++;
+}
+
+/* Judges a run; exits. */
+static void verdict(const struct tally *t, const char *what, int some, int said)
+{
+    printf("%s: %d forks, %d children hung, %d failed%s\n", what, t->forks, t->hung, t->failed,
+           said ? ", fsafe printed a message" : "");
+    if (some) {
+        if (t->hung == 0)
+            FAIL("%s: no child hung without fsafe in %d forks", what, t->forks);
+        exit(0);
+    }
+    if (t->hung || t->failed)
+        FAIL("%s: %d of %d children hung, %d failed", what, t->hung, t->forks, t->failed);
+    if (said)
+        FAIL("%s: fsafe printed a message (a fork waited out FSAFE_AUTO_WAIT_MS?)", what);
+    exit(0);
+}
+
+static void run_family(const struct family *f, int some)
+{
+    pthread_t th[THREADS];
+    struct tally t = {0, 0, 0};
+    if (!some)
+        capture_stderr();
+    /* Warm up once: the first call loads modules and files. */
+    if (f->op())
+        FAIL("%s fails even before any fork", f->name);
+    start_workers(th, worker, (void *)f->op);
+    int forks = some ? FORKS_SOME : FORKS_NONE;
+    for (int i = 0; i < forks && !(some && t.hung); i++) {
+        pid_t pid = fork();
+        if (pid < 0)
+            FAIL("fork: %s", strerror(errno));
+        if (pid == 0)
+            _exit((f->child_op ? f->child_op : f->op)() ? 2 : 0);
+        count(&t, t_wait(pid, some ? CHILD_MS_SOME : CHILD_MS_NONE));
+        t_sleep_ms(1);
+    }
+    stop_workers(th);
+    verdict(&t, f->name, some, some ? 0 : release_stderr(NULL));
+}
+
+/* ---- a fork from a dl_iterate_phdr callback ------------------------------------ */
+/* The forker holds dl_load_write_lock across the fork.  glibc leaves it held
+ * by the parent thread's id in the child, so the callback's return cannot
+ * release it: the child's next dl_iterate_phdr hangs, even in a process with
+ * one thread.  Other threads call dl_iterate_phdr and dladdr meanwhile: the
+ * forker must not wait for them (they are blocked on its lock). */
+static pid_t forked;
+static int fork_cb(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)info, (void)size, (void)data;
+    forked = fork();
+    return 1;
+}
+
+static void *loader_worker(void *p)
+{
+    (void)p;
+    Dl_info di;
+    while (!atomic_load(&stop)) {
+        op_iterate();
+        dladdr((void *)loader_worker, &di);
+    }
+    return NULL;
+}
+
+static void run_iterate_fork(int some)
+{
+    pthread_t th[THREADS];
+    struct tally t = {0, 0, 0};
+    if (!some)
+        capture_stderr();
+    start_workers(th, loader_worker, NULL);
+    for (int i = 0; i < (some ? 3 : 20) && !(some && t.hung); i++) {
+        pid_t self = getpid();
+        dl_iterate_phdr(fork_cb, NULL);
+        if (forked < 0)
+            FAIL("fork: %s", strerror(errno));
+        if (getpid() != self)
+            _exit(op_iterate() ? 2 : 0);
+        count(&t, t_wait(forked, some ? CHILD_MS_SOME : CHILD_MS_NONE));
+    }
+    stop_workers(th);
+    verdict(&t, "fork from a dl_iterate_phdr callback", some, some ? 0 : release_stderr(NULL));
+}
+
+/* ---- a fork from a constructor run by dlopen ------------------------------------ */
+/* The library's constructor forks (FSAFE_TEST_CTOR_FORK): the forker holds
+ * dl_load_lock, and other threads' dladdr and dl_iterate_phdr calls wait for
+ * it.  The child returns from dlopen and uses the loader. */
+static void run_ctor_fork(int some)
+{
+    pthread_t th[THREADS];
+    struct tally t = {0, 0, 0};
+    if (!some)
+        capture_stderr();
+    setenv("FSAFE_TEST_CTOR_FORK", "1", 1);
+    start_workers(th, loader_worker, NULL);
+    for (int i = 0; i < (some ? FORKS_SOME : 20) && !(some && t.hung); i++) {
+        pid_t self = getpid();
+        void *h = dlopen(arg, RTLD_NOW);
+        if (getpid() != self) {
+            Dl_info di;
+            _exit(!h || op_iterate() || !dladdr((void *)run_ctor_fork, &di) || dlclose(h) ? 2 : 0);
+        }
+        if (!h)
+            FAIL("dlopen(%s): %s", arg, dlerror());
+        pid_t *pid = dlsym(h, "fsafe_test_ctor_pid");
+        if (!pid || *pid <= 0)
+            FAIL("the constructor did not fork");
+        count(&t, t_wait(*pid, some ? CHILD_MS_SOME : CHILD_MS_NONE));
+        dlclose(h);
+    }
+    stop_workers(th);
+    verdict(&t, "fork from a constructor run by dlopen", some, some ? 0 : release_stderr(NULL));
+}
+
+/* ---- nested gated calls -------------------------------------------------------- */
+/* Calls inside calls: a dl_iterate_phdr callback that resolves names, reads
+ * the password file and converts time (loader, then NSS and time zone). */
+static int nested_cb(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)info, (void)size, (void)data;
+    return op_getaddrinfo() | op_getpwnam() | op_localtime() | 1;
+}
+
+static int op_nested(void)
+{
+    dl_iterate_phdr(nested_cb, NULL);
+    return 0;
+}
+
+static int op_nested_child(void)
+{
+    return op_nested() | op_getaddrinfo() | op_getpwnam() | op_localtime();
+}
+
+/* ---- signal handlers ------------------------------------------------------------- */
+/* Workers convert time; a signal handler on them calls dladdr (another gated
+ * family) or forks.  Neither may deadlock fsafe's bookkeeping. */
+static pthread_t victims[THREADS];
+static void on_usr1(int sig)
+{
+    (void)sig;
+    Dl_info di;
+    int e = errno;
+    dladdr((void *)on_usr1, &di);
+    errno = e;
+}
+
+static void on_usr2(int sig)
+{
+    (void)sig;
+    int e = errno;
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(0);
+    if (pid > 0)
+        waitpid(pid, NULL, 0);
+    errno = e;
+}
+
+static void *signaller(void *p)
+{
+    (void)p;
+    for (unsigned i = 0; !atomic_load(&stop); i++) {
+        pthread_kill(victims[i % THREADS], (i % 16) == 15 ? SIGUSR2 : SIGUSR1);
+        t_sleep_ms(1);
+    }
+    return NULL;
+}
+
+static void run_signal(void)
+{
+    struct tally t = {0, 0, 0};
+    struct sigaction sa = {0};
+    capture_stderr();
+    sa.sa_flags = SA_RESTART;
+    sa.sa_handler = on_usr1;
+    sigaction(SIGUSR1, &sa, NULL);
+    sa.sa_handler = on_usr2;
+    sigaction(SIGUSR2, &sa, NULL);
+    start_workers(victims, worker, (void *)op_localtime);
+    pthread_t sig;
+    pthread_create(&sig, NULL, signaller, NULL);
+    for (int i = 0; i < FORKS_NONE; i++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            Dl_info di;
+            _exit(op_localtime() || !dladdr((void *)run_signal, &di) ? 2 : 0);
+        }
+        count(&t, t_wait(pid, CHILD_MS_NONE));
+    }
+    atomic_store(&stop, 1);
+    pthread_join(sig, NULL);
+    stop_workers(victims);
+    verdict(&t, "signal handlers", 0, release_stderr(NULL));
+}
+
+/* ---- a call held in flight: the bounded wait ------------------------------------- */
+/* A thread's tzset() reads TZ=":FIFO", which blocks in open(2) with glibc's
+ * time zone lock held until a writer comes.  A fork then waits
+ * FSAFE_AUTO_WAIT_MS and says which call held it up. */
+static void *tz_reader(void *p)
+{
+    (void)p;
+    tzset();
+    return NULL;
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static void run_held(const char *dir)
+{
+    char fifo[512], tz[520];
+    snprintf(fifo, sizeof fifo, "%s/tz-fifo-%d", dir, (int)getpid());
+    unlink(fifo);
+    if (mkfifo(fifo, 0600) != 0)
+        FAIL("mkfifo %s: %s", fifo, strerror(errno));
+    snprintf(tz, sizeof tz, ":%s", fifo);
+    setenv("TZ", tz, 1);
+    capture_stderr();
+    pthread_t th;
+    pthread_create(&th, NULL, tz_reader, NULL);
+    t_sleep_ms(200); /* the reader is blocked in open() by now */
+    double t0 = now_ms();
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(0); /* the time zone lock is held by the reader: touch nothing */
+    double held = now_ms() - t0;
+    int st = t_wait(pid, CHILD_MS_NONE);
+    int fd = open(fifo, O_WRONLY); /* lets the reader go */
+    close(fd);
+    pthread_join(th, NULL);
+    unlink(fifo);
+    int named = release_stderr("time zone (tzset)");
+    printf("fork held up %.1f ms by a tzset() in flight; message names it: %s\n", held,
+           named ? "yes" : "no");
+    CHECK_EQ(st, 0);
+    if (!named)
+        FAIL("no message naming \"time zone (tzset)\"");
+}
+
+/* ---- dlopen keeps the caller's RUNPATH --------------------------------------------- */
+/* rp_load() lives in a library whose RUNPATH holds the plugin's directory; the
+ * program's does not.  A dlopen wrapper that calls the real one as itself
+ * would lose the library's RUNPATH. */
+int rp_load(void);
+static void run_runpath(void)
+{
+    void *h = dlopen("libfsafe_rp_plugin.so", RTLD_NOW | RTLD_NOLOAD);
+    CHECK(h == NULL);
+    h = dlopen("libfsafe_rp_plugin.so", RTLD_NOW);
+    if (h)
+        FAIL("the program found the plugin by itself: the test proves nothing");
+    if (!rp_load())
+        FAIL("dlopen(\"libfsafe_rp_plugin.so\") from a library with its RUNPATH failed: %s",
+             dlerror());
+    printf("runpath: the library's dlopen found the plugin; the program's did not\n");
+}
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IONBF, 0);
+    setlogmask(LOG_MASK(LOG_EMERG));
+    if (argc >= 2 && strcmp(argv[1], "runpath") == 0) {
+        run_runpath();
+        return 0;
+    }
+    if (argc >= 3 && strcmp(argv[1], "held") == 0) {
+        run_held(argv[2]);
+        return 0;
+    }
+    if (argc < 3 || (strcmp(argv[2], "none") && strcmp(argv[2], "some"))) {
+        fprintf(stderr, "usage: %s FAMILY none|some [ARG]\n", argv[0]);
+        return 2;
+    }
+    int some = strcmp(argv[2], "some") == 0;
+    arg = argc > 3 ? argv[3] : NULL;
+    if (strcmp(argv[1], "iterate_fork") == 0)
+        run_iterate_fork(some);
+    if (strcmp(argv[1], "ctor_fork") == 0)
+        run_ctor_fork(some);
+    if (strcmp(argv[1], "signal") == 0)
+        run_signal();
+    if (strcmp(argv[1], "nested") == 0) {
+        struct family f = {"nested", op_nested, op_nested_child};
+        run_family(&f, some);
+    }
+    for (size_t i = 0; i < sizeof families / sizeof *families; i++)
+        if (strcmp(argv[1], families[i].name) == 0) {
+            if (families[i].op == op_dlopen && !arg)
+                FAIL("dlopen needs a library path");
+            run_family(&families[i], some);
+        }
+    fprintf(stderr, "unknown family %s\n", argv[1]);
+    return 2;
+}

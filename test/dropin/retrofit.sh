@@ -44,10 +44,10 @@ resolve-errors) # one message per entry that cannot be used; the good ones still
         "legacy_lock@libc.so.6: symbol not found in 'libc.so.6'" \
         "legacy_lock@libfsafe-nope.so: library 'libfsafe-nope.so' is not loaded at startup" \
         "fsafe_no_such_symbol: symbol not found in the program or the libraries loaded at startup"; do
-        [ "$(grep -c "^fsafe: FSAFE_LOCKS: $m" "$tmp/err")" = 1 ] || fail "not one line: $m"
+        [ "$(grep -c "^${M}FSAFE_LOCKS: $m" "$tmp/err")" = 1 ] || fail "not one line: $m"
     done
     [ "$(grep -c "FSAFE_LOCKS" "$tmp/err")" = 6 ] || fail "expected exactly 6 FSAFE_LOCKS lines"
-    grep -q "stats for pid .*; 1 locks registered" "$tmp/err" || fail "the good entry was not registered"
+    grep -q "stats for .*; 1 locks registered" "$tmp/err" || fail "the good entry was not registered"
     ;;
 *) fail "unknown case $1" ;;
 esac

@@ -3,9 +3,12 @@
 #   ${CMAKE_BINARY_DIR}/fsafe-run          for the build tree: preloads the built
 #                                          library by its absolute path.
 #   ${CMAKE_BINARY_DIR}/fsafe-run.install  THE FILE TO INSTALL (as bin/fsafe-run):
-#                                          finds the library relative to itself,
+#                                          finds the library relative to itself
+#                                          (symbolic links to it resolved),
 #                                          ../<libdir>/libfsafe.so.<major>, so the
 #                                          installed tree can be relocated.
+# Either one honours FSAFE_RUN_LIBDIR=DIR: the libraries, by the same file
+# names, are taken from DIR instead.
 # cmake/install.cmake should do:
 #   install(PROGRAMS ${FSAFE_RUN_INSTALL_SCRIPT} DESTINATION ${CMAKE_INSTALL_BINDIR}
 #           RENAME fsafe-run)
@@ -40,7 +43,21 @@ auto_lib='${CMAKE_INSTALL_LIBDIR}/$<TARGET_SONAME_FILE_NAME:fsafe_auto>'")
 else()
   file(RELATIVE_PATH _fsafe_bin_to_lib ${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_BINDIR}
        ${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_LIBDIR})
-  set(_fsafe_run_lib [=[case $0 in */*) here=${0%/*} ;; *) here=. ;; esac
+  # $0 may be a symbolic link to the installed script (ln -s PREFIX/bin/fsafe-run
+  # ~/bin/): resolve it, with readlink -f where there is one, else link by link.
+  set(_fsafe_run_lib [=[self=$0
+if r=$(readlink -f -- "$self" 2>/dev/null) && [ -n "$r" ]; then
+    self=$r
+else
+    hops=0
+    while [ -L "$self" ] && [ $hops -lt 40 ]; do
+        t=$(ls -ld -- "$self")
+        t=${t#*" -> "}
+        case $t in /*) self=$t ;; *) case $self in */*) self=${self%/*}/$t ;; *) self=$t ;; esac ;; esac
+        hops=$((hops + 1))
+    done
+fi
+case $self in */*) here=${self%/*} ;; *) here=. ;; esac
 libdir=$(cd "$here/@BIN_TO_LIB@" 2>/dev/null && pwd -P)
 lib=$libdir/@SONAME@
 auto_lib=$libdir/@AUTO_SONAME@]=])

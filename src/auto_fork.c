@@ -309,9 +309,9 @@ static void report(void)
     char line[512];
     const struct fsafe__config *cfg = fsafe__svc.cfg;
     if (timed_out) {
-        fsafe__amsg("pid %d: fork waited %llu ms (FSAFE_AUTO_WAIT_MS) for %d lock%s still held by "
+        fsafe__amsg("fork waited %llu ms (FSAFE_AUTO_WAIT_MS) for %d lock%s still held by "
                     "other threads%s; the child %s them:",
-                    (int)getpid(), (unsigned long long)(waited_ns / 1000000u), nstuck + stuck_more,
+                    (unsigned long long)(waited_ns / 1000000u), nstuck + stuck_more,
                     nstuck + stuck_more == 1 ? "" : "s", stuck_more ? " (some not listed)" : "",
                     cfg->auto_keep ? "keeps (FSAFE_AUTO_ON_TIMEOUT=keep)"
                                    : "re-initialised (their data may be half-updated)");
@@ -320,7 +320,7 @@ static void report(void)
             fsafe__amsg("  %s", line);
         }
     } else if (cfg->verbose && nseen + seen_more > 0) {
-        fsafe__amsg("pid %d: fork waited %llu us for %d lock%s held by other threads:", (int)getpid(),
+        fsafe__amsg("fork waited %llu us for %d lock%s held by other threads:",
                     (unsigned long long)(waited_ns / 1000u), nseen + seen_more,
                     nseen + seen_more == 1 ? "" : "s");
         for (int i = 0; i < nseen; i++) {
@@ -329,8 +329,7 @@ static void report(void)
         }
     }
     if (taken_overflow)
-        fsafe__amsg("pid %d: more than %d condition waits at one fork: some were not covered",
-                    (int)getpid(), MAX_TAKEN);
+        fsafe__amsg("more than %d condition waits at one fork: some were not covered", MAX_TAKEN);
 }
 
 static void auto_parent(void)

@@ -61,6 +61,10 @@ void *fsafe__next_sym(AO_t *slot, const char *name)
     p = dlsym(RTLD_NEXT, name);
     if (!p) {
         /* Nothing sensible can follow: every caller would fail. */
+        if (fsafe__svc.vmsg) {
+            fsafe__amsg("libfsafe-auto.so: dlsym(RTLD_NEXT) cannot find %s; aborting", name);
+            abort();
+        }
         static const char m1[] = "fsafe: libfsafe-auto.so: dlsym(RTLD_NEXT) cannot find ";
         static const char m2[] = "; aborting\n";
         (void)!write(2, m1, sizeof m1 - 1);

@@ -38,6 +38,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 #if defined(__linux__)
@@ -46,8 +47,9 @@
 
 #include "internal.h"
 
-#define CHURN_MAX 1024                  /* FSAFE_CHURN's upper bound */
-#define CHURN_STACK (64 * 1024)         /* the thread only returns */
+#define CHURN_MAX 1024                   /* FSAFE_CHURN's upper bound */
+#define CHURN_STACK (64 * 1024)          /* the thread only returns */
+#define CHURN_STACK_MAX (64u << 20)      /* give up growing it for static TLS here */
 #define CHURN_GONE_NS (200 * 1000000ull) /* per fork, waiting for exiting tasks */
 
 static AO_t churn_override = (AO_t)-2; /* -2: not set, use FSAFE_CHURN */
@@ -56,6 +58,9 @@ static AO_t churn_warned;              /* the one diagnostic line was printed */
 /* Forker-only (the fork gate is held): static storage, no malloc on the path. */
 static pthread_t churn_thr[CHURN_MAX];
 static volatile pid_t churn_tid[CHURN_MAX]; /* written by the thread, read after join */
+/* The usable size of one throwaway stack; grows (forker only) when glibc says
+ * the program's static TLS does not fit (EINVAL), and stays grown. */
+static size_t churn_stack = CHURN_STACK;
 
 FSAFE_EXPORT int fsafe_set_churn(int count)
 {
@@ -140,11 +145,67 @@ static const char *errname(int e)
 }
 
 /*
+ * The throwaway threads run on stacks fsafe maps and unmaps itself, one
+ * mapping per fork: a guard page, then the stack, for each thread.  glibc keeps
+ * the stacks it allocated for joinable threads in its stack cache after the
+ * join (nptl/nptl-stack.c, __nptl_deallocate_stack -> queue_stack), and a child
+ * inherits that cache: a child's thread that asks for a small stack would get
+ * a throwaway's bigger one.  A stack given with pthread_attr_setstack is never
+ * cached (glibc 2.36 frees only its TLS at the join), so after the munmap the
+ * cache, and the address space, are as the program left them.
+ */
+struct stacks {
+    char *base;
+    size_t len, slot, page;
+};
+
+static int stacks_map(struct stacks *s, int n)
+{
+    long pg = sysconf(_SC_PAGESIZE);
+    s->page = pg > 0 ? (size_t)pg : 4096;
+    size_t sz = (churn_stack + s->page - 1) / s->page * s->page;
+    s->slot = s->page + sz;
+    s->len = s->slot * (size_t)n;
+    void *p = mmap(NULL, s->len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (p == MAP_FAILED)
+        return errno;
+    for (int i = 0; i < n; i++)
+        if (mprotect((char *)p + s->slot * (size_t)i, s->page, PROT_NONE) != 0) {
+            int e = errno;
+            munmap(p, s->len);
+            return e;
+        }
+    s->base = p;
+    return 0;
+}
+
+/* Creates throwaway thread i on its slot; returns pthread_create's error. */
+static int spawn_one(const struct stacks *s, int i)
+{
+    pthread_attr_t attr;
+    int err = pthread_attr_init(&attr);
+    if (err != 0)
+        return err;
+    err = pthread_attr_setstack(&attr, s->base + s->slot * (size_t)i + s->page, s->slot - s->page);
+    if (err == 0) {
+        churn_tid[i] = 0;
+        err = pthread_create(&churn_thr[i], &attr, throwaway, (void *)(size_t)i);
+    }
+    pthread_attr_destroy(&attr);
+    return err;
+}
+
+/*
  * Spawn n throwaway threads, all alive at once, then join each and wait until
  * its task is gone.  On the first pthread_create failure stop creating (one
  * failed attempt per fork, bounded time), reap what was created, and let the
  * fork proceed.  The first failure in the process prints one line; later ones
  * are only counted, so a process at its thread limit is not flooded.
+ *
+ * Nothing the program can observe changes: errno is restored, the caller's
+ * signal mask is restored, scheduling and CPU affinity are only inherited by
+ * the throwaway threads (never set), and their stacks bypass glibc's cache.
  */
 void fsafe__churn_before_fork(void)
 {
@@ -153,49 +214,56 @@ void fsafe__churn_before_fork(void)
         return;
     if (n > CHURN_MAX)
         n = CHURN_MAX;
+    int saved_errno = errno;
 
-    pthread_attr_t attr;
-    int have_attr = pthread_attr_init(&attr) == 0;
-    if (have_attr) {
-        long min = sysconf(_SC_THREAD_STACK_MIN);
-        size_t sz = min > CHURN_STACK ? (size_t)min : CHURN_STACK;
-        if (pthread_attr_setstacksize(&attr, sz) != 0) {
-            pthread_attr_destroy(&attr);
-            have_attr = 0;
-        }
-    }
     /* Threads inherit the creator's mask: with everything blocked, no signal
      * handler of the program ever runs on a throwaway thread's small stack. */
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
-    int made = 0, err = 0;
-    for (; made < n; made++) {
-        churn_tid[made] = 0;
-        err = pthread_create(&churn_thr[made], have_attr ? &attr : NULL, throwaway,
-                             (void *)(size_t)made);
+    struct stacks st = {NULL, 0, 0, 0};
+    int made = 0, err;
+    for (;;) {
+        err = stacks_map(&st, n);
         if (err != 0)
             break;
+        for (; made < n; made++)
+            if ((err = spawn_one(&st, made)) != 0)
+                break;
+        /* EINVAL before any thread ran: the program's static TLS does not
+         * fit the stack (glibc puts it there).  Grow it and map again. */
+        if (err != EINVAL || made != 0 || churn_stack >= CHURN_STACK_MAX)
+            break;
+        munmap(st.base, st.len);
+        st.base = NULL;
+        churn_stack *= 2;
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (have_attr)
-        pthread_attr_destroy(&attr);
 
     fsafe__stats.churn_spawned += (uint64_t)made;
     if (err != 0) {
         fsafe__stats.churn_failed++;
         if (AO_compare_and_swap_full(&churn_warned, 0, 1))
-            fsafe__msg("cannot create a throwaway thread before fork (pthread_create: %s, "
+            fsafe__msg("cannot create a throwaway thread before fork (%s: %s, "
                        "errno %d); forking with %d of %d; further failures are only counted "
                        "(churn_failed)",
-                       errname(err), err, made, n);
+                       st.base ? "pthread_create" : "mmap", errname(err), err, made, n);
     }
 
     uint64_t deadline = fsafe__now_ns() + CHURN_GONE_NS;
+    int unjoined = 0;
     for (int i = 0; i < made; i++) {
-        if (pthread_join(churn_thr[i], NULL) != 0)
+        if (pthread_join(churn_thr[i], NULL) != 0) {
+            unjoined = 1;
             continue;
+        }
         if (task_gone(churn_tid[i], deadline))
             fsafe__stats.churn_reaped++;
     }
+    /* A joined thread no longer touches its stack: the kernel clears the tid
+     * word pthread_join waits for when the task drops its memory map.  A
+     * thread that could not be joined may still run on its stack: keep it. */
+    if (st.base && !unjoined)
+        munmap(st.base, st.len);
+    errno = saved_errno;
 }

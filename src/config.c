@@ -3,12 +3,14 @@
  * The FSAFE_* option table.  Read once, at initialisation, from the
  * environment (nothing is honoured in setuid/setgid processes: AT_SECURE).
  * A bad value prints one warning naming the variable and keeps the default; it
- * never aborts the host program.  Nothing writes the config after init.
+ * never aborts the host program.  A variable named like a misspelt setting
+ * (FSAFE_STAT) gets one warning naming the setting.  Nothing writes the config
+ * after init.
  */
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ctype.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -192,20 +194,93 @@ static void show_config(void)
         memcpy(churn, "auto", 5);
     else
         snprintf(churn, sizeof churn, "%d", fsafe__cfg.churn); /* at init, not in a child */
-    fsafe__msg("fsafe %s: verbose=%d stats=%d warn_ms=%ld flush=%d warn_threads=%d churn=%s "
+    fsafe__msg("fsafe %s in %s: verbose=%d stats=%d warn_ms=%ld flush=%d warn_threads=%d churn=%s "
                "(effective %d) log_fd=%d auto=%s auto_wait_ms=%ld auto_on_timeout=%s locks=%s",
-               FSAFE_VERSION_STRING, fsafe__cfg.verbose, fsafe__cfg.stats, fsafe__cfg.warn_ms,
-               fsafe__cfg.flush, fsafe__cfg.warn_threads, churn, fsafe__churn_effective(),
-               fsafe__cfg.log_fd,
+               FSAFE_VERSION_STRING, fsafe__prog_name(), fsafe__cfg.verbose, fsafe__cfg.stats,
+               fsafe__cfg.warn_ms, fsafe__cfg.flush, fsafe__cfg.warn_threads, churn,
+               fsafe__churn_effective(), fsafe__cfg.log_fd,
                fsafe__cfg.auto_mode < 0 ? "default" : fsafe__cfg.auto_mode ? "on" : "off",
-               fsafe__cfg.auto_wait_ms,
-               fsafe__cfg.auto_keep ? "keep" : "reset", fsafe__cfg.locks ? fsafe__cfg.locks : "(none)");
+               fsafe__cfg.auto_wait_ms, fsafe__cfg.auto_keep ? "keep" : "reset",
+               fsafe__cfg.locks ? fsafe__cfg.locks : "(none)");
+}
+
+/* Edit distance between a and b (case-insensitive, an adjacent swap counts as
+ * one edit), for names of at most 32 bytes; larger when longer. */
+static size_t edit_distance(const char *a, size_t n, const char *b, size_t m)
+{
+    enum { MAXN = 32 };
+    if (n > MAXN || m > MAXN)
+        return (size_t)-1;
+    size_t d[MAXN + 1][MAXN + 1];
+    for (size_t i = 0; i <= n; i++)
+        d[i][0] = i;
+    for (size_t j = 0; j <= m; j++)
+        d[0][j] = j;
+    for (size_t i = 1; i <= n; i++)
+        for (size_t j = 1; j <= m; j++) {
+            size_t cost = toupper((unsigned char)a[i - 1]) != toupper((unsigned char)b[j - 1]);
+            size_t v = d[i - 1][j - 1] + cost;
+            if (d[i - 1][j] + 1 < v)
+                v = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < v)
+                v = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 &&
+                toupper((unsigned char)a[i - 1]) == toupper((unsigned char)b[j - 2]) &&
+                toupper((unsigned char)a[i - 2]) == toupper((unsigned char)b[j - 1]) &&
+                d[i - 2][j - 2] + 1 < v)
+                v = d[i - 2][j - 2] + 1;
+            d[i][j] = v;
+        }
+    return d[n][m];
+}
+
+/*
+ * FSAFE_ variables that are not settings.  Other programs use the prefix too
+ * (a build script's FSAFE_BUILD, fsafe-run's own FSAFE_RUN_*), so only a name
+ * within a few edits of a setting is taken for a misspelling of it and gets
+ * one warning naming that setting: 1 edit for names of up to 4 characters
+ * after the prefix, 2 up to 8, 3 beyond.  The rest are left alone.
+ */
+static void check_unknown(void)
+{
+    static const char prefix[] = "FSAFE_";
+    const size_t plen = sizeof prefix - 1;
+    if (getauxval(AT_SECURE))
+        return;
+    for (char **env = environ ? environ : ctor_envp; env && *env; env++) {
+        const char *v = *env, *eq = strchr(v, '=');
+        if (!eq || strncmp(v, prefix, plen) != 0 || strncmp(v, "FSAFE_RUN_", 10) == 0)
+            continue;
+        size_t len = (size_t)(eq - v), best = (size_t)-1;
+        const char *near = NULL;
+        int known = 0;
+        for (size_t i = 0; i < sizeof options / sizeof *options && !known; i++) {
+            const char *name = options[i].name;
+            if (strlen(name) == len && strncmp(name, v, len) == 0) {
+                known = 1;
+                break;
+            }
+            size_t d = edit_distance(v + plen, len - plen, name + plen, strlen(name) - plen);
+            if (d < best)
+                best = d, near = name;
+        }
+        size_t slen = len - plen, limit = slen <= 4 ? 1 : slen <= 8 ? 2 : 3;
+        if (known || !near || slen == 0 || best > limit)
+            continue;
+        char shown[40]; /* len <= 38: edit_distance refused longer names */
+        memcpy(shown, v, len);
+        shown[len] = '\0';
+        fsafe__msg("%s is not a setting of fsafe; did you mean %s? (ignored)", shown, near);
+    }
 }
 
 void fsafe__config_init(void)
 {
     for (size_t i = 0; i < sizeof options / sizeof *options; i++)
         read_option(&options[i]);
+    /* Reports at exit may find the log descriptor closed: keep a copy. */
+    fsafe__diag_init(fsafe__cfg.stats || fsafe__cfg.warn_threads);
+    check_unknown();
     if (fsafe__cfg.verbose)
         show_config();
 }

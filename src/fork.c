@@ -10,7 +10,6 @@
  * process: async-signal-safe calls only.
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
@@ -126,20 +125,6 @@ static void check_auto_loaded(void)
     }
 }
 
-static int count_threads(void)
-{
-    DIR *d = opendir("/proc/self/task");
-    if (!d)
-        return -1;
-    int n = 0;
-    struct dirent *de;
-    while ((de = readdir(d)))
-        if (de->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n;
-}
-
 /* Before any registered lock is taken, on the gate owner's thread (wrapper
  * path only: on the handler path other libraries' prepare handlers may already
  * hold their locks, and fflush or pthread_create could wait on them). */
@@ -149,13 +134,8 @@ static void protocol_prelude(void)
      * registered lock: flush first. */
     if (fsafe__cfg.flush)
         fflush(NULL);
-    if (fsafe__cfg.warn_threads) {
-        int n = count_threads();
-        if (n > 1)
-            fsafe__msg("process %d is forking with %d other threads alive; locks not "
-                       "registered with fsafe may deadlock the child",
-                       (int)getpid(), n - 1);
-    }
+    if (fsafe__cfg.warn_threads)
+        fsafe__threads_check();
     fsafe__churn_before_fork();
 }
 

@@ -51,9 +51,13 @@ int fsafe__parse_long(const char *s, long min, long max, long *out);
 int fsafe__parse_churn(const char *s, int *out);
 
 /* ---- diag.c: messages through write(2), no malloc, no stdio --------------- */
-/* Formats %s %d %u %ld %lu %llu %x %p and %%; always prefixes "fsafe: " and ends
- * the line.  Async-signal-safe. */
+/* Formats %s %d %u %ld %lu %llu %x %p and %%; always prefixes "fsafe[PID]: " and
+ * ends the line.  Async-signal-safe.  Falls back to a private duplicate of the
+ * log descriptor (fsafe__diag_init) when the program has closed it. */
 void fsafe__msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* At init only: reads the program's name; keep_fd: duplicate the log fd. */
+void fsafe__diag_init(int keep_fd);
+const char *fsafe__prog_name(void); /* "?" when unknown; set at init */
 int fsafe__format(char *buf, size_t size, const char *fmt, va_list ap);
 uint64_t fsafe__now_ns(void);
 pid_t fsafe__gettid(void);
@@ -121,6 +125,7 @@ void fsafe__elf_atfork_child(void);
 
 /* ---- stats.c: FSAFE_STATS at exit ------------------------------------------ */
 void fsafe__stats_setup(void); /* at init: remembers which process prints */
+void fsafe__threads_check(void); /* FSAFE_WARN_THREADS, before a fork (forker only) */
 
 /* ---- the registry: reg_store.c (entries), walk.c (fork walk), registry.c (API)
  * Dependencies run one way: fork.c -> walk.c -> reg_store.c, lockops.c;

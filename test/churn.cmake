@@ -29,6 +29,17 @@ fsafe_add_test(churn.auto.env TIMEOUT 60 ENV FSAFE_CHURN=auto COMMAND test_churn
 fsafe_add_test(churn.auto.api TIMEOUT 60 COMMAND test_churn auto api)
 fsafe_add_test(churn.off.env TIMEOUT 60 ENV FSAFE_CHURN=off COMMAND test_churn auto off)
 
+# ---- no trace: what the program observes is the same as without churn -----------
+fsafe_test_exe(test_churn_trace SOURCES test_churn_trace.c)
+foreach(a stack mask errno affinity sched)
+  fsafe_add_test(churn.trace.${a} TIMEOUT 60 COMMAND test_churn_trace ${a} 2)
+endforeach()
+fsafe_add_test(churn.trace.stack.many TIMEOUT 60 COMMAND test_churn_trace stack 64)
+# 256 KiB of static TLS does not fit a 64 KiB throwaway stack: churn grows it.
+fsafe_test_exe(test_churn_trace_tls SOURCES test_churn_trace.c)
+target_compile_definitions(test_churn_trace_tls PRIVATE BIG_TLS)
+fsafe_add_test(churn.trace.tls TIMEOUT 60 COMMAND test_churn_trace_tls errno 4)
+
 # ---- the cost figure in the README (a program, not a test) -----------------------
 #   build/test/churn_cost [rounds]
 fsafe_test_exe(churn_cost SOURCES churn_cost.c)

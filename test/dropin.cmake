@@ -99,7 +99,7 @@ foreach(i sh python3 perl ruby)
   fsafe_dropin_test(real.${i} TIMEOUT 60 SCRIPT real.sh ARGS ${i})
 endforeach()
 foreach(c help version unknown bad-value no-command not-found not-executable exit-status signal
-          exec no-dashdash keep-preload options)
+          exec no-dashdash keep-preload options locks-syntax)
   fsafe_dropin_test(cli.${c} TIMEOUT 30 SCRIPT cli.sh ARGS ${c} ${PROJECT_VERSION})
 endforeach()
 foreach(c without no-locks with with-library env unchanged resolve-errors offset)
@@ -128,6 +128,12 @@ foreach(c settings options python3 ruby)
 endforeach()
 fsafe_dropin_test(warn_ms TIMEOUT 60 SCRIPT warn_ms.sh)
 fsafe_dropin_test(stats TIMEOUT 60 SCRIPT stats.sh)
+foreach(c _exit _Exit close2 exit no-auto ls)
+  fsafe_dropin_test(stats_end.${c} TIMEOUT 30 SCRIPT stats_end.sh ARGS ${c})
+endforeach()
+fsafe_dropin_test(messages TIMEOUT 30 SCRIPT msgs.sh ARGS ${PROJECT_VERSION})
+fsafe_dropin_test(unknown_setting TIMEOUT 60 SCRIPT unknown.sh)
+fsafe_dropin_test(setuid TIMEOUT 30 SCRIPT setuid.sh)
 fsafe_dropin_test(garbage TIMEOUT 60 SCRIPT garbage.sh)
 fsafe_dropin_test(flush TIMEOUT 30 SCRIPT flush.sh)
 fsafe_dropin_test(warn_threads TIMEOUT 30 SCRIPT threads.sh)
@@ -136,6 +142,11 @@ fsafe_dropin_test(secure TIMEOUT 30 SCRIPT secure.sh)
 fsafe_dropin_test(docs TIMEOUT 30 SCRIPT docs.sh)
 include(GNUInstallDirs)
 fsafe_dropin_test(install_layout TIMEOUT 30 SCRIPT install.sh
+                  ARGS ${FSAFE_RUN_INSTALL_SCRIPT} $<TARGET_FILE:fsafe_shared>
+                       ${CMAKE_INSTALL_BINDIR} ${CMAKE_INSTALL_LIBDIR}
+                       $<TARGET_SONAME_FILE_NAME:fsafe_shared>
+                       $<TARGET_FILE:fsafe_auto> $<TARGET_SONAME_FILE_NAME:fsafe_auto>)
+fsafe_dropin_test(symlink TIMEOUT 30 SCRIPT symlink.sh
                   ARGS ${FSAFE_RUN_INSTALL_SCRIPT} $<TARGET_FILE:fsafe_shared>
                        ${CMAKE_INSTALL_BINDIR} ${CMAKE_INSTALL_LIBDIR}
                        $<TARGET_SONAME_FILE_NAME:fsafe_shared>

@@ -288,7 +288,7 @@ static int inner_auto(const char *how)
 /* ---- outer: run the inner mode with stderr captured -------------------------- */
 struct captured {
     int status;
-    int lines;     /* lines starting with "fsafe: " */
+    int lines;     /* lines starting with "fsafe[PID]: " */
     size_t bytes;  /* everything on stderr */
     char text[4096];
 };
@@ -314,7 +314,7 @@ static struct captured run_inner(char **argv)
     c.text[got > 0 ? got : 0] = '\0';
     close(fd);
     for (char *p = c.text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : p)
-        c.lines += strncmp(p, "fsafe: ", 7) == 0;
+        c.lines += strncmp(p, "fsafe[", 6) == 0;
     fprintf(stderr, "--- inner stderr (%zu bytes, status %d) ---\n%s---\n", c.bytes, c.status,
             c.text);
     return c;
@@ -343,7 +343,7 @@ int main(int argc, char **argv)
             return T_SKIP;
         CHECK_EQ(c.status, 0);
         CHECK_EQ(c.lines, 1); /* one line for FAIL_FORKS failing forks */
-        CHECK(strstr(c.text, "fsafe: cannot create a throwaway thread") != NULL);
+        CHECK(strstr(c.text, "]: cannot create a throwaway thread") != NULL);
         CHECK(strstr(c.text, "EAGAIN") != NULL);
         printf("ok: thread creation failed on every fork; fork worked; one line\n");
         return 0;

@@ -324,7 +324,7 @@ static void self_held(const char *what, const char *name)
     CHECK_EQ(st, T_TIMEOUT); /* the self-deadlock itself */
     char want[128];
     snprintf(want, sizeof want, "fork has waited 1");
-    if (!strstr(buf, "fsafe: ") || !strstr(buf, want) || !strstr(buf, name))
+    if (!strstr(buf, "fsafe[") || !strstr(buf, want) || !strstr(buf, name))
         FAIL("expected one message naming '%s', got: %s", name, buf);
     printf("message: %s", buf);
     printf("ok: fork while holding '%s' names it\n", name);

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # fsafe-run's command line, one behaviour per invocation:
 #   cli.sh FSAFE_RUN BINDIR help|version|unknown|bad-value|no-command|not-found|
-#          not-executable|exit-status|signal|exec|no-dashdash|keep-preload|options VERSION
+#          not-executable|exit-status|signal|exec|no-dashdash|keep-preload|options|
+#          locks-syntax VERSION
 . "$(dirname "$0")/lib.sh"
 case=$1
 version=${2:-}
@@ -42,11 +43,25 @@ unknown)
     ok "$(head -1 "$tmp/err")"
     ;;
 bad-value)
-    for a in --warn-ms=abc --log-fd=-1 --churn=lots --locks= "--warn-ms"; do
-        "$run" $a true >"$tmp/out" 2>"$tmp/err"
+    # Every value fsafe-run passes on is checked first: out of range, a
+    # descriptor that is not open for writing, a lock list the library would
+    # refuse.  A usage message, exit 2, and the command does not run.
+    exec 8</dev/null # open, but read-only
+    for a in --warn-ms=abc --log-fd=-1 --churn=lots --locks= "--warn-ms" --churn=5000 \
+             --churn=1025 --log-fd=99 --log-fd=8 --locks=1bad --locks=a:semaphore \
+             --locks=ok,a:b:c:d --locks=a:mutex:2147483648 --auto-wait-ms=86400001 \
+             --warn-ms=86400001 --auto-on-timeout=later --auto-wait-ms=-1; do
+        "$run" $a sh -c 'echo ran' >"$tmp/out" 2>"$tmp/err"
         st=$?
         [ $st = 2 ] || fail "$a: exit status $st, expected 2"
-        [ -s "$tmp/err" ] || fail "$a: no message"
+        grep -q "^fsafe-run: " "$tmp/err" || fail "$a: no message"
+        grep -q "^Try 'fsafe-run --help'" "$tmp/err" || fail "$a: no usage hint"
+        [ ! -s "$tmp/out" ] || fail "$a: the command ran"
+    done
+    # The limits themselves are accepted.
+    for a in --churn=1024 --churn=0 --churn=AUTO --warn-ms=86400000 --auto-wait-ms=0 \
+             --log-fd=1 --auto-on-timeout=KEEP --locks=a:mutex:-2147483648; do
+        "$run" $a true 2>"$tmp/err" || fail "$a refused: $(cat "$tmp/err")"
     done
     "$run" --flush=1 true 2>"$tmp/err"
     [ $? = 2 ] || fail "--flush=1 should be refused (the option takes no value)"
@@ -124,11 +139,73 @@ options)
     out=$(FSAFE_WARN_MS=7 FSAFE_CHURN=3 "$run" -v -s --warn-ms 250 --locks=a --locks b:rwlock \
           --flush --warn-threads --log-fd=1 -- sh -c \
           'echo "$FSAFE_VERBOSE $FSAFE_STATS $FSAFE_WARN_MS $FSAFE_LOCKS $FSAFE_FLUSH $FSAFE_WARN_THREADS $FSAFE_LOG_FD $FSAFE_CHURN"' \
-          2>/dev/null | grep -v '^fsafe: ')
+          2>/dev/null | grep -v "^$M")
     [ "$out" = "1 1 250 a,b:rwlock 1 1 1 3" ] || fail "got '$out'"
     out=$("$run" --churn=off sh -c 'echo "$FSAFE_CHURN"')
     [ "$out" = off ] || fail "--churn=off gave '$out'"
     ok "options map to FSAFE_* variables"
+    ;;
+locks-syntax)
+    # fsafe-run refuses exactly the --locks values in which the library's
+    # parser (FSAFE_LOCKS set by hand) finds a bad entry.
+    a127=$(printf '%0127d' 0 | tr 0 a)
+    l255=$(printf '%0255d' 0 | tr 0 l)
+    tab=$(printf '\t')
+    cat >"$tmp/specs" <<SPECS
+lk
+ lk${tab}
+a@libx.so.1:rwlock:-5, b:spin:7,c::3,d:MUTEX:
+e:spinlock:+2147483647,f:mutex:-2147483648
+_x.y\$z@/opt/lib/libq.so
+ok1,9bad,ok2
+a:b:c:d
+a:semaphore
+a:mutex:12x
+a:mutex:-
+a:mutex:2147483648
+a:mutex:99999999999999999999
+a:mutex:00000000000000000000001
+@lib
+a@
+a@li b
+:mutex
+%%garbage%%
+a-b
+,,a,,
+$a127
+${a127}a
+s@$l255
+s@${l255}l
+a,!,b
+a:rwlock:
+a::
+x@y@z
+SPECS
+    n=0
+    while IFS= read -r spec; do
+        n=$((n + 1))
+        FSAFE_LOCKS=$spec "$run" --no-auto true 2>"$tmp/lib.err"
+        lib_bad=0
+        grep -q "FSAFE_LOCKS: ignoring entry" "$tmp/lib.err" && lib_bad=1
+        "$run" --no-auto --locks="$spec" true 2>"$tmp/run.err"
+        st=$?
+        run_bad=0
+        [ $st = 2 ] && run_bad=1
+        [ $run_bad = $lib_bad ] \
+            || fail "'$spec': fsafe-run status $st, library refused=$lib_bad: $(cat "$tmp/run.err" "$tmp/lib.err")"
+    done <"$tmp/specs"
+    [ $n -ge 25 ] || fail "only $n specs read"
+    # symbol+OFFSET (decimal or 0x hex) is accepted by fsafe-run.
+    for spec in a+48 a+0x30@libx.so:mutex:2; do
+        out=$("$run" --no-auto --locks="$spec" sh -c 'echo "$FSAFE_LOCKS"' 2>/dev/null) \
+            || fail "$spec refused"
+        [ "$out" = "$spec" ] || fail "$spec passed on as '$out'"
+    done
+    for spec in a+ a+0x a+1z a+0xg; do
+        "$run" --no-auto --locks="$spec" true 2>/dev/null
+        [ $? = 2 ] || fail "$spec accepted"
+    done
+    ok "$n lock lists: fsafe-run and the library agree"
     ;;
 *) fail "unknown case $case" ;;
 esac

@@ -18,7 +18,7 @@ for v in $(settings); do
     [ "$st" = "$st_clean" ] || fail "$v=garbage!: status $st"
     cmp -s "$tmp/out.clean" "$tmp/out.$v" || fail "$v=garbage!: output changed"
     [ "$(wc -l <"$tmp/err.$v")" = 1 ] || fail "$v=garbage!: expected exactly one line"
-    grep -q "^fsafe: $v:" "$tmp/err.$v" || fail "$v=garbage!: the warning does not name $v"
+    grep -q "^$M$v:" "$tmp/err.$v" || fail "$v=garbage!: the warning does not name $v"
 done
 [ "$n" -ge 8 ] || fail "only $n settings found in src/config.c"
 all=
@@ -29,7 +29,7 @@ st=$?
 cmp -s "$tmp/out.clean" "$tmp/out.all" || fail "all garbage: output changed"
 [ "$(wc -l <"$tmp/err.all")" = "$n" ] || fail "all garbage: expected $n lines"
 for v in $(settings); do
-    [ "$(grep -c "^fsafe: $v:" "$tmp/err.all")" = 1 ] || fail "all garbage: not one line for $v"
+    [ "$(grep -c "^$M$v:" "$tmp/err.all")" = 1 ] || fail "all garbage: not one line for $v"
 done
 ok "$n settings, one warning each:"
 cat "$tmp/err.all"

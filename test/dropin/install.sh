@@ -17,10 +17,11 @@ cp "$autofile" "$tmp/pre fix/$libdir/$autoname"
 mv "$tmp/pre fix" "$tmp/prefix"
 inst=$tmp/prefix/$bindir/fsafe-run
 out=$("$inst" sh -c 'echo "$LD_PRELOAD"') || fail "status $?"
-[ "$out" = "$(cd "$tmp/prefix/$libdir" && pwd -P)/$autoname" ] || fail "LD_PRELOAD=$out"
+d=$(cd "$tmp/prefix/$libdir" && pwd -P)
+[ "$out" = "$d/$autoname:$d/$soname" ] || fail "LD_PRELOAD=$out"
 out=$("$inst" --no-auto sh -c 'echo "$LD_PRELOAD"') || fail "status $?"
 [ "$out" = "$(cd "$tmp/prefix/$libdir" && pwd -P)/$soname" ] || fail "--no-auto: LD_PRELOAD=$out"
 out=$(PATH="$tmp/prefix/$bindir:$PATH" fsafe-run --stats "$bin/test_dropin_prog" flush 2>&1 >/dev/null)
-echo "$out" | grep -q "^fsafe: stats for pid [0-9]*: 1 forks" || fail "library not loaded: $out"
+echo "$out" | grep -q "^${M}stats for test_dropin_prog: 1 forks" || fail "library not loaded: $out"
 out=$("$inst" --version) || fail "--version"
 ok "installed layout works: $out, preloads $autoname (--no-auto: $soname)"

@@ -26,3 +26,7 @@ ok() { echo "ok: $*"; }
 settings() { sed -n 's/^ *{"\(FSAFE_[A-Z_]*\)".*/\1/p' "$top/src/config.c"; }
 # count PATTERN FILE: lines matching a fixed string
 count() { grep -cF -- "$1" "$2" || true; }
+# The start of one of fsafe's message lines, "fsafe[PID]: ", as a basic or
+# extended regular expression; mcount REGEX FILE counts lines matching it.
+M='fsafe\[[0-9][0-9]*\]: '
+mcount() { grep -c -- "$1" "$2" || true; }

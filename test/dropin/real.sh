@@ -27,5 +27,5 @@ st=$?
 [ "$st" = "$st_plain" ] || fail "exit status $st with --verbose"
 cmp -s "$tmp/out.plain" "$tmp/out.verbose" || fail "stdout differs with --verbose"
 [ ! -s "$tmp/err.verbose" ] || fail "--log-fd=3 still wrote to stderr"
-grep -q '^fsafe: fork #1 in pid' "$tmp/log" || fail "fsafe did not see the fork (not loaded?)"
-ok "$1: identical output and status $st_plain; fsafe saw $(count 'fsafe: fork #' "$tmp/log") fork(s)"
+grep -q "^${M}fork #1 in pid" "$tmp/log" || fail "fsafe did not see the fork (not loaded?)"
+ok "$1: identical output and status $st_plain; fsafe saw $(mcount "^${M}fork #" "$tmp/log") fork(s)"

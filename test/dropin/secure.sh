@@ -25,7 +25,7 @@ as_user() {
 chmod 755 "$tmp/prog"
 as_user "$tmp/prog" >"$tmp/out.normal" 2>"$tmp/err.normal" || fail "control run: status $?"
 grep -qx "at_secure=0 env=set registered=1" "$tmp/out.normal" || fail "control: $(cat "$tmp/out.normal")"
-grep -q "^fsafe: " "$tmp/err.normal" || fail "control: FSAFE_VERBOSE printed nothing"
+grep -q "^$M" "$tmp/err.normal" || fail "control: FSAFE_VERBOSE printed nothing"
 # Setgid: secure execution.
 chmod 2755 "$tmp/prog"
 as_user "$tmp/prog" >"$tmp/out.secure" 2>"$tmp/err.secure" || fail "setgid run: status $?"

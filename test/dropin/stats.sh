@@ -6,20 +6,20 @@
 . "$(dirname "$0")/lib.sh"
 "$run" --no-auto --stats --locks=legacy_lock:mutex:10,legacy_rwlock:rwlock:20 \
     "$bin/test_dropin_retrofit" ok 2 >"$tmp/out" 2>"$tmp/err" || fail "status $?"
-[ "$(count 'fsafe: stats for pid' "$tmp/err")" = 1 ] || fail "expected one stats report"
-grep -Eq "^fsafe: stats for pid [0-9]+: 2 forks \(0 via pthread_atfork\), 4 lock acquisitions; acquiring locks took [0-9]+\.[0-9]{3} ms in total, [0-9]+\.[0-9]{3} ms at most; 2 locks registered\$" \
+[ "$(mcount "^${M}stats for " "$tmp/err")" = 1 ] || fail "expected one stats report"
+grep -Eq "^${M}stats for test_dropin_retrofit: 2 forks \(0 via pthread_atfork\), 4 lock acquisitions; acquiring locks took [0-9]+\.[0-9]{3} ms in total, [0-9]+\.[0-9]{3} ms at most; 2 locks registered\$" \
     "$tmp/err" || fail "bad summary line"
-grep -Eq "^fsafe:   lock 'legacy_lock' rank 10 \(mutex, 0x[0-9a-f]+\): longest wait [0-9]+\.[0-9]{3} ms\$" \
+grep -Eq "^${M}  lock 'legacy_lock' rank 10 \(mutex, 0x[0-9a-f]+\): longest wait [0-9]+\.[0-9]{3} ms\$" \
     "$tmp/err" || fail "legacy_lock not listed"
-grep -Eq "^fsafe:   lock 'legacy_rwlock' rank 20 \(rwlock, 0x[0-9a-f]+\): longest wait 0\.000 ms\$" \
+grep -Eq "^${M}  lock 'legacy_rwlock' rank 20 \(rwlock, 0x[0-9a-f]+\): longest wait 0\.000 ms\$" \
     "$tmp/err" || fail "legacy_rwlock not listed (it is never contended: 0.000 ms)"
 ! grep -q "lock 'legacy_lock'.*longest wait 0\.000 ms" "$tmp/err" \
     || fail "legacy_lock was held at fork: its longest wait cannot be 0"
 # Locks come in rank order.
-grep "^fsafe:   lock" "$tmp/err" | head -1 | grep -q legacy_lock || fail "not in rank order"
+grep "^${M}  lock" "$tmp/err" | head -1 | grep -q legacy_lock || fail "not in rank order"
 # A child that calls exit() does not print its own copy of the counters.
 "$run" --no-auto --stats "$bin/test_dropin_prog" flush >"$tmp/out2" 2>"$tmp/err2" || fail "status $?"
-[ "$(count 'fsafe: stats for pid' "$tmp/err2")" = 1 ] || fail "the child printed stats too"
-grep -q "stats for pid [0-9]*: 1 forks" "$tmp/err2" || fail "fork not counted"
+[ "$(mcount "^${M}stats for " "$tmp/err2")" = 1 ] || fail "the child printed stats too"
+grep -q "stats for test_dropin_prog: 1 forks" "$tmp/err2" || fail "fork not counted"
 ok "stats:"
 cat "$tmp/err"

@@ -24,7 +24,7 @@ libstatic) # a library's static, by name@library
     ;;
 ambiguous) # local in two objects: refused with advice; pinned to the program: works
     "$run" --no-auto --locks=dup_lock "$prog" dup hang >"$tmp/out" 2>"$tmp/err" || fail "status $?"
-    grep -q "^fsafe: FSAFE_LOCKS: dup_lock: a local (static or hidden) name in several places (test_dropin_symtab, liblegacy_test.so); name one as dup_lock@library" "$tmp/err" ||
+    grep -q "^${M}FSAFE_LOCKS: dup_lock: a local (static or hidden) name in several places (test_dropin_symtab, liblegacy_test.so); name one as dup_lock@library" "$tmp/err" ||
         fail "no message naming both objects"
     "$run" --no-auto --locks=dup_lock@test_dropin_symtab "$prog" dup ok >"$tmp/out" 2>"$tmp/err" ||
         fail "status $? with @program"
@@ -34,7 +34,7 @@ stripped) # no .symtab and no debug file: the message says why
     strip "$tmp/stripped_prog" || fail "strip"
     "$run" --no-auto --locks=app_lock "$tmp/stripped_prog" global hang >"$tmp/out" 2>"$tmp/err" ||
         fail "status $?"
-    grep -q "^fsafe: FSAFE_LOCKS: app_lock: symbol not found in the program or the libraries loaded at startup (.* are stripped with no debug file installed (stripped_prog among them)" "$tmp/err" ||
+    grep -q "^${M}FSAFE_LOCKS: app_lock: symbol not found in the program or the libraries loaded at startup (.* are stripped with no debug file installed (stripped_prog among them)" "$tmp/err" ||
         fail "no message saying the program is stripped"
     ;;
 *) fail "unknown case $1" ;;

@@ -9,10 +9,10 @@ prog="$bin/test_dropin_prog plain"
 "$run" --verbose --warn-ms=5 --locks=legacy_lock $prog >"$tmp/out" 2>"$tmp/err"
 [ $? = 3 ] || fail "status changed"
 cmp -s "$tmp/out.quiet" "$tmp/out" || fail "output changed"
-grep -q "^fsafe: fsafe $1: verbose=1 stats=0 warn_ms=5 .* locks=legacy_lock\$" "$tmp/err" \
+grep -q "^${M}fsafe $1 in test_dropin_prog: verbose=1 stats=0 warn_ms=5 .* locks=legacy_lock\$" "$tmp/err" \
     || fail "no configuration line"
-[ "$(count 'fsafe: fork #' "$tmp/err")" = 1 ] || fail "expected one fork line"
-grep -q "^fsafe: fork #1 in pid [0-9]*: took 0 of 0 registered locks" "$tmp/err" || fail "fork line"
+[ "$(mcount "^${M}fork #" "$tmp/err")" = 1 ] || fail "expected one fork line"
+grep -q "^${M}fork #1 in pid [0-9]*: took 0 of 0 registered locks" "$tmp/err" || fail "fork line"
 grep -q "FSAFE_LOCKS: legacy_lock: symbol not found" "$tmp/err" \
     || fail "unresolved symbol not reported (the program does not load liblegacy_test.so)"
 ok "verbose:"

@@ -35,7 +35,11 @@ results() {
             else if (line ~ /\.\.\. *expected failure/) r = "xfail"
             else if (line ~ /\.\.\. *unexpected success/) r = "xpass"
             if (r != "") { print id, r; id = "" }
-        }' "$1" | sort -u
+            next
+        }
+        # A result on a line of its own: output of the test (another
+        # process'\''s traceback) came between the id and its result.
+        id != "" && /^(ok|FAIL|ERROR)$/ { print id, $1; id = "" }' "$1" | sort -u
 }
 
 count() { # file result

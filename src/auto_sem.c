@@ -198,7 +198,8 @@ static struct rec *attach(void)
         if (!AO_load_acquire(&r->in_use) && AO_compare_and_swap_full(&r->in_use, 0, 1))
             goto got;
     {
-        char *p = mmap(NULL, CHUNK_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        char *p =
+            mmap(NULL, CHUNK_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p == MAP_FAILED) {
             errno = saved;
             return NULL; /* the thread goes untracked */
@@ -437,7 +438,7 @@ void fsafe__sem_child(void)
             sem_t *s = r->held[j];
             struct slot *e = s ? slot_find(t, s, 0) : NULL;
             if (!e || AO_load(&e->state) != (AO_t)r)
-                continue; /* posted, re-initialised, or signalling since */
+                continue;           /* posted, re-initialised, or signalling since */
             AO_store(&e->state, 0); /* its holder does not exist here */
             if (!sem_private(s) || sem_value(s) != 0)
                 continue;

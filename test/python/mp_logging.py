@@ -54,6 +54,13 @@ def main():
         while not stop.is_set():
             socket.getaddrinfo("localhost", 80)
 
+    # Warm up first: a module that another thread is importing at the fork
+    # (the idna codec, on the first getaddrinfo) stays owned by that thread
+    # in importlib's own bookkeeping, and the child's import of it waits
+    # forever.  No lock fsafe could free is involved; README says so.
+    log.info("start")
+    if a.getaddrinfo:
+        socket.getaddrinfo("localhost", 80)
     threads = [threading.Thread(target=logger, daemon=True)]
     if a.getaddrinfo:
         threads.append(threading.Thread(target=resolver, daemon=True))

@@ -1,14 +1,457 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * POSIX semaphores used as locks (CPython's PyThread locks): placeholder.
- * fsafe__sem_child runs in the child: async-signal-safe calls only.
+ * POSIX semaphores used as locks (auto mode): interposes sem_wait,
+ * sem_timedwait, sem_clockwait, sem_trywait, sem_post, sem_init and
+ * sem_destroy, learns which semaphores behave as locks, and in the child
+ * posts again each one that another thread held at the fork.  It never makes
+ * the forker wait.  No malloc and no lock anywhere; fsafe__sem_child runs in
+ * the child: async-signal-safe calls only.
+ *
+ * Why (CPython, read in its sources; checked on Debian 12's python3.11):
+ * - CPython 3.11 builds every PyThread lock on a POSIX semaphore where the
+ *   platform has them (USE_SEMAPHORES in Python/thread_pthread.h; Debian's
+ *   binary imports sem_init, sem_wait, sem_trywait, sem_clockwait, sem_post,
+ *   sem_destroy): allocate = sem_init(s, 0, 1); acquire = sem_trywait, then,
+ *   with the GIL released, sem_wait (no timeout) or sem_clockwait
+ *   (CLOCK_MONOTONIC, with a timeout); release = sem_post, from any thread.
+ *   threading.Lock, the C RLock's inner lock, the lock of every buffered file
+ *   object (BufferedWriter/Reader: ENTER_BUFFERED, a trywait then a blocking
+ *   acquire), the import lock and the module locks are all such semaphores.
+ *   The GIL is not: it is a pthread mutex and condition (auto_track.c).
+ * - In the child CPython re-creates only its own runtime locks
+ *   (PyOS_AfterFork_Child: the GIL, the pending-calls lock, the import lock,
+ *   the runtime's interpreter and registry locks), and the stdlib re-creates
+ *   a few more through os.register_at_fork: threading's own (_after_fork),
+ *   logging's module lock and every handler's lock (3.9+), concurrent.futures'
+ *   shutdown lock.  A re-created lock is a new semaphore (the old one is
+ *   leaked on purpose), so posting the old one here is harmless.  Nothing
+ *   re-creates a user's threading.Lock/RLock, a queue.Queue's mutex or a
+ *   buffered file's lock: a child that needs one another thread held hangs.
+ * - 3.12 still uses semaphores; it only warns (DeprecationWarning) when a
+ *   process with threads forks.  3.13 makes threading.Lock a PyMutex (a byte
+ *   taken with an atomic compare-and-swap, waiters parked in a parking lot on
+ *   a per-thread semaphore that another thread posts); later versions move
+ *   RLock and then PyThread_allocate_lock itself (gh-134745) to PyMutex.  A
+ *   PyMutex makes no call fsafe can see: such a lock held at the fork stays
+ *   held in the child, which hangs as it would without fsafe.  The parking
+ *   lot's semaphores are posted by other threads, so they are recognised as
+ *   signalling and never touched.
+ *
+ * The rules.  A private semaphore (glibc: not pshared, not sem_open) is a
+ * lock while every post comes from the thread that took it and its value
+ * never exceeds 1; anything else makes it "signalling", for good (until
+ * sem_init or sem_destroy at that address).  Per semaphore, a table keyed by
+ * address holds its state: 0 (free), SIGNAL, or the record of the thread
+ * that holds it.  Per thread, a record lists the semaphores it took and has
+ * not posted (the fork-time enumeration).  The child posts a semaphore only
+ * if another thread's record lists it, the table still names that thread as
+ * its holder, and its value is 0; the forker's own holds stay held.
+ * Process-shared semaphores are never posted: the parent's holder is real.
  */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
 #include "auto.h"
 
-void fsafe__sem_init(void)
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+/* glibc's sem_t on LP64 (nptl/semaphoreP.h, "struct new_sem" with 64-bit
+ * atomics): the value in the low 32 bits of the first word, the waiter count
+ * in the high 32 bits; then `private`, 0 for a process-private semaphore and
+ * FUTEX_PRIVATE_FLAG (128) for pshared=1 and sem_open.  Elsewhere the
+ * interposers only pass calls through. */
+#if defined(__GLIBC__) && defined(__LP64__)
+#define SEM_TRACK 1
+#else
+#define SEM_TRACK 0
+#endif
+
+static inline unsigned sem_value(const sem_t *s)
 {
+    return (unsigned)(*(const volatile uint64_t *)(const void *)s & 0xffffffffu);
 }
 
+static inline int sem_private(const sem_t *s)
+{
+    return ((const volatile int *)(const void *)s)[2] == 0;
+}
+
+/* ---- the real functions ------------------------------------------------------ */
+struct real {
+    int (*wait)(sem_t *);
+    int (*timedwait)(sem_t *, const struct timespec *);
+    int (*clockwait)(sem_t *, clockid_t, const struct timespec *);
+    int (*trywait)(sem_t *);
+    int (*post)(sem_t *);
+    int (*init)(sem_t *, int, unsigned);
+    int (*destroy)(sem_t *);
+};
+static struct real real;
+
+/* Found with dlsym(RTLD_NEXT) at first use (a call may come before the
+ * constructor) and by fsafe__sem_init, so the child never needs dlsym. */
+static void *next_sym(void *volatile *slot, const char *name)
+{
+    void *p = *slot;
+    if (likely(p != NULL))
+        return p;
+    p = dlsym(RTLD_NEXT, name);
+    if (!p) {
+        static const char m[] = "fsafe: libfsafe-auto.so: dlsym(RTLD_NEXT) cannot find a "
+                                "semaphore function; aborting\n";
+        (void)!write(2, m, sizeof m - 1);
+        abort();
+    }
+    AO_store_release((AO_t *)slot, (AO_t)p);
+    return p;
+}
+#define REAL(field, name) ((__typeof__(real.field))next_sym((void *volatile *)&real.field, name))
+
+/* ---- per-semaphore state ---------------------------------------------------------- */
+/*
+ * Open addressing, linear probing, keys never removed (an address stays known;
+ * sem_init and sem_destroy clear its state).  A key is claimed with one CAS on
+ * an empty slot, so an address has at most one slot.  When the probe limit is
+ * reached, the semaphore goes untracked (the child then behaves as without
+ * fsafe for it).
+ */
+#define TAB_BITS 15
+#define TAB_SIZE (1u << TAB_BITS)
+#define TAB_PROBES 64
+#define SIGNAL ((AO_t)1) /* state: signalling, never touched */
+
+struct slot {
+    AO_t key;   /* the sem_t address, 0 = empty */
+    AO_t state; /* 0 free, SIGNAL, or the holder's struct rec */
+};
+static struct slot *tab; /* NULL: tracking off (FSAFE_AUTO=0, no constructor yet) */
+static AO_t tab_full;    /* semaphores left untracked for want of room */
+
+static inline unsigned slot_hash(const void *s)
+{
+    return (unsigned)(((uintptr_t)s >> 4) * 0x9E3779B97F4A7C15ull >> (64 - TAB_BITS));
+}
+
+static struct slot *slot_find(struct slot *t, const void *s, int insert)
+{
+    AO_t key = (AO_t)s;
+    unsigned h = slot_hash(s);
+    for (unsigned i = 0; i < TAB_PROBES; i++) {
+        struct slot *e = &t[(h + i) & (TAB_SIZE - 1)];
+        AO_t k = AO_load_acquire(&e->key);
+        if (k == key)
+            return e;
+        if (k != 0)
+            continue;
+        if (!insert)
+            return NULL;
+        if (AO_compare_and_swap_full(&e->key, 0, key))
+            return e;
+        if (AO_load_acquire(&e->key) == key)
+            return e; /* another thread claimed it for the same semaphore */
+    }
+    if (insert)
+        AO_fetch_and_add1(&tab_full);
+    return NULL;
+}
+
+/* ---- per-thread records ------------------------------------------------------------ */
+#define REC_CAP 32 /* semaphores one thread holds at once; more go untracked */
+
+struct rec {
+    AO_t in_use;      /* 1 while a live thread owns the record */
+    AO_t n;           /* entries in held[]; owner writes (store_release) */
+    struct rec *next; /* every record ever made; never unlinked */
+    void *volatile held[REC_CAP];
+};
+
+static AO_t recs; /* head of the list */
+static __thread struct rec *me __attribute__((tls_model("initial-exec")));
+static pthread_key_t exit_key;
+static AO_t have_key;
+
+static void on_exit_thread(void *p)
+{
+    struct rec *r = p;
+    if (me == r)
+        me = NULL;
+    AO_store_release(&r->n, 0);
+    AO_store_release(&r->in_use, 0);
+}
+
+#define CHUNK_BYTES (64 * 1024)
+
+static struct rec *attach(void)
+{
+    struct rec *r;
+    int saved = errno;
+    for (r = (struct rec *)AO_load_acquire(&recs); r; r = r->next)
+        if (!AO_load_acquire(&r->in_use) && AO_compare_and_swap_full(&r->in_use, 0, 1))
+            goto got;
+    {
+        char *p =
+            mmap(NULL, CHUNK_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) {
+            errno = saved;
+            return NULL; /* the thread goes untracked */
+        }
+        size_t count = CHUNK_BYTES / sizeof *r;
+        struct rec *first = (struct rec *)p;
+        for (size_t i = 0; i + 1 < count; i++)
+            first[i].next = &first[i + 1];
+        first[0].in_use = 1;
+        r = first;
+        struct rec *last = &first[count - 1];
+        AO_t head;
+        do {
+            head = AO_load_acquire(&recs);
+            last->next = (struct rec *)head;
+        } while (!AO_compare_and_swap_full(&recs, head, (AO_t)first));
+    }
+got:
+    AO_store_release(&r->n, 0);
+    me = r;
+    if (AO_load_acquire(&have_key))
+        pthread_setspecific(exit_key, r); /* keys below 32 never allocate */
+    errno = saved;
+    return r;
+}
+
+/* Drops the entries of r whose semaphore r no longer holds (posted by another
+ * thread, destroyed, re-initialised).  Owner only. */
+static void rec_prune(struct rec *r)
+{
+    AO_t n = r->n, keep = 0;
+    for (AO_t j = 0; j < n; j++) {
+        void *s = r->held[j];
+        struct slot *e = s ? slot_find(tab, s, 0) : NULL;
+        if (!e || AO_load(&e->state) != (AO_t)r)
+            continue;
+        r->held[keep++] = s;
+    }
+    AO_store_release(&r->n, keep);
+}
+
+static void rec_add(struct rec *r, void *s)
+{
+    AO_t n = r->n;
+    if (unlikely(n >= REC_CAP)) {
+        rec_prune(r);
+        n = r->n;
+        if (n >= REC_CAP)
+            return; /* untracked hold: the table still names r, nothing lists it */
+    }
+    r->held[n] = s;
+    AO_store_release(&r->n, n + 1);
+}
+
+/* Removes the topmost entry for s.  At every moment each held semaphore is
+ * listed at least once (the top entry is copied down before n shrinks); a
+ * duplicate is harmless, the child posts only a semaphore whose value is 0. */
+static void rec_drop(struct rec *r, const void *s)
+{
+    AO_t n = r->n;
+    for (AO_t j = n; j-- > 0;) {
+        if (r->held[j] != s)
+            continue;
+        if (j != n - 1)
+            r->held[j] = r->held[n - 1];
+        AO_compiler_barrier();
+        AO_store_release(&r->n, n - 1);
+        return;
+    }
+}
+
+/* ---- the rules ------------------------------------------------------------------------- */
+/* The calling thread took s (a wait returned 0). */
+static void took(sem_t *s)
+{
+    struct slot *t = (struct slot *)AO_load_acquire((AO_t *)&tab);
+    if (!t || !sem_private(s))
+        return;
+    struct slot *e = slot_find(t, s, 1);
+    if (!e)
+        return;
+    struct rec *r = me;
+    if (unlikely(!r) && !(r = attach()))
+        return;
+    AO_t st = AO_load_acquire(&e->state);
+    for (;;) {
+        if (st == SIGNAL)
+            return;
+        if (st == (AO_t)r) {
+            /* Taken twice without a post between: a count, not a lock. */
+            AO_store_release(&e->state, SIGNAL);
+            return;
+        }
+        /* 0, or a holder whose post has not cleared its name yet (it posts
+         * first, then clears with a CAS that now fails). */
+        if (AO_compare_and_swap_full(&e->state, st, (AO_t)r))
+            break;
+        st = AO_load_acquire(&e->state);
+    }
+    rec_add(r, s);
+}
+
+/* ---- interposers ------------------------------------------------------------------------ */
+FSAFE_EXPORT int sem_wait(sem_t *s)
+{
+    int r = REAL(wait, "sem_wait")(s);
+    if (SEM_TRACK && r == 0)
+        took(s);
+    return r;
+}
+
+FSAFE_EXPORT int sem_trywait(sem_t *s)
+{
+    int r = REAL(trywait, "sem_trywait")(s);
+    if (SEM_TRACK && r == 0)
+        took(s);
+    return r;
+}
+
+FSAFE_EXPORT int sem_timedwait(sem_t *restrict s, const struct timespec *restrict ts)
+{
+    int r = REAL(timedwait, "sem_timedwait")(s, ts);
+    if (SEM_TRACK && r == 0)
+        took(s);
+    return r;
+}
+
+FSAFE_EXPORT int sem_clockwait(sem_t *restrict s, clockid_t c, const struct timespec *restrict ts)
+{
+    int r = REAL(clockwait, "sem_clockwait")(s, c, ts);
+    if (SEM_TRACK && r == 0)
+        took(s);
+    return r;
+}
+
+/*
+ * A post by the holder: the real post first, then the holder's name is
+ * cleared (CAS: a new taker may already have put its own).  So a semaphore
+ * held at the fork is always named in the table; a free one may still name
+ * its last holder, and its value (1) keeps the child from posting it.  Any
+ * other post, and a value above 1 after the holder's post, make it
+ * signalling.  sem_post is async-signal-safe, and so is this.
+ */
+FSAFE_EXPORT int sem_post(sem_t *s)
+{
+    int (*post)(sem_t *) = REAL(post, "sem_post");
+    struct slot *t = (struct slot *)AO_load_acquire((AO_t *)&tab);
+    if (!SEM_TRACK || !t || !sem_private(s))
+        return post(s);
+    struct slot *e = slot_find(t, s, 1);
+    if (!e)
+        return post(s);
+    struct rec *r = me;
+    AO_t st = AO_load_acquire(&e->state);
+    if (st == SIGNAL)
+        return post(s);
+    if (!r || st != (AO_t)r) {
+        /* Posted by a thread that did not take it (or before anyone did). */
+        AO_store_release(&e->state, SIGNAL);
+        return post(s);
+    }
+    int ret = post(s);
+    int saved = errno;
+    AO_compare_and_swap_full(&e->state, (AO_t)r, 0);
+    rec_drop(r, s);
+    if (ret == 0 && sem_value(s) > 1)
+        AO_store_release(&e->state, SIGNAL);
+    errno = saved;
+    return ret;
+}
+
+/* A new semaphore at this address: what was learnt about the old one goes. */
+FSAFE_EXPORT int sem_init(sem_t *s, int pshared, unsigned value)
+{
+    int ret = REAL(init, "sem_init")(s, pshared, value);
+    struct slot *t = (struct slot *)AO_load_acquire((AO_t *)&tab);
+    if (SEM_TRACK && ret == 0 && t) {
+        struct slot *e = slot_find(t, s, value > 1);
+        if (e)
+            AO_store_release(&e->state, value > 1 ? SIGNAL : 0);
+    }
+    return ret;
+}
+
+FSAFE_EXPORT int sem_destroy(sem_t *s)
+{
+    struct slot *t = (struct slot *)AO_load_acquire((AO_t *)&tab);
+    if (SEM_TRACK && t) {
+        struct slot *e = slot_find(t, s, 0);
+        if (e)
+            AO_store_release(&e->state, 0);
+        if (me)
+            rec_drop(me, s);
+    }
+    return REAL(destroy, "sem_destroy")(s);
+}
+
+/* ---- setup and the child ------------------------------------------------------------------ */
+void fsafe__sem_init(void)
+{
+    (void)REAL(wait, "sem_wait");
+    (void)REAL(timedwait, "sem_timedwait");
+    (void)REAL(clockwait, "sem_clockwait");
+    (void)REAL(trywait, "sem_trywait");
+    (void)REAL(post, "sem_post");
+    (void)REAL(init, "sem_init");
+    (void)REAL(destroy, "sem_destroy");
+    if (!SEM_TRACK)
+        return;
+    if (pthread_key_create(&exit_key, on_exit_thread) == 0) {
+        AO_store_release(&have_key, 1);
+        if (me)
+            pthread_setspecific(exit_key, me);
+    }
+    /* Untouched pages cost nothing; the table is 512 KiB of address space. */
+    void *p = mmap(NULL, TAB_SIZE * sizeof(struct slot), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p != MAP_FAILED)
+        AO_store_release((AO_t *)&tab, (AO_t)p);
+}
+
+/* In the child, on its only thread (the forker's copy): async-signal-safe. */
 void fsafe__sem_child(void)
 {
+    struct slot *t = tab;
+    if (!SEM_TRACK || !t)
+        return;
+    struct rec *mine = me;
+    void *first = NULL;
+    int nposted = 0;
+    for (struct rec *r = (struct rec *)AO_load_acquire(&recs); r; r = r->next) {
+        if (r == mine || !AO_load_acquire(&r->in_use))
+            continue;
+        AO_t n = AO_load_acquire(&r->n);
+        for (AO_t j = 0; j < n && j < REC_CAP; j++) {
+            sem_t *s = r->held[j];
+            struct slot *e = s ? slot_find(t, s, 0) : NULL;
+            if (!e || AO_load(&e->state) != (AO_t)r)
+                continue;           /* posted, re-initialised, or signalling since */
+            AO_store(&e->state, 0); /* its holder does not exist here */
+            if (!sem_private(s) || sem_value(s) != 0)
+                continue;
+            real.post(s);
+            if (!nposted++)
+                first = s;
+        }
+        AO_store(&r->n, 0);
+        AO_store(&r->in_use, 0);
+    }
+    if (nposted && fsafe__svc.cfg && fsafe__svc.cfg->verbose) {
+        fsafe__amsg("child %d: posted %d semaphore%s that other threads held as locks at the fork "
+                    "(first: %p)",
+                    (int)getpid(), nposted, nposted == 1 ? "" : "s", first);
+    }
 }

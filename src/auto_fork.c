@@ -254,21 +254,10 @@ static void auto_abort(void)
 }
 
 /* ---- the report (parent, other threads running again) ------------------------------ */
-static size_t describe(const void *addr, char *out, size_t size)
+static void describe(const void *addr, char *out, size_t size)
 {
-    Dl_info di;
-    if (!addr || !dladdr(addr, &di) || !di.dli_fname) {
-        return (size_t)snprintf(out, size, "%p", addr);
-    }
-    const char *lib = strrchr(di.dli_fname, '/');
-    lib = lib ? lib + 1 : di.dli_fname;
-    if (!*lib)
-        lib = "(main program)";
-    if (di.dli_sname && di.dli_saddr)
-        return (size_t)snprintf(out, size, "%s+0x%lx (%s)", di.dli_sname,
-                                (unsigned long)((uintptr_t)addr - (uintptr_t)di.dli_saddr), lib);
-    return (size_t)snprintf(out, size, "%s+0x%lx", lib,
-                            (unsigned long)((uintptr_t)addr - (uintptr_t)di.dli_fbase));
+    if (!addr || fsafe__svc.describe(addr, out, size) <= 0)
+        snprintf(out, size, "%p", addr);
 }
 
 static const char *kind_name(const struct noted *x)
@@ -300,8 +289,11 @@ static void describe_hold(const struct noted *x, char *out, size_t size)
     else
         describe(x->lock, what, sizeof what);
     describe((const void *)x->caller, where, sizeof where);
-    snprintf(out, size, "%s %p %s held by thread %d, taken at %s", kind_name(x), x->lock, what,
-             (int)x->tid, where);
+    snprintf(out, size, "%s %p %s held by thread %d, taken at %s%s", kind_name(x), x->lock, what,
+             (int)x->tid, where,
+             timed_out && x->kind == FSAFE__AT_GATE
+                 ? " (libc's own lock: not reset, the child may hang in this family)"
+                 : "");
 }
 
 static void report(void)

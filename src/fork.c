@@ -110,6 +110,7 @@ FSAFE_EXPORT int fsafe__ext_attach(const struct fsafe__ext_ops *ops, struct fsaf
     out->mem_shared = fsafe__lock_mem_shared;
     out->now_ns = fsafe__now_ns;
     out->gate_contended = fsafe__gate_contended;
+    out->describe = fsafe__addr_describe;
     ext = ops;
     return 0;
 }

@@ -271,6 +271,9 @@ struct fsafe__ext_services {
     int (*mem_shared)(const void *lock, int kind);
     uint64_t (*now_ns)(void);
     int (*gate_contended)(void); /* another thread waits to fork */
+    /* "symbol+0xOFF (library)" for addr, from .dynsym, .symtab or a debug
+     * file; 0 when nothing is known.  Not in a child, nor with threads parked. */
+    int (*describe)(const void *addr, char *out, size_t size);
 };
 /* Returns 0, or -1 when another library is already attached or the ABI differs. */
 FSAFE_EXPORT int fsafe__ext_attach(const struct fsafe__ext_ops *ops, struct fsafe__ext_services *out);

@@ -22,12 +22,19 @@ void fsafe__amsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 #define FSAFE__AT_CAP 48 /* holds a thread records; more are counted only */
 
 enum fsafe__at_mode { FSAFE__AT_EXCL = 0, FSAFE__AT_SHARED = 1 };
-enum fsafe__at_state { FSAFE__AT_HELD = 0, FSAFE__AT_WAITING = 1 /* in a condition wait */ };
+enum fsafe__at_state {
+    FSAFE__AT_HELD = 0,
+    FSAFE__AT_WAITING = 1,  /* in a condition wait */
+    FSAFE__AT_ACQUIRING = 2 /* the lock call has not returned: a free lock word
+                             * does not make the entry stale */
+};
 
 /*
  * One hold, or one acquisition in progress.  Written only by the owning thread
  * (and signal handlers on it, which nest); read by the forker.  lock is NULL
- * while the slot is reserved but not yet filled in.
+ * while the slot is reserved but not yet filled in; it is published with
+ * release order after the other fields, and state becomes HELD (after a
+ * write barrier) only once the lock is really held.
  */
 struct fsafe__at_entry {
     void *volatile lock;

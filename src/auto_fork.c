@@ -89,8 +89,11 @@ static int forker_excludes(const void *lock)
     if (!t)
         return 0;
     AO_t n = AO_load_acquire(&t->n);
+    /* Held, not being acquired: a fork from a signal handler may have
+     * interrupted the forker's own lock call. */
     for (AO_t j = 0; j < n && j < FSAFE__AT_CAP; j++)
-        if (t->e[j].lock == lock && t->e[j].mode == FSAFE__AT_EXCL)
+        if (t->e[j].lock == lock && t->e[j].mode == FSAFE__AT_EXCL &&
+            t->e[j].state == FSAFE__AT_HELD && t->e[j].kind != FSAFE__AT_GATE)
             return 1;
     return 0;
 }
@@ -133,12 +136,14 @@ static int scan(struct noted *into, int *count, int *more)
         }
         for (AO_t j = 0; j < n && j < FSAFE__AT_CAP; j++) {
             struct fsafe__at_entry *e = &t->e[j];
-            void *lock = e->lock;
+            void *lock = (void *)AO_load_acquire((AO_t *)&e->lock);
+            unsigned char state = e->state;
+            AO_nop_read(); /* HELD read before the lock word */
             if (!lock) {
                 busy++; /* a slot being filled in: look again */
                 continue;
             }
-            if (e->state == FSAFE__AT_WAITING && e->kind == FSAFE_MUTEX) {
+            if (state == FSAFE__AT_WAITING && e->kind == FSAFE_MUTEX) {
                 void *c = e->cond;
                 if (!took(lock)) {
                     if (ntaken < MAX_TAKEN && fsafe__real_mutex_trylock(lock) == 0) {
@@ -157,9 +162,9 @@ static int scan(struct noted *into, int *count, int *more)
             }
             if (forker_excludes(lock))
                 continue;
-            if (e->kind != FSAFE__AT_GATE && e->mode == FSAFE__AT_EXCL &&
+            if (state == FSAFE__AT_HELD && e->kind != FSAFE__AT_GATE && e->mode == FSAFE__AT_EXCL &&
                 fsafe__at_lock_free(lock, e->kind))
-                continue; /* released by another thread: a stale record */
+                continue; /* released, by its owner or another thread: a stale record */
             busy++;
             if (into)
                 note(into, count, more, t, e, lock);
@@ -369,23 +374,25 @@ static void retake_own(struct fsafe__at_thread *t)
     for (AO_t j = 0; j < n; j++) {
         struct fsafe__at_entry *e = &t->e[j];
         void *lock = e->lock;
-        if (!lock || e->kind == FSAFE__AT_GATE || e->kind == FSAFE_SPINLOCK)
-            continue; /* a spinlock records no owner */
+        if (!lock || e->kind == FSAFE__AT_GATE || e->kind == FSAFE_SPINLOCK ||
+            e->state != FSAFE__AT_HELD)
+            continue; /* a spinlock records no owner; a lock call a signal
+                       * handler interrupted to fork takes it itself */
         int first = 1;
         for (AO_t k = 0; k < j; k++)
-            if (t->e[k].lock == lock)
+            if (t->e[k].lock == lock && t->e[k].state == FSAFE__AT_HELD)
                 first = 0;
         if (!first)
             continue;
         if (e->kind == FSAFE_MUTEX && !fsafe__svc.mem_shared(lock, e->kind)) {
             fsafe__svc.reset_unlocked(lock, FSAFE_MUTEX);
             for (AO_t k = j; k < n; k++)
-                if (t->e[k].lock == lock)
+                if (t->e[k].lock == lock && t->e[k].state == FSAFE__AT_HELD)
                     fsafe__real_mutex_lock(lock);
         } else if (e->kind == FSAFE_RWLOCK && !fsafe__svc.mem_shared(lock, e->kind)) {
             fsafe__svc.reset_unlocked(lock, FSAFE_RWLOCK);
             for (AO_t k = j; k < n; k++)
-                if (t->e[k].lock == lock) {
+                if (t->e[k].lock == lock && t->e[k].state == FSAFE__AT_HELD) {
                     if (t->e[k].mode == FSAFE__AT_EXCL)
                         fsafe__real_rwlock_wrlock(lock);
                     else

@@ -339,12 +339,33 @@ static inline long hold_begin(void *lock, int kind, int mode, uintptr_t caller)
         struct fsafe__at_entry *e = &t->e[i];
         e->kind = (unsigned char)kind;
         e->mode = (unsigned char)mode;
-        e->state = FSAFE__AT_HELD;
+        e->state = FSAFE__AT_ACQUIRING;
         e->caller = caller;
-        AO_compiler_barrier();
-        e->lock = lock;
+        AO_store_release((AO_t *)&e->lock, (AO_t)lock);
     }
     return i;
+}
+
+/* The lock call succeeded: the entry of slot i is a hold from now on.  Until
+ * then the forker must not take a free lock word for a released hold (the
+ * call may be about to take it). */
+static inline void hold_done(long i, void *lock)
+{
+    struct fsafe__at_thread *t = me;
+    if (i < 0 || !t)
+        return;
+    if (i >= FSAFE__AT_CAP || t->e[i].lock != lock) {
+        /* A signal handler moved it (it pruned holds below): the topmost
+         * acquisition of this lock is this one. */
+        long top = (long)(t->n < FSAFE__AT_CAP ? t->n : FSAFE__AT_CAP);
+        for (i = top - 1; i >= 0; i--)
+            if (t->e[i].lock == lock && t->e[i].state == FSAFE__AT_ACQUIRING)
+                break;
+        if (i < 0)
+            return;
+    }
+    AO_nop_write(); /* the lock word's update before the state */
+    t->e[i].state = FSAFE__AT_HELD;
 }
 
 /* The lock call failed: gives slot i back (it is the top one). */
@@ -425,7 +446,9 @@ static inline int acquired(int r)
     do {                                                                                           \
         long slot_ = hold_begin((lock), (kind), (mode), CALLER);                                   \
         int r_ = (call);                                                                           \
-        if (!(ok))                                                                                 \
+        if (ok)                                                                                    \
+            hold_done(slot_, (lock));                                                              \
+        else                                                                                       \
             hold_cancel(slot_);                                                                    \
         return r_;                                                                                 \
     } while (0)
@@ -686,7 +709,7 @@ FSAFE_EXPORT int cnd_timedwait(cnd_t *restrict c, mtx_t *restrict m, const struc
 /* ---- gates (auto.h) ------------------------------------------------------------ */
 void fsafe__gate_enter(struct fsafe__gate *g, uintptr_t caller)
 {
-    (void)hold_begin(g, FSAFE__AT_GATE, FSAFE__AT_EXCL, caller);
+    hold_done(hold_begin(g, FSAFE__AT_GATE, FSAFE__AT_EXCL, caller), g);
 }
 
 void fsafe__gate_leave(struct fsafe__gate *g)

@@ -731,6 +731,68 @@ static void signal_handler(void)
     CHECK(strstr(s, "fork waited") == NULL);
 }
 
+/* A lock call in progress is not a stale hold: the worker's acquisition is
+ * held up (its signal handler runs) while the lock word says free, and the
+ * fork path after the wait is slow (another library's prepare handler); the
+ * worker takes the lock before the real fork unless the fork waited for it. */
+static pthread_mutex_t acq_lock = PTHREAD_MUTEX_INITIALIZER;
+static int acq_go, acq_slow;
+
+static void acq_usr2(int sig)
+{
+    (void)sig;
+    t_sleep_ms(100);
+}
+
+static void acq_prepare(void)
+{
+    if (__atomic_load_n(&acq_slow, __ATOMIC_ACQUIRE))
+        t_sleep_ms(300);
+}
+
+static void *acq_worker(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        while (!__atomic_load_n(&acq_go, __ATOMIC_ACQUIRE))
+            t_sleep_ms(1);
+        __atomic_store_n(&acq_go, 0, __ATOMIC_RELEASE);
+        pthread_mutex_lock(&acq_lock);
+        t_sleep_ms(1000);
+        pthread_mutex_unlock(&acq_lock);
+    }
+    return NULL;
+}
+
+static int acq_child(void)
+{
+    return pthread_mutex_trylock(&acq_lock) == 0 ? 0 : 1;
+}
+
+static void acquiring_not_stale(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = acq_usr2;
+    sigaction(SIGUSR2, &sa, NULL);
+    CHECK(pthread_atfork(acq_prepare, NULL, NULL) == 0);
+    pthread_t t;
+    pthread_create(&t, NULL, acq_worker, NULL);
+    for (int i = 0; i < (expect_ok ? 3 : 1); i++) {
+        pthread_mutex_lock(&acq_lock);
+        __atomic_store_n(&acq_go, 1, __ATOMIC_RELEASE);
+        t_sleep_ms(30); /* the worker blocks in pthread_mutex_lock */
+        pthread_kill(t, SIGUSR2);
+        t_sleep_ms(30); /* its handler runs: the lock word will say free */
+        pthread_mutex_unlock(&acq_lock);
+        __atomic_store_n(&acq_slow, 1, __ATOMIC_RELEASE);
+        run_children(NULL, acq_child, 1);
+        __atomic_store_n(&acq_slow, 0, __ATOMIC_RELEASE);
+        pthread_mutex_lock(&acq_lock); /* the worker is done with it */
+        pthread_mutex_unlock(&acq_lock);
+    }
+}
+
 static const struct t_case cases[] = {
     {"lib_static_mutex", lib_static_mutex},
     {"heap_rwlock_write", heap_rwlock_write},
@@ -752,6 +814,7 @@ static const struct t_case cases[] = {
     {"cancel_in_cond_wait", cancel_in_cond_wait},
     {"failed_attempts", failed_attempts},
     {"signal_handler", signal_handler},
+    {"acquiring_not_stale", acquiring_not_stale},
 };
 
 int main(int argc, char **argv)

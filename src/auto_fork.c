@@ -114,14 +114,26 @@ static void note(struct noted *list, int *count, int *more, const struct fsafe__
     x->shared_mem = 0;
 }
 
+static void release_taken(void);
+
 /*
- * One look at every other thread's record.  Takes the mutex of each
- * condition wait it finds.  Returns the number of holds that keep the fork
- * waiting; with into != NULL, remembers them there.
+ * One look at every other thread's record.  Returns the number of holds that
+ * keep the fork waiting; with into != NULL, remembers them there.
+ *
+ * A thread in a condition wait has given its mutex back; the forker takes it
+ * so that the waiter cannot leave the wait across the fork.  It takes such
+ * mutexes only when nothing else keeps the fork waiting (a critical section
+ * still running may need one: with it taken, that section would block until
+ * the fork gives up waiting), and lets them go again as soon as something
+ * does.  A look that took a mutex counts as busy: the next one confirms.
+ * The last look (the wait ran out) takes what it can and keeps it.
  */
-static int scan(struct noted *into, int *count, int *more)
+static int scan(struct noted *into, int *count, int *more, int last)
 {
-    int busy = 0;
+    static struct {
+        void *mutex, *cond;
+    } waits[MAX_TAKEN];
+    int busy = 0, nwaits = 0;
     for (struct fsafe__at_thread *t = (struct fsafe__at_thread *)AO_load_acquire(&fsafe__at_threads);
          t; t = t->next) {
         if (t == forker || !AO_load_acquire(&t->in_use))
@@ -144,20 +156,17 @@ static int scan(struct noted *into, int *count, int *more)
                 continue;
             }
             if (state == FSAFE__AT_WAITING && e->kind == FSAFE_MUTEX) {
-                void *c = e->cond;
-                if (!took(lock)) {
-                    if (ntaken < MAX_TAKEN && fsafe__real_mutex_trylock(lock) == 0) {
-                        taken[ntaken].mutex = lock;
-                        taken[ntaken++].cond = c;
+                /* With its mutex taken, or held by the forker itself, the
+                 * waiter stays in its wait. */
+                if (!forker_excludes(lock)) {
+                    if (nwaits < MAX_TAKEN) {
+                        waits[nwaits].mutex = lock;
+                        waits[nwaits++].cond = e->cond;
                     } else {
-                        if (ntaken >= MAX_TAKEN)
-                            taken_overflow = 1;
-                        busy++; /* its waiter is waking up with it, or it is busy */
-                        continue;
+                        taken_overflow = 1;
+                        busy++;
                     }
                 }
-                if (c)
-                    note_cond(c);
                 continue;
             }
             if (forker_excludes(lock))
@@ -170,7 +179,47 @@ static int scan(struct noted *into, int *count, int *more)
                 note(into, count, more, t, e, lock);
         }
     }
-    return busy;
+    if (!busy || last)
+        for (int i = 0; i < nwaits && (!busy || last); i++) {
+            if (took(waits[i].mutex))
+                continue;
+            if (ntaken < MAX_TAKEN && fsafe__real_mutex_trylock(waits[i].mutex) == 0) {
+                taken[ntaken].mutex = waits[i].mutex;
+                taken[ntaken++].cond = waits[i].cond;
+            } else {
+                if (ntaken >= MAX_TAKEN)
+                    taken_overflow = 1;
+                busy++; /* its waiter is waking up with it */
+            }
+        }
+    if (busy) {
+        if (!last)
+            release_taken();
+        return busy;
+    }
+    return nwaits; /* 0: every waiter's mutex was already taken or the forker's */
+}
+
+/* The condition variables of the waits the fork leaves behind: those of the
+ * last look, whose mutexes the forker holds. */
+static void note_waits(void)
+{
+    nconds = 0;
+    for (int i = 0; i < ntaken; i++)
+        if (taken[i].cond)
+            note_cond(taken[i].cond);
+    for (struct fsafe__at_thread *t = (struct fsafe__at_thread *)AO_load_acquire(&fsafe__at_threads);
+         t; t = t->next) {
+        if (t == forker || !AO_load_acquire(&t->in_use))
+            continue;
+        AO_t n = AO_load_acquire(&t->n);
+        for (AO_t j = 0; j < n && j < FSAFE__AT_CAP; j++) {
+            struct fsafe__at_entry *e = &t->e[j];
+            if (e->state == FSAFE__AT_WAITING && e->kind == FSAFE_MUTEX && e->lock && e->cond &&
+                forker_excludes(e->lock))
+                note_cond(e->cond);
+        }
+    }
 }
 
 static void pause_round(unsigned round)
@@ -222,12 +271,12 @@ static int auto_prepare(void)
     announce();
     uint64_t t0 = fsafe__svc.now_ns();
     uint64_t limit = (uint64_t)fsafe__svc.cfg->auto_wait_ms * 1000000u;
-    int busy = scan(seen, &nseen, &seen_more);
+    int busy = scan(seen, &nseen, &seen_more, 0);
     for (unsigned round = 0; busy; round++) {
         uint64_t dt = fsafe__svc.now_ns() - t0;
         if (dt >= limit) {
             nstuck = stuck_more = 0;
-            scan(stuck, &nstuck, &stuck_more);
+            scan(stuck, &nstuck, &stuck_more, 1);
             timed_out = 1;
             break;
         }
@@ -239,9 +288,10 @@ static int auto_prepare(void)
             return -1;
         }
         pause_round(round);
-        busy = scan(NULL, NULL, NULL);
+        busy = scan(NULL, NULL, NULL, 0);
     }
     waited_ns = fsafe__svc.now_ns() - t0;
+    note_waits();
     if (timed_out && !fsafe__svc.cfg->auto_keep)
         for (int i = 0; i < nstuck; i++)
             if (stuck[i].lock && stuck[i].kind != FSAFE__AT_GATE)

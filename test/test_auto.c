@@ -793,6 +793,91 @@ static void acquiring_not_stale(void)
     }
 }
 
+/* A condition wait inside another critical section: the waiter holds A while
+ * it waits (with a timeout) on cv/M.  The fork must not take M while A is
+ * held, or the waiter, timed out, blocks on M with A held and the fork waits
+ * for A until FSAFE_AUTO_WAIT_MS. */
+static pthread_mutex_t nw_outer = PTHREAD_MUTEX_INITIALIZER, nw_m = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t nw_cv = PTHREAD_COND_INITIALIZER;
+
+static void *nw_waiter(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        pthread_mutex_lock(&nw_outer);
+        pthread_mutex_lock(&nw_m);
+        struct timespec ts;
+        t_deadline(&ts, 20);
+        pthread_cond_timedwait(&nw_cv, &nw_m, &ts);
+        pthread_mutex_unlock(&nw_m);
+        pthread_mutex_unlock(&nw_outer);
+        struct timespec gap = {0, 100 * 1000};
+        nanosleep(&gap, NULL);
+    }
+    return NULL;
+}
+
+static int nw_child(void)
+{
+    if (pthread_mutex_lock(&nw_outer) || pthread_mutex_lock(&nw_m))
+        return 1;
+    pthread_mutex_unlock(&nw_m);
+    return pthread_mutex_unlock(&nw_outer);
+}
+
+static void cond_wait_holding(void)
+{
+    capture_stderr();
+    pthread_t t;
+    pthread_create(&t, NULL, nw_waiter, NULL);
+    t_sleep_ms(5);
+    run_children(NULL, nw_child, 5);
+    const char *s = captured();
+    CHECK(strstr(s, "fork waited") == NULL);
+}
+
+/* The forking thread holds the mutex another thread waits with: the waiter
+ * cannot take it back across the fork, so the fork must not wait for it, and
+ * the child's condition variable has no waiters left (destroy returns). */
+static pthread_mutex_t fw_m = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t fw_cv = PTHREAD_COND_INITIALIZER;
+static int fw_waiting;
+
+static void *fw_waiter(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&fw_m);
+    for (;;) {
+        __atomic_store_n(&fw_waiting, 1, __ATOMIC_RELEASE);
+        pthread_cond_wait(&fw_cv, &fw_m);
+    }
+    return NULL;
+}
+
+static int fw_child(void)
+{
+    if (pthread_mutex_unlock(&fw_m) != 0)
+        return 1;
+    pthread_cond_broadcast(&fw_cv);
+    return pthread_cond_destroy(&fw_cv) == 0 ? 0 : 2; /* glibc waits for the waiters */
+}
+
+static void forker_holds_cond_mutex(void)
+{
+    capture_stderr();
+    pthread_t t;
+    pthread_create(&t, NULL, fw_waiter, NULL);
+    while (!__atomic_load_n(&fw_waiting, __ATOMIC_ACQUIRE))
+        t_sleep_ms(1);
+    for (int i = 0; i < 3; i++) {
+        pthread_mutex_lock(&fw_m); /* the waiter is in pthread_cond_wait */
+        run_children(NULL, fw_child, 1);
+        pthread_mutex_unlock(&fw_m);
+    }
+    const char *s = captured();
+    CHECK(strstr(s, "fork waited") == NULL);
+}
+
 static const struct t_case cases[] = {
     {"lib_static_mutex", lib_static_mutex},
     {"heap_rwlock_write", heap_rwlock_write},
@@ -815,6 +900,8 @@ static const struct t_case cases[] = {
     {"failed_attempts", failed_attempts},
     {"signal_handler", signal_handler},
     {"acquiring_not_stale", acquiring_not_stale},
+    {"cond_wait_holding", cond_wait_holding},
+    {"forker_holds_cond_mutex", forker_holds_cond_mutex},
 };
 
 int main(int argc, char **argv)

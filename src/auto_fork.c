@@ -49,6 +49,7 @@ struct noted {
 static struct {
     void *mutex;
     void *cond;
+    int shared_mem; /* one lock word with the child: the parent releases it */
 } taken[MAX_TAKEN];
 static int ntaken, taken_overflow;
 static void *conds[MAX_TAKEN]; /* condition variables other threads wait on */
@@ -185,6 +186,7 @@ static int scan(struct noted *into, int *count, int *more, int last)
                 continue;
             if (ntaken < MAX_TAKEN && fsafe__real_mutex_trylock(waits[i].mutex) == 0) {
                 taken[ntaken].mutex = waits[i].mutex;
+                taken[ntaken].shared_mem = fsafe__svc.mem_shared(waits[i].mutex, FSAFE_MUTEX);
                 taken[ntaken++].cond = waits[i].cond;
             } else {
                 if (ntaken >= MAX_TAKEN)
@@ -459,7 +461,8 @@ static void auto_child(void)
     AO_store_release(&fsafe__at_state, AO_load_acquire(&fsafe__at_state) & ~(AO_t)FSAFE__AT_PENDING);
     AO_store_release(&fsafe__at_fork_owner, 0);
     for (int i = 0; i < ntaken; i++)
-        fsafe__svc.reset_unlocked(taken[i].mutex, FSAFE_MUTEX);
+        if (!taken[i].shared_mem)
+            fsafe__svc.reset_unlocked(taken[i].mutex, FSAFE_MUTEX);
     ntaken = 0;
     for (int i = 0; i < nconds; i++)
         cond_reset(conds[i]);

@@ -13,6 +13,7 @@
 
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <threads.h>
 
 #include "auto/auto_lib.h"
@@ -878,6 +879,62 @@ static void forker_holds_cond_mutex(void)
     CHECK(strstr(s, "fork waited") == NULL);
 }
 
+/* A process-shared mutex and condition variable in MAP_SHARED memory, with a
+ * thread waiting: the forker takes the mutex, but the child must leave the
+ * one lock word both processes share alone (re-initialising it would make
+ * it a private mutex, unlocked under the parent's feet). */
+struct ps_shared {
+    pthread_mutex_t m;
+    pthread_cond_t cv;
+    int ready, waiting;
+};
+static struct ps_shared *ps;
+
+static void *ps_waiter(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&ps->m);
+    __atomic_store_n(&ps->waiting, 1, __ATOMIC_RELEASE);
+    while (!ps->ready)
+        pthread_cond_wait(&ps->cv, &ps->m);
+    pthread_mutex_unlock(&ps->m);
+    return NULL;
+}
+
+static int ps_child(void)
+{
+    return 0; /* the parent checks the shared lock */
+}
+
+static void pshared_cond_wait(void)
+{
+    ps = mmap(NULL, sizeof *ps, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    CHECK(ps != MAP_FAILED);
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    CHECK(pthread_mutex_init(&ps->m, &a) == 0);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setpshared(&ca, PTHREAD_PROCESS_SHARED);
+    CHECK(pthread_cond_init(&ps->cv, &ca) == 0);
+    int kind = ps->m.__data.__kind;
+    pthread_t t;
+    pthread_create(&t, NULL, ps_waiter, NULL);
+    while (!__atomic_load_n(&ps->waiting, __ATOMIC_ACQUIRE))
+        t_sleep_ms(1);
+    t_sleep_ms(20); /* in pthread_cond_wait */
+    for (int i = 0; i < 3; i++) {
+        run_children(NULL, ps_child, 1);
+        CHECK_EQ(ps->m.__data.__kind, kind);
+    }
+    pthread_mutex_lock(&ps->m);
+    ps->ready = 1;
+    pthread_cond_broadcast(&ps->cv);
+    pthread_mutex_unlock(&ps->m);
+    CHECK(pthread_join(t, NULL) == 0);
+}
+
 static const struct t_case cases[] = {
     {"lib_static_mutex", lib_static_mutex},
     {"heap_rwlock_write", heap_rwlock_write},
@@ -902,6 +959,7 @@ static const struct t_case cases[] = {
     {"acquiring_not_stale", acquiring_not_stale},
     {"cond_wait_holding", cond_wait_holding},
     {"forker_holds_cond_mutex", forker_holds_cond_mutex},
+    {"pshared_cond_wait", pshared_cond_wait},
 };
 
 int main(int argc, char **argv)

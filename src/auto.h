@@ -50,6 +50,8 @@ struct fsafe__at_thread {
     AO_t in_use;       /* 1 while a live thread owns the record */
     pid_t tid;         /* the owner's kernel thread id */
     AO_t self;         /* the owner's thread pointer */
+    AO_t forking;      /* > 0 while the owner is inside fork(): its holds stay
+                        * as they are until that fork returns */
     struct fsafe__at_thread *next; /* every record ever made; never unlinked */
     struct fsafe__at_entry e[FSAFE__AT_CAP];
 };

@@ -58,6 +58,11 @@ static struct noted seen[MAX_NOTED]; /* busy holds at the first look (report) */
 static int nseen, seen_more;
 static struct noted stuck[MAX_NOTED]; /* busy holds when the wait ran out */
 static int nstuck, stuck_more;
+/* Holds of threads inside fork() at the last look: they cannot change before
+ * this fork, so it does not wait for them; the child resets them like stuck
+ * ones. */
+static struct noted frozen[MAX_NOTED];
+static int nfrozen, frozen_more;
 static uint64_t waited_ns;
 static int timed_out;
 static struct fsafe__at_thread *forker;
@@ -135,6 +140,7 @@ static int scan(struct noted *into, int *count, int *more, int last)
         void *mutex, *cond;
     } waits[MAX_TAKEN];
     int busy = 0, nwaits = 0;
+    nfrozen = frozen_more = 0;
     for (struct fsafe__at_thread *t = (struct fsafe__at_thread *)AO_load_acquire(&fsafe__at_threads);
          t; t = t->next) {
         if (t == forker || !AO_load_acquire(&t->in_use))
@@ -142,6 +148,7 @@ static int scan(struct noted *into, int *count, int *more, int last)
         AO_t n = AO_load_acquire(&t->n);
         if (n == 0)
             continue;
+        int in_fork = AO_load_acquire(&t->forking) != 0;
         if (n > FSAFE__AT_CAP) {
             busy++; /* holds it could not record */
             if (into)
@@ -154,6 +161,13 @@ static int scan(struct noted *into, int *count, int *more, int last)
             AO_nop_read(); /* HELD read before the lock word */
             if (!lock) {
                 busy++; /* a slot being filled in: look again */
+                continue;
+            }
+            if (in_fork && state != FSAFE__AT_WAITING) {
+                /* Two threads that fork holding locks cannot wait for each
+                 * other: neither lets go before its fork returns. */
+                if (state == FSAFE__AT_HELD && e->kind != FSAFE__AT_GATE)
+                    note(frozen, &nfrozen, &frozen_more, t, e, lock);
                 continue;
             }
             if (state == FSAFE__AT_WAITING && e->kind == FSAFE_MUTEX) {
@@ -224,6 +238,26 @@ static void note_waits(void)
     }
 }
 
+/* Whether to give the gate to a thread waiting to fork: one that holds
+ * tracked locks may hold what this fork waits for.  A waiter that did not
+ * come through this library's fork() (fsafe_fork(), daemon()) says nothing
+ * about its holds: back off for it as well. */
+static int backoff_helps(void)
+{
+    if (!fsafe__svc.gate_contended())
+        return 0;
+    int marked = 0;
+    for (struct fsafe__at_thread *t = (struct fsafe__at_thread *)AO_load_acquire(&fsafe__at_threads);
+         t; t = t->next) {
+        if (t == forker || !AO_load_acquire(&t->in_use) || !AO_load_acquire(&t->forking))
+            continue;
+        if (AO_load_acquire(&t->n) != 0)
+            return 1;
+        marked++;
+    }
+    return marked == 0;
+}
+
 static void pause_round(unsigned round)
 {
     if (round < 16) {
@@ -267,7 +301,7 @@ static int auto_prepare(void)
         return 0;
     int saved = errno;
     forker = fsafe__at_current();
-    ntaken = nconds = nseen = seen_more = nstuck = stuck_more = 0;
+    ntaken = nconds = nseen = seen_more = nstuck = stuck_more = nfrozen = frozen_more = 0;
     taken_overflow = timed_out = 0;
     waited_ns = 0;
     announce();
@@ -282,7 +316,7 @@ static int auto_prepare(void)
             timed_out = 1;
             break;
         }
-        if (round > 0 && (round & 7) == 0 && fsafe__svc.gate_contended()) {
+        if (round > 0 && (round & 7) == 0 && backoff_helps()) {
             /* A thread waiting to fork may hold what this fork waits for. */
             release_taken();
             unpark();
@@ -298,6 +332,9 @@ static int auto_prepare(void)
         for (int i = 0; i < nstuck; i++)
             if (stuck[i].lock && stuck[i].kind != FSAFE__AT_GATE)
                 stuck[i].shared_mem = (unsigned char)fsafe__svc.mem_shared(stuck[i].lock, stuck[i].kind);
+    if (!fsafe__svc.cfg->auto_keep)
+        for (int i = 0; i < nfrozen; i++)
+            frozen[i].shared_mem = (unsigned char)fsafe__svc.mem_shared(frozen[i].lock, frozen[i].kind);
     errno = saved;
     return 0;
 }
@@ -470,6 +507,10 @@ static void auto_child(void)
         for (int i = 0; i < nstuck; i++)
             if (stuck[i].lock && stuck[i].kind != FSAFE__AT_GATE && !stuck[i].shared_mem)
                 fsafe__svc.reset_unlocked(stuck[i].lock, stuck[i].kind);
+    if (!fsafe__svc.cfg->auto_keep)
+        for (int i = 0; i < nfrozen; i++)
+            if (!frozen[i].shared_mem)
+                fsafe__svc.reset_unlocked(frozen[i].lock, frozen[i].kind);
     struct fsafe__at_thread *mine = fsafe__at_current();
     fsafe__at_child_forget_others(mine);
     if (mine)
@@ -512,5 +553,11 @@ __attribute__((constructor(102))) static void auto_ctor(void)
  * in the lookup order when only this library is preloaded. */
 FSAFE_EXPORT pid_t fork(void)
 {
-    return fsafe_fork();
+    struct fsafe__at_thread *t = fsafe__at_current(); /* none: it holds nothing */
+    if (t)
+        AO_fetch_and_add1(&t->forking);
+    pid_t pid = fsafe_fork();
+    if (t)
+        AO_fetch_and_add(&t->forking, (AO_t)-1); /* errno untouched */
+    return pid;
 }

@@ -212,6 +212,7 @@ void fsafe__at_child_forget_others(struct fsafe__at_thread *mine)
         if (t == mine)
             continue;
         AO_store_release(&t->n, 0);
+        AO_store_release(&t->forking, 0); /* it was waiting to fork in the parent */
         for (int i = 0; i < FSAFE__AT_CAP; i++)
             t->e[i].lock = NULL;
         AO_store_release(&t->in_use, 0);

@@ -935,6 +935,45 @@ static void pshared_cond_wait(void)
     CHECK(pthread_join(t, NULL) == 0);
 }
 
+/* Two threads fork at once, each holding its own lock: neither can let go
+ * before its fork returns, so neither fork may wait for the other's hold
+ * (they took turns backing off for each other, forever). */
+static pthread_mutex_t tf_lock[2] = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER};
+static int tf_done;
+
+static void *tf_forker(void *arg)
+{
+    long k = (long)arg;
+    for (int i = 0; i < 20; i++) {
+        pthread_mutex_lock(&tf_lock[k]);
+        pid_t pid = fork();
+        if (pid == 0)
+            _exit(0);
+        if (pid < 0 || t_wait(pid, CHILD_MS) != 0)
+            FAIL("forker %ld: fork %d failed", k, i);
+        pthread_mutex_unlock(&tf_lock[k]);
+    }
+    __atomic_add_fetch(&tf_done, 1, __ATOMIC_ACQ_REL);
+    return NULL;
+}
+
+static void two_forkers_holding(void)
+{
+    capture_stderr();
+    pthread_t t[2];
+    for (long k = 0; k < 2; k++)
+        pthread_create(&t[k], NULL, tf_forker, (void *)k);
+    for (int ms = 0; __atomic_load_n(&tf_done, __ATOMIC_ACQUIRE) < 2; ms += 10) {
+        if (ms > 30000) {
+            dup2(1, 2);
+            FAIL("two threads forking while holding a lock each: not done in 30 s");
+        }
+        t_sleep_ms(10);
+    }
+    const char *s = captured();
+    CHECK(strstr(s, "fork waited") == NULL);
+}
+
 static const struct t_case cases[] = {
     {"lib_static_mutex", lib_static_mutex},
     {"heap_rwlock_write", heap_rwlock_write},
@@ -960,6 +999,7 @@ static const struct t_case cases[] = {
     {"cond_wait_holding", cond_wait_holding},
     {"forker_holds_cond_mutex", forker_holds_cond_mutex},
     {"pshared_cond_wait", pshared_cond_wait},
+    {"two_forkers_holding", two_forkers_holding},
 };
 
 int main(int argc, char **argv)

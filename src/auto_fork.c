@@ -85,21 +85,36 @@ static void note_cond(void *c)
         conds[nconds++] = c;
 }
 
-/* Whether the forker holds lock so that no other thread can take it: another
- * thread's entry for it is an acquisition blocked until after the fork. */
-static int forker_excludes(const void *lock)
+/* Threads inside fork() at this look (their holds stay until after it). */
+#define MAX_IN_FORK 16
+static struct fsafe__at_thread *in_fork[MAX_IN_FORK];
+static int nin_fork;
+
+/* Whether t holds lock (held, not being acquired: a fork from a signal
+ * handler may have interrupted the forker's own lock call) in a mode that
+ * keeps a taker in mode out. */
+static int holds_against(const struct fsafe__at_thread *t, const void *lock, int mode)
+{
+    AO_t n = AO_load_acquire(&t->n);
+    for (AO_t j = 0; j < n && j < FSAFE__AT_CAP; j++)
+        if (t->e[j].lock == lock && t->e[j].state == FSAFE__AT_HELD &&
+            t->e[j].kind != FSAFE__AT_GATE && (t->e[j].mode == FSAFE__AT_EXCL || mode == FSAFE__AT_EXCL))
+            return 1;
+    return 0;
+}
+
+/* Whether no other thread can take lock in mode before this fork: the forker
+ * holds it (or took it from a waiter), or a thread inside fork() does.
+ * Another thread's entry for it is an acquisition blocked until after the
+ * fork (a writer behind the forker's read hold too). */
+static int forker_excludes(const void *lock, int mode)
 {
     if (took(lock))
         return 1;
-    struct fsafe__at_thread *t = forker;
-    if (!t)
-        return 0;
-    AO_t n = AO_load_acquire(&t->n);
-    /* Held, not being acquired: a fork from a signal handler may have
-     * interrupted the forker's own lock call. */
-    for (AO_t j = 0; j < n && j < FSAFE__AT_CAP; j++)
-        if (t->e[j].lock == lock && t->e[j].mode == FSAFE__AT_EXCL &&
-            t->e[j].state == FSAFE__AT_HELD && t->e[j].kind != FSAFE__AT_GATE)
+    if (forker && holds_against(forker, lock, mode))
+        return 1;
+    for (int i = 0; i < nin_fork; i++)
+        if (holds_against(in_fork[i], lock, mode))
             return 1;
     return 0;
 }
@@ -140,7 +155,11 @@ static int scan(struct noted *into, int *count, int *more, int last)
         void *mutex, *cond;
     } waits[MAX_TAKEN];
     int busy = 0, nwaits = 0;
-    nfrozen = frozen_more = 0;
+    nfrozen = frozen_more = nin_fork = 0;
+    for (struct fsafe__at_thread *t = (struct fsafe__at_thread *)AO_load_acquire(&fsafe__at_threads);
+         t && nin_fork < MAX_IN_FORK; t = t->next)
+        if (t != forker && AO_load_acquire(&t->in_use) && AO_load_acquire(&t->forking))
+            in_fork[nin_fork++] = t;
     for (struct fsafe__at_thread *t = (struct fsafe__at_thread *)AO_load_acquire(&fsafe__at_threads);
          t; t = t->next) {
         if (t == forker || !AO_load_acquire(&t->in_use))
@@ -148,7 +167,7 @@ static int scan(struct noted *into, int *count, int *more, int last)
         AO_t n = AO_load_acquire(&t->n);
         if (n == 0)
             continue;
-        int in_fork = AO_load_acquire(&t->forking) != 0;
+        int forking = AO_load_acquire(&t->forking) != 0;
         if (n > FSAFE__AT_CAP) {
             busy++; /* holds it could not record */
             if (into)
@@ -163,7 +182,7 @@ static int scan(struct noted *into, int *count, int *more, int last)
                 busy++; /* a slot being filled in: look again */
                 continue;
             }
-            if (in_fork && state != FSAFE__AT_WAITING) {
+            if (forking && state != FSAFE__AT_WAITING) {
                 /* Two threads that fork holding locks cannot wait for each
                  * other: neither lets go before its fork returns. */
                 if (state == FSAFE__AT_HELD && e->kind != FSAFE__AT_GATE)
@@ -173,7 +192,7 @@ static int scan(struct noted *into, int *count, int *more, int last)
             if (state == FSAFE__AT_WAITING && e->kind == FSAFE_MUTEX) {
                 /* With its mutex taken, or held by the forker itself, the
                  * waiter stays in its wait. */
-                if (!forker_excludes(lock)) {
+                if (!forker_excludes(lock, FSAFE__AT_EXCL)) {
                     if (nwaits < MAX_TAKEN) {
                         waits[nwaits].mutex = lock;
                         waits[nwaits++].cond = e->cond;
@@ -184,7 +203,7 @@ static int scan(struct noted *into, int *count, int *more, int last)
                 }
                 continue;
             }
-            if (forker_excludes(lock))
+            if (forker_excludes(lock, e->mode))
                 continue;
             if (state == FSAFE__AT_HELD && e->kind != FSAFE__AT_GATE && e->mode == FSAFE__AT_EXCL &&
                 fsafe__at_lock_free(lock, e->kind))
@@ -232,7 +251,7 @@ static void note_waits(void)
         for (AO_t j = 0; j < n && j < FSAFE__AT_CAP; j++) {
             struct fsafe__at_entry *e = &t->e[j];
             if (e->state == FSAFE__AT_WAITING && e->kind == FSAFE_MUTEX && e->lock && e->cond &&
-                forker_excludes(e->lock))
+                forker_excludes(e->lock, FSAFE__AT_EXCL))
                 note_cond(e->cond);
         }
     }

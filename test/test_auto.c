@@ -974,6 +974,50 @@ static void two_forkers_holding(void)
     CHECK(strstr(s, "fork waited") == NULL);
 }
 
+/* The forker holds an rwlock for reading and a writer waits for it: the
+ * writer cannot get it before the fork, so the fork must not wait for it. */
+static pthread_rwlock_t rw_fork = PTHREAD_RWLOCK_INITIALIZER;
+static int rw_writer_in;
+
+static void *rw_writer(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        __atomic_store_n(&rw_writer_in, 1, __ATOMIC_RELEASE);
+        pthread_rwlock_wrlock(&rw_fork);
+        pthread_rwlock_unlock(&rw_fork);
+        t_sleep_ms(1);
+    }
+    return NULL;
+}
+
+static int rw_fork_child(void)
+{
+    if (pthread_rwlock_unlock(&rw_fork) != 0) /* its own read hold */
+        return 1;
+    if (pthread_rwlock_trywrlock(&rw_fork) != 0)
+        return 2;
+    return pthread_rwlock_unlock(&rw_fork);
+}
+
+static void forker_reads_writer_waits(void)
+{
+    capture_stderr();
+    pthread_t t;
+    pthread_create(&t, NULL, rw_writer, NULL);
+    for (int i = 0; i < 3; i++) {
+        CHECK(pthread_rwlock_rdlock(&rw_fork) == 0);
+        __atomic_store_n(&rw_writer_in, 0, __ATOMIC_RELEASE);
+        while (!__atomic_load_n(&rw_writer_in, __ATOMIC_ACQUIRE))
+            t_sleep_ms(1);
+        t_sleep_ms(10); /* the writer blocks in pthread_rwlock_wrlock */
+        run_children(NULL, rw_fork_child, 1);
+        CHECK(pthread_rwlock_unlock(&rw_fork) == 0);
+    }
+    const char *s = captured();
+    CHECK(strstr(s, "fork waited") == NULL);
+}
+
 static const struct t_case cases[] = {
     {"lib_static_mutex", lib_static_mutex},
     {"heap_rwlock_write", heap_rwlock_write},
@@ -1000,6 +1044,7 @@ static const struct t_case cases[] = {
     {"forker_holds_cond_mutex", forker_holds_cond_mutex},
     {"pshared_cond_wait", pshared_cond_wait},
     {"two_forkers_holding", two_forkers_holding},
+    {"forker_reads_writer_waits", forker_reads_writer_waits},
 };
 
 int main(int argc, char **argv)

@@ -22,14 +22,21 @@ void fsafe__amsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 #define FSAFE__AT_CAP 48 /* holds a thread records; more are counted only */
 
 enum fsafe__at_mode { FSAFE__AT_EXCL = 0, FSAFE__AT_SHARED = 1 };
-enum fsafe__at_state { FSAFE__AT_HELD = 0, FSAFE__AT_WAITING = 1 /* in a condition wait */ };
+enum fsafe__at_state {
+    FSAFE__AT_HELD = 0,
+    FSAFE__AT_WAITING = 1,  /* in a condition wait */
+    FSAFE__AT_ACQUIRING = 2 /* the lock call has not returned: a free lock word
+                             * does not make the entry stale */
+};
 
 /*
  * One hold, or one acquisition in progress.  Written only by the owning thread
- * (and signal handlers on it, which nest); read by the forker.  Every field is
- * an AO_t accessed through AO_load/AO_store (plain moves on x86-64), so that
- * the races by design are visible to the compiler and ThreadSanitizer as
- * atomic accesses.  lock is 0 while the slot is reserved but not filled in.
+ * (and signal handlers on it, which nest); read by the forker.  lock is 0
+ * while the slot is reserved but not yet filled in; it is published with
+ * release order after the other fields, and the state becomes HELD (release
+ * order) only once the lock is really held.  Every field is an AO_t accessed
+ * through AO_load/AO_store (plain moves on x86-64), so that these races by
+ * design are atomic accesses to the compiler and to ThreadSanitizer.
  */
 struct fsafe__at_entry {
     AO_t lock;   /* the lock (a struct fsafe__gate for FSAFE__AT_GATE) */
@@ -40,7 +47,7 @@ struct fsafe__at_entry {
 #define FSAFE__AT_INFO(kind, mode, state) ((AO_t)(kind) | (AO_t)(mode) << 8 | (AO_t)(state) << 16)
 static inline void *fsafe__at_lock(const struct fsafe__at_entry *e)
 {
-    return (void *)AO_load(&e->lock);
+    return (void *)AO_load_acquire(&e->lock);
 }
 static inline int fsafe__at_kind(const struct fsafe__at_entry *e)
 {
@@ -52,7 +59,11 @@ static inline int fsafe__at_mode(const struct fsafe__at_entry *e)
 }
 static inline int fsafe__at_estate(const struct fsafe__at_entry *e)
 {
-    return (int)(AO_load(&e->info) >> 16 & 0xff);
+    return (int)(AO_load_acquire(&e->info) >> 16 & 0xff);
+}
+static inline void fsafe__at_set_estate(struct fsafe__at_entry *e, int state)
+{
+    AO_store_release(&e->info, (AO_load(&e->info) & 0xffff) | (AO_t)state << 16);
 }
 
 struct fsafe__at_thread {
@@ -62,6 +73,8 @@ struct fsafe__at_thread {
     AO_t in_use;       /* 1 while a live thread owns the record */
     pid_t tid;         /* the owner's kernel thread id */
     AO_t self;         /* the owner's thread pointer */
+    AO_t forking;      /* > 0 while the owner is inside fork(): its holds stay
+                        * as they are until that fork returns */
     struct fsafe__at_thread *next; /* every record ever made; never unlinked */
     struct fsafe__at_entry e[FSAFE__AT_CAP];
 };

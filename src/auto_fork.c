@@ -49,6 +49,7 @@ struct noted {
 static struct {
     void *mutex;
     void *cond;
+    int shared_mem; /* one lock word with the child: the parent releases it */
 } taken[MAX_TAKEN];
 static int ntaken, taken_overflow;
 static void *conds[MAX_TAKEN]; /* condition variables other threads wait on */
@@ -57,6 +58,11 @@ static struct noted seen[MAX_NOTED]; /* busy holds at the first look (report) */
 static int nseen, seen_more;
 static struct noted stuck[MAX_NOTED]; /* busy holds when the wait ran out */
 static int nstuck, stuck_more;
+/* Holds of threads inside fork() at the last look: they cannot change before
+ * this fork, so it does not wait for them; the child resets them like stuck
+ * ones. */
+static struct noted frozen[MAX_NOTED];
+static int nfrozen, frozen_more;
 static uint64_t waited_ns;
 static int timed_out;
 static struct fsafe__at_thread *forker;
@@ -79,18 +85,40 @@ static void note_cond(void *c)
         conds[nconds++] = c;
 }
 
-/* Whether the forker holds lock so that no other thread can take it: another
- * thread's entry for it is an acquisition blocked until after the fork. */
-static int forker_excludes(const void *lock)
+/* Threads inside fork() at this look (their holds stay until after it). */
+#define MAX_IN_FORK 16
+static struct fsafe__at_thread *in_fork[MAX_IN_FORK];
+static int nin_fork;
+
+/* Whether t holds lock (held, not being acquired: a fork from a signal
+ * handler may have interrupted the forker's own lock call) in a mode that
+ * keeps a taker in mode out.  A gate counts as exclusive: a fork from inside
+ * a gated call (a dl_iterate_phdr callback, a constructor run by dlopen)
+ * holds that family's libc lock, which other callers wait for. */
+static int holds_against(const struct fsafe__at_thread *t, const void *lock, int mode)
+{
+    AO_t n = AO_load_acquire(&t->n);
+    for (AO_t j = 0; j < n && j < FSAFE__AT_CAP; j++) {
+        const struct fsafe__at_entry *e = &t->e[j];
+        if (fsafe__at_lock(e) == lock && fsafe__at_estate(e) == FSAFE__AT_HELD &&
+            (fsafe__at_mode(e) == FSAFE__AT_EXCL || mode == FSAFE__AT_EXCL))
+            return 1;
+    }
+    return 0;
+}
+
+/* Whether no other thread can take lock in mode before this fork: the forker
+ * holds it (or took it from a waiter), or a thread inside fork() does.
+ * Another thread's entry for it is an acquisition blocked until after the
+ * fork (a writer behind the forker's read hold too). */
+static int forker_excludes(const void *lock, int mode)
 {
     if (took(lock))
         return 1;
-    struct fsafe__at_thread *t = forker;
-    if (!t)
-        return 0;
-    AO_t n = AO_load_acquire(&t->n);
-    for (AO_t j = 0; j < n && j < FSAFE__AT_CAP; j++)
-        if (fsafe__at_lock(&t->e[j]) == lock && fsafe__at_mode(&t->e[j]) == FSAFE__AT_EXCL)
+    if (forker && holds_against(forker, lock, mode))
+        return 1;
+    for (int i = 0; i < nin_fork; i++)
+        if (holds_against(in_fork[i], lock, mode))
             return 1;
     return 0;
 }
@@ -111,14 +139,31 @@ static void note(struct noted *list, int *count, int *more, const struct fsafe__
     x->shared_mem = 0;
 }
 
+static void release_taken(void);
+
 /*
- * One look at every other thread's record.  Takes the mutex of each
- * condition wait it finds.  Returns the number of holds that keep the fork
- * waiting; with into != NULL, remembers them there.
+ * One look at every other thread's record.  Returns the number of holds that
+ * keep the fork waiting; with into != NULL, remembers them there.
+ *
+ * A thread in a condition wait has given its mutex back; the forker takes it
+ * so that the waiter cannot leave the wait across the fork.  It takes such
+ * mutexes only when nothing else keeps the fork waiting (a critical section
+ * still running may need one: with it taken, that section would block until
+ * the fork gives up waiting), and lets them go again as soon as something
+ * does.  A look that took a mutex counts as busy: the next one confirms.
+ * The last look (the wait ran out) takes what it can and keeps it.
  */
-static int scan(struct noted *into, int *count, int *more)
+static int scan(struct noted *into, int *count, int *more, int last)
 {
-    int busy = 0;
+    static struct {
+        void *mutex, *cond;
+    } waits[MAX_TAKEN];
+    int busy = 0, nwaits = 0;
+    nfrozen = frozen_more = nin_fork = 0;
+    for (struct fsafe__at_thread *t = (struct fsafe__at_thread *)AO_load_acquire(&fsafe__at_threads);
+         t && nin_fork < MAX_IN_FORK; t = t->next)
+        if (t != forker && AO_load_acquire(&t->in_use) && AO_load_acquire(&t->forking))
+            in_fork[nin_fork++] = t;
     for (struct fsafe__at_thread *t = (struct fsafe__at_thread *)AO_load_acquire(&fsafe__at_threads);
          t; t = t->next) {
         if (t == forker || !AO_load_acquire(&t->in_use))
@@ -126,6 +171,7 @@ static int scan(struct noted *into, int *count, int *more)
         AO_t n = AO_load_acquire(&t->n);
         if (n == 0)
             continue;
+        int forking = AO_load_acquire(&t->forking) != 0;
         if (n > FSAFE__AT_CAP) {
             busy++; /* holds it could not record */
             if (into)
@@ -134,38 +180,109 @@ static int scan(struct noted *into, int *count, int *more)
         for (AO_t j = 0; j < n && j < FSAFE__AT_CAP; j++) {
             struct fsafe__at_entry *e = &t->e[j];
             void *lock = fsafe__at_lock(e);
-            int kind = fsafe__at_kind(e), mode = fsafe__at_mode(e);
+            int state = fsafe__at_estate(e);
+            AO_nop_read(); /* HELD read before the lock word */
             if (!lock) {
                 busy++; /* a slot being filled in: look again */
                 continue;
             }
-            if (fsafe__at_estate(e) == FSAFE__AT_WAITING && kind == FSAFE_MUTEX) {
-                void *c = (void *)AO_load(&e->cond);
-                if (!took(lock)) {
-                    if (ntaken < MAX_TAKEN && fsafe__real_mutex_trylock(lock) == 0) {
-                        taken[ntaken].mutex = lock;
-                        taken[ntaken++].cond = c;
-                    } else {
-                        if (ntaken >= MAX_TAKEN)
-                            taken_overflow = 1;
-                        busy++; /* its waiter is waking up with it, or it is busy */
-                        continue;
-                    }
-                }
-                if (c)
-                    note_cond(c);
+            if (forking && state != FSAFE__AT_WAITING &&
+                !(state == FSAFE__AT_HELD && fsafe__at_kind(e) == FSAFE__AT_GATE)) {
+                /* Two threads that fork holding locks cannot wait for each
+                 * other: neither lets go before its fork returns.  A gate
+                 * is the exception: libc's lock behind it cannot be reset in
+                 * the child, so it stays busy and the fork backs off for
+                 * that thread (backoff_helps). */
+                if (state == FSAFE__AT_HELD)
+                    note(frozen, &nfrozen, &frozen_more, t, e, lock);
                 continue;
             }
-            if (forker_excludes(lock))
+            if (state == FSAFE__AT_WAITING && fsafe__at_kind(e) == FSAFE_MUTEX) {
+                /* With its mutex taken, or held by the forker itself, the
+                 * waiter stays in its wait. */
+                if (!forker_excludes(lock, FSAFE__AT_EXCL)) {
+                    if (nwaits < MAX_TAKEN) {
+                        waits[nwaits].mutex = lock;
+                        waits[nwaits++].cond = (void *)AO_load(&e->cond);
+                    } else {
+                        taken_overflow = 1;
+                        busy++;
+                    }
+                }
                 continue;
-            if (kind != FSAFE__AT_GATE && mode == FSAFE__AT_EXCL && fsafe__at_lock_free(lock, kind))
-                continue; /* released by another thread: a stale record */
+            }
+            if (forker_excludes(lock, fsafe__at_mode(e)))
+                continue;
+            if (state == FSAFE__AT_HELD && fsafe__at_kind(e) != FSAFE__AT_GATE && fsafe__at_mode(e) == FSAFE__AT_EXCL &&
+                fsafe__at_lock_free(lock, fsafe__at_kind(e)))
+                continue; /* released, by its owner or another thread: a stale record */
             busy++;
             if (into)
                 note(into, count, more, t, e, lock);
         }
     }
-    return busy;
+    if (!busy || last)
+        for (int i = 0; i < nwaits && (!busy || last); i++) {
+            if (took(waits[i].mutex))
+                continue;
+            if (ntaken < MAX_TAKEN && fsafe__real_mutex_trylock(waits[i].mutex) == 0) {
+                taken[ntaken].mutex = waits[i].mutex;
+                taken[ntaken].shared_mem = fsafe__svc.mem_shared(waits[i].mutex, FSAFE_MUTEX);
+                taken[ntaken++].cond = waits[i].cond;
+            } else {
+                if (ntaken >= MAX_TAKEN)
+                    taken_overflow = 1;
+                busy++; /* its waiter is waking up with it */
+            }
+        }
+    if (busy) {
+        if (!last)
+            release_taken();
+        return busy;
+    }
+    return nwaits; /* 0: every waiter's mutex was already taken or the forker's */
+}
+
+/* The condition variables of the waits the fork leaves behind: those of the
+ * last look, whose mutexes the forker holds. */
+static void note_waits(void)
+{
+    nconds = 0;
+    for (int i = 0; i < ntaken; i++)
+        if (taken[i].cond)
+            note_cond(taken[i].cond);
+    for (struct fsafe__at_thread *t = (struct fsafe__at_thread *)AO_load_acquire(&fsafe__at_threads);
+         t; t = t->next) {
+        if (t == forker || !AO_load_acquire(&t->in_use))
+            continue;
+        AO_t n = AO_load_acquire(&t->n);
+        for (AO_t j = 0; j < n && j < FSAFE__AT_CAP; j++) {
+            struct fsafe__at_entry *e = &t->e[j];
+            if (fsafe__at_estate(e) == FSAFE__AT_WAITING && fsafe__at_kind(e) == FSAFE_MUTEX && fsafe__at_lock(e) && (void *)AO_load(&e->cond) &&
+                forker_excludes(fsafe__at_lock(e), FSAFE__AT_EXCL))
+                note_cond((void *)AO_load(&e->cond));
+        }
+    }
+}
+
+/* Whether to give the gate to a thread waiting to fork: one that holds
+ * tracked locks may hold what this fork waits for.  A waiter that did not
+ * come through this library's fork() (fsafe_fork(), daemon()) says nothing
+ * about its holds: back off for it as well. */
+static int backoff_helps(void)
+{
+    if (!fsafe__svc.gate_contended())
+        return 0;
+    int marked = 0;
+    for (struct fsafe__at_thread *t = (struct fsafe__at_thread *)AO_load_acquire(&fsafe__at_threads);
+         t; t = t->next) {
+        if (t == forker || !AO_load_acquire(&t->in_use) || !AO_load_acquire(&t->forking))
+            continue;
+        if (AO_load_acquire(&t->n) != 0)
+            return 1;
+        marked++;
+    }
+    return marked == 0;
 }
 
 static void pause_round(unsigned round)
@@ -211,22 +328,22 @@ static int auto_prepare(void)
         return 0;
     int saved = errno;
     forker = fsafe__at_current();
-    ntaken = nconds = nseen = seen_more = nstuck = stuck_more = 0;
+    ntaken = nconds = nseen = seen_more = nstuck = stuck_more = nfrozen = frozen_more = 0;
     taken_overflow = timed_out = 0;
     waited_ns = 0;
     announce();
     uint64_t t0 = fsafe__svc.now_ns();
     uint64_t limit = (uint64_t)fsafe__svc.cfg->auto_wait_ms * 1000000u;
-    int busy = scan(seen, &nseen, &seen_more);
+    int busy = scan(seen, &nseen, &seen_more, 0);
     for (unsigned round = 0; busy; round++) {
         uint64_t dt = fsafe__svc.now_ns() - t0;
         if (dt >= limit) {
             nstuck = stuck_more = 0;
-            scan(stuck, &nstuck, &stuck_more);
+            scan(stuck, &nstuck, &stuck_more, 1);
             timed_out = 1;
             break;
         }
-        if (round > 0 && (round & 7) == 0 && fsafe__svc.gate_contended()) {
+        if (round > 0 && (round & 7) == 0 && backoff_helps()) {
             /* A thread waiting to fork may hold what this fork waits for. */
             release_taken();
             unpark();
@@ -234,13 +351,17 @@ static int auto_prepare(void)
             return -1;
         }
         pause_round(round);
-        busy = scan(NULL, NULL, NULL);
+        busy = scan(NULL, NULL, NULL, 0);
     }
     waited_ns = fsafe__svc.now_ns() - t0;
+    note_waits();
     if (timed_out && !fsafe__svc.cfg->auto_keep)
         for (int i = 0; i < nstuck; i++)
             if (stuck[i].lock && stuck[i].kind != FSAFE__AT_GATE)
                 stuck[i].shared_mem = (unsigned char)fsafe__svc.mem_shared(stuck[i].lock, stuck[i].kind);
+    if (!fsafe__svc.cfg->auto_keep)
+        for (int i = 0; i < nfrozen; i++)
+            frozen[i].shared_mem = (unsigned char)fsafe__svc.mem_shared(frozen[i].lock, frozen[i].kind);
     errno = saved;
     return 0;
 }
@@ -358,26 +479,32 @@ static void retake_own(struct fsafe__at_thread *t)
 {
     AO_t n = AO_load(&t->n) < FSAFE__AT_CAP ? AO_load(&t->n) : FSAFE__AT_CAP;
     for (AO_t j = 0; j < n; j++) {
-        void *lock = fsafe__at_lock(&t->e[j]);
-        int kind = fsafe__at_kind(&t->e[j]);
-        if (!lock || (kind != FSAFE_MUTEX && kind != FSAFE_RWLOCK))
-            continue; /* a spinlock records no owner; a gate is no lock */
+        struct fsafe__at_entry *e = &t->e[j];
+        void *lock = fsafe__at_lock(e);
+        if (!lock || fsafe__at_kind(e) == FSAFE__AT_GATE || fsafe__at_kind(e) == FSAFE_SPINLOCK ||
+            fsafe__at_estate(e) != FSAFE__AT_HELD)
+            continue; /* a spinlock records no owner; a lock call a signal
+                       * handler interrupted to fork takes it itself */
         int first = 1;
         for (AO_t k = 0; k < j; k++)
-            if (fsafe__at_lock(&t->e[k]) == lock)
+            if (fsafe__at_lock(&t->e[k]) == lock && fsafe__at_estate(&t->e[k]) == FSAFE__AT_HELD)
                 first = 0;
-        if (!first || fsafe__svc.mem_shared(lock, kind))
+        if (!first)
             continue;
-        fsafe__svc.reset_unlocked(lock, kind);
-        for (AO_t k = j; k < n; k++) {
-            if (fsafe__at_lock(&t->e[k]) != lock)
-                continue;
-            if (kind == FSAFE_MUTEX)
-                fsafe__real_mutex_lock(lock);
-            else if (fsafe__at_mode(&t->e[k]) == FSAFE__AT_EXCL)
-                fsafe__real_rwlock_wrlock(lock);
-            else
-                fsafe__real_rwlock_rdlock(lock);
+        if (fsafe__at_kind(e) == FSAFE_MUTEX && !fsafe__svc.mem_shared(lock, fsafe__at_kind(e))) {
+            fsafe__svc.reset_unlocked(lock, FSAFE_MUTEX);
+            for (AO_t k = j; k < n; k++)
+                if (fsafe__at_lock(&t->e[k]) == lock && fsafe__at_estate(&t->e[k]) == FSAFE__AT_HELD)
+                    fsafe__real_mutex_lock(lock);
+        } else if (fsafe__at_kind(e) == FSAFE_RWLOCK && !fsafe__svc.mem_shared(lock, fsafe__at_kind(e))) {
+            fsafe__svc.reset_unlocked(lock, FSAFE_RWLOCK);
+            for (AO_t k = j; k < n; k++)
+                if (fsafe__at_lock(&t->e[k]) == lock && fsafe__at_estate(&t->e[k]) == FSAFE__AT_HELD) {
+                    if (fsafe__at_mode(&t->e[k]) == FSAFE__AT_EXCL)
+                        fsafe__real_rwlock_wrlock(lock);
+                    else
+                        fsafe__real_rwlock_rdlock(lock);
+                }
         }
     }
 }
@@ -389,7 +516,8 @@ static void auto_child(void)
     AO_store_release(&fsafe__at_state, AO_load_acquire(&fsafe__at_state) & ~(AO_t)FSAFE__AT_PENDING);
     AO_store_release(&fsafe__at_fork_owner, 0);
     for (int i = 0; i < ntaken; i++)
-        fsafe__svc.reset_unlocked(taken[i].mutex, FSAFE_MUTEX);
+        if (!taken[i].shared_mem)
+            fsafe__svc.reset_unlocked(taken[i].mutex, FSAFE_MUTEX);
     ntaken = 0;
     for (int i = 0; i < nconds; i++)
         cond_reset(conds[i]);
@@ -397,6 +525,10 @@ static void auto_child(void)
         for (int i = 0; i < nstuck; i++)
             if (stuck[i].lock && stuck[i].kind != FSAFE__AT_GATE && !stuck[i].shared_mem)
                 fsafe__svc.reset_unlocked(stuck[i].lock, stuck[i].kind);
+    if (!fsafe__svc.cfg->auto_keep)
+        for (int i = 0; i < nfrozen; i++)
+            if (!frozen[i].shared_mem)
+                fsafe__svc.reset_unlocked(frozen[i].lock, frozen[i].kind);
     struct fsafe__at_thread *mine = fsafe__at_current();
     fsafe__at_child_forget_others(mine);
     if (mine)
@@ -439,5 +571,11 @@ __attribute__((constructor(102))) static void auto_ctor(void)
  * in the lookup order when only this library is preloaded. */
 FSAFE_EXPORT pid_t fork(void)
 {
-    return fsafe_fork();
+    struct fsafe__at_thread *t = fsafe__at_current(); /* none: it holds nothing */
+    if (t)
+        AO_fetch_and_add1(&t->forking);
+    pid_t pid = fsafe_fork();
+    if (t)
+        AO_fetch_and_add(&t->forking, (AO_t)-1); /* errno untouched */
+    return pid;
 }

@@ -213,6 +213,7 @@ void fsafe__at_child_forget_others(struct fsafe__at_thread *mine)
         if (t == mine)
             continue;
         AO_store_release(&t->n, 0);
+        AO_store_release(&t->forking, 0); /* it was waiting to fork in the parent */
         for (int i = 0; i < FSAFE__AT_CAP; i++)
             AO_store(&t->e[i].lock, 0);
         AO_store_release(&t->in_use, 0);
@@ -331,18 +332,40 @@ static inline long hold_begin(void *lock, int kind, int mode, uintptr_t caller)
     struct fsafe__at_thread *t = me;
     if (unlikely(!t) && !(t = attach()))
         return -1;
-    long i = (long)AO_load(&t->n);
+    long i = (long)t->n;
     AO_store_release(&t->n, (AO_t)i + 1); /* reserve first: a signal handler nests above */
     AO_compiler_barrier();
     if (unlikely(AO_load(&fsafe__at_state)) && (i = hold_slow(t, (AO_t)i)) < 0)
         return -1;
     if (likely(i < FSAFE__AT_CAP)) {
         struct fsafe__at_entry *e = &t->e[i];
-        AO_store(&e->info, FSAFE__AT_INFO(kind, mode, FSAFE__AT_HELD));
+        AO_store(&e->info, FSAFE__AT_INFO(kind, mode, FSAFE__AT_ACQUIRING));
         AO_store(&e->caller, caller);
         AO_store_release(&e->lock, (AO_t)lock);
     }
     return i;
+}
+
+/* The lock call succeeded: the entry of slot i is a hold from now on.  Until
+ * then the forker must not take a free lock word for a released hold (the
+ * call may be about to take it). */
+static inline void hold_done(long i, void *lock)
+{
+    struct fsafe__at_thread *t = me;
+    if (i < 0 || !t)
+        return;
+    if (i >= FSAFE__AT_CAP || fsafe__at_lock(&t->e[i]) != lock) {
+        /* A signal handler moved it (it pruned holds below): the topmost
+         * acquisition of this lock is this one. */
+        long top = (long)(t->n < FSAFE__AT_CAP ? t->n : FSAFE__AT_CAP);
+        for (i = top - 1; i >= 0; i--)
+            if (fsafe__at_lock(&t->e[i]) == lock && fsafe__at_estate(&t->e[i]) == FSAFE__AT_ACQUIRING)
+                break;
+        if (i < 0)
+            return;
+    }
+    AO_nop_write(); /* the lock word's update before the state */
+    fsafe__at_set_estate(&t->e[i], FSAFE__AT_HELD);
 }
 
 /* The lock call failed: gives slot i back (it is the top one). */
@@ -423,7 +446,9 @@ static inline int acquired(int r)
     do {                                                                                           \
         long slot_ = hold_begin((lock), (kind), (mode), CALLER);                                   \
         int r_ = (call);                                                                           \
-        if (!(ok))                                                                                 \
+        if (ok)                                                                                    \
+            hold_done(slot_, (lock));                                                              \
+        else                                                                                       \
             hold_cancel(slot_);                                                                    \
         return r_;                                                                                 \
     } while (0)
@@ -581,7 +606,7 @@ static long wait_begin(void *cond, void *mutex, uintptr_t caller)
     long j = hold_find(t, mutex);
     if (j < 0) {
         /* Locked before tracking began: from here on the hold is known. */
-        AO_t i = AO_load(&t->n);
+        AO_t i = t->n;
         if (i >= FSAFE__AT_CAP)
             return -1;
         struct fsafe__at_entry *e = &t->e[i];
@@ -593,8 +618,8 @@ static long wait_begin(void *cond, void *mutex, uintptr_t caller)
         j = (long)i;
     }
     AO_store(&t->e[j].cond, (AO_t)cond);
-    AO_store_release(&t->e[j].info, (AO_load(&t->e[j].info) & 0xffff) |
-                                        FSAFE__AT_INFO(0, 0, FSAFE__AT_WAITING));
+    AO_compiler_barrier();
+    fsafe__at_set_estate(&t->e[j], FSAFE__AT_WAITING);
     return j;
 }
 
@@ -603,7 +628,7 @@ static void wait_end(void *arg)
     struct cond_hold *h = arg;
     struct fsafe__at_thread *t = me;
     if (t && h->slot >= 0 && h->slot < FSAFE__AT_CAP)
-        AO_store_release(&t->e[h->slot].info, AO_load(&t->e[h->slot].info) & 0xffff);
+        fsafe__at_set_estate(&t->e[h->slot], FSAFE__AT_HELD);
 }
 
 #define COND_WAIT(cond, mutex, call)                                                               \
@@ -684,7 +709,7 @@ FSAFE_EXPORT int cnd_timedwait(cnd_t *restrict c, mtx_t *restrict m, const struc
 /* ---- gates (auto.h) ------------------------------------------------------------ */
 void fsafe__gate_enter(struct fsafe__gate *g, uintptr_t caller)
 {
-    (void)hold_begin(g, FSAFE__AT_GATE, FSAFE__AT_EXCL, caller);
+    hold_done(hold_begin(g, FSAFE__AT_GATE, FSAFE__AT_EXCL, caller), g);
 }
 
 void fsafe__gate_leave(struct fsafe__gate *g)

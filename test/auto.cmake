@@ -34,11 +34,13 @@ set(_auto_env AUTO_PLUGIN=$<TARGET_FILE:auto_plugin_test>)
 set(FSAFE_AUTO_CASES lib_static_mutex heap_rwlock_write heap_rwlock_read spinlock exe_global_mutex
     cxx_member_mutex cxx_shared_mutex_write cxx_shared_mutex_read cond_wait c11 dlopen_later
     recursive_twice forker_holds paused_thread paused_thread_keep registered_and_tracked
-    thread_exit_holding cancel_in_cond_wait failed_attempts signal_handler)
+    thread_exit_holding cancel_in_cond_wait failed_attempts signal_handler acquiring_not_stale
+    cond_wait_holding forker_holds_cond_mutex pshared_cond_wait two_forkers_holding
+    forker_reads_writer_waits)
 # Cases whose plain run shows a hang or a failure.
 set(FSAFE_AUTO_HANG lib_static_mutex heap_rwlock_write heap_rwlock_read spinlock exe_global_mutex
     cxx_member_mutex cxx_shared_mutex_write cxx_shared_mutex_read cond_wait c11 dlopen_later
-    recursive_twice forker_holds paused_thread failed_attempts)
+    recursive_twice forker_holds paused_thread failed_attempts acquiring_not_stale)
 foreach(c ${FSAFE_AUTO_CASES})
   set(env ${_auto_preload} ${_auto_env})
   if(c MATCHES "^paused_thread")
@@ -50,12 +52,17 @@ foreach(c ${FSAFE_AUTO_CASES})
   if(c STREQUAL "failed_attempts")
     list(APPEND env FSAFE_VERBOSE=1 FSAFE_AUTO_WAIT_MS=5000)
   endif()
+  if(c MATCHES "^(acquiring_not_stale|cond_wait_holding|forker_holds_cond_mutex|forker_reads_writer_waits)$")
+    list(APPEND env FSAFE_AUTO_WAIT_MS=5000)
+  endif()
   fsafe_add_test(auto.${c}.ok TIMEOUT 120 COMMAND test_auto ${c} ok ENV ${env})
 endforeach()
 # Under TSan: its runtime keeps its own object behind each pthread_cond_t (a
 # pointer stored in the condition variable), which the child's reset cannot
 # know, and its C11 thread interceptors crash with or without fsafe.
-set_tests_properties(auto.cond_wait.ok auto.c11.ok PROPERTIES LABELS no-tsan)
+set_tests_properties(auto.cond_wait.ok auto.c11.ok auto.cond_wait_holding.ok
+                     auto.forker_holds_cond_mutex.ok auto.pshared_cond_wait.ok
+                     PROPERTIES LABELS no-tsan)
 foreach(c ${FSAFE_AUTO_HANG})
   fsafe_add_test(auto.${c}.hang TIMEOUT 60 COMMAND test_auto ${c} hang ENV ${_auto_env})
   # The plain twins show glibc's behaviour, which TSan's interceptors change.
@@ -89,3 +96,14 @@ if(NOT FSAFE_SANITIZE)
   set_tests_properties(auto.without_library PROPERTIES TIMEOUT 60
                        ENVIRONMENT "LD_PRELOAD=${FSAFE_LIB};FSAFE_AUTO=1;${_auto_env}")
 endif()
+
+# ---- the auto-mode stress run ----------------------------------------------------------
+# 8 threads on 16 locks of every kind while two threads fork; every child must
+# take every lock, and no fork may reach the (high) FSAFE_AUTO_WAIT_MS bound.
+# Label "stress": -DFSAFE_AUTO_STRESS_SECONDS=600 for the long run.
+set(FSAFE_AUTO_STRESS_SECONDS 20 CACHE STRING "How long the auto-mode stress test runs")
+fsafe_test_exe(test_auto_stress SOURCES test_auto_stress.c OPTIONAL)
+math(EXPR _auto_stress_timeout "${FSAFE_AUTO_STRESS_SECONDS} * 2 + 120")
+fsafe_add_test(auto.stress TIMEOUT ${_auto_stress_timeout}
+  COMMAND test_auto_stress ${FSAFE_AUTO_STRESS_SECONDS} ENV ${_auto_preload} FSAFE_AUTO_WAIT_MS=5000)
+set_tests_properties(auto.stress PROPERTIES LABELS stress RUN_SERIAL TRUE)

@@ -13,6 +13,7 @@
 
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <threads.h>
 
 #include "auto/auto_lib.h"
@@ -737,6 +738,292 @@ static void signal_handler(void)
     CHECK(strstr(s, "fork waited") == NULL);
 }
 
+/* A lock call in progress is not a stale hold: the worker's acquisition is
+ * held up (its signal handler runs) while the lock word says free, and the
+ * fork path after the wait is slow (another library's prepare handler); the
+ * worker takes the lock before the real fork unless the fork waited for it. */
+static pthread_mutex_t acq_lock = PTHREAD_MUTEX_INITIALIZER;
+static int acq_go, acq_slow;
+
+static void acq_usr2(int sig)
+{
+    (void)sig;
+    t_sleep_ms(100);
+}
+
+static void acq_prepare(void)
+{
+    if (__atomic_load_n(&acq_slow, __ATOMIC_ACQUIRE))
+        t_sleep_ms(300);
+}
+
+static void *acq_worker(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        while (!__atomic_load_n(&acq_go, __ATOMIC_ACQUIRE))
+            t_sleep_ms(1);
+        __atomic_store_n(&acq_go, 0, __ATOMIC_RELEASE);
+        pthread_mutex_lock(&acq_lock);
+        t_sleep_ms(1000);
+        pthread_mutex_unlock(&acq_lock);
+    }
+    return NULL;
+}
+
+static int acq_child(void)
+{
+    return pthread_mutex_trylock(&acq_lock) == 0 ? 0 : 1;
+}
+
+static void acquiring_not_stale(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = acq_usr2;
+    sigaction(SIGUSR2, &sa, NULL);
+    CHECK(pthread_atfork(acq_prepare, NULL, NULL) == 0);
+    pthread_t t;
+    pthread_create(&t, NULL, acq_worker, NULL);
+    for (int i = 0; i < (expect_ok ? 3 : 1); i++) {
+        pthread_mutex_lock(&acq_lock);
+        __atomic_store_n(&acq_go, 1, __ATOMIC_RELEASE);
+        t_sleep_ms(30); /* the worker blocks in pthread_mutex_lock */
+        pthread_kill(t, SIGUSR2);
+        t_sleep_ms(30); /* its handler runs: the lock word will say free */
+        pthread_mutex_unlock(&acq_lock);
+        __atomic_store_n(&acq_slow, 1, __ATOMIC_RELEASE);
+        run_children(NULL, acq_child, 1);
+        __atomic_store_n(&acq_slow, 0, __ATOMIC_RELEASE);
+        pthread_mutex_lock(&acq_lock); /* the worker is done with it */
+        pthread_mutex_unlock(&acq_lock);
+    }
+}
+
+/* A condition wait inside another critical section: the waiter holds A while
+ * it waits (with a timeout) on cv/M.  The fork must not take M while A is
+ * held, or the waiter, timed out, blocks on M with A held and the fork waits
+ * for A until FSAFE_AUTO_WAIT_MS. */
+static pthread_mutex_t nw_outer = PTHREAD_MUTEX_INITIALIZER, nw_m = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t nw_cv = PTHREAD_COND_INITIALIZER;
+
+static void *nw_waiter(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        pthread_mutex_lock(&nw_outer);
+        pthread_mutex_lock(&nw_m);
+        struct timespec ts;
+        t_deadline(&ts, 20);
+        pthread_cond_timedwait(&nw_cv, &nw_m, &ts);
+        pthread_mutex_unlock(&nw_m);
+        pthread_mutex_unlock(&nw_outer);
+        struct timespec gap = {0, 100 * 1000};
+        nanosleep(&gap, NULL);
+    }
+    return NULL;
+}
+
+static int nw_child(void)
+{
+    if (pthread_mutex_lock(&nw_outer) || pthread_mutex_lock(&nw_m))
+        return 1;
+    pthread_mutex_unlock(&nw_m);
+    return pthread_mutex_unlock(&nw_outer);
+}
+
+static void cond_wait_holding(void)
+{
+    capture_stderr();
+    pthread_t t;
+    pthread_create(&t, NULL, nw_waiter, NULL);
+    t_sleep_ms(5);
+    run_children(NULL, nw_child, 5);
+    const char *s = captured();
+    CHECK(strstr(s, "fork waited") == NULL);
+}
+
+/* The forking thread holds the mutex another thread waits with: the waiter
+ * cannot take it back across the fork, so the fork must not wait for it, and
+ * the child's condition variable has no waiters left (destroy returns). */
+static pthread_mutex_t fw_m = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t fw_cv = PTHREAD_COND_INITIALIZER;
+static int fw_waiting;
+
+static void *fw_waiter(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&fw_m);
+    for (;;) {
+        __atomic_store_n(&fw_waiting, 1, __ATOMIC_RELEASE);
+        pthread_cond_wait(&fw_cv, &fw_m);
+    }
+    return NULL;
+}
+
+static int fw_child(void)
+{
+    if (pthread_mutex_unlock(&fw_m) != 0)
+        return 1;
+    pthread_cond_broadcast(&fw_cv);
+    return pthread_cond_destroy(&fw_cv) == 0 ? 0 : 2; /* glibc waits for the waiters */
+}
+
+static void forker_holds_cond_mutex(void)
+{
+    capture_stderr();
+    pthread_t t;
+    pthread_create(&t, NULL, fw_waiter, NULL);
+    while (!__atomic_load_n(&fw_waiting, __ATOMIC_ACQUIRE))
+        t_sleep_ms(1);
+    for (int i = 0; i < 3; i++) {
+        pthread_mutex_lock(&fw_m); /* the waiter is in pthread_cond_wait */
+        run_children(NULL, fw_child, 1);
+        pthread_mutex_unlock(&fw_m);
+    }
+    const char *s = captured();
+    CHECK(strstr(s, "fork waited") == NULL);
+}
+
+/* A process-shared mutex and condition variable in MAP_SHARED memory, with a
+ * thread waiting: the forker takes the mutex, but the child must leave the
+ * one lock word both processes share alone (re-initialising it would make
+ * it a private mutex, unlocked under the parent's feet). */
+struct ps_shared {
+    pthread_mutex_t m;
+    pthread_cond_t cv;
+    int ready, waiting;
+};
+static struct ps_shared *ps;
+
+static void *ps_waiter(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&ps->m);
+    __atomic_store_n(&ps->waiting, 1, __ATOMIC_RELEASE);
+    while (!ps->ready)
+        pthread_cond_wait(&ps->cv, &ps->m);
+    pthread_mutex_unlock(&ps->m);
+    return NULL;
+}
+
+static int ps_child(void)
+{
+    return 0; /* the parent checks the shared lock */
+}
+
+static void pshared_cond_wait(void)
+{
+    ps = mmap(NULL, sizeof *ps, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    CHECK(ps != MAP_FAILED);
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    CHECK(pthread_mutex_init(&ps->m, &a) == 0);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setpshared(&ca, PTHREAD_PROCESS_SHARED);
+    CHECK(pthread_cond_init(&ps->cv, &ca) == 0);
+    int kind = ps->m.__data.__kind;
+    pthread_t t;
+    pthread_create(&t, NULL, ps_waiter, NULL);
+    while (!__atomic_load_n(&ps->waiting, __ATOMIC_ACQUIRE))
+        t_sleep_ms(1);
+    t_sleep_ms(20); /* in pthread_cond_wait */
+    for (int i = 0; i < 3; i++) {
+        run_children(NULL, ps_child, 1);
+        CHECK_EQ(ps->m.__data.__kind, kind);
+    }
+    pthread_mutex_lock(&ps->m);
+    ps->ready = 1;
+    pthread_cond_broadcast(&ps->cv);
+    pthread_mutex_unlock(&ps->m);
+    CHECK(pthread_join(t, NULL) == 0);
+}
+
+/* Two threads fork at once, each holding its own lock: neither can let go
+ * before its fork returns, so neither fork may wait for the other's hold
+ * (they took turns backing off for each other, forever). */
+static pthread_mutex_t tf_lock[2] = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER};
+static int tf_done;
+
+static void *tf_forker(void *arg)
+{
+    long k = (long)arg;
+    for (int i = 0; i < 20; i++) {
+        pthread_mutex_lock(&tf_lock[k]);
+        pid_t pid = fork();
+        if (pid == 0)
+            _exit(0);
+        if (pid < 0 || t_wait(pid, CHILD_MS) != 0)
+            FAIL("forker %ld: fork %d failed", k, i);
+        pthread_mutex_unlock(&tf_lock[k]);
+    }
+    __atomic_add_fetch(&tf_done, 1, __ATOMIC_ACQ_REL);
+    return NULL;
+}
+
+static void two_forkers_holding(void)
+{
+    capture_stderr();
+    pthread_t t[2];
+    for (long k = 0; k < 2; k++)
+        pthread_create(&t[k], NULL, tf_forker, (void *)k);
+    for (int ms = 0; __atomic_load_n(&tf_done, __ATOMIC_ACQUIRE) < 2; ms += 10) {
+        if (ms > 30000) {
+            dup2(1, 2);
+            FAIL("two threads forking while holding a lock each: not done in 30 s");
+        }
+        t_sleep_ms(10);
+    }
+    const char *s = captured();
+    CHECK(strstr(s, "fork waited") == NULL);
+}
+
+/* The forker holds an rwlock for reading and a writer waits for it: the
+ * writer cannot get it before the fork, so the fork must not wait for it. */
+static pthread_rwlock_t rw_fork = PTHREAD_RWLOCK_INITIALIZER;
+static int rw_writer_in;
+
+static void *rw_writer(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        __atomic_store_n(&rw_writer_in, 1, __ATOMIC_RELEASE);
+        pthread_rwlock_wrlock(&rw_fork);
+        pthread_rwlock_unlock(&rw_fork);
+        t_sleep_ms(1);
+    }
+    return NULL;
+}
+
+static int rw_fork_child(void)
+{
+    if (pthread_rwlock_unlock(&rw_fork) != 0) /* its own read hold */
+        return 1;
+    if (pthread_rwlock_trywrlock(&rw_fork) != 0)
+        return 2;
+    return pthread_rwlock_unlock(&rw_fork);
+}
+
+static void forker_reads_writer_waits(void)
+{
+    capture_stderr();
+    pthread_t t;
+    pthread_create(&t, NULL, rw_writer, NULL);
+    for (int i = 0; i < 3; i++) {
+        CHECK(pthread_rwlock_rdlock(&rw_fork) == 0);
+        __atomic_store_n(&rw_writer_in, 0, __ATOMIC_RELEASE);
+        while (!__atomic_load_n(&rw_writer_in, __ATOMIC_ACQUIRE))
+            t_sleep_ms(1);
+        t_sleep_ms(10); /* the writer blocks in pthread_rwlock_wrlock */
+        run_children(NULL, rw_fork_child, 1);
+        CHECK(pthread_rwlock_unlock(&rw_fork) == 0);
+    }
+    const char *s = captured();
+    CHECK(strstr(s, "fork waited") == NULL);
+}
+
 static const struct t_case cases[] = {
     {"lib_static_mutex", lib_static_mutex},
     {"heap_rwlock_write", heap_rwlock_write},
@@ -758,6 +1045,12 @@ static const struct t_case cases[] = {
     {"cancel_in_cond_wait", cancel_in_cond_wait},
     {"failed_attempts", failed_attempts},
     {"signal_handler", signal_handler},
+    {"acquiring_not_stale", acquiring_not_stale},
+    {"cond_wait_holding", cond_wait_holding},
+    {"forker_holds_cond_mutex", forker_holds_cond_mutex},
+    {"pshared_cond_wait", pshared_cond_wait},
+    {"two_forkers_holding", two_forkers_holding},
+    {"forker_reads_writer_waits", forker_reads_writer_waits},
 };
 
 int main(int argc, char **argv)

@@ -69,8 +69,12 @@ install(CODE "set(FSAFE_PC_INSTALL_PREFIX \"\${CMAKE_INSTALL_PREFIX}\")
 configure_file(\"${PROJECT_BINARY_DIR}/fsafe.pc.in\" \"${PROJECT_BINARY_DIR}/fsafe.pc\" @ONLY)")
 install(FILES ${PROJECT_BINARY_DIR}/fsafe.pc DESTINATION ${FSAFE_PC_DIR})
 
-install(FILES ${PROJECT_SOURCE_DIR}/src/man/fsafe.3 DESTINATION ${CMAKE_INSTALL_MANDIR}/man3)
-install(FILES ${PROJECT_SOURCE_DIR}/src/man/fsafe-run.1 DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
+# Every page in src/man: fsafe(3), fsafe-run(1), one page per public function
+# (some are ".so" links to the page that describes a group).
+file(GLOB FSAFE_MAN3 CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/man/*.3)
+file(GLOB FSAFE_MAN1 CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/man/*.1)
+install(FILES ${FSAFE_MAN3} DESTINATION ${CMAKE_INSTALL_MANDIR}/man3)
+install(FILES ${FSAFE_MAN1} DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
 
 # fsafe-run belongs to cmake/fsafe-run.cmake, included before this file; it
 # names its install-time variant in FSAFE_RUN_INSTALL_SCRIPT.

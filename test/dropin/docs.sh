@@ -25,7 +25,7 @@ done
 "$run" --help | sed -n 's/^ *\(-., \)\{0,1\}\(--[a-z-]*\).*/\2/p' >"$tmp/opts"
 [ "$(wc -l <"$tmp/opts")" -ge 14 ] || fail "too few options parsed from fsafe-run --help"
 for o in $(cat "$tmp/opts"); do
-    grep -q -- "| \`$o[ =\`]" "$tmp/readme-settings" || fail "README.md fsafe-run table: no row for $o"
+    grep -q -- "^|.*\`$o[ =\`]" "$tmp/readme-settings" || fail "README.md fsafe-run table: no row for $o"
     grep -q -- "^\.B[IR]* \(.* \)\{0,1\}\"\{0,1\}$o\( \|=\|\"\|$\)" "$tmp/fsafe-run.1-options" || fail "fsafe-run(1) OPTIONS: no entry for $o"
 done
 # The exit statuses fsafe-run --help gives are the ones fsafe-run(1) and README give.

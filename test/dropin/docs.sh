@@ -35,7 +35,7 @@ for s in 2 126 127; do
     grep -q "exit status.*$s\|$s.*exit status\|^| $s " "$tmp/readme-settings" || fail "README.md does not give exit status $s"
 done
 # Every public function (declared FSAFE_API or static inline in fsafe.h) has a page.
-sed -n 's/^\(FSAFE_API\|static inline\) [a-z_ *]*[ *]\(fsafe_[a-z_]*\)(.*/\2/p' "$top/include/fsafe.h" >"$tmp/functions"
+sed -n 's/^\(FSAFE_API\|static inline\) [a-z_ *]*[ *]\(fsafe_[a-z_]*\)(.*/\2/p' "$top/include/fsafe.h" | sort -u >"$tmp/functions"
 [ "$(wc -l <"$tmp/functions")" -ge 12 ] || fail "too few functions parsed from include/fsafe.h"
 for f in $(cat "$tmp/functions"); do
     [ -f "$man/$f.3" ] || fail "no man page src/man/$f.3"

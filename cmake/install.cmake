@@ -29,15 +29,14 @@ write_basic_package_version_file(${PROJECT_BINARY_DIR}/fsafeConfigVersion.cmake
 install(FILES ${PROJECT_BINARY_DIR}/fsafeConfig.cmake ${PROJECT_BINARY_DIR}/fsafeConfigVersion.cmake
         DESTINATION ${FSAFE_CMAKE_DIR})
 
-# fsafe.pc: prefix is found from the .pc file's own place (${pcfiledir}).
+# fsafe.pc: prefix is the install prefix, written at install time (so that
+# `cmake --install build --prefix P` and DESTDIR staging both give P), and
+# absolute, so that pkg-config prints clean paths (a ${pcfiledir}/../.. prefix
+# came out as .../lib/pkgconfig/../../include).  A tree moved after
+# installing: `pkg-config --define-prefix` (pkgconf) recomputes the prefix
+# from the .pc file's place.
 set(FSAFE_PC_DIR ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
-if(IS_ABSOLUTE "${FSAFE_PC_DIR}")
-  set(FSAFE_PC_PREFIX "${CMAKE_INSTALL_PREFIX}")
-else()
-  file(RELATIVE_PATH _rel /root/${FSAFE_PC_DIR} /root)
-  string(REGEX REPLACE "/$" "" _rel "${_rel}")
-  set(FSAFE_PC_PREFIX "\${pcfiledir}/${_rel}")
-endif()
+set(FSAFE_PC_PREFIX "@FSAFE_PC_INSTALL_PREFIX@")
 foreach(_d LIBDIR INCLUDEDIR)
   if(IS_ABSOLUTE "${CMAKE_INSTALL_${_d}}")
     set(FSAFE_PC_${_d} "${CMAKE_INSTALL_${_d}}")
@@ -65,11 +64,17 @@ set(FSAFE_PC_DL_LIBS "")
 foreach(_l ${CMAKE_DL_LIBS})
   string(APPEND FSAFE_PC_DL_LIBS " -l${_l}")
 endforeach()
-configure_file(${CMAKE_CURRENT_LIST_DIR}/fsafe.pc.in ${PROJECT_BINARY_DIR}/fsafe.pc @ONLY)
+configure_file(${CMAKE_CURRENT_LIST_DIR}/fsafe.pc.in ${PROJECT_BINARY_DIR}/fsafe.pc.in @ONLY)
+install(CODE "set(FSAFE_PC_INSTALL_PREFIX \"\${CMAKE_INSTALL_PREFIX}\")
+configure_file(\"${PROJECT_BINARY_DIR}/fsafe.pc.in\" \"${PROJECT_BINARY_DIR}/fsafe.pc\" @ONLY)")
 install(FILES ${PROJECT_BINARY_DIR}/fsafe.pc DESTINATION ${FSAFE_PC_DIR})
 
-install(FILES ${PROJECT_SOURCE_DIR}/src/man/fsafe.3 DESTINATION ${CMAKE_INSTALL_MANDIR}/man3)
-install(FILES ${PROJECT_SOURCE_DIR}/src/man/fsafe-run.1 DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
+# Every page in src/man: fsafe(3), fsafe-run(1), one page per public function
+# (some are ".so" links to the page that describes a group).
+file(GLOB FSAFE_MAN3 CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/man/*.3)
+file(GLOB FSAFE_MAN1 CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/man/*.1)
+install(FILES ${FSAFE_MAN3} DESTINATION ${CMAKE_INSTALL_MANDIR}/man3)
+install(FILES ${FSAFE_MAN1} DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
 
 # fsafe-run belongs to cmake/fsafe-run.cmake, included before this file; it
 # names its install-time variant in FSAFE_RUN_INSTALL_SCRIPT.

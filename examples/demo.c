@@ -7,8 +7,8 @@
  * fsafe the child inherits the mutex locked by a thread that does not exist in
  * the child, and waits forever (the demo gives up after 3 s).  The library
  * registers its mutex with fsafe through the optional API, so the same binary
- * run under fsafe (LD_PRELOAD, which the demo does for its second run) forks
- * safely every time.
+ * run with libfsafe.so preloaded (the demo's second run; plain libfsafe.so, not
+ * auto mode) forks safely every time: the registration is what protects it.
  *
  * Usage: fsafe-demo [--forks N]      (default 20)
  */
@@ -30,10 +30,10 @@ static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static char log_buf[256];
 static unsigned long log_lines;
 
-static void log_init(void)
+static int log_init(void)
 {
     /* Optional: a no-op (ENOSYS) when fsafe is not in the process. */
-    fsafe_opt_register_lock(&log_lock, FSAFE_MUTEX, 100, "demo log_lock");
+    return fsafe_opt_register_lock(&log_lock, FSAFE_MUTEX, 100, "demo log_lock");
 }
 
 static int log_line(const char *msg, int timeout_ms)
@@ -68,7 +68,11 @@ static void *worker(void *arg)
 /* ---- the demonstration --------------------------------------------------- */
 static int run(int forks)
 {
-    log_init();
+    int r = log_init();
+    printf("  fsafe_opt_register_lock(&log_lock) returned %s\n",
+           r == 0        ? "0: registered, fsafe's fork() takes it before forking"
+           : r == ENOSYS ? "ENOSYS: fsafe is not in this process"
+                         : strerror(r));
     pthread_t t;
     pthread_create(&t, NULL, worker, NULL);
     usleep(10000);
@@ -117,7 +121,9 @@ int main(int argc, char **argv)
         waitpid(pid, &st, 0);
         int without = WIFEXITED(st) ? WEXITSTATUS(st) : 2;
 
-        printf("2. the same binary under fsafe (LD_PRELOAD=%s):\n", FSAFE_DEMO_LIB);
+        printf("2. the same binary with libfsafe.so preloaded (LD_PRELOAD=%s, no auto mode):\n"
+               "   what protects the child is the library's own registration of log_lock\n",
+               FSAFE_DEMO_LIB);
         setenv("FSAFE_DEMO_PHASE", "with", 1);
         setenv("LD_PRELOAD", FSAFE_DEMO_LIB, 1);
         pid = fork();
@@ -128,7 +134,8 @@ int main(int argc, char **argv)
         waitpid(pid, &st, 0);
         int with = WIFEXITED(st) ? WEXITSTATUS(st) : 2;
         printf("result: %s\n", without == 1 && with == 0
-                                   ? "children hang without fsafe and never with it"
+                                   ? "children hang without fsafe; with it, the registered "
+                                     "log_lock was taken before each fork and reset in the child"
                                    : "UNEXPECTED (see above)");
         return with == 0 ? 0 : 1;
     }

@@ -140,6 +140,10 @@ fsafe_dropin_test(warn_threads TIMEOUT 30 SCRIPT threads.sh)
 fsafe_dropin_test(verbose TIMEOUT 30 SCRIPT verbose.sh ARGS ${PROJECT_VERSION})
 fsafe_dropin_test(secure TIMEOUT 30 SCRIPT secure.sh)
 fsafe_dropin_test(docs TIMEOUT 30 SCRIPT docs.sh)
+if(NOT FSAFE_SANITIZE)
+  # README's walkthrough program (examples/hang, not instrumented).
+  fsafe_dropin_test(example_hang TIMEOUT 60 SCRIPT example_hang.sh ARGS $<TARGET_FILE:hang>)
+endif()
 include(GNUInstallDirs)
 fsafe_dropin_test(install_layout TIMEOUT 30 SCRIPT install.sh
                   ARGS ${FSAFE_RUN_INSTALL_SCRIPT} $<TARGET_FILE:fsafe_shared>

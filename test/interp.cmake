@@ -70,6 +70,10 @@ if(NOT FSAFE_SANITIZE)
     COMMAND ${IT}/check-install.sh ${prefix} ${CMAKE_INSTALL_LIBDIR} ${CMAKE_INSTALL_INCLUDEDIR}
             ${CMAKE_INSTALL_BINDIR} ${CMAKE_INSTALL_MANDIR} ${with_run})
   set(install_tests install.contents)
+  # man fsafe, man fsafe-run, man FUNCTION and man -k fsafe from the install tree.
+  add_test(NAME install.man
+    COMMAND ${IT}/man.sh ${prefix} ${CMAKE_INSTALL_MANDIR} ${PROJECT_SOURCE_DIR}/include/fsafe.h)
+  list(APPEND install_tests install.man)
   foreach(how cmake pkg-config)
     foreach(link shared static)
       add_test(NAME install.consumer.${how}.${link}

@@ -7,6 +7,9 @@
 # and the spin model check), ASan+UBSan (build-asan), ThreadSanitizer
 # (build-tsan, minus the tests labelled no-tsan, see test/reliability.cmake)
 # and the libFuzzer build (build-fuzz, clang: the fuzzers briefly).
+# A failure does not stop the run: the last line counts passed, failed and
+# skipped tests over all four builds, and the exit status is 1 if anything
+# failed (a test, or a build, whose tests then count as not run).
 set -eu
 cd "$(dirname "$0")/.."
 test/deps.sh
@@ -15,33 +18,62 @@ san_stress=20
 [ "${1:-}" = "--long" ] && stress=600 && san_stress=300
 jobs=$(nproc)
 
+passed=0 failed=0 skipped=0 broken=""
 build() { # build <dir> <target> <cmake options...>
   dir=$1
   target=$2
   shift 2
-  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
-  cmake --build "$dir" -j"$jobs" --target "$target" >/dev/null
+  rm -f "$dir/junit.xml"
+  if cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null &&
+     cmake --build "$dir" -j"$jobs" --target "$target" >/dev/null; then
+    return 0
+  fi
+  echo "FAILED: the build in $dir" >&2
+  broken="$broken $dir"
+  return 1
+}
+# ctest_in <dir> <ctest options...>: runs the tests, writing CTest's JUnit
+# report, and adds its counts to the totals (skipped: SKIP_RETURN_CODE 77,
+# or not run).
+ctest_in() {
+  dir=$1
+  shift
+  ctest --test-dir "$dir" --output-junit "$PWD/$dir/junit.xml" "$@" || true
+  attr() { sed -n "s/^[[:space:]]*$1=\"\([0-9]*\)\".*/\1/p" "$dir/junit.xml" | head -n 1; }
+  if [ ! -s "$dir/junit.xml" ]; then
+    echo "FAILED: no test report from $dir" >&2
+    broken="$broken $dir"
+    return
+  fi
+  t=$(attr tests) f=$(attr failures) s=$(attr skipped) d=$(attr disabled)
+  t=${t:-0} f=${f:-0} s=${s:-0} d=${d:-0}
+  passed=$((passed + t - f - s - d))
+  failed=$((failed + f))
+  skipped=$((skipped + s + d))
 }
 
 echo "== plain build"
-build build all -DFSAFE_STRESS_SECONDS=$stress
-ctest --test-dir build -j"$jobs" --output-on-failure
+build build all -DFSAFE_STRESS_SECONDS=$stress &&
+  ctest_in build -j"$jobs" --output-on-failure
 
 echo "== ASan+UBSan"
-build build-asan all -DFSAFE_SANITIZE=address -DFSAFE_STRESS_SECONDS=$san_stress
 # PRELOAD tests put the ASan runtime first in LD_PRELOAD themselves; the check
 # is relaxed for wrappers (fsafe-run) that prepend libfsafe.so on their own.
-ASAN_OPTIONS="verify_asan_link_order=0:${ASAN_OPTIONS:-}" \
-  ctest --test-dir build-asan -j"$jobs" --output-on-failure -LE no-sanitize
+# (Exported here: the plain build has run; the fuzz build needs the same.)
+export ASAN_OPTIONS="verify_asan_link_order=0:${ASAN_OPTIONS:-}"
+build build-asan all -DFSAFE_SANITIZE=address -DFSAFE_STRESS_SECONDS=$san_stress &&
+  ctest_in build-asan -j"$jobs" --output-on-failure -LE no-sanitize
 
 echo "== ThreadSanitizer"
-build build-tsan all -DFSAFE_SANITIZE=thread -DFSAFE_STRESS_SECONDS=$san_stress
 # A forked child inherits the parent's threads as "leaked"; children of the
 # stress run make no threads but TSan would kill them if they did.
-TSAN_OPTIONS="report_thread_leaks=0:die_after_fork=0:${TSAN_OPTIONS:-}" \
-  ctest --test-dir build-tsan -j"$jobs" --output-on-failure -LE "no-sanitize|no-tsan"
+export TSAN_OPTIONS="report_thread_leaks=0:die_after_fork=0:${TSAN_OPTIONS:-}"
+build build-tsan all -DFSAFE_SANITIZE=thread -DFSAFE_STRESS_SECONDS=$san_stress &&
+  ctest_in build-tsan -j"$jobs" --output-on-failure -LE "no-sanitize|no-tsan"
 
 echo "== libFuzzer"
-CC=clang build build-fuzz fsafe_fuzz_all -DFSAFE_SANITIZE=address -DFSAFE_FUZZ=ON -DFSAFE_BUILD_BENCH=OFF
-ASAN_OPTIONS="verify_asan_link_order=0:${ASAN_OPTIONS:-}" \
-  ctest --test-dir build-fuzz -j"$jobs" --output-on-failure -L fuzz
+CC=clang build build-fuzz fsafe_fuzz_all -DFSAFE_SANITIZE=address -DFSAFE_FUZZ=ON -DFSAFE_BUILD_BENCH=OFF &&
+  ctest_in build-fuzz -j"$jobs" --output-on-failure -L fuzz
+
+echo "== all four builds: $passed passed, $failed failed, $skipped skipped${broken:+; FAILED builds:$broken}"
+[ "$failed" -eq 0 ] && [ -z "$broken" ]

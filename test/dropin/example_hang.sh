@@ -17,6 +17,7 @@ st=$?
 [ "$(count "logged and exited" "$tmp/auto.out")" = 3 ] || fail "under fsafe-run: not every child completed"
 waits=$(mcount "^${M}fork waited [0-9]* us for 1 lock held by other threads:" "$tmp/auto.err")
 [ "$waits" -ge 1 ] || fail "fsafe-run -v: no fork said it waited"
-held=$(mcount "^${M}  mutex 0x[0-9a-f]* liblogq.so+0x[0-9a-f]* held by thread [0-9]*, taken at liblogq.so+0x[0-9a-f]*$" "$tmp/auto.err")
+# The static lock by name (liblogq.so's .symtab), and the function that took it.
+held=$(mcount "^${M}  mutex 0x[0-9a-f]* queue_lock (liblogq.so) held by thread [0-9]*, taken at liblogq.so+0x[0-9a-f]* (flusher+0x[0-9a-f]*)$" "$tmp/auto.err")
 [ "$held" = "$waits" ] || fail "fsafe-run -v: $waits waits but $held lines naming liblogq's mutex"
 ok "3 children hung without fsafe; under fsafe-run all completed, $waits forks waited for liblogq's mutex"

@@ -136,6 +136,10 @@ int fsafe__real_rwlock_trywrlock(pthread_rwlock_t *l);
 #define FSAFE__AT_GATE 7 /* entry kind: a gate, not a lock */
 struct fsafe__gate {
     const char *family; /* named in messages: "time zone (localtime_r)" */
+    /* Non-zero when a call inside the gate holds libc's lock for its whole
+     * duration, callbacks included (the loader): a thread inside it then
+     * excludes every other caller, as an exclusive lock does. */
+    int exclusive;
 };
 void fsafe__gate_enter(struct fsafe__gate *g, uintptr_t caller);
 void fsafe__gate_leave(struct fsafe__gate *g);

@@ -92,16 +92,26 @@ static int nin_fork;
 
 /* Whether t holds lock (held, not being acquired: a fork from a signal
  * handler may have interrupted the forker's own lock call) in a mode that
- * keeps a taker in mode out.  A gate counts as exclusive: a fork from inside
- * a gated call (a dl_iterate_phdr callback, a constructor run by dlopen)
- * holds that family's libc lock, which other callers wait for. */
+ * keeps a taker in mode out.  For a gate: the forker's own gated call (a fork
+ * from a dl_iterate_phdr callback, a constructor run by dlopen, or a signal
+ * handler that interrupted a gated call) may hold that family's libc lock, so
+ * other callers may be blocked on it and are not waited for; another thread
+ * inside fork() excludes them only from an exclusive gate (the loader), and
+ * otherwise the fork backs off for it (backoff_helps). */
 static int holds_against(const struct fsafe__at_thread *t, const void *lock, int mode)
 {
+    int own = t == forker;
     AO_t n = AO_load_acquire(&t->n);
     for (AO_t j = 0; j < n && j < FSAFE__AT_CAP; j++) {
         const struct fsafe__at_entry *e = &t->e[j];
-        if (fsafe__at_lock(e) == lock && fsafe__at_estate(e) == FSAFE__AT_HELD &&
-            (fsafe__at_mode(e) == FSAFE__AT_EXCL || mode == FSAFE__AT_EXCL))
+        if (fsafe__at_lock(e) != lock || fsafe__at_estate(e) != FSAFE__AT_HELD)
+            continue;
+        if (fsafe__at_kind(e) == FSAFE__AT_GATE) {
+            if (own || ((const struct fsafe__gate *)lock)->exclusive)
+                return 1;
+            continue;
+        }
+        if (fsafe__at_mode(e) == FSAFE__AT_EXCL || mode == FSAFE__AT_EXCL)
             return 1;
     }
     return 0;

@@ -97,7 +97,7 @@ void __vsyslog_chk(int pri, int flag, const char *fmt, va_list ap);
  * inside the gate) does not wait for other threads' loader calls, which are
  * blocked on the loader lock the forker holds (auto_fork.c: forker_excludes).
  */
-static struct fsafe__gate loader_gate = {"loader (dlopen, dlmopen, dlclose, dladdr, dl_iterate_phdr)"};
+static struct fsafe__gate loader_gate = {"loader (dlopen, dlmopen, dlclose, dladdr, dl_iterate_phdr)", 1};
 
 /* The functions with one gate each: X(return type, name, family, (params), (args)),
  * V(name, family, (params), (args)) for those returning void. */
@@ -280,7 +280,7 @@ static struct fsafe__gate loader_gate = {"loader (dlopen, dlmopen, dlclose, dlad
 /* Slots for the real functions, and their gates. */
 #define SLOT_X(ret, name, fam, params, args)                                                       \
     static AO_t real_##name;                                                                       \
-    static struct fsafe__gate gate_##name = {fam " (" #name ")"};
+    static struct fsafe__gate gate_##name = {fam " (" #name ")", 0};
 #define SLOT_V(name, fam, params, args) SLOT_X(void, name, fam, params, args)
 GATED_FUNCTIONS(SLOT_X, SLOT_V)
 

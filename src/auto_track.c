@@ -141,6 +141,10 @@ static void on_thread_exit(void *p)
      * to its next locker; any other stays locked in the parent too. */
     if (me == t)
         me = NULL;
+    /* Empty every slot before the record can be reused: a new owner's
+     * reserved slot must read as "being filled in", never as an old hold. */
+    for (int i = 0; i < FSAFE__AT_CAP; i++)
+        AO_store(&t->e[i].lock, 0);
     AO_store_release(&t->n, 0);
     AO_store_release(&t->in_use, 0);
 }

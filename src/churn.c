@@ -48,7 +48,13 @@
 #include "internal.h"
 
 #define CHURN_MAX 1024                   /* FSAFE_CHURN's upper bound */
+#if defined(__SANITIZE_THREAD__)
+/* ThreadSanitizer's runtime puts its own per-thread state on the stack and
+ * warns (on stderr) for anything under about 900 KiB. */
+#define CHURN_STACK (1024 * 1024)
+#else
 #define CHURN_STACK (64 * 1024)          /* the thread only returns */
+#endif
 #define CHURN_STACK_MAX (64u << 20)      /* give up growing it for static TLS here */
 #define CHURN_GONE_NS (200 * 1000000ull) /* per fork, waiting for exiting tasks */
 

@@ -49,7 +49,8 @@ endif()
 fsafe_add_test(model.registry TIMEOUT 900
   COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/model_check.sh ${PROJECT_SOURCE_DIR}/src/registry.pml
           ${CMAKE_CURRENT_BINARY_DIR}/model ${_model_opts})
-set_tests_properties(model.registry PROPERTIES LABELS "model;no-sanitize" RUN_SERIAL TRUE)
+# One core for a few minutes: it runs beside the other tests (not serially).
+set_tests_properties(model.registry PROPERTIES LABELS "model;no-sanitize")
 
 # ---- fuzzers (test/fuzz) ----------------------------------------------------------------
 # Every build replays the checked-in corpus (seeds plus every crash ever found)

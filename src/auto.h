@@ -9,6 +9,8 @@
 #ifndef FSAFE_AUTO_H
 #define FSAFE_AUTO_H
 
+#include <stddef.h>
+
 #include "internal.h"
 
 /* What libfsafe.so lends the auto library (filled at attach). */
@@ -95,6 +97,15 @@ extern AO_t fsafe__at_fork_owner; /* thread pointer of the forker */
 extern AO_t fsafe__at_threads;
 
 void fsafe__at_init(void);
+/*
+ * Per-thread records (auto_track.c, auto_sem.c) live in mmap'd chunks on a
+ * lock-free list that only grows: claims a free record (in_use 0 -> 1) or
+ * maps a chunk of them.  NULL when mmap fails.  Keeps errno.  Records are
+ * never unmapped, so a forker may read any of them at any time.
+ */
+void *fsafe__records_claim(AO_t *head, size_t size, size_t in_use_off, size_t next_off);
+#define FSAFE__RECORDS_CLAIM(head, type)                                                           \
+    ((type *)fsafe__records_claim((head), sizeof(type), offsetof(type, in_use), offsetof(type, next)))
 AO_t fsafe__at_self_id(void);
 struct fsafe__at_thread *fsafe__at_current(void); /* NULL if the thread has none */
 /* Wakes every thread parked by PENDING (parent), after clearing it. */

@@ -188,36 +188,12 @@ static void on_exit_thread(void *p)
     AO_store_release(&r->in_use, 0);
 }
 
-#define CHUNK_BYTES (64 * 1024)
-
 static struct rec *attach(void)
 {
-    struct rec *r;
     int saved = errno;
-    for (r = (struct rec *)AO_load_acquire(&recs); r; r = r->next)
-        if (!AO_load_acquire(&r->in_use) && AO_compare_and_swap_full(&r->in_use, 0, 1))
-            goto got;
-    {
-        char *p =
-            mmap(NULL, CHUNK_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED) {
-            errno = saved;
-            return NULL; /* the thread goes untracked */
-        }
-        size_t count = CHUNK_BYTES / sizeof *r;
-        struct rec *first = (struct rec *)p;
-        for (size_t i = 0; i + 1 < count; i++)
-            first[i].next = &first[i + 1];
-        first[0].in_use = 1;
-        r = first;
-        struct rec *last = &first[count - 1];
-        AO_t head;
-        do {
-            head = AO_load_acquire(&recs);
-            last->next = (struct rec *)head;
-        } while (!AO_compare_and_swap_full(&recs, head, (AO_t)first));
-    }
-got:
+    struct rec *r = FSAFE__RECORDS_CLAIM(&recs, struct rec);
+    if (!r)
+        return NULL; /* the thread goes untracked */
     AO_store_release(&r->n, 0);
     me = r;
     if (AO_load_acquire(&have_key))

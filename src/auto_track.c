@@ -19,6 +19,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <threads.h>
@@ -151,30 +152,48 @@ static void on_thread_exit(void *p)
 
 #define CHUNK_BYTES (64 * 1024)
 
+static char *rec_next(const char *r, size_t next_off)
+{
+    char *n;
+    memcpy(&n, r + next_off, sizeof n);
+    return n;
+}
+
+static void rec_set_next(char *r, size_t next_off, char *n)
+{
+    memcpy(r + next_off, &n, sizeof n);
+}
+
+void *fsafe__records_claim(AO_t *head, size_t size, size_t in_use_off, size_t next_off)
+{
+    int saved = errno;
+    for (char *r = (char *)AO_load_acquire(head); r; r = rec_next(r, next_off)) {
+        AO_t *in_use = (AO_t *)(r + in_use_off);
+        if (!AO_load_acquire(in_use) && AO_compare_and_swap_full(in_use, 0, 1))
+            return r;
+    }
+    char *first = mmap(NULL, CHUNK_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    errno = saved; /* a lock call's caller sees its own errno */
+    if (first == MAP_FAILED)
+        return NULL;
+    size_t count = CHUNK_BYTES / size;
+    for (size_t i = 0; i + 1 < count; i++)
+        rec_set_next(first + i * size, next_off, first + (i + 1) * size);
+    *(AO_t *)(first + in_use_off) = 1; /* the rest stay free (zero) */
+    char *last = first + (count - 1) * size;
+    AO_t h;
+    do {
+        h = AO_load_acquire(head);
+        rec_set_next(last, next_off, (char *)h);
+    } while (!AO_compare_and_swap_full(head, h, (AO_t)first));
+    return first;
+}
+
 static struct fsafe__at_thread *attach(void)
 {
-    struct fsafe__at_thread *t;
-    for (t = (struct fsafe__at_thread *)AO_load_acquire(&fsafe__at_threads); t; t = t->next)
-        if (!AO_load_acquire(&t->in_use) && AO_compare_and_swap_full(&t->in_use, 0, 1))
-            goto got;
-    {
-        char *p = mmap(NULL, CHUNK_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED)
-            return NULL; /* the thread goes untracked */
-        size_t count = CHUNK_BYTES / sizeof *t;
-        struct fsafe__at_thread *first = (struct fsafe__at_thread *)p;
-        for (size_t i = 0; i + 1 < count; i++)
-            first[i].next = &first[i + 1];
-        first[0].in_use = 1;
-        t = first;
-        struct fsafe__at_thread *last = &first[count - 1];
-        AO_t head;
-        do {
-            head = AO_load_acquire(&fsafe__at_threads);
-            last->next = (struct fsafe__at_thread *)head;
-        } while (!AO_compare_and_swap_full(&fsafe__at_threads, head, (AO_t)first));
-    }
-got:
+    struct fsafe__at_thread *t = FSAFE__RECORDS_CLAIM(&fsafe__at_threads, struct fsafe__at_thread);
+    if (!t)
+        return NULL; /* the thread goes untracked */
     t->tid = (pid_t)syscall(SYS_gettid);
     t->self = fsafe__at_self_id();
     AO_store_release(&t->n, 0);

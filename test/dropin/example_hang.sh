@@ -10,7 +10,12 @@ hang=$1
 "$hang" >"$tmp/plain.out" 2>"$tmp/plain.err"
 st=$?
 [ $st = 1 ] || fail "without fsafe: exit status $st, expected 1 (children hung)"
-[ "$(count "hung on liblogq's lock" "$tmp/plain.out")" = 3 ] || fail "without fsafe: not every child hung"
+# The flusher lets go of its lock 1 ms in every 21, so a plain fork can land
+# in that gap now and then: the twin proves the hang with at least one child
+# (and the summary line must agree with the per-child lines).
+hung=$(count "hung on liblogq's lock" "$tmp/plain.out")
+[ "$hung" -ge 1 ] || fail "without fsafe: no child hung"
+grep -q "^$hung of 3 children hung\$" "$tmp/plain.out" || fail "without fsafe: summary disagrees"
 "$run" -v "$hang" >"$tmp/auto.out" 2>"$tmp/auto.err"
 st=$?
 [ $st = 0 ] || fail "under fsafe-run: exit status $st, expected 0"

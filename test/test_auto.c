@@ -257,10 +257,11 @@ static int c11_worker(void *arg)
     (void)arg;
     for (;;) {
         mtx_lock(&c11_lock);
-        __atomic_store_n(&c11_busy_flag, 1, __ATOMIC_RELEASE);
         struct timespec ts;
         t_deadline(&ts, HOLD_MS);
         cnd_timedwait(&c11_cv, &c11_lock, &ts); /* nobody signals: holds it again after */
+        /* Busy only now: during the wait the mutex is free. */
+        __atomic_store_n(&c11_busy_flag, 1, __ATOMIC_RELEASE);
         t_sleep_ms(HOLD_MS);
         __atomic_store_n(&c11_busy_flag, 0, __ATOMIC_RELEASE);
         mtx_unlock(&c11_lock);

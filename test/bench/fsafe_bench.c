@@ -280,8 +280,24 @@ static void need_fsafe(void)
         die("worker needs libfsafe.so (LD_PRELOAD); use --lib PATH");
 }
 
-static int worker_forkloop(const char *mode, int n)
+/* An idle thread: it makes the worker multithreaded, as every program that
+ * needs fsafe is.  glibc (2.35 and later) takes and releases a mutex with
+ * plain stores, not atomic instructions, while a process has never had a
+ * second thread; with one, every variant pays what a real program pays. */
+static void *idle_thread(void *arg)
 {
+    for (;;)
+        pause();
+    return arg;
+}
+
+static int worker_forkloop(const char *mode, int n, int threads)
+{
+    for (int i = 0; i < threads; i++) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, idle_thread, NULL) != 0)
+            die("pthread_create failed");
+    }
     nmtx = n;
     mtx = xcalloc(n ? (size_t)n : 1, sizeof *mtx);
     for (int i = 0; i < n; i++)
@@ -579,8 +595,8 @@ static int worker_main(int argc, char **argv)
 {
     if (argc < 1)
         die("worker: missing kind");
-    if (strcmp(argv[0], "forkloop") == 0 && argc == 3)
-        return worker_forkloop(argv[1], atoi(argv[2]));
+    if (strcmp(argv[0], "forkloop") == 0 && (argc == 3 || argc == 4))
+        return worker_forkloop(argv[1], atoi(argv[2]), argc == 4 ? atoi(argv[3]) : 0);
     if (strcmp(argv[0], "contend") == 0 && argc == 3)
         return worker_contend(atoi(argv[1]), atoi(argv[2]));
     if (strcmp(argv[0], "registry") == 0 && argc == 3)
@@ -601,18 +617,25 @@ struct params {
     int f5_rounds, f5_k;
 };
 
-static void start_forkloop_with(struct worker *w, const char *mode, int n, const char *preload)
+static void start_forkloop_threads(struct worker *w, const char *mode, int n, int threads,
+                                   const char *preload)
 {
-    char nbuf[16], label[48];
+    char nbuf[16], tbuf[16], label[48];
     snprintf(nbuf, sizeof nbuf, "%d", n);
-    snprintf(label, sizeof label, "forkloop %s %d", mode, n);
-    char *args[] = {"forkloop", (char *)mode, nbuf, NULL};
+    snprintf(tbuf, sizeof tbuf, "%d", threads);
+    snprintf(label, sizeof label, "forkloop %s %d %d", mode, n, threads);
+    char *args[] = {"forkloop", (char *)mode, nbuf, tbuf, NULL};
     worker_start(w, preload, label, args);
 }
 
-static void start_forkloop(struct worker *w, const char *mode, int n)
+static void start_forkloop_with(struct worker *w, const char *mode, int n, const char *preload)
 {
-    start_forkloop_with(w, mode, n, strcmp(mode, "fsafe") == 0 ? lib_path : NULL);
+    start_forkloop_threads(w, mode, n, 0, preload);
+}
+
+static void start_forkloop(struct worker *w, const char *mode, int n, int threads)
+{
+    start_forkloop_threads(w, mode, n, threads, strcmp(mode, "fsafe") == 0 ? lib_path : NULL);
 }
 
 /* Figure 1: nothing registered, fsafe loaded vs never loaded, plus a
@@ -623,8 +646,8 @@ static void fig1(const struct params *p)
 {
     struct worker w[4];
     int nv = also_preload ? 4 : 3;
-    start_forkloop(&w[0], "plain", 0);
-    start_forkloop(&w[1], "fsafe", 0);
+    start_forkloop(&w[0], "plain", 0, 0);
+    start_forkloop(&w[1], "fsafe", 0, 0);
     start_forkloop_with(&w[2], "plain", 0, empty_lib_path);
     if (also_preload)
         start_forkloop_with(&w[3], "plain", 0, also_preload);
@@ -657,18 +680,18 @@ static void fig1(const struct params *p)
         free(s[v]), free(ratio[v]);
 }
 
-/* Figure 2: N registered mutexes; fsafe vs (a) one atfork triple vs (b) N
- * triples, with the no-fsafe loop as the baseline; all four interleaved. */
-static void fig2(const struct params *p)
+/* One half of figure 2 (below), in workers with this many idle threads. */
+static void fig2_run(const struct params *p, int threads)
 {
     static const int ns[] = {16, 256, 1024, 4096};
     static const char *const modes[] = {"plain", "fsafe", "a", "b"};
+    const char *pre = threads ? "mt_" : "";
     int R = p->f2_rounds;
     for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
         int n = ns[ni];
         struct worker w[4];
         for (int v = 0; v < 4; v++)
-            start_forkloop(&w[v], modes[v], v == 0 ? 0 : n);
+            start_forkloop(&w[v], modes[v], v == 0 ? 0 : n, threads);
         double *s[4], *per[4];
         for (int v = 0; v < 4; v++) {
             s[v] = xcalloc((size_t)R, sizeof(double));
@@ -685,14 +708,14 @@ static void fig2(const struct params *p)
         for (int v = 0; v < 4; v++)
             worker_finish(&w[v]);
         char name[64];
-        snprintf(name, sizeof name, "n%d_baseline_fork_without_fsafe", n);
+        snprintf(name, sizeof name, "%sn%d_baseline_fork_without_fsafe", pre, n);
         row_add(2, name, "ns", s[0], (size_t)R);
         double med[4];
         for (int v = 1; v < 4; v++)
             med[v] = quantile(per[v], (size_t)R, 0.5);
         static const char *const vname[] = {"", "fsafe", "a_one_atfork", "b_n_atforks"};
         for (int v = 1; v < 4; v++) {
-            snprintf(name, sizeof name, "n%d_%s_per_lock", n, vname[v]);
+            snprintf(name, sizeof name, "%sn%d_%s_per_lock", pre, n, vname[v]);
             struct row *x = row_add(2, name, "ns/lock", per[v], (size_t)R);
             row_extra(x, "fork_ns", quantile(s[v], (size_t)R, 0.5));
             if (v == 1) {
@@ -703,6 +726,16 @@ static void fig2(const struct params *p)
         for (int v = 0; v < 4; v++)
             free(s[v]), free(per[v]);
     }
+}
+
+/* Figure 2: N registered mutexes; fsafe vs (a) one atfork triple vs (b) N
+ * triples, with the no-fsafe loop as the baseline; all four interleaved.
+ * Twice: in single-threaded workers (rows n<N>_...), and in workers with one
+ * idle thread (rows mt_n<N>_...), the case fsafe exists for. */
+static void fig2(const struct params *p)
+{
+    for (int threads = 0; threads <= 1; threads++)
+        fig2_run(p, threads);
 }
 
 static void run_collect(const char *preload, const char *label, char *const args[])

@@ -176,11 +176,14 @@ static void protocol_walk(int from_handler)
     if (dt > fsafe__stats.acquire_ns_max)
         fsafe__stats.acquire_ns_max = dt;
     if (fsafe__cfg.verbose)
-        fsafe__msg("fork #%llu in pid %d%s: took %llu of %llu registered locks in %llu us",
+        fsafe__msg("fork #%llu in pid %d%s: took %llu of %llu registered locks in %llu us%s",
                    (unsigned long long)fsafe__stats.forks, (int)getpid(),
                    from_handler ? " (via pthread_atfork)" : "",
                    (unsigned long long)taken,
-                   (unsigned long long)fsafe__registry_count(), (unsigned long long)(dt / 1000));
+                   (unsigned long long)fsafe__registry_count(), (unsigned long long)(dt / 1000),
+                   fsafe__walk_was_light() && fsafe__registry_count()
+                       ? " (one thread: free locks left alone)"
+                       : "");
 }
 
 /* Blocks every signal, then arms the release: from here to the handlers no

@@ -178,14 +178,16 @@ uint64_t fsafe__store_count(void);
 int fsafe__store_child_fixup(void); /* non-zero: a writer was inside */
 
 /* walk.c: a lock as the fork walk sees it, 16 bytes in a dense rank-ordered
- * array that the walk reads and, on the common path, never writes. */
-enum { FSAFE__EXC_HELD = 0, FSAFE__EXC_CALLER = 1, FSAFE__EXC_NONE = 2 };
+ * array that the walk reads and, on the common path, never writes.  exc 0
+ * means the walk's default: HELD in a full walk, NONE in a walk of a
+ * single-threaded process (walk.c). */
+enum { FSAFE__EXC_DFLT = 0, FSAFE__EXC_CALLER = 1, FSAFE__EXC_NONE = 2, FSAFE__EXC_HELD = 3 };
 struct fsafe__rec {
     void *lock;          /* for KIND_OPS, the key */
     uint32_t entry;      /* the entry's slot number */
     unsigned char kind;
     unsigned char mem;
-    unsigned char exc;   /* walker-only, this walk: FSAFE__EXC_*, HELD unless set */
+    unsigned char exc;   /* walker-only, this walk: FSAFE__EXC_* */
     unsigned char dead;  /* AO_char: set by unregister */
 };
 /* Fork side: takes every live lock in rank order.  Returns the number taken,
@@ -199,6 +201,9 @@ void fsafe__walk_reset_orphaned(void); /* child of a fork that bypassed the gate
 void fsafe__walk_child_fixup(void);    /* child, every fork */
 void fsafe__walk_poll(void);           /* walker: let go of unregistered locks */
 int fsafe__walk_is_self(void);         /* the calling thread is walking */
+/* The last walk ran in a single-threaded process: it took only the locks that
+ * looked held (the forker's own) and ops locks; free mutexes stay untouched. */
+int fsafe__walk_was_light(void);
 /* Writers (registry.c): */
 void fsafe__walk_invalidate(void);     /* the store changed */
 uint64_t fsafe__walk_retire(const struct fsafe__entry *e, AO_t *epoch);
@@ -213,10 +218,80 @@ uint64_t fsafe__registry_count(void);
 void fsafe__registry_foreach(void (*fn)(const struct fsafe__entry *, void *), void *arg);
 
 /* ---- lockops.c: per-kind acquire / release / reset ----------------------- */
+/* Under ThreadSanitizer fsafe uses only calls TSan intercepts (lockops.c). */
+#if defined(__SANITIZE_THREAD__)
+#define FSAFE_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define FSAFE_TSAN 1
+#endif
+#endif
+#ifndef FSAFE_TSAN
+#define FSAFE_TSAN 0
+#endif
+
+#ifdef __GLIBC__
+/* glibc's mutex kind bits (nptl/pthreadP.h, stable ABI since 2.3). */
+#define FSAFE__GL_KIND_TYPE 3
+#define FSAFE__GL_KIND_ROBUST 16
+#define FSAFE__GL_KIND_PI 32
+#define FSAFE__GL_KIND_PP 64
+#define FSAFE__GL_KIND_PSHARED 128
+#endif
+
 /* Returns FSAFE__HOW_*; NONE when the lock could not or need not be taken.
  * Polls while it waits; abandons the wait when abandon(r) returns non-zero. */
 int fsafe__lock_acquire(const struct fsafe__rec *r,
                         int (*abandon)(const struct fsafe__rec *, uint64_t waited_ns));
+/* The same without waiting, for a process with one thread, where a lock held
+ * by anyone but the caller cannot come free before the fork: NONE then. */
+int fsafe__lock_try(const struct fsafe__rec *r);
+
+/*
+ * The walk's per-lock fast paths, inline because each runs once per lock per
+ * fork.
+ */
+/* Child: r's mutex, taken by the walk, re-initialised unlocked in place.
+ * Returns 0, or -1 when it is not a plain mutex (fsafe__lock_reset_child). */
+static inline int fsafe__mutex_reset_plain(pthread_mutex_t *m)
+{
+#if defined(__GLIBC__) && !FSAFE_TSAN
+    int k = m->__data.__kind;
+    if ((k & (FSAFE__GL_KIND_ROBUST | FSAFE__GL_KIND_PI | FSAFE__GL_KIND_PP)) ||
+        ((k & FSAFE__GL_KIND_TYPE) == PTHREAD_MUTEX_RECURSIVE && m->__data.__count > 1))
+        return -1; /* (a recursive mutex the forker also held: its depth to restore) */
+    /* The state the static initializer for this type gives, field by field:
+     * the fields lock and unlock write, and the kind only when it carries more
+     * than the type (the process-shared bit: the child's copy is private).
+     * __spins is an adaptive mutex's estimate; __list is unused without
+     * ROBUST.  (Copying a whole initializer built on the stack costs a
+     * store-forwarding stall per mutex, 5 ns here.) */
+    m->__data.__lock = 0;
+    m->__data.__count = 0;
+    m->__data.__owner = 0;
+    m->__data.__nusers = 0;
+    if (k != (k & FSAFE__GL_KIND_TYPE))
+        m->__data.__kind = k & FSAFE__GL_KIND_TYPE;
+    return 0;
+#else
+    (void)m;
+    return -1;
+#endif
+}
+
+/* Whether a mutex is unlocked, read without writing to it (a single-threaded
+ * walk leaves such a mutex alone).  0 when unsure. */
+static inline int fsafe__mutex_looks_free(const pthread_mutex_t *m)
+{
+#ifdef __GLIBC__
+    /* __lock is 0 exactly when no one holds it, for every kind but priority
+     * protection, which keeps its ceiling there. */
+    return ((const volatile pthread_mutex_t *)m)->__data.__lock == 0;
+#else
+    (void)m;
+    return 0;
+#endif
+}
 void fsafe__lock_release_parent(const struct fsafe__rec *r);
 /* Async-signal-safe.  how: FSAFE__HOW_ACQUIRED or FSAFE__HOW_CALLER;
  * orphaned: the holder of the caller's holds is gone. */

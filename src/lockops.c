@@ -21,29 +21,17 @@
  * (FSAFE_WARN_MS, pending unregisters). */
 #define WAIT_SLICE_NS (10 * 1000 * 1000L)
 
-/* Under ThreadSanitizer fsafe uses only calls TSan intercepts: it must see
- * fork take each lock (timedlock; gcc 12's TSan does not intercept the
- * clocklock calls) and the child re-initialise it (pthread_mutex_init, not a
- * copied initializer), or it reports the child's reset as a race with the
- * parent's threads. */
-#if defined(__SANITIZE_THREAD__)
-#define FSAFE_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define FSAFE_TSAN 1
-#endif
-#endif
-#ifndef FSAFE_TSAN
-#define FSAFE_TSAN 0
-#endif
-
+/* Under ThreadSanitizer (FSAFE_TSAN, internal.h) fsafe uses only calls TSan
+ * intercepts: it must see fork take each lock (timedlock; gcc 12's TSan does
+ * not intercept the clocklock calls) and the child re-initialise it
+ * (pthread_mutex_init, not plain stores), or it reports the child's reset as
+ * a race with the parent's threads. */
 #ifdef __GLIBC__
-/* glibc's mutex kind bits (nptl/pthreadP.h, stable ABI since 2.3). */
-#define GL_KIND_TYPE 3
-#define GL_KIND_ROBUST 16
-#define GL_KIND_PI 32
-#define GL_KIND_PP 64
-#define GL_KIND_PSHARED 128
+#define GL_KIND_TYPE FSAFE__GL_KIND_TYPE
+#define GL_KIND_ROBUST FSAFE__GL_KIND_ROBUST
+#define GL_KIND_PI FSAFE__GL_KIND_PI
+#define GL_KIND_PP FSAFE__GL_KIND_PP
+#define GL_KIND_PSHARED FSAFE__GL_KIND_PSHARED
 #endif
 
 /* ---- waiting ------------------------------------------------------------- */
@@ -227,22 +215,8 @@ static void mutex_reset(pthread_mutex_t *m, int how, int orphaned)
                                                                      : 0;
     if (orphaned)
         depth = 0;
-    if (!(k & (GL_KIND_ROBUST | GL_KIND_PI | GL_KIND_PP)) && depth == 0 && !FSAFE_TSAN) {
-        /* The common case: the state the static initializer for this type
-         * gives.  Field by field: the fields a plain mutex's lock and unlock
-         * write, and the kind only when it carries more than the type (the
-         * process-shared bit: the child's copy is private).  __spins is an
-         * adaptive mutex's estimate and __list is unused without ROBUST.
-         * Building a whole initializer on the stack and copying it costs a
-         * store-forwarding stall per mutex, 5 ns here. */
-        m->__data.__lock = 0;
-        m->__data.__count = 0;
-        m->__data.__owner = 0;
-        m->__data.__nusers = 0;
-        if (k != (k & GL_KIND_TYPE))
-            m->__data.__kind = k & GL_KIND_TYPE;
+    if (depth == 0 && fsafe__mutex_reset_plain(m) == 0)
         return;
-    }
     int ceiling = 0;
     if (k & GL_KIND_PP)
         pthread_mutex_getprioceiling(m, &ceiling);
@@ -375,6 +349,30 @@ int fsafe__lock_acquire(const struct fsafe__rec *r,
         return ops_acquire(&w);
     }
     return FSAFE__HOW_NONE;
+}
+
+int fsafe__lock_try(const struct fsafe__rec *r)
+{
+    int t;
+    switch (r->kind) {
+    case FSAFE_MUTEX:
+        t = pthread_mutex_trylock(r->lock);
+        if (t == 0)
+            return FSAFE__HOW_ACQUIRED;
+        if (t == EOWNERDEAD)
+            return mutex_taken(fsafe__store_entry(r->entry), r->lock, t);
+        if (t == EDEADLK || (t == EBUSY && mutex_held_by_self(r->lock)))
+            return FSAFE__HOW_CALLER;
+        return FSAFE__HOW_NONE;
+    case FSAFE_RWLOCK:
+        t = pthread_rwlock_trywrlock(r->lock);
+        if (t == 0)
+            return FSAFE__HOW_ACQUIRED;
+        return t == EBUSY && rwlock_held_by_self(r->lock) ? FSAFE__HOW_CALLER : FSAFE__HOW_NONE;
+    case FSAFE_SPINLOCK:
+        return pthread_spin_trylock(r->lock) == 0 ? FSAFE__HOW_ACQUIRED : FSAFE__HOW_NONE;
+    }
+    return FSAFE__HOW_NONE; /* (ops: not for this call) */
 }
 
 /* Only locks the walk holds as taken (HOW_ACQUIRED) come here: the caller's

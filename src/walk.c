@@ -19,6 +19,13 @@
  * holds, and polls whenever it waits for a lock.  So unregister never waits
  * on a walk that waits for it, and once it returns the walk never touches
  * the lock again.
+ *
+ * In a process that has never had a second thread (glibc's
+ * __libc_single_threaded) no lock can be held by anyone but the forker, and
+ * nothing can take a free one before the fork: the walk takes only what it
+ * must (locks that look held, and ops locks), its default for a record
+ * becomes NONE instead of HELD, and a free mutex is not even written to, so
+ * neither process copies its page.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -28,6 +35,13 @@
 #include <unistd.h>
 
 #include "internal.h"
+
+#if defined(__GLIBC__) && defined(__has_include)
+#if __has_include(<sys/single_threaded.h>)
+#include <sys/single_threaded.h> /* glibc 2.32 */
+#define HAVE_SINGLE_THREADED 1
+#endif
+#endif
 
 #if !defined(AO_HAVE_char_load) || !defined(AO_HAVE_char_store_release)
 #error "fsafe needs AO_char_load and AO_char_store_release"
@@ -55,7 +69,10 @@ static AO_t ack_seq;    /* the walk has acted on every ticket up to this one */
 static AO_t walk_snap; /* struct snap * of this walk, or 0 */
 static AO_t walk_pos;  /* records [0, walk_pos) are done */
 static size_t exc_n;
-static size_t held_cnt; /* records in [0, walk_pos) held as taken (exc 0) */
+static size_t held_cnt; /* records in [0, walk_pos) held as taken */
+/* How a record with exc DFLT is held by this walk: HELD, or NONE in a light
+ * walk.  Written before walk_pos first counts a record of the walk. */
+static unsigned char walk_dflt = FSAFE__EXC_HELD;
 static AO_t walker;     /* thread pointer of the walking thread, 0 if none */
 
 /* ---- snapshot ------------------------------------------------------------ */
@@ -136,12 +153,42 @@ static void snap_refresh(void)
     fsafe__store_unlock();
 }
 
-/* ---- exceptions: records in [0, walk_pos) not held as taken ---------------- */
+/* ---- exceptions: records in [0, walk_pos) not held as the walk's default ---- */
+static unsigned char how_of(const struct fsafe__rec *r)
+{
+    unsigned char x = AO_char_load(&r->exc);
+    return x != FSAFE__EXC_DFLT ? x : walk_dflt;
+}
+
 static void exc_set(struct snap *s, size_t i, unsigned char how)
 {
-    if (s->rec[i].exc == FSAFE__EXC_HELD)
+    struct fsafe__rec *r = &s->rec[i];
+    if (r->exc == FSAFE__EXC_DFLT) {
+        if (how == walk_dflt)
+            return;
         s->exc_idx[exc_n++] = (uint32_t)i;
-    AO_char_store_release(&s->rec[i].exc, how); /* unregister reads it */
+    }
+    AO_char_store_release(&r->exc, how); /* unregister reads it */
+}
+
+/* A light walk holds only what its exceptions list: walk those alone. */
+static int light(void)
+{
+    return walk_dflt == FSAFE__EXC_NONE;
+}
+
+int fsafe__walk_was_light(void)
+{
+    return light();
+}
+
+static int single_threaded(void)
+{
+#ifdef HAVE_SINGLE_THREADED
+    return __libc_single_threaded;
+#else
+    return 0;
+#endif
 }
 
 /* ---- unregister's side of the handshake -------------------------------------- */
@@ -189,7 +236,7 @@ uint64_t fsafe__walk_retire(const struct fsafe__entry *e, AO_t *epoch)
      * counts the record; end_epoch resets exc before it clears walk_pos). */
     size_t i = (size_t)(r - cur_snap()->rec);
     if (AO_load_acquire(&walk_snap) == (AO_t)cur_snap() && i < AO_load_acquire(&walk_pos) &&
-        AO_char_load(&r->exc) == FSAFE__EXC_NONE && AO_load_acquire(&fork_epoch) == ep)
+        how_of(r) == FSAFE__EXC_NONE && AO_load_acquire(&fork_epoch) == ep)
         return 0;
     return AO_fetch_and_add_full(&unreg_seq, 1) + 1;
 }
@@ -219,8 +266,9 @@ void fsafe__walk_poll(void)
     size_t pos = s ? walk_pos : 0;
     for (size_t i = 0; i < pos; i++) {
         struct fsafe__rec *r = &s->rec[i];
-        if (r->exc != FSAFE__EXC_NONE && AO_char_load(&r->dead)) {
-            if (r->exc == FSAFE__EXC_HELD) {
+        unsigned char how = how_of(r);
+        if (how != FSAFE__EXC_NONE && AO_char_load(&r->dead)) {
+            if (how == FSAFE__EXC_HELD) {
                 fsafe__lock_release_parent(r);
                 held_cnt--;
             }
@@ -294,7 +342,7 @@ static void report_conflict(struct snap *s, size_t want_i, uint64_t waited_ns)
     int known = 0;
     for (size_t i = want_i; i-- > 0 && !known;) {
         const struct fsafe__rec *r = &s->rec[i];
-        if (r->exc != FSAFE__EXC_HELD)
+        if (how_of(r) != FSAFE__EXC_HELD)
             continue;
         known = fsafe__lock_has_waiters(r->lock, r->kind) > 0;
         if (known || !other)
@@ -325,12 +373,27 @@ static void report_conflict(struct snap *s, size_t want_i, uint64_t waited_ns)
                known ? ", which another thread waits for" : "", we->name, oe->name);
 }
 
+static void release_one(const struct fsafe__rec *r)
+{
+    if (r->kind == FSAFE_MUTEX)
+        pthread_mutex_unlock(r->lock);
+    else
+        fsafe__lock_release_parent(r);
+}
+
 static void release_held(struct snap *s)
 {
-    /* Newest first: the reverse of the acquisition order. */
+    /* Newest first: the reverse of the acquisition order.  exc_idx lists
+     * records in walk order. */
+    if (light()) {
+        for (size_t k = exc_n; k-- > 0;)
+            if (s->rec[s->exc_idx[k]].exc == FSAFE__EXC_HELD)
+                release_one(&s->rec[s->exc_idx[k]]);
+        return;
+    }
     for (size_t i = walk_pos; i-- > 0;)
-        if (s->rec[i].exc == FSAFE__EXC_HELD)
-            fsafe__lock_release_parent(&s->rec[i]);
+        if (how_of(&s->rec[i]) == FSAFE__EXC_HELD)
+            release_one(&s->rec[i]);
 }
 
 /* Ends the walk's epoch: clears this walk's exceptions; any unregister
@@ -339,7 +402,7 @@ static void end_epoch(void)
 {
     struct snap *s = (struct snap *)walk_snap;
     for (size_t k = 0; s && k < exc_n; k++)
-        AO_char_store_release(&s->rec[s->exc_idx[k]].exc, FSAFE__EXC_HELD);
+        AO_char_store_release(&s->rec[s->exc_idx[k]].exc, FSAFE__EXC_DFLT);
     exc_n = 0;
     held_cnt = 0;
     AO_store_release(&walk_pos, 0);
@@ -360,7 +423,7 @@ static void order_backoff(struct snap *s, size_t i, uint64_t waited_ns)
 {
     report_conflict(s, i, waited_ns);
     for (size_t k = i; k-- > 0;)
-        if (s->rec[k].exc == FSAFE__EXC_HELD) {
+        if (how_of(&s->rec[k]) == FSAFE__EXC_HELD) {
             fsafe__lock_release_parent(&s->rec[k]);
             exc_set(s, k, FSAFE__EXC_NONE);
         }
@@ -370,6 +433,30 @@ static void order_backoff(struct snap *s, size_t i, uint64_t waited_ns)
         fsafe__lock_release_parent(&s->rec[i]);
 }
 
+/* One record of a walk that is not a free plain mutex: returns 0, or -1 when
+ * the walk gave everything back (walk_aborted says why). */
+static int walk_slow(struct snap *s, size_t i)
+{
+    struct fsafe__rec *r = &s->rec[i];
+    int how = light() && r->kind != FSAFE__KIND_OPS ? fsafe__lock_try(r)
+                                                     : fsafe__lock_acquire(r, abandon_wait);
+    if (how == FSAFE__HOW_ACQUIRED) {
+        held_cnt++;
+        exc_set(s, i, FSAFE__EXC_HELD);
+    } else if (how == FSAFE__HOW_CALLER) {
+        exc_set(s, i, FSAFE__EXC_CALLER);
+    } else if (walk_aborted) {
+        if (walk_aborted == ABORT_ORDER)
+            order_backoff(s, i, order_waited_ns);
+        else
+            release_held(s);
+        return -1;
+    } else {
+        exc_set(s, i, FSAFE__EXC_NONE);
+    }
+    return 0;
+}
+
 long fsafe__walk_acquire_all(int (*contended)(void))
 {
     gate_contended = contended;
@@ -377,6 +464,8 @@ long fsafe__walk_acquire_all(int (*contended)(void))
     AO_fetch_and_add_full(&fork_epoch, 1); /* now odd; a full barrier */
     snap_refresh();
     struct snap *s = cur_snap();
+    int lite = single_threaded();
+    walk_dflt = lite ? FSAFE__EXC_NONE : FSAFE__EXC_HELD;
     AO_store_release(&walk_snap, (AO_t)s);
     walk_aborted = ABORT_NONE;
     held_cnt = 0;
@@ -385,28 +474,24 @@ long fsafe__walk_acquire_all(int (*contended)(void))
         struct fsafe__rec *r = &s->rec[i];
         if (AO_char_load(&r->dead)) {
             exc_set(s, i, FSAFE__EXC_NONE);
-        } else {
-            int how = fsafe__lock_acquire(r, abandon_wait);
-            if (how == FSAFE__HOW_ACQUIRED) {
-                held_cnt++;
-            } else if (how == FSAFE__HOW_CALLER) {
-                exc_set(s, i, FSAFE__EXC_CALLER);
-            } else if (walk_aborted) {
-                if (walk_aborted == ABORT_ORDER)
-                    order_backoff(s, i, order_waited_ns);
-                else
-                    release_held(s);
-                end_epoch(); /* (not counted: the walk starts again) */
-                return -1;
-            } else {
-                exc_set(s, i, FSAFE__EXC_NONE);
-            }
+        } else if (r->kind == FSAFE_MUTEX &&
+                   (lite ? fsafe__mutex_looks_free(r->lock) : pthread_mutex_trylock(r->lock) == 0)) {
+            held_cnt += !lite; /* (light: left alone; no one else can take it) */
+        } else if (walk_slow(s, i) != 0) {
+            end_epoch(); /* (not counted: the walk starts again) */
+            return -1;
         }
         AO_store_release(&walk_pos, i + 1);
     }
     long taken = (long)held_cnt;
     /* Unregisters that arrived while the walk went on without waiting. */
     fsafe__walk_poll();
+    if (lite && !single_threaded()) {
+        /* An ops callback started a thread: walk again, in full. */
+        release_held(s);
+        end_epoch();
+        return -1;
+    }
     return taken;
 }
 
@@ -418,15 +503,28 @@ void fsafe__walk_release_parent(void)
     end_epoch();
 }
 
+static void reset_one(const struct fsafe__rec *r, unsigned char how, int orphaned)
+{
+    if (how == FSAFE__EXC_HELD) {
+        if (r->kind == FSAFE_MUTEX && !(r->mem & FSAFE__MEM_SHARED) &&
+            fsafe__mutex_reset_plain(r->lock) == 0)
+            return;
+        fsafe__lock_reset_child(r, FSAFE__HOW_ACQUIRED, orphaned);
+    } else if (how == FSAFE__EXC_CALLER) {
+        fsafe__lock_reset_child(r, FSAFE__HOW_CALLER, orphaned);
+    }
+}
+
 static void reset_held(struct snap *s, size_t n, int orphaned)
 {
-    for (size_t i = 0; i < n; i++) {
-        struct fsafe__rec *r = &s->rec[i];
-        if (r->exc == FSAFE__EXC_HELD)
-            fsafe__lock_reset_child(r, FSAFE__HOW_ACQUIRED, orphaned);
-        else if (r->exc == FSAFE__EXC_CALLER)
-            fsafe__lock_reset_child(r, FSAFE__HOW_CALLER, orphaned);
+    if (light()) {
+        for (size_t k = 0; k < exc_n; k++)
+            if (s->exc_idx[k] < n)
+                reset_one(&s->rec[s->exc_idx[k]], s->rec[s->exc_idx[k]].exc, orphaned);
+        return;
     }
+    for (size_t i = 0; i < n; i++)
+        reset_one(&s->rec[i], how_of(&s->rec[i]), orphaned);
 }
 
 void fsafe__walk_reset_child(void)

@@ -25,6 +25,12 @@ foreach(c rank_order rank_no_deadlock forkpty daemon thread_fork self_held unreg
   fsafe_add_test(core.${c} TIMEOUT 120 COMMAND test_core ${c})
 endforeach()
 
+# ---- a process that has never had a second thread ----------------------------
+fsafe_test_exe(test_onethread SOURCES test_onethread.c)
+foreach(c free_untouched self_held ops_called thread_from_ops)
+  fsafe_add_test(onethread.${c} TIMEOUT 60 COMMAND test_onethread ${c})
+endforeach()
+
 # ---- a program that never calls fsafe, preloaded: nothing changes -----------
 add_executable(test_plain test_plain.c)
 target_link_libraries(test_plain PRIVATE Threads::Threads)

@@ -140,26 +140,53 @@ enum fsafe__how {
 #define FSAFE__KIND_OPS 4      /* registered with fsafe_register_ops() */
 #define FSAFE__MEM_SHARED 0x1  /* the lock word is shared with the child */
 
-/* One registered lock, writer-side (reg_store.c).  The fork walk reads its
- * snapshot record instead, and comes here only when it has to wait, warn or
- * call an ops lock's callbacks. */
+/* reg_intern.c: interned fixed-size blobs (names, ops tables); writer lock
+ * held for all but fsafe__intern_at.  Id 0 is the all-zero blob. */
+#define FSAFE__INTERN_CHUNK0 64
+#define FSAFE__INTERN_NCHUNKS 26 /* up to 2^32 slots */
+#define FSAFE__INTERN_MAX 64     /* largest blob */
+#define FSAFE__INTERN_NOMEM UINT32_MAX
+struct fsafe__intern {
+    size_t size; /* of a blob, at most FSAFE__INTERN_MAX */
+    void *chunk[FSAFE__INTERN_NCHUNKS];
+    int nchunks;
+    size_t used; /* slots handed out in the last chunk */
+    uint32_t *bucket;
+    size_t nbuckets, live;
+    uint32_t free;
+};
+uint32_t fsafe__intern_get(struct fsafe__intern *t, const void *blob); /* or INTERN_NOMEM */
+void fsafe__intern_put(struct fsafe__intern *t, uint32_t id);
+const void *fsafe__intern_at(const struct fsafe__intern *t, uint32_t id);
+void fsafe__intern_recount_begin(struct fsafe__intern *t);
+void fsafe__intern_recount_ref(struct fsafe__intern *t, uint32_t id);
+int fsafe__intern_recount_end(struct fsafe__intern *t);
+
+/* One registered lock, writer-side (reg_store.c): 64 bytes.  The fork walk
+ * reads its snapshot record instead, and comes here only when it has to wait,
+ * warn or call an ops lock's callbacks. */
 struct fsafe__entry {
     void *lock;
+    AO_t next;                       /* ordered list; store_release (child's rebuild) */
+    union {
+        struct fsafe__entry *prev;   /* in the ordered list */
+        struct fsafe__entry *free_next; /* on the free list */
+    };
+    /* Written by the forker only when it had to wait. */
+    uint64_t max_wait_ns;
     int rank;
-    unsigned short kind;             /* FSAFE_MUTEX, FSAFE_RWLOCK, FSAFE_SPINLOCK, KIND_OPS */
-    unsigned short mem;              /* FSAFE__MEM_* */
     uint32_t index;                  /* slot number (fsafe__store_entry) */
     uint32_t rec;                    /* its record in snapshot snap_gen (walk.c) */
-    uint64_t snap_gen;               /* 0: in no snapshot */
-    /* Written by the forker only when it had to wait. */
+    uint32_t snap_gen;               /* 0: in no snapshot */
+    uint32_t name;                   /* fsafe__entry_name() */
+    uint32_t ops;                    /* fsafe__entry_ops(); KIND_OPS only */
+    unsigned char kind;              /* FSAFE_MUTEX, FSAFE_RWLOCK, FSAFE_SPINLOCK, KIND_OPS */
+    unsigned char mem;               /* FSAFE__MEM_* */
     unsigned char warned;            /* FSAFE_WARN_MS said so for this wait */
-    uint64_t max_wait_ns;
-    AO_t next;                       /* ordered list; store_release (child's rebuild) */
-    struct fsafe__entry *prev;
-    struct fsafe__entry *aux_next;   /* free list */
-    struct fsafe_lock_ops ops;       /* KIND_OPS only */
-    char name[FSAFE_NAME_MAX];
+    unsigned char unseen;            /* the child's rebuild: not (yet) found in the list */
 };
+const char *fsafe__entry_name(const struct fsafe__entry *e); /* any thread, e live */
+const struct fsafe_lock_ops *fsafe__entry_ops(const struct fsafe__entry *e);
 
 /* reg_store.c: all but fsafe__store_count and fsafe__store_entry need the
  * writer lock. */
@@ -168,7 +195,9 @@ int fsafe__store_lock(void);    /* 0, or ENOMEM (not held) */
 int fsafe__store_trylock(void); /* 0, EBUSY, EDEADLK (this thread holds it) or ENOMEM */
 void fsafe__store_unlock(void);
 struct fsafe__entry *fsafe__store_find(const void *lock);
-int fsafe__store_add(struct fsafe__entry **out, void *lock, int rank); /* EEXIST, ENOMEM */
+/* EEXIST, ENOMEM; name may be NULL, ops NULL but for KIND_OPS. */
+int fsafe__store_add(struct fsafe__entry **out, void *lock, int rank, const char *name,
+                     const struct fsafe_lock_ops *ops);
 void fsafe__store_link(struct fsafe__entry *e);
 void fsafe__store_unlink(struct fsafe__entry *e);
 void fsafe__store_free(struct fsafe__entry *e);

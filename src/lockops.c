@@ -82,10 +82,11 @@ static int waiter_tick(struct waiter *w)
         e->warned = 1;
         if (h)
             fsafe__msg("fork has waited %lu ms for lock '%s' (rank %d, %p), held by thread %d",
-                       (unsigned long)(waited / 1000000u), e->name, e->rank, e->lock, (int)h);
+                       (unsigned long)(waited / 1000000u), fsafe__entry_name(e), e->rank, e->lock,
+                       (int)h);
         else
             fsafe__msg("fork has waited %lu ms for lock '%s' (rank %d, %p)",
-                       (unsigned long)(waited / 1000000u), e->name, e->rank, e->lock);
+                       (unsigned long)(waited / 1000000u), fsafe__entry_name(e), e->rank, e->lock);
     }
     return w->abandon(w->r, waited);
 }
@@ -96,7 +97,7 @@ static void waiter_done(struct waiter *w)
     if (waited > w->e->max_wait_ns)
         w->e->max_wait_ns = waited;
     if (w->e->warned) {
-        fsafe__msg("fork got lock '%s' after %lu ms", w->e->name,
+        fsafe__msg("fork got lock '%s' after %lu ms", fsafe__entry_name(w->e),
                    (unsigned long)(waited / 1000000u));
         w->e->warned = 0;
     }
@@ -169,7 +170,7 @@ static int mutex_taken(struct fsafe__entry *e, pthread_mutex_t *m, int r)
          * consistent and say so. */
         pthread_mutex_consistent(m);
         fsafe__msg("robust mutex '%s' (%p): previous owner died; fork marked it consistent",
-                   e->name, e->lock);
+                   fsafe__entry_name(e), e->lock);
     }
     /* Nothing is recorded: the child reads the type, the ceiling and a
      * recursive mutex's depth from the mutex itself, which the fork copies
@@ -307,15 +308,16 @@ static int spin_acquire(struct waiter *w)
 static int ops_acquire(struct waiter *w)
 {
     struct fsafe__entry *e = w->e;
-    if (!e->ops.try_acquire)
-        return e->ops.acquire(e->lock) == 0 ? FSAFE__HOW_ACQUIRED : FSAFE__HOW_NONE;
-    if (e->ops.try_acquire(e->lock) == 0)
+    const struct fsafe_lock_ops *ops = fsafe__entry_ops(e);
+    if (!ops->try_acquire)
+        return ops->acquire(e->lock) == 0 ? FSAFE__HOW_ACQUIRED : FSAFE__HOW_NONE;
+    if (ops->try_acquire(e->lock) == 0)
         return FSAFE__HOW_ACQUIRED;
     unsigned round = 0;
     w->start = fsafe__now_ns();
     for (;;) {
         pause_try(&round);
-        if (e->ops.try_acquire(e->lock) == 0) {
+        if (ops->try_acquire(e->lock) == 0) {
             waiter_done(w);
             return FSAFE__HOW_ACQUIRED;
         }
@@ -390,7 +392,7 @@ void fsafe__lock_release_parent(const struct fsafe__rec *r)
         pthread_spin_unlock(r->lock);
         break;
     case FSAFE__KIND_OPS:
-        fsafe__store_entry(r->entry)->ops.release_parent(r->lock);
+        fsafe__entry_ops(fsafe__store_entry(r->entry))->release_parent(r->lock);
         break;
     }
 }
@@ -413,7 +415,7 @@ void fsafe__lock_reset_child(const struct fsafe__rec *r, int how, int orphaned)
         break;
     case FSAFE__KIND_OPS:
         if (how == FSAFE__HOW_ACQUIRED)
-            fsafe__store_entry(r->entry)->ops.release_child(r->lock);
+            fsafe__entry_ops(fsafe__store_entry(r->entry))->release_child(r->lock);
         break;
     }
 }

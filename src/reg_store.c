@@ -39,6 +39,20 @@ static size_t chunk_used[NCHUNKS];
 static int nchunks;
 static struct fsafe__entry *free_list;
 
+/* What entries refer to by id: their names and ops tables, one copy each. */
+static struct fsafe__intern names = {.size = FSAFE_NAME_MAX};
+static struct fsafe__intern opstabs = {.size = sizeof(struct fsafe_lock_ops)};
+
+const char *fsafe__entry_name(const struct fsafe__entry *e)
+{
+    return fsafe__intern_at(&names, e->name);
+}
+
+const struct fsafe_lock_ops *fsafe__entry_ops(const struct fsafe__entry *e)
+{
+    return fsafe__intern_at(&opstabs, e->ops);
+}
+
 static size_t chunk_cap(int k)
 {
     return (size_t)CHUNK0 << k;
@@ -59,7 +73,7 @@ static struct fsafe__entry *entry_alloc(void)
 {
     struct fsafe__entry *e = free_list;
     if (e) {
-        free_list = e->aux_next;
+        free_list = e->free_next;
         return e;
     }
     if (nchunks == 0 || chunk_used[nchunks - 1] == chunk_cap(nchunks - 1)) {
@@ -77,11 +91,19 @@ static struct fsafe__entry *entry_alloc(void)
     return e;
 }
 
-void fsafe__store_free(struct fsafe__entry *e)
+static void entry_free_raw(struct fsafe__entry *e)
 {
     e->lock = NULL;
-    e->aux_next = free_list;
+    e->name = e->ops = 0;
+    e->free_next = free_list;
     free_list = e;
+}
+
+void fsafe__store_free(struct fsafe__entry *e)
+{
+    fsafe__intern_put(&names, e->name);
+    fsafe__intern_put(&opstabs, e->ops);
+    entry_free_raw(e);
 }
 
 /* ---- hash: lock address -> entry ------------------------------------------- */
@@ -224,7 +246,8 @@ struct fsafe__entry *fsafe__store_find(const void *lock)
     return slot ? *slot : NULL;
 }
 
-int fsafe__store_add(struct fsafe__entry **out, void *lock, int rank)
+int fsafe__store_add(struct fsafe__entry **out, void *lock, int rank, const char *name,
+                     const struct fsafe_lock_ops *ops)
 {
     if (hfind(lock))
         return EEXIST;
@@ -233,12 +256,28 @@ int fsafe__store_add(struct fsafe__entry **out, void *lock, int rank)
         err = rdir_reserve();
     if (err)
         return err;
-    struct fsafe__entry *e = entry_alloc();
-    if (!e)
+    char nbuf[FSAFE_NAME_MAX] = {0};
+    if (name)
+        memcpy(nbuf, name, strnlen(name, FSAFE_NAME_MAX - 1));
+    struct fsafe_lock_ops obuf = {0};
+    if (ops)
+        obuf = *ops;
+    uint32_t nid = fsafe__intern_get(&names, nbuf);
+    if (nid == FSAFE__INTERN_NOMEM)
         return ENOMEM;
+    uint32_t oid = fsafe__intern_get(&opstabs, &obuf);
+    struct fsafe__entry *e = oid == FSAFE__INTERN_NOMEM ? NULL : entry_alloc();
+    if (!e) {
+        fsafe__intern_put(&names, nid);
+        if (oid != FSAFE__INTERN_NOMEM)
+            fsafe__intern_put(&opstabs, oid);
+        return ENOMEM;
+    }
     e->lock = lock;
     e->rank = rank;
-    e->aux_next = NULL;
+    e->name = nid;
+    e->ops = oid;
+    e->unseen = 0;
     *out = e;
     return 0;
 }
@@ -296,8 +335,10 @@ static void store_rebuild(void)
             /* The slot's index again: a writer may have vanished between
              * counting the slot and filling it in. */
             chunks[k][j].index = (uint32_t)(total_slots(k) + j);
-            chunks[k][j].aux_next = TOMB; /* "not seen in the list" */
+            chunks[k][j].unseen = 1;
         }
+    fsafe__intern_recount_begin(&names);
+    fsafe__intern_recount_begin(&opstabs);
     /* Sized up front so that nothing below can fail half-way. */
     hused = live; /* hgrow_if_needed sizes for hused + 1 */
     int ok = hgrow_if_needed() == 0;
@@ -309,7 +350,9 @@ static void store_rebuild(void)
     struct fsafe__entry *pred = &head;
     for (struct fsafe__entry *e = fsafe__store_first(); e; e = (struct fsafe__entry *)e->next) {
         e->prev = pred;
-        e->aux_next = NULL;
+        e->unseen = 0;
+        fsafe__intern_recount_ref(&names, e->name);
+        fsafe__intern_recount_ref(&opstabs, e->ops);
         if (ok) {
             hput_raw(htab, hcap, e);
             hused++;
@@ -326,8 +369,10 @@ static void store_rebuild(void)
     }
     for (int k = 0; k < nchunks; k++)
         for (size_t j = 0; chunks[k] && j < chunk_used[k]; j++)
-            if (chunks[k][j].aux_next == TOMB)
-                fsafe__store_free(&chunks[k][j]);
+            if (chunks[k][j].unseen)
+                entry_free_raw(&chunks[k][j]); /* (its ids were not counted) */
+    ok = ok && fsafe__intern_recount_end(&names) == 0;
+    ok = ok && fsafe__intern_recount_end(&opstabs) == 0;
     AO_store_release(&nregistered, n);
     /* Out of memory: stay dirty and try again at the next write. */
     store_dirty = !ok;

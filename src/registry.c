@@ -39,7 +39,7 @@ static int register_entry(void *lock, int kind, int flags, const struct fsafe_lo
 {
     fsafe__init();
     /* Decided before taking the writer lock: it reads /proc/self/maps. */
-    unsigned short mem = 0;
+    unsigned mem = 0;
     if (flags & FSAFE_SHARED)
         mem = FSAFE__MEM_SHARED;
     else if (!(flags & FSAFE_PRIVATE) && kind != FSAFE__KIND_OPS &&
@@ -50,20 +50,13 @@ static int register_entry(void *lock, int kind, int flags, const struct fsafe_lo
     if (err)
         return err;
     struct fsafe__entry *e = NULL;
-    err = fsafe__store_add(&e, lock, rank);
+    err = fsafe__store_add(&e, lock, rank, name, ops);
     if (!err) {
-        e->kind = (unsigned short)kind;
-        e->mem = mem;
+        e->kind = (unsigned char)kind;
+        e->mem = (unsigned char)mem;
         e->warned = 0;
         e->max_wait_ns = 0;
         e->snap_gen = 0; /* in no snapshot yet */
-        if (ops)
-            e->ops = *ops;
-        else
-            memset(&e->ops, 0, sizeof e->ops);
-        size_t n = name ? strnlen(name, FSAFE_NAME_MAX - 1) : 0;
-        memcpy(e->name, name ? name : "", n);
-        e->name[n] = '\0';
         fsafe__store_link(e);
         fsafe__walk_invalidate();
     }

@@ -32,7 +32,12 @@
  * Not modelled: the store's memory (entries are fixed per lock here; a
  * re-registration gets no record until the next rebuild, as in the C), lock
  * kinds (one mutual-exclusion lock per record, never held by the forker
- * itself: no CALLER exceptions), the child's fix-up, and signals.  The gate
+ * itself: no CALLER exceptions), the child's fix-up, and signals.  Nor the
+ * light walk of a single-threaded process (walk.c): it is a full walk in which
+ * every free mutex's attempt came out NONE before walk_pos passed it (exc 0
+ * reads as NONE there), and no unregister can run beside it unless an ops
+ * callback starts a thread, after which the walk is given back and redone in
+ * full.  The gate
  * has one forker, so the walk's abort for another forker is a
  * nondeterministic choice while it waits with a lock held, at most ABORTS
  * times per fork.  The order back-off (after 20 ms in the C) is taken here
@@ -74,7 +79,7 @@
 #define R3 1
 #endif
 
-#define EXC_HELD 0  /* walk.c FSAFE__EXC_*: CALLER is not modelled */
+#define EXC_HELD 0  /* walk.c FSAFE__EXC_DFLT in a full walk: HELD */
 #define EXC_NONE 2
 #define FORKER 9    /* owner id of the forker in lock[], libmx, reg_mutex */
 

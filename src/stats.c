@@ -93,7 +93,7 @@ static void print_lock(const struct fsafe__entry *e, void *arg)
 {
     (void)arg;
     static const char *const kinds[] = {"?", "mutex", "rwlock", "spin", "ops"};
-    fsafe__msg("  lock '%s' rank %d (%s, %p): longest wait " MS_FMT, e->name, e->rank,
+    fsafe__msg("  lock '%s' rank %d (%s, %p): longest wait " MS_FMT, fsafe__entry_name(e), e->rank,
                kinds[e->kind <= FSAFE__KIND_OPS ? e->kind : 0], e->lock, MS_ARGS(e->max_wait_ns));
 }
 

@@ -50,14 +50,14 @@
 struct snap {
     size_t bytes; /* of the mapping */
     size_t n;
-    uint64_t gen;
+    uint32_t gen;
     uint32_t *exc_idx; /* forker-only: records whose exc is set this walk */
     struct fsafe__rec rec[];
 };
 
 static AO_t snap_pub;   /* struct snap *: replaced by the walk, under the writer lock */
 static AO_t snap_stale; /* writers changed the store since snap_pub was built */
-static uint64_t snap_gen;
+static uint32_t snap_gen; /* (wraps after 2^32 rebuilds; 0 is skipped) */
 
 static AO_t fork_epoch; /* odd while a walk is active */
 static AO_t unreg_seq;  /* tickets taken by unregisters that wait for a walk */
@@ -112,7 +112,9 @@ static int snap_build(void)
         return ENOMEM;
     }
     s->bytes = bytes;
-    s->gen = ++snap_gen;
+    if (++snap_gen == 0)
+        snap_gen = 1;
+    s->gen = snap_gen;
     s->exc_idx = (uint32_t *)&s->rec[n];
     size_t i = 0;
     for (struct fsafe__entry *e = fsafe__store_first(); e; e = (struct fsafe__entry *)e->next) {
@@ -369,8 +371,9 @@ static void report_conflict(struct snap *s, size_t want_i, uint64_t waited_ns)
     fsafe__msg("lock order conflict: fork waited %lu ms for '%s' (rank %d) while holding '%s' "
                "(rank %d)%s; it gave its locks back and retried.  A thread that takes '%s' "
                "before '%s' needs it ranked lower",
-               (unsigned long)(waited_ns / 1000000u), we->name, we->rank, oe->name, oe->rank,
-               known ? ", which another thread waits for" : "", we->name, oe->name);
+               (unsigned long)(waited_ns / 1000000u), fsafe__entry_name(we), we->rank,
+               fsafe__entry_name(oe), oe->rank, known ? ", which another thread waits for" : "",
+               fsafe__entry_name(we), fsafe__entry_name(oe));
 }
 
 static void release_one(const struct fsafe__rec *r)

@@ -31,6 +31,10 @@ foreach(c free_untouched self_held ops_called thread_from_ops)
   fsafe_add_test(onethread.${c} TIMEOUT 60 COMMAND test_onethread ${c})
 endforeach()
 
+# ---- lock names kept once per distinct name -----------------------------------
+fsafe_test_exe(test_names SOURCES test_names.c)
+fsafe_add_test(core.names TIMEOUT 120 COMMAND test_names)
+
 # ---- a program that never calls fsafe, preloaded: nothing changes -----------
 add_executable(test_plain test_plain.c)
 target_link_libraries(test_plain PRIVATE Threads::Threads)

@@ -73,7 +73,10 @@ enum fsafe_kind {
 /*
  * Register a lock.  Before each fork, fsafe takes every registered lock in
  * ascending rank (equal ranks in registration order); after the fork the
- * parent releases them and the child resets them to unlocked.  name is copied
+ * parent releases them and the child resets them to unlocked.  In a process
+ * that has never had a second thread (glibc's __libc_single_threaded) only
+ * the locks the forking thread holds and ops locks are taken: fsafe_fork(3).
+ * name is copied
  * (truncated to FSAFE_NAME_MAX - 1 bytes) and appears in messages; NULL is
  * allowed.  Safe from any thread at any time, including constructors and
  * another library's pthread_atfork handlers; not async-signal-safe.
@@ -146,7 +149,8 @@ struct fsafe_stats {
     uint64_t forks_via_handler; /* of which: reached fsafe only through pthread_atfork
                                    (daemon(), forkpty()) */
     uint64_t locks_registered;  /* currently registered */
-    uint64_t locks_acquired;    /* lock acquisitions by fork, in total */
+    uint64_t locks_acquired;    /* lock acquisitions by fork, in total (one-thread
+                                   forks take only held and ops locks) */
     uint64_t acquire_ns_total;  /* time spent acquiring locks before fork */
     uint64_t acquire_ns_max;    /* longest acquisition phase of one fork */
     uint64_t churn_spawned;     /* throwaway threads created */

@@ -859,7 +859,7 @@ int main(int argc, char **argv)
     if (access(empty_lib_path, R_OK) != 0)
         die("cannot read %s; pass --empty-lib PATH", empty_lib_path);
     signal(SIGPIPE, SIG_IGN);
-    struct params full = {200, 20, 40, 10, 3000, 100, 1000000, 3, 40, 10};
+    struct params full = {200, 20, 100, 20, 3000, 100, 1000000, 3, 40, 10};
     struct params q = {6, 3, 3, 2, 60, 10, 10000, 1, 3, 2};
     const struct params *p = quick ? &q : &full;
     if (strchr(only, '1'))

@@ -681,12 +681,15 @@ static void fig1(const struct params *p)
 }
 
 /* One half of figure 2 (below), in workers with this many idle threads. */
+static const char *const vname[] = {"", "fsafe", "a_one_atfork", "b_n_atforks"};
+
 static void fig2_run(const struct params *p, int threads)
 {
     static const int ns[] = {16, 256, 1024, 4096};
     static const char *const modes[] = {"plain", "fsafe", "a", "b"};
     const char *pre = threads ? "mt_" : "";
     int R = p->f2_rounds;
+    double extra[4][4]; /* [N][variant]: median of the fork's cost over the baseline, ns */
     for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
         int n = ns[ni];
         struct worker w[4];
@@ -711,9 +714,10 @@ static void fig2_run(const struct params *p, int threads)
         snprintf(name, sizeof name, "%sn%d_baseline_fork_without_fsafe", pre, n);
         row_add(2, name, "ns", s[0], (size_t)R);
         double med[4];
-        for (int v = 1; v < 4; v++)
+        for (int v = 1; v < 4; v++) {
             med[v] = quantile(per[v], (size_t)R, 0.5);
-        static const char *const vname[] = {"", "fsafe", "a_one_atfork", "b_n_atforks"};
+            extra[ni][v] = med[v] * n;
+        }
         for (int v = 1; v < 4; v++) {
             snprintf(name, sizeof name, "%sn%d_%s_per_lock", pre, n, vname[v]);
             struct row *x = row_add(2, name, "ns/lock", per[v], (size_t)R);
@@ -725,6 +729,24 @@ static void fig2_run(const struct params *p, int threads)
         }
         for (int v = 0; v < 4; v++)
             free(s[v]), free(per[v]);
+    }
+    /* The walk's cost per lock without the per-fork fixed costs (fsafe's
+     * protocol and a loaded library, which the per-lock rows divide by N):
+     * the slope from N=1024 to N=4096, and the intercept at N=0. */
+    double slope[4], icept[4];
+    for (int v = 1; v < 4; v++) {
+        slope[v] = (extra[3][v] - extra[2][v]) / (ns[3] - ns[2]);
+        icept[v] = extra[2][v] - slope[v] * ns[2];
+    }
+    for (int v = 1; v < 4; v++) {
+        char name[64];
+        snprintf(name, sizeof name, "%sslope_1024_4096_%s", pre, vname[v]);
+        struct row *x = row_add(2, name, "ns/lock", &slope[v], 1);
+        row_extra(x, "fixed_ns", icept[v]);
+        if (v == 1) {
+            row_extra(x, "ratio_vs_a", slope[1] / slope[2]);
+            row_extra(x, "ratio_vs_b", slope[1] / slope[3]);
+        }
     }
 }
 

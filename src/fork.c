@@ -90,11 +90,16 @@ FSAFE_FORK_PATH int fsafe__in_fork_self(void)
  * main, by its constructor. */
 static const struct fsafe__ext_ops *ext;
 
-/* Work worth doing before a fork: is anything registered or configured? */
+/* Work worth doing before a fork: is anything registered or configured?
+ * Registered locks alone need none while the process has one thread and
+ * every one of them is a free mutex (fsafe__walk_unneeded): then the fork
+ * costs what it costs with nothing registered, but is counted. */
 FSAFE_FORK_PATH static int protocol_needed(void)
 {
-    return fsafe__registry_count() != 0 || fsafe__churn_effective() != 0 || fsafe__cfg.flush ||
-           fsafe__cfg.warn_threads || fsafe__cfg.verbose || fsafe__cfg.stats || ext;
+    if (fsafe__churn_effective() != 0 || fsafe__cfg.flush || fsafe__cfg.warn_threads ||
+        fsafe__cfg.verbose || fsafe__cfg.stats || ext)
+        return 1;
+    return fsafe__registry_count() != 0 && !fsafe__walk_unneeded();
 }
 
 FSAFE_EXPORT int fsafe__ext_attach(const struct fsafe__ext_ops *ops, struct fsafe__ext_services *out)
@@ -329,8 +334,11 @@ FSAFE_FORK_PATH FSAFE_EXPORT pid_t fsafe_fork(void)
     }
     if (__builtin_expect(fsafe__cfg.auto_mode == 1 && !ext, 0))
         check_auto_loaded();
-    if (!protocol_needed())
+    if (!protocol_needed()) {
+        if (fsafe__registry_count() != 0)
+            fsafe__stats.forks++; /* (before the fork: no page of ours is written after it) */
         return real_fork();
+    }
 
     gate_enter();
     protocol_prelude();

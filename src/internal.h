@@ -233,6 +233,9 @@ int fsafe__walk_is_self(void);         /* the calling thread is walking */
 /* The last walk ran in a single-threaded process: it took only the locks that
  * looked held (the forker's own) and ops locks; free mutexes stay untouched. */
 int fsafe__walk_was_light(void);
+/* Non-zero when a fork needs no walk at all: one thread, the snapshot up to
+ * date, and every live record a mutex that looks free.  Reads only. */
+int fsafe__walk_unneeded(void);
 /* Writers (registry.c): */
 void fsafe__walk_invalidate(void);     /* the store changed */
 uint64_t fsafe__walk_retire(const struct fsafe__entry *e, AO_t *epoch);

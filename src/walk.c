@@ -184,6 +184,7 @@ int fsafe__walk_was_light(void)
     return light();
 }
 
+
 static int single_threaded(void)
 {
 #ifdef HAVE_SINGLE_THREADED
@@ -191,6 +192,27 @@ static int single_threaded(void)
 #else
     return 0;
 #endif
+}
+
+/* A light walk of only free mutexes takes nothing and leaves nothing for the
+ * child to reset: the fork can skip the protocol (the gate, the signal mask,
+ * and every write to fsafe's own pages, each of which would cost a
+ * copy-on-write fault in both processes).  Reads only; one thread, so no
+ * writer can change the snapshot meanwhile (a signal handler's
+ * registration marks it stale first). */
+FSAFE_FORK_PATH int fsafe__walk_unneeded(void)
+{
+    if (!single_threaded() || AO_load_acquire(&snap_stale) || (AO_load_acquire(&fork_epoch) & 1))
+        return 0;
+    struct snap *s = cur_snap();
+    size_t n = s ? s->n : 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct fsafe__rec *r = &s->rec[i];
+        if (!AO_char_load(&r->dead) &&
+            (r->kind != FSAFE_MUTEX || !fsafe__mutex_looks_free(r->lock)))
+            return 0;
+    }
+    return 1;
 }
 
 /* ---- unregister's side of the handshake -------------------------------------- */

@@ -3,7 +3,8 @@
  * Forks of a process that has never had a second thread (glibc's
  * __libc_single_threaded): fsafe's walk takes only what the forker holds
  * itself and ops locks, leaves free mutexes untouched, and never waits for a
- * lock that no other thread can let go of.  No case creates a thread before
+ * lock that no other thread can let go of; when every registered lock is a
+ * free mutex, the fork skips the protocol.  No case creates a thread before
  * its fork, except thread_from_ops, which is about exactly that.
  */
 #include "common.h"
@@ -25,6 +26,13 @@ static uint64_t acquired_so_far(void)
     return s.locks_acquired;
 }
 
+static uint64_t forks_so_far(void)
+{
+    struct fsafe_stats s;
+    CHECK_EQ(fsafe_get_stats(&s, sizeof s), 0);
+    return s.forks;
+}
+
 /* ---- free mutexes are left alone, and usable in both processes -------------- */
 #define NFREE 64
 static void case_free_untouched(void)
@@ -41,7 +49,7 @@ static void case_free_untouched(void)
         pthread_mutexattr_destroy(&a);
         CHECK_EQ(fsafe_register_lock(&m[i], FSAFE_MUTEX, i % 3, "free"), 0);
     }
-    uint64_t before = acquired_so_far();
+    uint64_t before = acquired_so_far(), forks_before = forks_so_far();
     for (int round = 0; round < 3; round++) {
         pid_t pid = fork();
         CHECK(pid >= 0);
@@ -53,8 +61,10 @@ static void case_free_untouched(void)
         }
         CHECK_EQ(t_wait(pid, 10000), 0);
     }
-    /* A full walk would have taken all 64, three times. */
+    /* A full walk would have taken all 64, three times.  (From the second
+     * fork on, no walk runs at all: nothing to take, nothing to reset.) */
     CHECK_EQ(acquired_so_far() - before, 0);
+    CHECK_EQ(forks_so_far() - forks_before, 3);
     for (int i = 0; i < NFREE; i++) {
         CHECK_EQ(pthread_mutex_trylock(&m[i]), 0);
         CHECK_EQ(pthread_mutex_unlock(&m[i]), 0);

@@ -111,8 +111,8 @@ static void case_self_held(void)
             _exit(11); /* EPERM: not owned by this thread */
         if (pthread_mutex_unlock(&rec) != 0 || pthread_mutex_unlock(&rec) != 0)
             _exit(12);
-        if (pthread_mutex_unlock(&rec) != EPERM)
-            _exit(13); /* the depth was not 2 */
+        if (!T_TSAN && pthread_mutex_unlock(&rec) != EPERM)
+            _exit(13); /* the depth was not 2 (TSan reports the probe itself) */
         if (pthread_rwlock_unlock(&wr) != 0 || pthread_rwlock_trywrlock(&wr) != 0)
             _exit(14);
         if (pthread_rwlock_trywrlock(&rd) == 0)
@@ -130,7 +130,8 @@ static void case_self_held(void)
     CHECK_EQ(pthread_mutex_unlock(&check), 0);
     CHECK_EQ(pthread_mutex_unlock(&rec), 0);
     CHECK_EQ(pthread_mutex_unlock(&rec), 0);
-    CHECK_EQ(pthread_mutex_unlock(&rec), EPERM);
+    if (!T_TSAN)
+        CHECK_EQ(pthread_mutex_unlock(&rec), EPERM);
     CHECK_EQ(pthread_rwlock_unlock(&wr), 0);
     CHECK_EQ(pthread_rwlock_unlock(&rd), 0);
     CHECK_EQ(pthread_spin_unlock(&spin), 0);
@@ -168,13 +169,13 @@ static void case_ops_called(void)
  */
 static pthread_mutex_t late = PTHREAD_MUTEX_INITIALIZER;
 static pthread_t late_thread;
-static int late_started;
-static volatile int late_held;
+static int late_started; /* the forking thread's only */
+static int late_held;    /* __atomic: set by late_holder */
 
 static void *late_holder(void *arg)
 {
     pthread_mutex_lock(&late);
-    late_held = 1;
+    __atomic_store_n(&late_held, 1, __ATOMIC_RELEASE);
     t_sleep_ms(200);
     pthread_mutex_unlock(&late);
     return arg;
@@ -187,7 +188,7 @@ static int starter_acquire(void *k)
         late_started = 1;
         if (pthread_create(&late_thread, NULL, late_holder, NULL) != 0)
             return EAGAIN;
-        while (!late_held)
+        while (!__atomic_load_n(&late_held, __ATOMIC_ACQUIRE))
             sched_yield();
     }
     return 0;

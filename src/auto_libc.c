@@ -41,6 +41,15 @@
  *                                              briefly dl_load_write_lock               path with '/' and no '$'
  * dladdr dladdr1                             dl_load_lock                        yes    gate "loader"
  * dlsym dlvsym                               dl_load_lock                        yes    not interposed (below)
+ * fflush(NULL) fcloseall _flushlbf           _IO_list_all_lock (libio/genops.c)  yes    gate "stdio"
+ *                                              held while each stream is flushed,
+ *                                              so around a fopencookie callback
+ *
+ * stdio: glibc's fork takes _IO_list_all_lock itself.  A thread that holds it
+ * (flushing every stream) and calls a tracked lock from a stream's cookie
+ * callback would be parked there by auto mode while the forker blocked on the
+ * list lock: a deadlock fsafe would have made.  Inside the gate the thread is
+ * never parked; fflush of one stream takes no list lock and passes through.
  *
  * The loader: dl_load_write_lock is a recursive mutex that records its
  * owner's thread id, and glibc does not reset it in the child.  A fork from a
@@ -72,6 +81,8 @@
 #include <pwd.h>
 #include <shadow.h>
 #include <stdarg.h>
+#include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -107,7 +118,10 @@ static struct fsafe__gate loader_gate = {"loader (dlopen, dlmopen, dlclose, dlad
 #define ICONV "iconv"
 #define LOC "locale"
 #define NSS "NSS"
+#define STDIO "stdio"
 #define GATED_FUNCTIONS(X, V)                                                                      \
+    X(int, fcloseall, STDIO, (void), ())                                                           \
+    V(_flushlbf, STDIO, (void), ())                                                                \
     X(struct tm *, localtime, TZ, (const time_t *t), (t))                                          \
     X(struct tm *, localtime_r, TZ, (const time_t *restrict t, struct tm *restrict tm), (t, tm))   \
     X(struct tm *, gmtime, TZ, (const time_t *t), (t))                                             \
@@ -333,6 +347,26 @@ FSAFE_EXPORT void __syslog_chk(int pri, int flag, const char *fmt, ...)
     va_start(ap, fmt);
     __vsyslog_chk(pri, flag, fmt, ap);
     va_end(ap);
+}
+
+/* ---- stdio: the calls that flush every stream under the list lock ---------------- */
+/* (fcloseall and _flushlbf are in GATED_FUNCTIONS.) */
+static AO_t real_fflush;
+static struct fsafe__gate gate_fflush = {STDIO " (fflush(NULL))", 0};
+
+FSAFE_EXPORT int fflush(FILE *fp)
+{
+    int (*real_)(FILE *) = (int (*)(FILE *))fsafe__next_sym(&real_fflush, "fflush");
+    if (fp)
+        return real_(fp);
+    int e_ = errno;
+    fsafe__gate_enter(&gate_fflush, CALLER);
+    errno = e_;
+    int r_ = real_(fp);
+    e_ = errno;
+    fsafe__gate_leave(&gate_fflush);
+    errno = e_;
+    return r_;
 }
 
 /* ---- the loader ----------------------------------------------------------------- */

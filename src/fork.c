@@ -102,7 +102,8 @@ FSAFE_FORK_PATH static int protocol_needed(void)
     return fsafe__registry_count() != 0 && !fsafe__walk_unneeded();
 }
 
-FSAFE_EXPORT int fsafe__ext_attach(const struct fsafe__ext_ops *ops, struct fsafe__ext_services *out)
+FSAFE_EXPORT int fsafe__ext_attach(const struct fsafe__ext_ops *ops,
+                                   struct fsafe__ext_services *out)
 {
     fsafe__init();
     if (!ops || ops->abi != FSAFE__EXT_ABI || ext)
@@ -183,8 +184,7 @@ static void protocol_walk(int from_handler)
     if (fsafe__cfg.verbose)
         fsafe__msg("fork #%llu in pid %d%s: took %llu of %llu registered locks in %llu us%s",
                    (unsigned long long)fsafe__stats.forks, (int)getpid(),
-                   from_handler ? " (via pthread_atfork)" : "",
-                   (unsigned long long)taken,
+                   from_handler ? " (via pthread_atfork)" : "", (unsigned long long)taken,
                    (unsigned long long)fsafe__registry_count(), (unsigned long long)(dt / 1000),
                    fsafe__walk_was_light() && fsafe__registry_count()
                        ? " (one thread: free locks left alone)"

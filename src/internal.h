@@ -284,12 +284,12 @@ void fsafe__registry_foreach(void (*fn)(const struct fsafe__entry *, void *), vo
 #endif
 
 /* Returns FSAFE__HOW_*; NONE when the lock could not or need not be taken.
- * Polls while it waits; abandons the wait when abandon(r) returns non-zero. */
+ * Polls while it waits; abandons the wait when abandon(r) returns non-zero.
+ * abandon NULL: never waits (a process with one thread, where a lock held by
+ * anyone but the caller cannot come free before the fork), except for an ops
+ * lock, whose acquire callback blocks as it always does. */
 int fsafe__lock_acquire(const struct fsafe__rec *r,
                         int (*abandon)(const struct fsafe__rec *, uint64_t waited_ns));
-/* The same without waiting, for a process with one thread, where a lock held
- * by anyone but the caller cannot come free before the fork: NONE then. */
-int fsafe__lock_try(const struct fsafe__rec *r);
 
 /*
  * The walk's per-lock fast paths, inline because each runs once per lock per

@@ -26,14 +26,6 @@
  * not intercept the clocklock calls) and the child re-initialise it
  * (pthread_mutex_init, not plain stores), or it reports the child's reset as
  * a race with the parent's threads. */
-#ifdef __GLIBC__
-#define GL_KIND_TYPE FSAFE__GL_KIND_TYPE
-#define GL_KIND_ROBUST FSAFE__GL_KIND_ROBUST
-#define GL_KIND_PI FSAFE__GL_KIND_PI
-#define GL_KIND_PP FSAFE__GL_KIND_PP
-#define GL_KIND_PSHARED FSAFE__GL_KIND_PSHARED
-#endif
-
 /* ---- waiting ------------------------------------------------------------- */
 /* The entry is looked up only here, off the walk's fast path. */
 struct waiter {
@@ -188,9 +180,11 @@ static int mutex_acquire(struct fsafe__entry *e, struct waiter *w, int r)
      * errorcheck mutex that the caller owns. */
     if (r == EDEADLK || mutex_held_by_self(m))
         return FSAFE__HOW_CALLER;
+    if (!w->abandon)
+        return FSAFE__HOW_NONE; /* never wait */
     int pi = 0;
 #ifdef __GLIBC__
-    pi = (m->__data.__kind & GL_KIND_PI) != 0;
+    pi = (m->__data.__kind & FSAFE__GL_KIND_PI) != 0;
 #endif
     /* TSan (gcc 12) does not intercept the clocklock calls. */
     r = wait_slices(w, mutex_attempt, m, pi || FSAFE_TSAN);
@@ -211,24 +205,24 @@ static void mutex_reset(pthread_mutex_t *m, int how, int orphaned)
 {
 #ifdef __GLIBC__
     int k = m->__data.__kind;
-    unsigned depth = how == FSAFE__HOW_CALLER                       ? 1
-                     : (k & GL_KIND_TYPE) == PTHREAD_MUTEX_RECURSIVE ? m->__data.__count - 1
-                                                                     : 0;
+    unsigned depth = how == FSAFE__HOW_CALLER                               ? 1
+                     : (k & FSAFE__GL_KIND_TYPE) == PTHREAD_MUTEX_RECURSIVE ? m->__data.__count - 1
+                                                                            : 0;
     if (orphaned)
         depth = 0;
     if (depth == 0 && fsafe__mutex_reset_plain(m) == 0)
         return;
     int ceiling = 0;
-    if (k & GL_KIND_PP)
+    if (k & FSAFE__GL_KIND_PP)
         pthread_mutex_getprioceiling(m, &ceiling);
     pthread_mutexattr_t a;
     pthread_mutexattr_init(&a);
-    pthread_mutexattr_settype(&a, k & GL_KIND_TYPE);
-    if (k & GL_KIND_ROBUST)
+    pthread_mutexattr_settype(&a, k & FSAFE__GL_KIND_TYPE);
+    if (k & FSAFE__GL_KIND_ROBUST)
         pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-    if (k & GL_KIND_PI)
+    if (k & FSAFE__GL_KIND_PI)
         pthread_mutexattr_setprotocol(&a, PTHREAD_PRIO_INHERIT);
-    if (k & GL_KIND_PP) {
+    if (k & FSAFE__GL_KIND_PP) {
         pthread_mutexattr_setprotocol(&a, PTHREAD_PRIO_PROTECT);
         pthread_mutexattr_setprioceiling(&a, ceiling);
     }
@@ -266,6 +260,8 @@ static int rwlock_acquire(struct waiter *w)
         return FSAFE__HOW_NONE;
     if (rwlock_held_by_self(l))
         return FSAFE__HOW_CALLER;
+    if (!w->abandon)
+        return FSAFE__HOW_NONE;
     r = wait_slices(w, rwlock_attempt, l, FSAFE_TSAN);
     if (r == 0)
         return FSAFE__HOW_ACQUIRED;
@@ -292,6 +288,8 @@ static int spin_acquire(struct waiter *w)
     pthread_spinlock_t *s = w->r->lock;
     if (pthread_spin_trylock(s) == 0)
         return FSAFE__HOW_ACQUIRED;
+    if (!w->abandon)
+        return FSAFE__HOW_NONE;
     unsigned round = 0;
     w->start = fsafe__now_ns();
     for (;;) {
@@ -313,6 +311,8 @@ static int ops_acquire(struct waiter *w)
         return ops->acquire(e->lock) == 0 ? FSAFE__HOW_ACQUIRED : FSAFE__HOW_NONE;
     if (ops->try_acquire(e->lock) == 0)
         return FSAFE__HOW_ACQUIRED;
+    if (!w->abandon) /* (no polling: block as the acquire callback does) */
+        return ops->acquire(e->lock) == 0 ? FSAFE__HOW_ACQUIRED : FSAFE__HOW_NONE;
     unsigned round = 0;
     w->start = fsafe__now_ns();
     for (;;) {
@@ -351,30 +351,6 @@ int fsafe__lock_acquire(const struct fsafe__rec *r,
         return ops_acquire(&w);
     }
     return FSAFE__HOW_NONE;
-}
-
-int fsafe__lock_try(const struct fsafe__rec *r)
-{
-    int t;
-    switch (r->kind) {
-    case FSAFE_MUTEX:
-        t = pthread_mutex_trylock(r->lock);
-        if (t == 0)
-            return FSAFE__HOW_ACQUIRED;
-        if (t == EOWNERDEAD)
-            return mutex_taken(fsafe__store_entry(r->entry), r->lock, t);
-        if (t == EDEADLK || (t == EBUSY && mutex_held_by_self(r->lock)))
-            return FSAFE__HOW_CALLER;
-        return FSAFE__HOW_NONE;
-    case FSAFE_RWLOCK:
-        t = pthread_rwlock_trywrlock(r->lock);
-        if (t == 0)
-            return FSAFE__HOW_ACQUIRED;
-        return t == EBUSY && rwlock_held_by_self(r->lock) ? FSAFE__HOW_CALLER : FSAFE__HOW_NONE;
-    case FSAFE_SPINLOCK:
-        return pthread_spin_trylock(r->lock) == 0 ? FSAFE__HOW_ACQUIRED : FSAFE__HOW_NONE;
-    }
-    return FSAFE__HOW_NONE; /* (ops: not for this call) */
 }
 
 /* Only locks the walk holds as taken (HOW_ACQUIRED) come here: the caller's
@@ -442,7 +418,7 @@ static int may_be_pshared(const void *lock, int kind)
 {
 #ifdef __GLIBC__
     if (kind == FSAFE_MUTEX)
-        return (((const pthread_mutex_t *)lock)->__data.__kind & GL_KIND_PSHARED) != 0;
+        return (((const pthread_mutex_t *)lock)->__data.__kind & FSAFE__GL_KIND_PSHARED) != 0;
     if (kind == FSAFE_RWLOCK)
         return ((const pthread_rwlock_t *)lock)->__data.__shared != 0;
 #endif

@@ -46,7 +46,8 @@ static struct slot *slot_at(const struct fsafe__intern *t, uint32_t id)
 {
     uint32_t i = id - 1;
     int k = fsafe__chunk_of(i, CHUNK0);
-    return (struct slot *)((char *)t->chunk[k] + (i - fsafe__chunk_first(k, CHUNK0)) * slot_bytes(t));
+    return (struct slot *)((char *)t->chunk[k] +
+                           (i - fsafe__chunk_first(k, CHUNK0)) * slot_bytes(t));
 }
 
 const void *fsafe__intern_at(const struct fsafe__intern *t, uint32_t id)

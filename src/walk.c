@@ -55,8 +55,8 @@ struct snap {
     struct fsafe__rec rec[];
 };
 
-static AO_t snap_pub;   /* struct snap *: replaced by the walk, under the writer lock */
-static AO_t snap_stale; /* writers changed the store since snap_pub was built */
+static AO_t snap_pub;     /* struct snap *: replaced by the walk, under the writer lock */
+static AO_t snap_stale;   /* writers changed the store since snap_pub was built */
 static uint32_t snap_gen; /* (wraps after 2^32 rebuilds; 0 is skipped) */
 
 static AO_t fork_epoch; /* odd while a walk is active */
@@ -73,7 +73,7 @@ static size_t held_cnt; /* records in [0, walk_pos) held as taken */
 /* How a record with exc DFLT is held by this walk: HELD, or NONE in a light
  * walk.  Written before walk_pos first counts a record of the walk. */
 static unsigned char walk_dflt = FSAFE__EXC_HELD;
-static AO_t walker;     /* thread pointer of the walking thread, 0 if none */
+static AO_t walker; /* thread pointer of the walking thread, 0 if none */
 
 /* ---- snapshot ------------------------------------------------------------ */
 void fsafe__walk_invalidate(void)
@@ -454,8 +454,7 @@ static void order_backoff(struct snap *s, size_t i, uint64_t waited_ns)
 static int walk_slow(struct snap *s, size_t i)
 {
     struct fsafe__rec *r = &s->rec[i];
-    int how = light() && r->kind != FSAFE__KIND_OPS ? fsafe__lock_try(r)
-                                                     : fsafe__lock_acquire(r, abandon_wait);
+    int how = fsafe__lock_acquire(r, light() && r->kind != FSAFE__KIND_OPS ? NULL : abandon_wait);
     if (how == FSAFE__HOW_ACQUIRED) {
         held_cnt++;
         exc_set(s, i, FSAFE__EXC_HELD);
@@ -490,8 +489,8 @@ long fsafe__walk_acquire_all(int (*contended)(void))
         struct fsafe__rec *r = &s->rec[i];
         if (AO_char_load(&r->dead)) {
             exc_set(s, i, FSAFE__EXC_NONE);
-        } else if (r->kind == FSAFE_MUTEX &&
-                   (lite ? fsafe__mutex_looks_free(r->lock) : pthread_mutex_trylock(r->lock) == 0)) {
+        } else if (r->kind == FSAFE_MUTEX && (lite ? fsafe__mutex_looks_free(r->lock)
+                                                   : pthread_mutex_trylock(r->lock) == 0)) {
             held_cnt += !lite; /* (light: left alone; no one else can take it) */
         } else if (walk_slow(s, i) != 0) {
             end_epoch(); /* (not counted: the walk starts again) */

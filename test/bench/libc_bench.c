@@ -21,6 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "worker.h"
+
 #define NMETRIC 8
 static const char *const metric[NMETRIC] = {
     "localtime_r ns/call",         "gmtime_r ns/call",
@@ -142,32 +144,10 @@ static int worker(void)
 }
 
 /* ---- driver ------------------------------------------------------------------ */
-static int run_worker(const char *self, const char *preload, double *out)
+static int run_worker(const char *preload, double *out)
 {
-    int fd[2];
-    if (pipe(fd) != 0)
-        return -1;
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(fd[1], 1);
-        close(fd[0]);
-        close(fd[1]);
-        if (preload)
-            setenv("LD_PRELOAD", preload, 1);
-        else
-            unsetenv("LD_PRELOAD");
-        execl(self, self, "--worker", quick ? "--quick" : "--full", (char *)NULL);
-        _exit(127);
-    }
-    close(fd[1]);
-    FILE *f = fdopen(fd[0], "r");
-    int got = 0;
-    while (got < NMETRIC && fscanf(f, "%lf", &out[got]) == 1)
-        got++;
-    fclose(f);
-    int st;
-    waitpid(pid, &st, 0);
-    return got == NMETRIC && WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+    char *argv[] = {"libc_bench", "--worker", quick ? "--quick" : "--full", NULL};
+    return bench_run_worker(preload, argv, out, NMETRIC);
 }
 
 int main(int argc, char **argv)
@@ -202,8 +182,8 @@ int main(int argc, char **argv)
     double (*autom)[NMETRIC] = calloc((size_t)rounds, sizeof *autom);
     for (int r = 0; r < rounds; r++) {
         int first_auto = r & 1;
-        if (run_worker("/proc/self/exe", first_auto ? lib : NULL, first_auto ? autom[r] : plain[r]) ||
-            run_worker("/proc/self/exe", first_auto ? NULL : lib, first_auto ? plain[r] : autom[r])) {
+        if (run_worker(first_auto ? lib : NULL, first_auto ? autom[r] : plain[r]) ||
+            run_worker(first_auto ? NULL : lib, first_auto ? plain[r] : autom[r])) {
             fprintf(stderr, "libc_bench: a worker failed\n");
             return 1;
         }

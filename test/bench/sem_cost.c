@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "worker.h"
+
 #ifndef SEM_COST_AUTO_LIB
 #define SEM_COST_AUTO_LIB "libfsafe-auto.so"
 #endif
@@ -60,35 +62,10 @@ static int worker(long pairs)
 
 static int run(const char *preload, long pairs, double out[2])
 {
-    int fd[2];
-    if (pipe(fd) != 0)
-        return -1;
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        dup2(fd[1], 1);
-        close(fd[0]);
-        close(fd[1]);
-        if (preload)
-            setenv("LD_PRELOAD", preload, 1);
-        else
-            unsetenv("LD_PRELOAD");
-        char n[32];
-        snprintf(n, sizeof n, "%ld", pairs);
-        execl("/proc/self/exe", "sem_cost", "--worker", n, (char *)NULL);
-        _exit(127);
-    }
-    close(fd[1]);
-    char buf[128] = {0};
-    ssize_t got = read(fd[0], buf, sizeof buf - 1);
-    close(fd[0]);
-    int st;
-    waitpid(pid, &st, 0);
-    if (got <= 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0 ||
-        sscanf(buf, "%lf %lf", &out[0], &out[1]) != 2)
-        return -1;
-    return 0;
+    char n[32];
+    snprintf(n, sizeof n, "%ld", pairs);
+    char *argv[] = {"sem_cost", "--worker", n, NULL};
+    return bench_run_worker(preload, argv, out, 2);
 }
 
 static int cmp(const void *a, const void *b)

@@ -361,8 +361,14 @@ FSAFE_FORK_PATH FSAFE_EXPORT pid_t fsafe_fork(void)
     protocol_walk(0);
     sigset_t old;
     arm(&old);
+    /* errno through its address, taken before the fork: the child then
+     * calls no __errno_location, whose libc text page it would have to fault
+     * in (a child maps no file page until it touches it; one fault fewer per
+     * fork, counted with the kernel's page_fault_user event,
+     * test/bench/README.md).  Written back only if it changed. */
+    int *errp = &errno;
     pid_t pid = real_fork();
-    int saved = errno;
+    int saved = *errp;
     if (armed) {
         /* The real fork ran no atfork handlers (a libc that skips them on
          * failure): release here, exactly once. */
@@ -380,7 +386,8 @@ FSAFE_FORK_PATH FSAFE_EXPORT pid_t fsafe_fork(void)
     }
     gate_exit();
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    errno = saved;
+    if (*errp != saved)
+        *errp = saved;
     return pid;
 }
 

@@ -14,8 +14,7 @@
  * directory, with dlopen; but never from libfsafe's constructor, which runs
  * before libc's (-z initfirst): a dlopen there would start libc with no
  * environment (src/locks_env.c).  FSAFE_LOCKS waits for it then, until the
- * first fork, dlopen or call of fsafe's API (fsafe__locks_env_resume).  The
- * static library has the reader built in.
+ * first fork, dlopen or call of fsafe's API (fsafe__locks_env_resume).  The static library has the reader built in.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -66,7 +65,8 @@ static void load(void)
 static const struct fsafe__elf_ops *ops_get(int may_load)
 {
     const struct fsafe__elf_ops *o = (const struct fsafe__elf_ops *)AO_load_acquire(&attached);
-    if (o || !may_load || fsafe__in_initfirst() || !AO_compare_and_swap_full(&load_tried, 0, 1))
+    if (o || !may_load || fsafe__in_initfirst() ||
+        !AO_compare_and_swap_full(&load_tried, 0, 1))
         return o;
     load();
     return (const struct fsafe__elf_ops *)AO_load_acquire(&attached);

@@ -34,14 +34,12 @@ endfunction()
 
 # Build tree: the library where the build put it.
 fsafe_run_configure(build "lib='$<TARGET_FILE:fsafe_shared>'
-auto_lib='$<TARGET_FILE:fsafe_auto>'
-elf_lib='$<TARGET_FILE:fsafe_elf>'" ${FSAFE_RUN_SCRIPT})
+auto_lib='$<TARGET_FILE:fsafe_auto>'" ${FSAFE_RUN_SCRIPT})
 
 # Installed: the runtime library (SONAME file), relative to the script's directory.
 if(IS_ABSOLUTE "${CMAKE_INSTALL_LIBDIR}")
   set(_fsafe_run_lib "lib='${CMAKE_INSTALL_LIBDIR}/$<TARGET_SONAME_FILE_NAME:fsafe_shared>'
-auto_lib='${CMAKE_INSTALL_LIBDIR}/$<TARGET_SONAME_FILE_NAME:fsafe_auto>'
-elf_lib='${CMAKE_INSTALL_LIBDIR}/$<TARGET_SONAME_FILE_NAME:fsafe_elf>'")
+auto_lib='${CMAKE_INSTALL_LIBDIR}/$<TARGET_SONAME_FILE_NAME:fsafe_auto>'")
 else()
   file(RELATIVE_PATH _fsafe_bin_to_lib ${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_BINDIR}
        ${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_LIBDIR})
@@ -62,11 +60,9 @@ fi
 case $self in */*) here=${self%/*} ;; *) here=. ;; esac
 libdir=$(cd "$here/@BIN_TO_LIB@" 2>/dev/null && pwd -P)
 lib=$libdir/@SONAME@
-auto_lib=$libdir/@AUTO_SONAME@
-elf_lib=$libdir/@ELF_SONAME@]=])
+auto_lib=$libdir/@AUTO_SONAME@]=])
   string(REPLACE "@BIN_TO_LIB@" "${_fsafe_bin_to_lib}" _fsafe_run_lib "${_fsafe_run_lib}")
   string(REPLACE "@SONAME@" "$<TARGET_SONAME_FILE_NAME:fsafe_shared>" _fsafe_run_lib "${_fsafe_run_lib}")
   string(REPLACE "@AUTO_SONAME@" "$<TARGET_SONAME_FILE_NAME:fsafe_auto>" _fsafe_run_lib "${_fsafe_run_lib}")
-  string(REPLACE "@ELF_SONAME@" "$<TARGET_SONAME_FILE_NAME:fsafe_elf>" _fsafe_run_lib "${_fsafe_run_lib}")
 endif()
 fsafe_run_configure(install "${_fsafe_run_lib}" ${FSAFE_RUN_INSTALL_SCRIPT})

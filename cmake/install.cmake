@@ -1,6 +1,5 @@
 # SPDX-License-Identifier: MIT
-# Installation: header, libfsafe.so*/libfsafe.a, libfsafe-auto.so*,
-# libfsafe-elf.so* (the symbol-table reader, src/elf_load.c), fsafe-run (when the drop-in
+# Installation: header, libfsafe.so*/libfsafe.a, fsafe-run (when the drop-in
 # part defines FSAFE_RUN_INSTALL_SCRIPT), fsafe.pc, the CMake package
 # (find_package(fsafe) -> fsafe::fsafe, fsafe::fsafe_static) and the man pages.
 # Everything installed is relocatable: `cmake --install build --prefix P` works.
@@ -12,8 +11,7 @@ set(FSAFE_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/fsafe)
 set_target_properties(fsafe_shared PROPERTIES EXPORT_NAME fsafe)
 set_target_properties(fsafe_static PROPERTIES EXPORT_NAME fsafe_static)
 set_target_properties(fsafe_auto PROPERTIES EXPORT_NAME fsafe_auto)
-set_target_properties(fsafe_elf PROPERTIES EXPORT_NAME fsafe_elf)
-install(TARGETS fsafe_shared fsafe_static fsafe_auto fsafe_elf EXPORT fsafeTargets
+install(TARGETS fsafe_shared fsafe_static fsafe_auto EXPORT fsafeTargets
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(FILES ${PROJECT_SOURCE_DIR}/include/fsafe.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})

@@ -312,24 +312,3 @@ int fsafe__addr_describe(const void *addr, char *out, size_t size)
     pthread_mutex_unlock(&mu);
     return n < 0 ? 0 : (size_t)n < size ? n : (int)size - 1;
 }
-
-#ifdef FSAFE_ELF_PLUGIN
-/* libfsafe-elf.so: hands the reader to libfsafe.so (src/elf_load.c). */
-static const struct fsafe__elf_ops elf_ops = {
-    .abi = FSAFE__ELF_ABI,
-    .find = fsafe__elf_find,
-    .describe = fsafe__addr_describe,
-    .atfork_child = fsafe__elf_atfork_child,
-};
-
-__attribute__((constructor)) static void elf_plugin_attach(void)
-{
-    fsafe__elf_attach(&elf_ops);
-}
-#else
-/* The static library: the reader is built in. */
-int fsafe__elf_available(void)
-{
-    return 1;
-}
-#endif

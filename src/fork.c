@@ -212,7 +212,6 @@ FSAFE_FORK_PATH static void on_prepare(void)
 {
     if (fsafe__in_fork_self())
         return; /* our own wrapper already walked, or a nested fork: pass */
-    fsafe__locks_env_resume(); /* FSAFE_LOCKS, if it still waits: before the walk */
     if (!protocol_needed()) {
         if (!wrapper_counted && fsafe__registry_count() != 0) {
             fsafe__stats.forks++;
@@ -289,13 +288,10 @@ static void do_init(void)
         fsafe__msg("pthread_atfork failed (error %d): daemon() and forkpty() are not covered", r);
 }
 
-/* Every public entry point and every fork comes here first. */
 void fsafe__init(void)
 {
-    if (AO_load_acquire(&init_state) == 2) {
-        fsafe__locks_env_resume(); /* FSAFE_LOCKS, if it still waits */
+    if (AO_load_acquire(&init_state) == 2)
         return;
-    }
     if (AO_compare_and_swap_full(&init_state, 0, 1)) {
         /* Init runs in the constructor, before main: whatever fails in it
          * (a bad FSAFE_LOG_FD, a file FSAFE_LOCKS cannot open) leaves errno
@@ -317,20 +313,11 @@ void fsafe__init(void)
 
 /* As early as the loader allows, so that fsafe's child handler is among the
  * first registered and therefore among the first to run in the child. */
-static int in_initfirst;
-
-int fsafe__in_initfirst(void)
-{
-    return in_initfirst;
-}
-
 __attribute__((constructor(101))) static void fsafe_ctor(int argc, char **argv, char **envp)
 {
     (void)argc, (void)argv;
-    in_initfirst = 1;
     fsafe__config_set_envp(envp);
     fsafe__init();
-    in_initfirst = 0;
 }
 
 /* ---- the wrapper ---------------------------------------------------------- */
@@ -426,7 +413,6 @@ FSAFE_EXPORT int fsafe_get_stats(struct fsafe_stats *out, size_t size)
 {
     if (!out)
         return EINVAL;
-    fsafe__init();
     struct fsafe_stats s = fsafe__stats;
     s.locks_registered = fsafe__registry_count();
     size_t n = size < sizeof s ? size : sizeof s;

@@ -88,13 +88,6 @@ int fsafe__locks_parse(const char *spec, int (*on_entry)(const struct fsafe__loc
  * Entries whose library is not loaded yet wait for a dlopen (libfsafe.so
  * interposes dlopen and dlclose; see locks_env.c). */
 void fsafe__locks_env_register(void);
-/* FSAFE_LOCKS waits for the symbol reader when libfsafe's constructor found
- * none: resolves it now (first fork, first dlopen, or the reader's arrival).
- * One load when nothing waits. */
-void fsafe__locks_env_resume(void);
-/* Non-zero inside libfsafe's constructor, which runs before libc's own
- * initialiser when libfsafe.so is linked -z initfirst: no dlopen then. */
-int fsafe__in_initfirst(void);
 /* 0 if the bytes at p plausibly hold an initialised lock of that kind (glibc's
  * layout), else a static reason.  Reads only. */
 const char *fsafe__lock_implausible(const void *p, int kind);
@@ -129,20 +122,6 @@ int fsafe__elf_find(const char *path, uintptr_t base, const char *name, struct f
 int fsafe__addr_describe(const void *addr, char *out, size_t size);
 /* In a child: a cache left locked by a thread of the parent is abandoned. */
 void fsafe__elf_atfork_child(void);
-/* Non-zero when the functions above can read symbol tables now.  The static
- * library has the reader built in; libfsafe.so finds it in libfsafe-elf.so
- * (src/elf_load.c), which it can load only after libc's start-up. */
-int fsafe__elf_available(void);
-/* libfsafe-elf.so's functions, which it hands to libfsafe.so from its
- * constructor (fsafe__elf_attach, exported by libfsafe.so). */
-#define FSAFE__ELF_ABI 1
-struct fsafe__elf_ops {
-    int abi; /* FSAFE__ELF_ABI */
-    int (*find)(const char *path, uintptr_t base, const char *name, struct fsafe__elf_def *out);
-    int (*describe)(const void *addr, char *out, size_t size);
-    void (*atfork_child)(void);
-};
-FSAFE_EXPORT void fsafe__elf_attach(const struct fsafe__elf_ops *ops);
 
 /* ---- stats.c: FSAFE_STATS at exit ------------------------------------------ */
 void fsafe__stats_setup(void); /* at init: remembers which process prints */

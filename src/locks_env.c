@@ -644,24 +644,6 @@ static void *(*real_dlopen)(const char *, int);
 static int (*real_dlclose)(void *);
 #endif
 
-/* Parsed at start-up, resolution waiting for the symbol reader. */
-static AO_t deferred;
-
-static void resolve_startup(void)
-{
-    pthread_mutex_lock(&lmu);
-    snap_take(&seen);
-    resolve_pending(&seen, NULL, 1);
-    pthread_mutex_unlock(&lmu);
-}
-
-FSAFE_FORK_PATH void fsafe__locks_env_resume(void)
-{
-    if (AO_load_acquire(&deferred) && !fsafe__in_initfirst() &&
-        AO_compare_and_swap_full(&deferred, 1, 0))
-        resolve_startup();
-}
-
 void fsafe__locks_env_register(void)
 {
     if (!fsafe__cfg.locks)
@@ -680,15 +662,10 @@ void fsafe__locks_env_register(void)
     demangle = (char *(*)(const char *, char *, size_t *, int *))dlsym(RTLD_DEFAULT,
                                                                         "__cxa_demangle");
     pthread_atfork(NULL, NULL, atfork_child);
-    if (!fsafe__elf_available()) {
-        /* Inside libfsafe's constructor, before libc's start-up: the reader
-         * (libfsafe-elf.so) cannot be loaded yet.  Resolved when it attaches
-         * (preloaded with libfsafe.so, as fsafe-run does), else at the first
-         * fork or dlopen, which is still before any fork needs the locks. */
-        AO_store_release(&deferred, 1);
-        return;
-    }
-    resolve_startup();
+    pthread_mutex_lock(&lmu);
+    snap_take(&seen);
+    resolve_pending(&seen, NULL, 1);
+    pthread_mutex_unlock(&lmu);
 }
 
 /* ---- libraries loaded and unloaded later ------------------------------------ */
@@ -743,7 +720,6 @@ FSAFE_EXPORT void *dlopen(const char *file, int mode)
 {
     if (!real_dlopen)
         real_dlopen = (void *(*)(const char *, int))dlsym(RTLD_NEXT, "dlopen");
-    fsafe__locks_env_resume();
     if (!hooks_active())
         return real_dlopen(file, mode);
     void *h = real_dlopen(file, mode);

@@ -108,7 +108,7 @@ endforeach()
 foreach(c without no-locks with with-library env unchanged resolve-errors offset)
   fsafe_dropin_test(retrofit.${c} TIMEOUT 60 SCRIPT retrofit.sh ARGS ${c})
 endforeach()
-foreach(c without global static libstatic ambiguous stripped preload-only maps)
+foreach(c without global static libstatic ambiguous stripped)
   fsafe_dropin_test(symtab.${c} TIMEOUT 60 SCRIPT symtab.sh ARGS ${c})
 endforeach()
 fsafe_dropin_test(later.dlclose TIMEOUT 60 SCRIPT later.sh

@@ -1,8 +1,7 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # FSAFE_LOCKS finds names that nm shows but the dynamic symbol table does not:
-#   symtab.sh FSAFE_RUN BINDIR without|global|static|libstatic|ambiguous|stripped|
-#                              preload-only|maps
+#   symtab.sh FSAFE_RUN BINDIR without|global|static|libstatic|ambiguous|stripped
 . "$(dirname "$0")/lib.sh"
 prog=$bin/test_dropin_symtab
 case $1 in
@@ -37,24 +36,6 @@ stripped) # no .symtab and no debug file: the message says why
         fail "status $?"
     grep -q "^${M}FSAFE_LOCKS: app_lock: symbol not found in the program or the libraries loaded at startup (.* are stripped with no debug file installed (stripped_prog among them)" "$tmp/err" ||
         fail "no message saying the program is stripped"
-    ;;
-preload-only) # no fsafe-run: libfsafe.so loads the reader at the first fork
-    lib=$(sed -n "s/^lib='\(.*\)'\$/\1/p" "$run")
-    [ -r "$lib" ] || fail "no lib= line in $run"
-    LD_PRELOAD=$lib FSAFE_LOCKS=app_lock "$prog" global ok >"$tmp/out" 2>"$tmp/err" ||
-        fail "status $?"
-    [ ! -s "$tmp/err" ] || fail "unexpected messages"
-    ;;
-maps) # libelf is mapped only where symbols are read: it costs every fork
-    lib=$(sed -n "s/^lib='\(.*\)'\$/\1/p" "$run")
-    [ -r "$lib" ] || fail "no lib= line in $run"
-    LD_PRELOAD=$lib cat /proc/self/maps >"$tmp/plain" || fail "status $?"
-    grep -q "libfsafe\.so" "$tmp/plain" || fail "libfsafe.so is not mapped: the case proves nothing"
-    ! grep -q "libelf\|libz\.\|libfsafe-elf" "$tmp/plain" || fail "libfsafe.so alone maps the reader"
-    "$run" --no-auto --locks=app_lock cat /proc/self/maps >"$tmp/locks" 2>"$tmp/err" || fail "status $?"
-    grep -q "libfsafe-elf" "$tmp/locks" || fail "--locks: the reader is not preloaded"
-    "$run" cat /proc/self/maps >"$tmp/auto" 2>"$tmp/err" || fail "status $?"
-    grep -q "libfsafe-elf" "$tmp/auto" || fail "auto mode: no reader for its reports"
     ;;
 *) fail "unknown case $1" ;;
 esac

@@ -681,64 +681,71 @@ static void fig1(const struct params *p)
 }
 
 /* One half of figure 2 (below), in workers with this many idle threads. */
-static const char *const vname[] = {"", "fsafe", "a_one_atfork", "b_n_atforks"};
+/* a_in_library: (a) in a worker with the empty library preloaded, as fsafe's
+ * is preloaded: what the walk costs against (a), without what any loaded
+ * library costs each fork (figure 1's floor). */
+#define NV2 5
+static const char *const vname[NV2] = {"", "fsafe", "a_one_atfork", "b_n_atforks",
+                                       "a_in_library"};
 
 static void fig2_run(const struct params *p, int threads)
 {
     static const int ns[] = {16, 256, 1024, 4096};
-    static const char *const modes[] = {"plain", "fsafe", "a", "b"};
+    static const char *const modes[NV2] = {"plain", "fsafe", "a", "b", "a"};
     const char *pre = threads ? "mt_" : "";
     int R = p->f2_rounds;
-    double extra[4][4]; /* [N][variant]: median of the fork's cost over the baseline, ns */
+    double extra[4][NV2]; /* [N][variant]: median of the fork's cost over the baseline, ns */
     for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
         int n = ns[ni];
-        struct worker w[4];
-        for (int v = 0; v < 4; v++)
-            start_forkloop(&w[v], modes[v], v == 0 ? 0 : n, threads);
-        double *s[4], *per[4];
-        for (int v = 0; v < 4; v++) {
+        struct worker w[NV2];
+        for (int v = 0; v < NV2; v++)
+            start_forkloop_threads(&w[v], modes[v], v == 0 ? 0 : n, threads,
+                                   v == 1 ? lib_path : v == 4 ? empty_lib_path : NULL);
+        double *s[NV2], *per[NV2];
+        for (int v = 0; v < NV2; v++) {
             s[v] = xcalloc((size_t)R, sizeof(double));
             per[v] = xcalloc((size_t)R, sizeof(double));
         }
         for (int r = 0; r < R; r++) {
-            for (int j = 0; j < 4; j++) {
-                int v = (r + j) % 4;
+            for (int j = 0; j < NV2; j++) {
+                int v = (r + j) % NV2;
                 s[v][r] = worker_batch(&w[v], p->f2_k);
             }
-            for (int v = 1; v < 4; v++)
+            for (int v = 1; v < NV2; v++)
                 per[v][r] = (s[v][r] - s[0][r]) / n;
         }
-        for (int v = 0; v < 4; v++)
+        for (int v = 0; v < NV2; v++)
             worker_finish(&w[v]);
         char name[64];
         snprintf(name, sizeof name, "%sn%d_baseline_fork_without_fsafe", pre, n);
         row_add(2, name, "ns", s[0], (size_t)R);
-        double med[4];
-        for (int v = 1; v < 4; v++) {
+        double med[NV2];
+        for (int v = 1; v < NV2; v++) {
             med[v] = quantile(per[v], (size_t)R, 0.5);
             extra[ni][v] = med[v] * n;
         }
-        for (int v = 1; v < 4; v++) {
+        for (int v = 1; v < NV2; v++) {
             snprintf(name, sizeof name, "%sn%d_%s_per_lock", pre, n, vname[v]);
             struct row *x = row_add(2, name, "ns/lock", per[v], (size_t)R);
             row_extra(x, "fork_ns", quantile(s[v], (size_t)R, 0.5));
             if (v == 1) {
                 row_extra(x, "ratio_vs_a", med[1] / med[2]);
                 row_extra(x, "ratio_vs_b", med[1] / med[3]);
+                row_extra(x, "ratio_vs_a_in_library", med[1] / med[4]);
             }
         }
-        for (int v = 0; v < 4; v++)
+        for (int v = 0; v < NV2; v++)
             free(s[v]), free(per[v]);
     }
     /* The walk's cost per lock without the per-fork fixed costs (fsafe's
      * protocol and a loaded library, which the per-lock rows divide by N):
      * the slope from N=1024 to N=4096, and the intercept at N=0. */
-    double slope[4], icept[4];
-    for (int v = 1; v < 4; v++) {
+    double slope[NV2], icept[NV2];
+    for (int v = 1; v < NV2; v++) {
         slope[v] = (extra[3][v] - extra[2][v]) / (ns[3] - ns[2]);
         icept[v] = extra[2][v] - slope[v] * ns[2];
     }
-    for (int v = 1; v < 4; v++) {
+    for (int v = 1; v < NV2; v++) {
         char name[64];
         snprintf(name, sizeof name, "%sslope_1024_4096_%s", pre, vname[v]);
         struct row *x = row_add(2, name, "ns/lock", &slope[v], 1);
@@ -746,6 +753,7 @@ static void fig2_run(const struct params *p, int threads)
         if (v == 1) {
             row_extra(x, "ratio_vs_a", slope[1] / slope[2]);
             row_extra(x, "ratio_vs_b", slope[1] / slope[3]);
+            row_extra(x, "ratio_vs_a_in_library", slope[1] / slope[4]);
         }
     }
 }

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "fsafe.h"
+#include "worker.h"
 
 static uint64_t now_ns(void)
 {
@@ -137,32 +138,8 @@ static const char *self;
 static void run_worker(const char *preload, const char *fig, const char *arg, const char *mode,
                        double out[2])
 {
-    int p[2];
-    if (pipe(p) != 0) {
-        perror("pipe");
-        exit(1);
-    }
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(p[1], 1);
-        close(p[0]);
-        close(p[1]);
-        if (preload)
-            setenv("LD_PRELOAD", preload, 1);
-        else
-            unsetenv("LD_PRELOAD");
-        setenv("FSAFE_AUTO_WAIT_MS", "5000", 1);
-        execl(self, self, "--worker", fig, arg, mode, (char *)NULL);
-        _exit(127);
-    }
-    close(p[1]);
-    char buf[128] = "";
-    ssize_t n = read(p[0], buf, sizeof buf - 1);
-    close(p[0]);
-    int st;
-    waitpid(pid, &st, 0);
-    if (n <= 0 || sscanf(buf, "%lf %lf", &out[0], &out[1]) != 2 || !WIFEXITED(st) ||
-        WEXITSTATUS(st) != 0) {
+    char *argv[] = {(char *)self, "--worker", (char *)fig, (char *)arg, (char *)mode, NULL};
+    if (bench_run_worker(preload, argv, out, 2) != 0) {
         fprintf(stderr, "fsafe_auto_bench: worker %s %s failed\n", fig, mode);
         exit(1);
     }
@@ -176,6 +153,8 @@ static double median(double *v, int n)
 int main(int argc, char **argv)
 {
     self = argv[0];
+    /* Every worker's bound on auto mode's wait (the bare ones ignore it). */
+    setenv("FSAFE_AUTO_WAIT_MS", "5000", 1);
     if (argc == 5 && strcmp(argv[1], "--worker") == 0) {
         if (strcmp(argv[2], "pairs") == 0)
             worker_pairs(atol(argv[3]));

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * For the small benchmark programs (libc_bench, sem_cost): run this program
+ * For the small benchmark programs (libc_bench, sem_cost, auto_bench): run this program
  * again as a worker, with a library preloaded or none, and read the numbers
  * it prints on stdout.  Driver side only; the driver never loads fsafe.
  */

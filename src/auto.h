@@ -84,13 +84,19 @@ struct fsafe__at_thread {
 /*
  * The one word every lock call reads (zero on the fast path):
  * PENDING while a forker waits for other threads (a thread that holds no
- * tracked lock parks before taking one); OFF when tracking is off
- * (FSAFE_AUTO=0); FENCE when membarrier() is missing and each hold must fence
- * itself.
+ * tracked lock parks before taking one, except a monitor's mutex);
+ * CLOSED, with PENDING, once the forker parks every such lock call, monitors'
+ * too (auto_fork.c: the fork is "open" while PENDING is set without it);
+ * OFF when tracking is off (FSAFE_AUTO=0); FENCE when membarrier() is missing
+ * and each hold must fence itself.
  */
 #define FSAFE__AT_PENDING 1u
 #define FSAFE__AT_OFF 2u
 #define FSAFE__AT_FENCE 4u
+#define FSAFE__AT_CLOSED 8u
+/* hold_begin's answer for the forker's own lock calls during its protocol
+ * (the registered walk, other libraries' atfork handlers): not tracked. */
+#define FSAFE__AT_FORKER_CALL (-2)
 extern AO_t fsafe__at_state;
 extern AO_t fsafe__at_fork_owner; /* thread pointer of the forker */
 /* Head of the list of every record (auto_track.c). */
@@ -106,10 +112,33 @@ void fsafe__at_init(void);
 void *fsafe__records_claim(AO_t *head, size_t size, size_t in_use_off, size_t next_off);
 #define FSAFE__RECORDS_CLAIM(head, type)                                                           \
     ((type *)fsafe__records_claim((head), sizeof(type), offsetof(type, in_use), offsetof(type, next)))
+/*
+ * Address tables (auto_track.c): open addressing with linear probing over
+ * 1 << bits slots, in memory the caller maps zeroed.  A key is claimed with
+ * one CAS on an empty slot, so an address has at most one slot, and keys are
+ * never removed (the owner clears the state instead).  Returns the key's
+ * slot, or NULL when it is absent (insert 0) or no slot is left within the
+ * probe limit (insert 1: *full is counted up).  Lock-free, async-signal-safe.
+ */
+struct fsafe__addr_slot {
+    AO_t key;   /* the address, 0 = empty */
+    AO_t state; /* the owner's */
+};
+struct fsafe__addr_slot *fsafe__addr_find(struct fsafe__addr_slot *tab, unsigned bits,
+                                          const void *key, int insert, AO_t *full);
 AO_t fsafe__at_self_id(void);
 struct fsafe__at_thread *fsafe__at_current(void); /* NULL if the thread has none */
-/* Wakes every thread parked by PENDING (parent), after clearing it. */
+/* Wakes every thread parked by PENDING (parent), after clearing it and CLOSED. */
 void fsafe__at_unpark_all(void);
+/* Sets or clears CLOSED; clearing wakes threads parked at monitors' mutexes. */
+void fsafe__at_set_closed(int closed);
+/* Non-zero once any mutex has been seen in a condition wait. */
+extern AO_t fsafe__at_monitors;
+int fsafe__at_is_monitor(const void *mutex);
+/* The forker's own lock call on a mutex this fork took from a condition
+ * waiter (another library's prepare handler): the mutex becomes the
+ * caller's, and 1 is returned; 0 when the fork did not take it. */
+int fsafe__at_handover(void *mutex);
 /* Child: every record but the forker's is dropped. */
 void fsafe__at_child_forget_others(struct fsafe__at_thread *mine);
 /* Whether the lock word says the lock is free (glibc layouts); 0 when unsure. */

@@ -37,13 +37,16 @@ void fsafe__amsg(const char *fmt, ...)
 
 /* ---- the forker's state (gate owner only) ---------------------------------------- */
 #define MAX_TAKEN 256 /* mutexes taken from condition waiters */
+/* How long a fork stays open (FSAFE__AT_CLOSED clear) at most: a quarter of
+ * FSAFE_AUTO_WAIT_MS, and no more than this. */
+#define OPEN_NS_MAX (10 * 1000000ull)
 #define MAX_NOTED 64  /* holds remembered for the report and the child */
 
 struct noted {
     void *lock;
     uintptr_t caller;
     pid_t tid;
-    unsigned char kind, mode, shared_mem;
+    unsigned char kind, mode, state, shared_mem;
 };
 
 static struct {
@@ -64,6 +67,7 @@ static int nstuck, stuck_more;
 static struct noted frozen[MAX_NOTED];
 static int nfrozen, frozen_more;
 static uint64_t waited_ns;
+static int handed; /* mutexes handed over to atfork handlers (fsafe__at_handover) */
 static int timed_out;
 static struct fsafe__at_thread *forker;
 static int membarrier_ok;
@@ -133,9 +137,15 @@ static int forker_excludes(const void *lock, int mode)
     return 0;
 }
 
+/* Remembers one hold or lock call of t, once (a recursive mutex held twice,
+ * or a thread seen at two looks, is one line of the report). */
 static void note(struct noted *list, int *count, int *more, const struct fsafe__at_thread *t,
                  const struct fsafe__at_entry *e, void *lock)
 {
+    int state = e ? fsafe__at_estate(e) : FSAFE__AT_HELD;
+    for (int i = 0; i < *count; i++)
+        if (list[i].lock == lock && list[i].tid == t->tid && list[i].state == state)
+            return;
     if (*count >= MAX_NOTED) {
         (*more)++;
         return;
@@ -146,6 +156,7 @@ static void note(struct noted *list, int *count, int *more, const struct fsafe__
     x->tid = t->tid;
     x->kind = (unsigned char)(e ? fsafe__at_kind(e) : 0);
     x->mode = (unsigned char)(e ? fsafe__at_mode(e) : 0);
+    x->state = (unsigned char)state;
     x->shared_mem = 0;
 }
 
@@ -221,6 +232,22 @@ static int scan(struct noted *into, int *count, int *more, int last)
                 }
                 continue;
             }
+            if (state == FSAFE__AT_ACQUIRING && fsafe__at_kind(e) == FSAFE_MUTEX &&
+                fsafe__at_is_monitor(lock)) {
+                /* On its way into a monitor's mutex while the fork was open:
+                 * taken first, like a waiter's, it blocks there until after
+                 * the fork. */
+                if (!forker_excludes(lock, FSAFE__AT_EXCL)) {
+                    if (nwaits < MAX_TAKEN) {
+                        waits[nwaits].mutex = lock;
+                        waits[nwaits++].cond = NULL;
+                    } else {
+                        taken_overflow = 1;
+                        busy++;
+                    }
+                }
+                continue;
+            }
             if (forker_excludes(lock, fsafe__at_mode(e)))
                 continue;
             if (state == FSAFE__AT_HELD && fsafe__at_kind(e) != FSAFE__AT_GATE && fsafe__at_mode(e) == FSAFE__AT_EXCL &&
@@ -233,8 +260,13 @@ static int scan(struct noted *into, int *count, int *more, int last)
     }
     if (!busy || last)
         for (int i = 0; i < nwaits && (!busy || last); i++) {
-            if (took(waits[i].mutex))
+            if (took(waits[i].mutex)) {
+                if (waits[i].cond)
+                    for (int k = 0; k < ntaken; k++)
+                        if (taken[k].mutex == waits[i].mutex && !taken[k].cond)
+                            taken[k].cond = waits[i].cond;
                 continue;
+            }
             if (ntaken < MAX_TAKEN && fsafe__real_mutex_trylock(waits[i].mutex) == 0) {
                 taken[ntaken].mutex = waits[i].mutex;
                 taken[ntaken].shared_mem = fsafe__svc.mem_shared(waits[i].mutex, FSAFE_MUTEX);
@@ -305,6 +337,19 @@ static void pause_round(unsigned round)
     nanosleep(&ts, NULL);
 }
 
+int fsafe__at_handover(void *mutex)
+{
+    for (int i = 0; i < ntaken; i++)
+        if (taken[i].mutex == mutex) {
+            /* Its condition variable is still reset in the child (note_waits
+             * kept it): the waiter is gone either way. */
+            taken[i] = taken[--ntaken];
+            handed++;
+            return 1;
+        }
+    return 0;
+}
+
 static void release_taken(void)
 {
     for (int i = ntaken - 1; i >= 0; i--)
@@ -313,17 +358,25 @@ static void release_taken(void)
 }
 
 /* ---- ext ops ------------------------------------------------------------------------ */
-static void announce(void)
+/* The forker's half of the Dekker pair (auto_track.c), after each change of
+ * the state word that parks more threads: a full barrier on every thread, so
+ * that each hold published before it is visible to the next look. */
+static void barrier_all(void)
 {
-    AO_store_release(&fsafe__at_fork_owner, fsafe__at_self_id());
-    AO_t w = AO_load_acquire(&fsafe__at_state);
-    AO_store_release(&fsafe__at_state, w | FSAFE__AT_PENDING);
-    /* The forker's half of the Dekker pair (auto_track.c): a full barrier on
-     * every thread, so that each hold published before it is visible below. */
     if (membarrier_ok)
         syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
     else
         AO_nop_full(); /* the threads fence themselves (FSAFE__AT_FENCE) */
+}
+
+/* The fork starts closed: every lock call of a thread that holds nothing
+ * parks, so a first look that finds nothing busy can fork at once. */
+static void announce(void)
+{
+    AO_store_release(&fsafe__at_fork_owner, fsafe__at_self_id());
+    AO_t w = AO_load_acquire(&fsafe__at_state);
+    AO_store_release(&fsafe__at_state, w | FSAFE__AT_PENDING | FSAFE__AT_CLOSED);
+    barrier_all();
 }
 
 static void unpark(void)
@@ -338,15 +391,27 @@ static int auto_prepare(void)
         return 0;
     int saved = errno;
     forker = fsafe__at_current();
-    ntaken = nconds = nseen = seen_more = nstuck = stuck_more = nfrozen = frozen_more = 0;
+    ntaken = nconds = nseen = seen_more = nstuck = stuck_more = nfrozen = frozen_more = handed = 0;
     taken_overflow = timed_out = 0;
     waited_ns = 0;
     announce();
     uint64_t t0 = fsafe__svc.now_ns();
     uint64_t limit = (uint64_t)fsafe__svc.cfg->auto_wait_ms * 1000000u;
+    uint64_t open_limit = limit / 4 < OPEN_NS_MAX ? limit / 4 : OPEN_NS_MAX;
     int busy = scan(seen, &nseen, &seen_more, 0);
+    /* Something is busy: open the fork, so that a thread on its way out of
+     * a monitor's logical critical section is not parked at its mutex. */
+    int open = busy && open_limit && AO_load_acquire(&fsafe__at_monitors);
+    if (open)
+        fsafe__at_set_closed(0);
     for (unsigned round = 0; busy; round++) {
         uint64_t dt = fsafe__svc.now_ns() - t0;
+        if (open && dt >= open_limit) {
+            /* Open long enough: from here on every lock call parks. */
+            fsafe__at_set_closed(1);
+            barrier_all();
+            open = 0;
+        }
         if (dt >= limit) {
             nstuck = stuck_more = 0;
             scan(stuck, &nstuck, &stuck_more, 1);
@@ -362,6 +427,17 @@ static int auto_prepare(void)
         }
         pause_round(round);
         busy = scan(NULL, NULL, NULL, 0);
+        if (!busy && open) {
+            /* Quiet while open: close, and look once more, since a thread
+             * may have passed a monitor's mutex after that look. */
+            fsafe__at_set_closed(1);
+            barrier_all();
+            busy = scan(NULL, NULL, NULL, 0);
+            if (busy)
+                fsafe__at_set_closed(0);
+            else
+                open = 0;
+        }
     }
     waited_ns = fsafe__svc.now_ns() - t0;
     note_waits();
@@ -420,6 +496,11 @@ static void describe_hold(const struct noted *x, char *out, size_t size)
     else
         describe(x->lock, what, sizeof what);
     describe((const void *)x->caller, where, sizeof where);
+    if (x->state == FSAFE__AT_ACQUIRING) {
+        snprintf(out, size, "%s %p %s wanted by thread %d, in the lock call at %s", kind_name(x),
+                 x->lock, what, (int)x->tid, where);
+        return;
+    }
     snprintf(out, size, "%s %p %s held by thread %d, taken at %s%s", kind_name(x), x->lock, what,
              (int)x->tid, where,
              timed_out && x->kind == FSAFE__AT_GATE
@@ -443,14 +524,25 @@ static void report(void)
             fsafe__amsg("  %s", line);
         }
     } else if (cfg->verbose && nseen + seen_more > 0) {
-        fsafe__amsg("fork waited %llu us for %d lock%s held by other threads:",
-                    (unsigned long long)(waited_ns / 1000u), nseen + seen_more,
-                    nseen + seen_more == 1 ? "" : "s");
+        int wanted = 0;
+        for (int i = 0; i < nseen; i++)
+            wanted += seen[i].state == FSAFE__AT_ACQUIRING;
+        int held = nseen + seen_more - wanted;
+        char calls[64] = "";
+        if (wanted)
+            snprintf(calls, sizeof calls, ", and %d lock call%s under way", wanted,
+                     wanted == 1 ? "" : "s");
+        fsafe__amsg("fork waited %llu us for %d lock%s held by other threads%s:",
+                    (unsigned long long)(waited_ns / 1000u), held, held == 1 ? "" : "s", calls);
         for (int i = 0; i < nseen; i++) {
             describe_hold(&seen[i], line, sizeof line);
             fsafe__amsg("  %s", line);
         }
     }
+    if (cfg->verbose && handed)
+        fsafe__amsg("fork: %d mutex%s taken from condition waiters handed to the forking thread's "
+                    "own lock calls (atfork handlers); released and reset by them",
+                    handed, handed == 1 ? "" : "es");
     if (taken_overflow)
         fsafe__amsg("more than %d condition waits at one fork: some were not covered", MAX_TAKEN);
 }
@@ -523,7 +615,8 @@ static void auto_child(void)
 {
     if (!fsafe__auto_on)
         return;
-    AO_store_release(&fsafe__at_state, AO_load_acquire(&fsafe__at_state) & ~(AO_t)FSAFE__AT_PENDING);
+    AO_store_release(&fsafe__at_state,
+                     AO_load_acquire(&fsafe__at_state) & ~(AO_t)(FSAFE__AT_PENDING | FSAFE__AT_CLOSED));
     AO_store_release(&fsafe__at_fork_owner, 0);
     for (int i = 0; i < ntaken; i++)
         if (!taken[i].shared_mem)

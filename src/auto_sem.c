@@ -118,50 +118,21 @@ static void *next_sym(void *volatile *slot, const char *name)
 
 /* ---- per-semaphore state ---------------------------------------------------------- */
 /*
- * Open addressing, linear probing, keys never removed (an address stays known;
- * sem_init and sem_destroy clear its state).  A key is claimed with one CAS on
- * an empty slot, so an address has at most one slot.  When the probe limit is
+ * An address table (fsafe__addr_find): keys never removed (an address stays
+ * known; sem_init and sem_destroy clear its state).  When the probe limit is
  * reached, the semaphore goes untracked (the child then behaves as without
  * fsafe for it).
  */
 #define TAB_BITS 15
 #define TAB_SIZE (1u << TAB_BITS)
-#define TAB_PROBES 64
 #define SIGNAL ((AO_t)1) /* state: signalling, never touched */
 
-struct slot {
-    AO_t key;   /* the sem_t address, 0 = empty */
-    AO_t state; /* 0 free, SIGNAL, or the holder's struct rec */
-};
-static struct slot *tab; /* NULL: tracking off (FSAFE_AUTO=0, no constructor yet) */
-static AO_t tab_full;    /* semaphores left untracked for want of room */
+static struct fsafe__addr_slot *tab; /* NULL: tracking off (FSAFE_AUTO=0, no constructor yet) */
+static AO_t tab_full;                /* semaphores left untracked for want of room */
 
-static inline unsigned slot_hash(const void *s)
+static inline struct fsafe__addr_slot *slot_find(struct fsafe__addr_slot *t, const void *s, int insert)
 {
-    return (unsigned)(((uintptr_t)s >> 4) * 0x9E3779B97F4A7C15ull >> (64 - TAB_BITS));
-}
-
-static struct slot *slot_find(struct slot *t, const void *s, int insert)
-{
-    AO_t key = (AO_t)s;
-    unsigned h = slot_hash(s);
-    for (unsigned i = 0; i < TAB_PROBES; i++) {
-        struct slot *e = &t[(h + i) & (TAB_SIZE - 1)];
-        AO_t k = AO_load_acquire(&e->key);
-        if (k == key)
-            return e;
-        if (k != 0)
-            continue;
-        if (!insert)
-            return NULL;
-        if (AO_compare_and_swap_full(&e->key, 0, key))
-            return e;
-        if (AO_load_acquire(&e->key) == key)
-            return e; /* another thread claimed it for the same semaphore */
-    }
-    if (insert)
-        AO_fetch_and_add1(&tab_full);
-    return NULL;
+    return fsafe__addr_find(t, TAB_BITS, s, insert, &tab_full);
 }
 
 /* ---- per-thread records ------------------------------------------------------------ */
@@ -209,7 +180,7 @@ static void rec_prune(struct rec *r)
     AO_t n = r->n, keep = 0;
     for (AO_t j = 0; j < n; j++) {
         void *s = r->held[j];
-        struct slot *e = s ? slot_find(tab, s, 0) : NULL;
+        struct fsafe__addr_slot *e = s ? slot_find(tab, s, 0) : NULL;
         if (!e || AO_load(&e->state) != (AO_t)r)
             continue;
         r->held[keep++] = s;
@@ -251,10 +222,10 @@ static void rec_drop(struct rec *r, const void *s)
 /* The calling thread took s (a wait returned 0). */
 static void took(sem_t *s)
 {
-    struct slot *t = (struct slot *)AO_load_acquire((AO_t *)&tab);
+    struct fsafe__addr_slot *t = (struct fsafe__addr_slot *)AO_load_acquire((AO_t *)&tab);
     if (!t || !sem_private(s))
         return;
-    struct slot *e = slot_find(t, s, 1);
+    struct fsafe__addr_slot *e = slot_find(t, s, 1);
     if (!e)
         return;
     struct rec *r = me;
@@ -322,10 +293,10 @@ FSAFE_EXPORT int sem_clockwait(sem_t *restrict s, clockid_t c, const struct time
 FSAFE_EXPORT int sem_post(sem_t *s)
 {
     int (*post)(sem_t *) = REAL(post, "sem_post");
-    struct slot *t = (struct slot *)AO_load_acquire((AO_t *)&tab);
+    struct fsafe__addr_slot *t = (struct fsafe__addr_slot *)AO_load_acquire((AO_t *)&tab);
     if (!SEM_TRACK || !t || !sem_private(s))
         return post(s);
-    struct slot *e = slot_find(t, s, 1);
+    struct fsafe__addr_slot *e = slot_find(t, s, 1);
     if (!e)
         return post(s);
     struct rec *r = me;
@@ -351,9 +322,9 @@ FSAFE_EXPORT int sem_post(sem_t *s)
 FSAFE_EXPORT int sem_init(sem_t *s, int pshared, unsigned value)
 {
     int ret = REAL(init, "sem_init")(s, pshared, value);
-    struct slot *t = (struct slot *)AO_load_acquire((AO_t *)&tab);
+    struct fsafe__addr_slot *t = (struct fsafe__addr_slot *)AO_load_acquire((AO_t *)&tab);
     if (SEM_TRACK && ret == 0 && t) {
-        struct slot *e = slot_find(t, s, value > 1);
+        struct fsafe__addr_slot *e = slot_find(t, s, value > 1);
         if (e)
             AO_store_release(&e->state, value > 1 ? SIGNAL : 0);
     }
@@ -362,9 +333,9 @@ FSAFE_EXPORT int sem_init(sem_t *s, int pshared, unsigned value)
 
 FSAFE_EXPORT int sem_destroy(sem_t *s)
 {
-    struct slot *t = (struct slot *)AO_load_acquire((AO_t *)&tab);
+    struct fsafe__addr_slot *t = (struct fsafe__addr_slot *)AO_load_acquire((AO_t *)&tab);
     if (SEM_TRACK && t) {
-        struct slot *e = slot_find(t, s, 0);
+        struct fsafe__addr_slot *e = slot_find(t, s, 0);
         if (e)
             AO_store_release(&e->state, 0);
         if (me)
@@ -391,7 +362,7 @@ void fsafe__sem_init(void)
             pthread_setspecific(exit_key, me);
     }
     /* Untouched pages cost nothing; the table is 512 KiB of address space. */
-    void *p = mmap(NULL, TAB_SIZE * sizeof(struct slot), PROT_READ | PROT_WRITE,
+    void *p = mmap(NULL, TAB_SIZE * sizeof(struct fsafe__addr_slot), PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p != MAP_FAILED)
         AO_store_release((AO_t *)&tab, (AO_t)p);
@@ -400,7 +371,7 @@ void fsafe__sem_init(void)
 /* In the child, on its only thread (the forker's copy): async-signal-safe. */
 void fsafe__sem_child(void)
 {
-    struct slot *t = tab;
+    struct fsafe__addr_slot *t = tab;
     if (!SEM_TRACK || !t)
         return;
     struct rec *mine = me;
@@ -412,7 +383,7 @@ void fsafe__sem_child(void)
         AO_t n = AO_load_acquire(&r->n);
         for (AO_t j = 0; j < n && j < REC_CAP; j++) {
             sem_t *s = r->held[j];
-            struct slot *e = s ? slot_find(t, s, 0) : NULL;
+            struct fsafe__addr_slot *e = s ? slot_find(t, s, 0) : NULL;
             if (!e || AO_load(&e->state) != (AO_t)r)
                 continue;           /* posted, re-initialised, or signalling since */
             AO_store(&e->state, 0); /* its holder does not exist here */

@@ -131,8 +131,17 @@ static void futex_wait(AO_t *word, unsigned val)
 
 void fsafe__at_unpark_all(void)
 {
-    AO_store_release(&fsafe__at_state, AO_load_acquire(&fsafe__at_state) & ~(AO_t)FSAFE__AT_PENDING);
+    AO_store_release(&fsafe__at_state,
+                     AO_load_acquire(&fsafe__at_state) & ~(AO_t)(FSAFE__AT_PENDING | FSAFE__AT_CLOSED));
     syscall(SYS_futex, (int *)&fsafe__at_state, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+void fsafe__at_set_closed(int closed)
+{
+    AO_t w = AO_load_acquire(&fsafe__at_state);
+    AO_store_release(&fsafe__at_state, closed ? w | FSAFE__AT_CLOSED : w & ~(AO_t)FSAFE__AT_CLOSED);
+    if (!closed)
+        syscall(SYS_futex, (int *)&fsafe__at_state, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 
 static void on_thread_exit(void *p)
@@ -189,6 +198,33 @@ void *fsafe__records_claim(AO_t *head, size_t size, size_t in_use_off, size_t ne
     return first;
 }
 
+#define ADDR_PROBES 64
+
+struct fsafe__addr_slot *fsafe__addr_find(struct fsafe__addr_slot *tab, unsigned bits,
+                                          const void *key, int insert, AO_t *full)
+{
+    AO_t k0 = (AO_t)key;
+    unsigned h = (unsigned)(((uintptr_t)key >> 4) * 0x9E3779B97F4A7C15ull >> (64 - bits));
+    unsigned mask = (1u << bits) - 1;
+    for (unsigned i = 0; i < ADDR_PROBES; i++) {
+        struct fsafe__addr_slot *e = &tab[(h + i) & mask];
+        AO_t k = AO_load_acquire(&e->key);
+        if (k == k0)
+            return e;
+        if (k != 0)
+            continue;
+        if (!insert)
+            return NULL;
+        if (AO_compare_and_swap_full(&e->key, 0, k0))
+            return e;
+        if (AO_load_acquire(&e->key) == k0)
+            return e; /* another thread claimed it for the same address */
+    }
+    if (insert)
+        AO_fetch_and_add1(full);
+    return NULL;
+}
+
 static struct fsafe__at_thread *attach(void)
 {
     struct fsafe__at_thread *t = FSAFE__RECORDS_CLAIM(&fsafe__at_threads, struct fsafe__at_thread);
@@ -201,6 +237,51 @@ static struct fsafe__at_thread *attach(void)
     if (AO_load_acquire(&have_key))
         pthread_setspecific(exit_key, t); /* keys below 32 never allocate */
     return t;
+}
+
+/* ---- monitor mutexes --------------------------------------------------------- */
+/*
+ * Mutexes seen in a condition wait: the mutex of a monitor, which programs
+ * use to guard a flag or a queue that is itself a lock ("held", a pool's
+ * task list).  A thread in such a logical critical section holds no tracked
+ * lock, and the call that ends it takes the monitor's mutex first: parked
+ * there, it would keep the logical lock held across the fork.  So while a
+ * fork is open (PENDING without CLOSED, auto_fork.c) a thread that holds
+ * nothing is not parked at a monitor mutex; the forker takes the mutex
+ * instead, or waits for it.  State 1 marks a monitor; pthread_mutex_destroy
+ * clears it.  A full table leaves a mutex unmarked (parked as before).
+ */
+#define MON_BITS 13
+static AO_t mon_tab; /* struct fsafe__addr_slot[1 << MON_BITS], or 0 */
+static AO_t mon_full;
+AO_t fsafe__at_monitors;
+
+static void monitor_note(void *mutex)
+{
+    struct fsafe__addr_slot *tab = (struct fsafe__addr_slot *)AO_load_acquire(&mon_tab);
+    if (!tab)
+        return;
+    struct fsafe__addr_slot *e = fsafe__addr_find(tab, MON_BITS, mutex, 1, &mon_full);
+    if (e && !AO_load(&e->state)) {
+        AO_store_release(&e->state, 1);
+        if (!AO_load(&fsafe__at_monitors))
+            AO_store_release(&fsafe__at_monitors, 1);
+    }
+}
+
+static void monitor_forget(void *mutex)
+{
+    struct fsafe__addr_slot *tab = (struct fsafe__addr_slot *)AO_load_acquire(&mon_tab);
+    struct fsafe__addr_slot *e = tab ? fsafe__addr_find(tab, MON_BITS, mutex, 0, NULL) : NULL;
+    if (e && AO_load(&e->state))
+        AO_store_release(&e->state, 0);
+}
+
+int fsafe__at_is_monitor(const void *mutex)
+{
+    struct fsafe__addr_slot *tab = (struct fsafe__addr_slot *)AO_load_acquire(&mon_tab);
+    struct fsafe__addr_slot *e = tab ? fsafe__addr_find(tab, MON_BITS, mutex, 0, NULL) : NULL;
+    return e && AO_load_acquire(&e->state) == 1;
 }
 
 /* An unlocked spinlock's word, as pthread_spin_init leaves it (1 on x86-64,
@@ -217,6 +298,10 @@ static void spin_free_init(void)
 void fsafe__at_init(void)
 {
     spin_free_init();
+    void *tab = mmap(NULL, sizeof(struct fsafe__addr_slot) << MON_BITS, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (tab != MAP_FAILED) /* else every mutex is parked at, as before */
+        AO_store_release(&mon_tab, (AO_t)tab);
     if (pthread_key_create(&exit_key, on_thread_exit) == 0) {
         AO_store_release(&have_key, 1);
         if (me)
@@ -301,11 +386,14 @@ static AO_t prune_stale(struct fsafe__at_thread *t, AO_t top)
 }
 
 /* Slow path of hold_begin: the state word is not zero.  Slot i is reserved
- * (n == i + 1).  Returns the slot to use, or -1 when tracking is off. */
-static __attribute__((noinline)) long hold_slow(struct fsafe__at_thread *t, AO_t i)
+ * (n == i + 1).  Returns the slot to use, -1 when tracking is off, or
+ * FSAFE__AT_FORKER_CALL for the forker's own calls during its protocol. */
+static __attribute__((noinline)) long hold_slow(struct fsafe__at_thread *t, AO_t i, void *lock,
+                                                int kind)
 {
     int saved = errno;
     AO_t self = t->self;
+    int monitor = -1; /* looked up once, when needed */
     for (;;) {
         AO_t w = AO_load_acquire(&fsafe__at_state);
         if (w & FSAFE__AT_OFF) {
@@ -324,7 +412,7 @@ static __attribute__((noinline)) long hold_slow(struct fsafe__at_thread *t, AO_t
              * holds: the child resets those locks itself. */
             AO_store_release(&t->n, i);
             errno = saved;
-            return -1;
+            return FSAFE__AT_FORKER_CALL;
         }
         if (i > 0) {
             AO_t k = prune_stale(t, i);
@@ -337,9 +425,15 @@ static __attribute__((noinline)) long hold_slow(struct fsafe__at_thread *t, AO_t
             if (i > 0)
                 break; /* in a critical section: finish it */
         }
-        /* Holds nothing: step back and wait for the fork to end. */
+        /* Holds nothing: a monitor's mutex passes while the fork is open;
+         * anything else steps back and waits for the fork to end. */
+        if (monitor < 0)
+            monitor = kind == FSAFE_MUTEX && fsafe__at_is_monitor(lock);
+        if (monitor && !(w & FSAFE__AT_CLOSED))
+            break;
         AO_store_release(&t->n, 0);
-        while ((w = AO_load_acquire(&fsafe__at_state)) & FSAFE__AT_PENDING)
+        while (((w = AO_load_acquire(&fsafe__at_state)) & FSAFE__AT_PENDING) &&
+               !(monitor && !(w & FSAFE__AT_CLOSED)))
             futex_wait(&fsafe__at_state, (unsigned)w);
         AO_store_release(&t->n, 1);
         /* Look again: the next fork may already be announced. */
@@ -358,8 +452,8 @@ static inline long hold_begin(void *lock, int kind, int mode, uintptr_t caller)
     long i = (long)t->n;
     AO_store_release(&t->n, (AO_t)i + 1); /* reserve first: a signal handler nests above */
     AO_compiler_barrier();
-    if (unlikely(AO_load(&fsafe__at_state)) && (i = hold_slow(t, (AO_t)i)) < 0)
-        return -1;
+    if (unlikely(AO_load(&fsafe__at_state)) && (i = hold_slow(t, (AO_t)i, lock, kind)) < 0)
+        return i;
     if (likely(i < FSAFE__AT_CAP)) {
         struct fsafe__at_entry *e = &t->e[i];
         AO_store(&e->info, FSAFE__AT_INFO(kind, mode, FSAFE__AT_ACQUIRING));
@@ -468,6 +562,9 @@ static inline int acquired(int r)
 #define TRACKED(kind, mode, lock, call, ok)                                                        \
     do {                                                                                           \
         long slot_ = hold_begin((lock), (kind), (mode), CALLER);                                   \
+        if (unlikely(slot_ == FSAFE__AT_FORKER_CALL) && (kind) == FSAFE_MUTEX &&                   \
+            fsafe__at_handover(lock))                                                              \
+            return 0; /* pthread's and C11's success (thrd_success is 0) */                        \
         int r_ = (call);                                                                           \
         if (ok)                                                                                    \
             hold_done(slot_, (lock));                                                              \
@@ -513,6 +610,7 @@ FSAFE_EXPORT int pthread_mutex_unlock(pthread_mutex_t *m)
 FSAFE_EXPORT int pthread_mutex_destroy(pthread_mutex_t *m)
 {
     hold_forget(m);
+    monitor_forget(m);
     return NEXT(int (*)(pthread_mutex_t *), "pthread_mutex_destroy")(m);
 }
 
@@ -626,6 +724,7 @@ static long wait_begin(void *cond, void *mutex, uintptr_t caller)
     struct fsafe__at_thread *t = me;
     if (unlikely(!t) && !(t = attach()))
         return -1;
+    monitor_note(mutex);
     long j = hold_find(t, mutex);
     if (j < 0) {
         /* Locked before tracking began: from here on the hold is known. */
@@ -715,6 +814,7 @@ FSAFE_EXPORT int mtx_unlock(mtx_t *m)
 FSAFE_EXPORT void mtx_destroy(mtx_t *m)
 {
     hold_forget((void *)m);
+    monitor_forget((void *)m);
     NEXT(void (*)(mtx_t *), "mtx_destroy")(m);
 }
 

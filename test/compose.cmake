@@ -1,0 +1,22 @@
+# SPDX-License-Identifier: MIT
+# fsafe composes with a program's own fork protocol (issue 22): the test
+# program's cases (test/test_compose.c), and real programs that already handle
+# fork themselves (test/compose/).  Each runs plain, under fsafe-run --no-auto
+# and under fsafe-run (auto mode): a difference from plain is a bug.
+fsafe_test_exe(test_compose SOURCES test_compose.c OPTIONAL)
+set(_compose_run ${PROJECT_BINARY_DIR}/fsafe-run)
+foreach(c atfork_cond_reinit atfork_cond_unlock)
+  fsafe_add_test(compose.${c}.plain TIMEOUT 60 COMMAND test_compose ${c} ok)
+  fsafe_add_test(compose.${c}.noauto TIMEOUT 60 COMMAND ${_compose_run} --no-auto $<TARGET_FILE:test_compose> ${c} ok)
+  fsafe_add_test(compose.${c}.auto TIMEOUT 60 COMMAND ${_compose_run} $<TARGET_FILE:test_compose> ${c} ok)
+endforeach()
+fsafe_add_test(compose.flag_release.hang TIMEOUT 60 COMMAND test_compose flag_release hang)
+fsafe_add_test(compose.flag_release.auto TIMEOUT 60
+               COMMAND ${_compose_run} --auto-wait-ms=5000 $<TARGET_FILE:test_compose> flag_release ok)
+fsafe_add_test(compose.report_waiters.auto TIMEOUT 60
+               COMMAND ${_compose_run} -v $<TARGET_FILE:test_compose> report_waiters ok)
+# TSan keeps its own object behind each pthread_cond_t, which the child's
+# reset of a waited-on condition variable cannot know (as auto.cond_wait).
+set_tests_properties(compose.atfork_cond_reinit.auto compose.atfork_cond_unlock.auto
+                     compose.flag_release.auto compose.flag_release.hang
+                     PROPERTIES LABELS no-tsan)

@@ -1,0 +1,367 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fsafe composes with a program's own fork protocol (issue 22): other
+ * libraries' pthread_atfork handlers that take locks fsafe took for the same
+ * fork, locks built from a flag, a mutex and a condition variable, and a
+ * report that tells holders from waiters.  Every case runs plain too, where
+ * the program is healthy (or, for flag_release, where the child hangs), so
+ * that a difference under fsafe is fsafe's.
+ *
+ *   test_compose <case> ok|hang
+ */
+#include <stdatomic.h>
+#include <sys/syscall.h>
+
+#include "common.h"
+
+static int expect_ok;
+
+/* Runs body in a child process bounded by timeout_ms: a parent that
+ * deadlocks in its own fork() shows up as a timeout with a message, not as
+ * a test killed by CTest. */
+static void bounded(const char *what, void (*body)(void), long timeout_ms)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        FAIL("fork: %s", strerror(errno));
+    if (pid == 0) {
+        body();
+        exit(0);
+    }
+    int st = t_wait(pid, timeout_ms);
+    if (st == T_TIMEOUT)
+        FAIL("%s: the forking process hung (killed after %ld ms)", what, timeout_ms);
+    if (st != 0)
+        FAIL("%s: the forking process exited with status %d", what, st);
+}
+
+/* ---- a library with its own atfork handlers (jemalloc's shape) ------------------ */
+/*
+ * A background thread sleeps in a timed condition wait on bg_lock, as
+ * jemalloc's background thread does; the library's prepare handler takes
+ * bg_lock, its parent handler unlocks it, and its child handler re-initialises
+ * it (reinit) or unlocks it.  Auto mode takes the mutex of a thread parked in
+ * a condition wait before the fork; before issue 22 the prepare handler then
+ * asked for it on the same thread and the fork never returned.
+ */
+static pthread_mutex_t bg_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t bg_cv = PTHREAD_COND_INITIALIZER;
+static int bg_wakeups, bg_child_reinit;
+static atomic_int bg_prepared, bg_parent_done, bg_waiting;
+
+static void bg_prepare(void)
+{
+    pthread_mutex_lock(&bg_lock);
+    atomic_fetch_add(&bg_prepared, 1);
+}
+
+static void bg_parent(void)
+{
+    int r = pthread_mutex_unlock(&bg_lock);
+    if (r != 0)
+        t_say("bg_parent: unlock failed\n");
+    atomic_fetch_add(&bg_parent_done, 1);
+}
+
+static void bg_child(void)
+{
+    if (bg_child_reinit) {
+        pthread_mutex_init(&bg_lock, NULL);
+        pthread_cond_init(&bg_cv, NULL);
+    } else if (pthread_mutex_unlock(&bg_lock) != 0) {
+        t_say("bg_child: unlock failed\n");
+        _exit(5);
+    }
+}
+
+static void *bg_thread(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&bg_lock);
+    for (;;) {
+        struct timespec ts;
+        t_deadline(&ts, 50);
+        atomic_store(&bg_waiting, 1);
+        pthread_cond_timedwait(&bg_cv, &bg_lock, &ts);
+        bg_wakeups++;
+    }
+    return NULL;
+}
+
+static void *bg_allocator(void *arg)
+{
+    (void)arg;
+    for (unsigned i = 0;; i++) {
+        void *p = malloc(64 + (i % 64) * 16);
+        free(p);
+        if (i % 64 == 0) {
+            pthread_mutex_lock(&bg_lock);
+            pthread_cond_signal(&bg_cv);
+            pthread_mutex_unlock(&bg_lock);
+        }
+    }
+    return NULL;
+}
+
+#define BG_FORKS 10
+
+static void atfork_body(void)
+{
+    pthread_atfork(bg_prepare, bg_parent, bg_child);
+    pthread_t t, a;
+    pthread_create(&t, NULL, bg_thread, NULL);
+    pthread_create(&a, NULL, bg_allocator, NULL);
+    while (!atomic_load(&bg_waiting))
+        t_sleep_ms(1);
+    int done = 0;
+    for (int i = 0; i < BG_FORKS; i++) {
+        t_sleep_ms(2);
+        pid_t pid = fork();
+        if (pid < 0)
+            FAIL("fork: %s", strerror(errno));
+        if (pid == 0) {
+            /* The library is usable in the child: its lock is free. */
+            if (pthread_mutex_trylock(&bg_lock) != 0)
+                _exit(T_CHILD_HUNG);
+            pthread_cond_signal(&bg_cv);
+            pthread_mutex_unlock(&bg_lock);
+            void *p = malloc(100);
+            free(p);
+            _exit(0);
+        }
+        int st = t_wait(pid, 5000);
+        if (st != 0)
+            FAIL("child %d of %d: status %d", i + 1, BG_FORKS, st);
+        done++;
+    }
+    if (atomic_load(&bg_prepared) != BG_FORKS || atomic_load(&bg_parent_done) != BG_FORKS)
+        FAIL("handlers: prepare ran %d times, parent %d, for %d forks",
+             atomic_load(&bg_prepared), atomic_load(&bg_parent_done), BG_FORKS);
+    printf("%d of %d forks done, the library's handlers ran for each\n", done, BG_FORKS);
+}
+
+static void atfork_cond_reinit(void)
+{
+    bg_child_reinit = 1;
+    bounded("atfork_cond_reinit", atfork_body, 20000);
+}
+
+static void atfork_cond_unlock(void)
+{
+    bg_child_reinit = 0;
+    bounded("atfork_cond_unlock", atfork_body, 20000);
+}
+
+/* ---- a lock built from a flag (libxml2's xmlRMutex shape) ------------------------- */
+/*
+ * acquire: lock m; wait while held; held = 1; unlock m.
+ * release: lock m; held = 0; signal; unlock m.
+ * A thread inside the logical critical section holds no pthread lock.  Thread
+ * H is in it when the fork starts and releases it 1 ms later; meanwhile thread
+ * B holds an unrelated mutex, so the fork has to wait, and B lets go only once
+ * H has released the flag (or after 3 s).  Parked at m's lock call (fsafe
+ * before issue 22), H never gets out and the child inherits held == 1; plain,
+ * the fork lands at once, inside the section, and the child hangs too.  Now
+ * m is a monitor's mutex (a thread has waited on it): H passes, and the child
+ * finds the flag free.
+ */
+struct flag_lock {
+    pthread_mutex_t m;
+    pthread_cond_t cv;
+    int held;
+};
+static struct flag_lock fl = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+
+static void flag_acquire(struct flag_lock *l)
+{
+    pthread_mutex_lock(&l->m);
+    while (l->held)
+        pthread_cond_wait(&l->cv, &l->m);
+    l->held = 1;
+    pthread_mutex_unlock(&l->m);
+}
+
+static void flag_release(struct flag_lock *l)
+{
+    pthread_mutex_lock(&l->m);
+    l->held = 0;
+    pthread_cond_signal(&l->cv);
+    pthread_mutex_unlock(&l->m);
+}
+
+static pthread_mutex_t other_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int h_inside, b_holding, forking, h_released, warm_waiting;
+
+static void *warm_waiter(void *arg)
+{
+    (void)arg;
+    atomic_store(&warm_waiting, 1);
+    flag_acquire(&fl); /* waits on fl.cv: fl.m is a monitor's mutex from now on */
+    flag_release(&fl);
+    return NULL;
+}
+
+static void *holder_h(void *arg)
+{
+    (void)arg;
+    flag_acquire(&fl);
+    atomic_store(&h_inside, 1);
+    while (!atomic_load(&forking))
+        t_sleep_ms(1);
+    t_sleep_ms(1);
+    flag_release(&fl);
+    atomic_store(&h_released, 1);
+    return NULL;
+}
+
+static void *busy_b(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&other_lock);
+    atomic_store(&b_holding, 1);
+    for (int i = 0; i < 3000 && !atomic_load(&h_released); i++)
+        t_sleep_ms(1);
+    pthread_mutex_unlock(&other_lock);
+    return NULL;
+}
+
+static void flag_release_case(void)
+{
+    /* Warm up: a thread waits for the flag once. */
+    flag_acquire(&fl);
+    pthread_t w, h, b;
+    pthread_create(&w, NULL, warm_waiter, NULL);
+    while (!atomic_load(&warm_waiting))
+        t_sleep_ms(1);
+    t_sleep_ms(20); /* it is in its condition wait */
+    flag_release(&fl);
+    pthread_join(w, NULL);
+
+    pthread_create(&h, NULL, holder_h, NULL);
+    while (!atomic_load(&h_inside))
+        t_sleep_ms(1);
+    pthread_create(&b, NULL, busy_b, NULL);
+    while (!atomic_load(&b_holding))
+        t_sleep_ms(1);
+    atomic_store(&forking, 1);
+    pid_t pid = fork();
+    if (pid < 0)
+        FAIL("fork: %s", strerror(errno));
+    if (pid == 0) {
+        alarm(2); /* a child stuck in flag_acquire is killed by SIGALRM */
+        flag_acquire(&fl);
+        _exit(0);
+    }
+    int st = t_wait(pid, 10000);
+    pthread_join(h, NULL);
+    pthread_join(b, NULL);
+    if (expect_ok && st != 0)
+        FAIL("the child could not take the flag lock (status %d): the fork landed inside "
+             "the logical critical section",
+             st);
+    if (!expect_ok && st == 0)
+        FAIL("plain: the child took the flag lock, but the fork was meant to land inside "
+             "the logical critical section");
+    printf("child status %d (%s)\n", st, st == 0 ? "took the flag lock" : "hung on it");
+}
+
+/* ---- the report: holders and waiters -------------------------------------------------- */
+/*
+ * Thread A holds mutex X; threads B and C are blocked in pthread_mutex_lock(X)
+ * when the fork starts.  The verbose report must name A as the holder, once,
+ * and B and C as waiting for it, not as holders.
+ */
+static pthread_mutex_t x_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int a_tid, waiters_in, a_let_go;
+
+static void *x_holder(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&x_lock);
+    atomic_store(&a_tid, (int)syscall(SYS_gettid));
+    while (!atomic_load(&a_let_go))
+        t_sleep_ms(1);
+    t_sleep_ms(30);
+    pthread_mutex_unlock(&x_lock);
+    return NULL;
+}
+
+static void *x_waiter(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&waiters_in, 1);
+    pthread_mutex_lock(&x_lock);
+    t_sleep_ms(1);
+    pthread_mutex_unlock(&x_lock);
+    return NULL;
+}
+
+static void report_waiters(void)
+{
+    char path[] = "/tmp/fsafe-test-compose-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0)
+        FAIL("mkstemp: %s", strerror(errno));
+    unlink(path);
+    int saved = dup(2);
+    dup2(fd, 2);
+    pthread_t a, b, c;
+    pthread_create(&a, NULL, x_holder, NULL);
+    while (!atomic_load(&a_tid))
+        t_sleep_ms(1);
+    pthread_create(&b, NULL, x_waiter, NULL);
+    pthread_create(&c, NULL, x_waiter, NULL);
+    while (atomic_load(&waiters_in) < 2)
+        t_sleep_ms(1);
+    t_sleep_ms(20); /* both are blocked in the lock call */
+    atomic_store(&a_let_go, 1);
+    pid_t pid = fork();
+    if (pid == 0) {
+        pthread_mutex_lock(&x_lock);
+        _exit(0);
+    }
+    int st = t_wait(pid, 5000);
+    pthread_join(a, NULL);
+    pthread_join(b, NULL);
+    pthread_join(c, NULL);
+    dup2(saved, 2);
+    if (st != 0)
+        FAIL("child status %d", st);
+    char buf[8192];
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    buf[n > 0 ? n : 0] = 0;
+    fputs(buf, stdout);
+    char held[64];
+    snprintf(held, sizeof held, "held by thread %d,", atomic_load(&a_tid));
+    int holder_lines = 0, held_lines = 0, wanted_lines = 0;
+    for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+        if (!strstr(line, "x_lock"))
+            continue;
+        if (strstr(line, " held by thread "))
+            held_lines++;
+        if (strstr(line, held))
+            holder_lines++;
+        if (strstr(line, " wanted by thread "))
+            wanted_lines++;
+    }
+    if (expect_ok) {
+        CHECK_EQ(holder_lines, 1);
+        CHECK_EQ(held_lines, 1);
+        CHECK(wanted_lines >= 1 && wanted_lines <= 2);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    static const struct t_case cases[] = {
+        {"atfork_cond_reinit", atfork_cond_reinit},
+        {"atfork_cond_unlock", atfork_cond_unlock},
+        {"flag_release", flag_release_case},
+        {"report_waiters", report_waiters},
+    };
+    if (argc == 3) {
+        expect_ok = strcmp(argv[2], "ok") == 0;
+        argc = 2;
+    }
+    return T_RUN_CASES(cases, argc, argv);
+}

@@ -37,9 +37,6 @@ void fsafe__amsg(const char *fmt, ...)
 
 /* ---- the forker's state (gate owner only) ---------------------------------------- */
 #define MAX_TAKEN 256 /* mutexes taken from condition waiters */
-/* How long a fork stays open (FSAFE__AT_CLOSED clear) at most: a quarter of
- * FSAFE_AUTO_WAIT_MS, and no more than this. */
-#define OPEN_NS_MAX (10 * 1000000ull)
 #define MAX_NOTED 64  /* holds remembered for the report and the child */
 
 struct noted {
@@ -397,7 +394,7 @@ static int auto_prepare(void)
     announce();
     uint64_t t0 = fsafe__svc.now_ns();
     uint64_t limit = (uint64_t)fsafe__svc.cfg->auto_wait_ms * 1000000u;
-    uint64_t open_limit = limit / 4 < OPEN_NS_MAX ? limit / 4 : OPEN_NS_MAX;
+    uint64_t open_limit = limit / 4;
     int busy = scan(seen, &nseen, &seen_more, 0);
     /* Something is busy: open the fork, so that a thread on its way out of
      * a monitor's logical critical section is not parked at its mutex. */

@@ -3,7 +3,7 @@
 # program's cases (test/test_compose.c), and real programs that already handle
 # fork themselves (test/compose/).  Each runs plain, under fsafe-run --no-auto
 # and under fsafe-run (auto mode): a difference from plain is a bug.
-fsafe_test_exe(test_compose SOURCES test_compose.c OPTIONAL)
+fsafe_test_exe(test_compose SOURCES test_compose.c OPTIONAL LIBS ${CMAKE_DL_LIBS})
 set(_compose_run ${PROJECT_BINARY_DIR}/fsafe-run)
 foreach(c atfork_cond_reinit atfork_cond_unlock)
   fsafe_add_test(compose.${c}.plain TIMEOUT 60 COMMAND test_compose ${c} ok)
@@ -20,3 +20,25 @@ fsafe_add_test(compose.report_waiters.auto TIMEOUT 60
 set_tests_properties(compose.atfork_cond_reinit.auto compose.atfork_cond_unlock.auto
                      compose.flag_release.auto compose.flag_release.hang
                      PROPERTIES LABELS no-tsan)
+
+# Real programs that handle fork themselves.  Their packages are in
+# test/packages.txt; a missing one fails the test, it is never skipped.
+find_library(FSAFE_JEMALLOC NAMES libjemalloc.so.2 jemalloc)
+if(FSAFE_JEMALLOC)
+  set(_je_env LD_PRELOAD=${FSAFE_JEMALLOC} MALLOC_CONF=background_thread:true)
+  fsafe_add_test(compose.jemalloc_bg.plain TIMEOUT 60 COMMAND test_compose jemalloc_bg ok ENV ${_je_env})
+  fsafe_add_test(compose.jemalloc_bg.noauto TIMEOUT 60 COMMAND ${_compose_run} --no-auto $<TARGET_FILE:test_compose> jemalloc_bg ok ENV ${_je_env})
+  fsafe_add_test(compose.jemalloc_bg.auto TIMEOUT 60 COMMAND ${_compose_run} $<TARGET_FILE:test_compose> jemalloc_bg ok ENV ${_je_env})
+else()
+  fsafe_add_test(compose.jemalloc_bg.missing COMMAND sh -c "echo 'libjemalloc.so.2 not found: install libjemalloc2'; exit 1")
+endif()
+foreach(m plain noauto auto)
+  fsafe_add_test(compose.redis.${m} TIMEOUT 90
+                 COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/compose/redis.sh ${m} ${_compose_run})
+endforeach()
+# jemalloc replaces the sanitizers' allocator; redis-server is not built with them.
+set_tests_properties(compose.redis.plain compose.redis.noauto compose.redis.auto PROPERTIES LABELS no-sanitize RUN_SERIAL FALSE)
+if(FSAFE_JEMALLOC)
+  set_tests_properties(compose.jemalloc_bg.plain compose.jemalloc_bg.noauto compose.jemalloc_bg.auto
+                       PROPERTIES LABELS no-sanitize)
+endif()

@@ -9,6 +9,7 @@
  *
  *   test_compose <case> ok|hang
  */
+#include <dlfcn.h>
 #include <stdatomic.h>
 #include <sys/syscall.h>
 
@@ -150,6 +151,71 @@ static void atfork_cond_unlock(void)
 {
     bg_child_reinit = 0;
     bounded("atfork_cond_unlock", atfork_body, 20000);
+}
+
+/* ---- jemalloc with its background thread (Debian's libjemalloc2, preloaded) --------- */
+/*
+ * jemalloc's prepare handler takes its background thread's mutex, which that
+ * thread waits with in pthread_cond_timedwait: the real-library form of the
+ * case above.  The test checks that jemalloc is the allocator and that its
+ * background thread runs, so that it cannot pass without them.
+ */
+static void *malloc_churn_thread(void *arg)
+{
+    (void)arg;
+    for (unsigned i = 0;; i++) {
+        void *p = malloc(64 + (i % 512) * 64);
+        free(p);
+    }
+    return NULL;
+}
+
+static void jemalloc_body(void)
+{
+    int (*mallctl)(const char *, void *, size_t *, void *, size_t) =
+        (int (*)(const char *, void *, size_t *, void *, size_t))dlsym(RTLD_DEFAULT, "mallctl");
+    if (!mallctl)
+        FAIL("jemalloc is not the allocator (no mallctl): preload Debian's libjemalloc.so.2");
+    pthread_t t;
+    pthread_create(&t, NULL, malloc_churn_thread, NULL);
+    t_sleep_ms(50);
+    _Bool bg = 0;
+    size_t len = sizeof bg;
+    if (mallctl("background_thread", &bg, &len, NULL, 0) != 0 || !bg)
+        FAIL("jemalloc's background thread is off: set MALLOC_CONF=background_thread:true");
+    int done = 0;
+    for (int i = 0; i < BG_FORKS; i++) {
+        pid_t pid = fork();
+        if (pid < 0)
+            FAIL("fork: %s", strerror(errno));
+        if (pid == 0) {
+            void *p = malloc(10);
+            free(p);
+            _exit(0);
+        }
+        int st = t_wait(pid, 5000);
+        if (st != 0)
+            FAIL("child %d of %d: status %d", i + 1, BG_FORKS, st);
+        done++;
+        t_sleep_ms(5);
+    }
+    printf("%d of %d forks done with jemalloc's background thread on\n", done, BG_FORKS);
+}
+
+static void on_watchdog(int sig)
+{
+    (void)sig;
+    t_say("FAIL jemalloc_bg: the forking process hung (30 s)\n");
+    _exit(1);
+}
+
+/* Not in a bounded() child: jemalloc turns its background threads off in a
+ * forked child.  A watchdog alarm bounds this process instead. */
+static void jemalloc_bg(void)
+{
+    signal(SIGALRM, on_watchdog);
+    alarm(30);
+    jemalloc_body();
 }
 
 /* ---- a lock built from a flag (libxml2's xmlRMutex shape) ------------------------- */
@@ -356,6 +422,7 @@ int main(int argc, char **argv)
     static const struct t_case cases[] = {
         {"atfork_cond_reinit", atfork_cond_reinit},
         {"atfork_cond_unlock", atfork_cond_unlock},
+        {"jemalloc_bg", jemalloc_bg},
         {"flag_release", flag_release_case},
         {"report_waiters", report_waiters},
     };

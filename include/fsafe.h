@@ -151,11 +151,19 @@ struct fsafe_stats {
     uint64_t locks_registered;  /* currently registered */
     uint64_t locks_acquired;    /* lock acquisitions by fork, in total (one-thread
                                    forks take only held and ops locks) */
-    uint64_t acquire_ns_total;  /* time spent acquiring locks before fork */
-    uint64_t acquire_ns_max;    /* longest acquisition phase of one fork */
+    uint64_t acquire_ns_total;  /* ns from a fork's call to its real fork, in total: the
+                                   fork gate, auto mode's wait, the registered walk */
+    uint64_t acquire_ns_max;    /* ns, the longest of these for one fork */
     uint64_t churn_spawned;     /* throwaway threads created */
     uint64_t churn_reaped;      /* throwaway threads joined */
     uint64_t churn_failed;      /* throwaway threads that could not be created */
+    /* Auto mode (libfsafe-auto.so; 0 without it): */
+    uint64_t auto_wait_ns_total; /* ns forks waited for other threads' locks, in total
+                                    (part of acquire_ns_total) */
+    uint64_t auto_wait_ns_max;   /* ns, the longest such wait of one fork */
+    uint64_t auto_handed_over;   /* mutexes taken from condition waiters that the forking
+                                    thread's own lock calls (other libraries' atfork
+                                    prepare handlers) asked for: theirs from then on */
 };
 FSAFE_API int fsafe_get_stats(struct fsafe_stats *out, size_t size);
 

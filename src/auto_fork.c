@@ -68,6 +68,7 @@ static int handed; /* mutexes handed over to atfork handlers (fsafe__at_handover
 static int timed_out;
 static struct fsafe__at_thread *forker;
 static int membarrier_ok;
+static int fork_open; /* FSAFE__AT_CLOSED is clear: monitors' mutexes pass */
 
 static int took(const void *m)
 {
@@ -233,7 +234,15 @@ static int scan(struct noted *into, int *count, int *more, int last)
                 fsafe__at_is_monitor(lock)) {
                 /* On its way into a monitor's mutex while the fork was open:
                  * taken first, like a waiter's, it blocks there until after
-                 * the fork. */
+                 * the fork.  While the fork is still open, a thread blocked
+                 * on a mutex the forker took gets it back: it may be on its
+                 * way out of the logical critical section. */
+                if (fork_open && took(lock)) {
+                    busy++;
+                    if (into)
+                        note(into, count, more, t, e, lock);
+                    continue;
+                }
                 if (!forker_excludes(lock, FSAFE__AT_EXCL)) {
                     if (nwaits < MAX_TAKEN) {
                         waits[nwaits].mutex = lock;
@@ -366,6 +375,12 @@ static void barrier_all(void)
         AO_nop_full(); /* the threads fence themselves (FSAFE__AT_FENCE) */
 }
 
+static void set_open(int open)
+{
+    fork_open = open;
+    fsafe__at_set_closed(!open);
+}
+
 /* The fork starts closed: every lock call of a thread that holds nothing
  * parks, so a first look that finds nothing busy can fork at once. */
 static void announce(void)
@@ -391,6 +406,7 @@ static int auto_prepare(void)
     ntaken = nconds = nseen = seen_more = nstuck = stuck_more = nfrozen = frozen_more = handed = 0;
     taken_overflow = timed_out = 0;
     waited_ns = 0;
+    fork_open = 0;
     announce();
     uint64_t t0 = fsafe__svc.now_ns();
     uint64_t limit = (uint64_t)fsafe__svc.cfg->auto_wait_ms * 1000000u;
@@ -398,16 +414,14 @@ static int auto_prepare(void)
     int busy = scan(seen, &nseen, &seen_more, 0);
     /* Something is busy: open the fork, so that a thread on its way out of
      * a monitor's logical critical section is not parked at its mutex. */
-    int open = busy && open_limit && AO_load_acquire(&fsafe__at_monitors);
-    if (open)
-        fsafe__at_set_closed(0);
+    if (busy && open_limit && AO_load_acquire(&fsafe__at_monitors))
+        set_open(1);
     for (unsigned round = 0; busy; round++) {
         uint64_t dt = fsafe__svc.now_ns() - t0;
-        if (open && dt >= open_limit) {
+        if (fork_open && dt >= open_limit) {
             /* Open long enough: from here on every lock call parks. */
-            fsafe__at_set_closed(1);
+            set_open(0);
             barrier_all();
-            open = 0;
         }
         if (dt >= limit) {
             nstuck = stuck_more = 0;
@@ -424,16 +438,13 @@ static int auto_prepare(void)
         }
         pause_round(round);
         busy = scan(NULL, NULL, NULL, 0);
-        if (!busy && open) {
+        if (!busy && fork_open) {
             /* Quiet while open: close, and look once more, since a thread
              * may have passed a monitor's mutex after that look. */
-            fsafe__at_set_closed(1);
+            set_open(0);
             barrier_all();
-            busy = scan(NULL, NULL, NULL, 0);
-            if (busy)
-                fsafe__at_set_closed(0);
-            else
-                open = 0;
+            if ((busy = scan(NULL, NULL, NULL, 0)) != 0)
+                set_open(1);
         }
     }
     waited_ns = fsafe__svc.now_ns() - t0;
@@ -638,8 +649,20 @@ static void auto_child(void)
 }
 
 /* ---- attach ----------------------------------------------------------------------------- */
+static uint64_t auto_waited_ns(void)
+{
+    return waited_ns;
+}
+
+static int auto_handed_over(void)
+{
+    return handed;
+}
+
 static struct fsafe__ext_ops ops = {
     .abi = FSAFE__EXT_ABI,
+    .waited_ns = auto_waited_ns,
+    .handed_over = auto_handed_over,
     .prepare = auto_prepare,
     .abort = auto_abort,
     .parent = auto_parent,

@@ -153,17 +153,19 @@ static void protocol_prelude(void)
  * that forks while holding a registered lock), and without the back-off both
  * forks would wait for each other forever.
  */
-static void protocol_walk(int from_handler)
+static void protocol_walk(int from_handler, uint64_t t0)
 {
     via_handler = from_handler;
-    uint64_t t0 = fsafe__now_ns();
     long taken = 0;
+    uint64_t auto_ns = 0;
     /* Auto mode first: once no other thread holds a tracked lock (and every
      * pthread lock is tracked), the registered walk finds them free.  Either
      * step may give up for a thread waiting at the gate (it may hold what the
      * step waits for); the auto step is then undone too. */
     for (unsigned backoff = 1;; backoff++) {
         if (!ext || ext->prepare() == 0) {
+            if (ext)
+                auto_ns += ext->waited_ns();
             if ((taken = fsafe__walk_acquire_all(fsafe__gate_contended)) >= 0)
                 break;
             if (ext)
@@ -181,6 +183,9 @@ static void protocol_walk(int from_handler)
     fsafe__stats.acquire_ns_total += dt;
     if (dt > fsafe__stats.acquire_ns_max)
         fsafe__stats.acquire_ns_max = dt;
+    fsafe__stats.auto_wait_ns_total += auto_ns;
+    if (auto_ns > fsafe__stats.auto_wait_ns_max)
+        fsafe__stats.auto_wait_ns_max = auto_ns;
     if (fsafe__cfg.verbose)
         fsafe__msg("fork #%llu in pid %d%s: took %llu of %llu registered locks in %llu us%s",
                    (unsigned long long)fsafe__stats.forks, (int)getpid(),
@@ -220,8 +225,9 @@ FSAFE_FORK_PATH static void on_prepare(void)
         return;
     }
     /* A fork that bypassed the wrapper: daemon(), forkpty(). */
+    uint64_t t0 = fsafe__now_ns();
     gate_enter();
-    protocol_walk(1);
+    protocol_walk(1, t0);
     arm(&handler_oldmask);
 }
 
@@ -231,8 +237,10 @@ FSAFE_FORK_PATH static void on_parent(void)
         return;
     armed = 0;
     fsafe__walk_release_parent();
-    if (ext)
+    if (ext) {
+        fsafe__stats.auto_handed_over += (uint64_t)ext->handed_over();
         ext->parent();
+    }
     if (via_handler) {
         gate_exit();
         pthread_sigmask(SIG_SETMASK, &handler_oldmask, NULL);
@@ -356,9 +364,10 @@ FSAFE_FORK_PATH FSAFE_EXPORT pid_t fsafe_fork(void)
         return pid;
     }
 
+    uint64_t t0 = fsafe__now_ns();
     gate_enter();
     protocol_prelude();
-    protocol_walk(0);
+    protocol_walk(0, t0);
     sigset_t old;
     arm(&old);
     /* errno through its address, taken before the fork: the child then
@@ -380,8 +389,10 @@ FSAFE_FORK_PATH FSAFE_EXPORT pid_t fsafe_fork(void)
                 ext->child();
         } else {
             fsafe__walk_release_parent();
-            if (ext)
+            if (ext) {
+                fsafe__stats.auto_handed_over += (uint64_t)ext->handed_over();
                 ext->parent();
+            }
         }
     }
     gate_exit();

@@ -370,7 +370,7 @@ extern struct fsafe_stats fsafe__stats; /* updated by the forker only */
  * safe calls only).  The services let the auto library use libfsafe's config,
  * messages and lock resets without a second copy of them.
  */
-#define FSAFE__EXT_ABI 1
+#define FSAFE__EXT_ABI 2
 struct fsafe__ext_ops {
     int abi; /* FSAFE__EXT_ABI */
     /* 0, or -1 when it gave up (and undid itself) for a thread waiting at the
@@ -380,6 +380,10 @@ struct fsafe__ext_ops {
     pid_t (*real_fork)(void); /* libc's fork, as the auto library finds it */
     void (*parent)(void);
     void (*child)(void);
+    /* After a prepare that returned 0: ns it waited, mutexes handed over so
+     * far in this fork (the parent handler's count is final). */
+    uint64_t (*waited_ns)(void);
+    int (*handed_over)(void);
 };
 struct fsafe__ext_services {
     const struct fsafe__config *cfg;

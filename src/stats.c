@@ -110,12 +110,17 @@ static void report(const char *how)
     struct fsafe_stats s;
     fsafe_get_stats(&s, sizeof s);
     fsafe__msg("stats for %s%s: %llu forks (%llu via pthread_atfork), %llu lock acquisitions; "
-               "acquiring locks took " MS_FMT " in total, " MS_FMT
+               "the wait before the real fork took " MS_FMT " in total, " MS_FMT
                " at most; %llu locks registered",
                fsafe__prog_name(), how, (unsigned long long)s.forks,
                (unsigned long long)s.forks_via_handler, (unsigned long long)s.locks_acquired,
                MS_ARGS(s.acquire_ns_total), MS_ARGS(s.acquire_ns_max),
                (unsigned long long)s.locks_registered);
+    if (s.auto_wait_ns_total || s.auto_handed_over)
+        fsafe__msg("  auto mode: of that wait, other threads' locks took " MS_FMT " in total, " MS_FMT
+                   " at most; %llu mutexes handed over to atfork handlers",
+                   MS_ARGS(s.auto_wait_ns_total), MS_ARGS(s.auto_wait_ns_max),
+                   (unsigned long long)s.auto_handed_over);
     if (s.churn_spawned || s.churn_failed)
         fsafe__msg("  churn: %llu throwaway threads spawned, %llu joined, %llu failed",
                    (unsigned long long)s.churn_spawned, (unsigned long long)s.churn_reaped,

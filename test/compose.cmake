@@ -42,3 +42,7 @@ if(FSAFE_JEMALLOC)
   set_tests_properties(compose.jemalloc_bg.plain compose.jemalloc_bg.noauto compose.jemalloc_bg.auto
                        PROPERTIES LABELS no-sanitize)
 endif()
+# -s counts the hand-overs, and the wait is part of the fork's time.
+fsafe_add_test(compose.atfork_cond_reinit.stats TIMEOUT 60
+               COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/compose/stats.sh ${_compose_run} $<TARGET_FILE:test_compose>)
+set_tests_properties(compose.atfork_cond_reinit.stats PROPERTIES LABELS no-tsan)

@@ -353,6 +353,10 @@ int fsafe__at_handover(void *mutex)
             handed++;
             return 1;
         }
+    if (fsafe__svc.walk_handover(mutex)) {
+        handed++; /* a registered mutex the walk took */
+        return 1;
+    }
     return 0;
 }
 

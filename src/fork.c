@@ -117,6 +117,7 @@ FSAFE_EXPORT int fsafe__ext_attach(const struct fsafe__ext_ops *ops,
     out->now_ns = fsafe__now_ns;
     out->gate_contended = fsafe__gate_contended;
     out->describe = fsafe__addr_describe;
+    out->walk_handover = fsafe__walk_handover;
     ext = ops;
     return 0;
 }

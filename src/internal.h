@@ -237,6 +237,9 @@ struct fsafe__rec {
  * held): the caller backs off and walks again. */
 long fsafe__walk_acquire_all(int (*contended)(void));
 void fsafe__walk_release_parent(void);
+/* 1 when the finished walk held mutex lock and hands it to the caller (the
+ * forking thread's own lock call during the fork); 0 otherwise. */
+int fsafe__walk_handover(const void *lock);
 void fsafe__walk_reset_child(void);
 void fsafe__walk_reset_orphaned(void); /* child of a fork that bypassed the gate */
 void fsafe__walk_child_fixup(void);    /* child, every fork */
@@ -397,6 +400,7 @@ struct fsafe__ext_services {
     /* "symbol+0xOFF (library)" for addr, from .dynsym, .symtab or a debug
      * file; 0 when nothing is known.  Not in a child, nor with threads parked. */
     int (*describe)(const void *addr, char *out, size_t size);
+    int (*walk_handover)(const void *lock); /* fsafe__walk_handover */
 };
 /* Returns 0, or -1 when another library is already attached or the ABI differs. */
 FSAFE_EXPORT int fsafe__ext_attach(const struct fsafe__ext_ops *ops, struct fsafe__ext_services *out);

@@ -74,6 +74,7 @@ static size_t held_cnt; /* records in [0, walk_pos) held as taken */
  * walk.  Written before walk_pos first counts a record of the walk. */
 static unsigned char walk_dflt = FSAFE__EXC_HELD;
 static AO_t walker; /* thread pointer of the walking thread, 0 if none */
+static int walk_complete; /* every lock is taken; the real fork is next */
 
 /* ---- snapshot ------------------------------------------------------------ */
 void fsafe__walk_invalidate(void)
@@ -421,6 +422,7 @@ static void end_epoch(void)
         AO_char_store_release(&s->rec[s->exc_idx[k]].exc, FSAFE__EXC_DFLT);
     exc_n = 0;
     held_cnt = 0;
+    walk_complete = 0;
     AO_store_release(&walk_pos, 0);
     AO_store_release(&walk_snap, 0);
     AO_store_release(&walker, 0);
@@ -507,7 +509,26 @@ long fsafe__walk_acquire_all(int (*contended)(void))
         end_epoch();
         return -1;
     }
+    walk_complete = 1;
     return taken;
+}
+
+/* The forking thread's own lock call on a registered mutex the finished walk
+ * holds (another library's atfork prepare handler, seen by auto mode's
+ * interposer): from now on it is the caller's, which releases or
+ * re-initialises it in its own parent and child handlers. */
+int fsafe__walk_handover(const void *lock)
+{
+    struct snap *s = (struct snap *)walk_snap;
+    if (!walk_complete || !s || AO_load(&walker) != self_id())
+        return 0;
+    for (size_t i = 0; i < walk_pos; i++)
+        if (s->rec[i].lock == lock && s->rec[i].kind == FSAFE_MUTEX &&
+            how_of(&s->rec[i]) == FSAFE__EXC_HELD) {
+            exc_set(s, i, FSAFE__EXC_NONE);
+            return 1;
+        }
+    return 0;
 }
 
 void fsafe__walk_release_parent(void)

@@ -46,3 +46,7 @@ endif()
 fsafe_add_test(compose.atfork_cond_reinit.stats TIMEOUT 60
                COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/compose/stats.sh ${_compose_run} $<TARGET_FILE:test_compose>)
 set_tests_properties(compose.atfork_cond_reinit.stats PROPERTIES LABELS no-tsan)
+# A registered lock that a prepare handler takes too: auto mode hands the
+# walk's hold over (with --no-auto nothing sees the handler's call).
+fsafe_add_test(compose.atfork_registered.auto TIMEOUT 60
+               COMMAND ${_compose_run} $<TARGET_FILE:test_compose> atfork_registered ok)

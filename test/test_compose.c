@@ -14,6 +14,15 @@
 #include <sys/syscall.h>
 
 #include "common.h"
+#include "fsafe.h"
+
+static volatile unsigned sink;
+
+static void sink_work(void)
+{
+    for (int i = 0; i < 200; i++)
+        sink = sink * 31 + (unsigned)i;
+}
 
 static int expect_ok;
 
@@ -154,6 +163,72 @@ static void atfork_cond_unlock(void)
     bg_child_reinit = 0;
     watchdog("atfork_cond_unlock", 20);
     atfork_body();
+}
+
+/* ---- a registered lock that a prepare handler takes too ---------------------------- */
+/*
+ * reg_lock is registered with fsafe (the walk takes it before the real fork)
+ * and the library's own prepare handler locks it as well, then unlocks it in
+ * the parent and re-initialises it in the child.  Auto mode's interposer
+ * hands the walk's hold to the handler; with --no-auto there is no
+ * interposer, and this deadlocks (src/README.md: "Handler order").
+ */
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int reg_prepared;
+
+static void reg_prepare(void)
+{
+    pthread_mutex_lock(&reg_lock);
+    atomic_fetch_add(&reg_prepared, 1);
+}
+
+static void reg_parent(void)
+{
+    if (pthread_mutex_unlock(&reg_lock) != 0)
+        t_say("reg_parent: unlock failed\n");
+}
+
+static void reg_child(void)
+{
+    pthread_mutex_init(&reg_lock, NULL);
+}
+
+static void *reg_user(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        pthread_mutex_lock(&reg_lock);
+        sink_work();
+        pthread_mutex_unlock(&reg_lock);
+    }
+    return NULL;
+}
+
+static void atfork_registered(void)
+{
+    watchdog("atfork_registered", 20);
+    int r = fsafe_opt_register_lock(&reg_lock, FSAFE_MUTEX, 10, "reg_lock");
+    if (r != 0)
+        FAIL("fsafe_register_lock: %d (run it under fsafe-run)", r);
+    pthread_atfork(reg_prepare, reg_parent, reg_child);
+    pthread_t t;
+    pthread_create(&t, NULL, reg_user, NULL);
+    for (int i = 0; i < BG_FORKS; i++) {
+        pid_t pid = fork();
+        if (pid < 0)
+            FAIL("fork: %s", strerror(errno));
+        if (pid == 0) {
+            if (pthread_mutex_trylock(&reg_lock) != 0)
+                _exit(T_CHILD_HUNG);
+            _exit(0);
+        }
+        int st = t_wait(pid, 5000);
+        if (st != 0)
+            FAIL("child %d of %d: status %d", i + 1, BG_FORKS, st);
+        t_sleep_ms(2);
+    }
+    CHECK_EQ(atomic_load(&reg_prepared), BG_FORKS);
+    printf("%d forks: the walk's hold of reg_lock went to the prepare handler each time\n", BG_FORKS);
 }
 
 /* ---- jemalloc with its background thread (Debian's libjemalloc2, preloaded) --------- */
@@ -418,6 +493,7 @@ int main(int argc, char **argv)
         {"atfork_cond_reinit", atfork_cond_reinit},
         {"atfork_cond_unlock", atfork_cond_unlock},
         {"jemalloc_bg", jemalloc_bg},
+        {"atfork_registered", atfork_registered},
         {"flag_release", flag_release_case},
         {"report_waiters", report_waiters},
     };

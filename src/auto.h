@@ -75,6 +75,9 @@ struct fsafe__at_thread {
     AO_t in_use;       /* 1 while a live thread owns the record */
     pid_t tid;         /* the owner's kernel thread id */
     AO_t self;         /* the owner's thread pointer */
+    AO_t signalled;    /* fsafe__at_fork_seq of the pending fork during which the
+                        * owner signalled a condition while holding locks: it
+                        * parks once it holds none (auto_track.c) */
     AO_t forking;      /* > 0 while the owner is inside fork(): its holds stay
                         * as they are until that fork returns */
     struct fsafe__at_thread *next; /* every record ever made; never unlinked */
@@ -99,6 +102,7 @@ struct fsafe__at_thread {
 #define FSAFE__AT_FORKER_CALL (-2)
 extern AO_t fsafe__at_state;
 extern AO_t fsafe__at_fork_owner; /* thread pointer of the forker */
+extern AO_t fsafe__at_fork_seq;   /* forks announced so far (the forker counts) */
 /* Head of the list of every record (auto_track.c). */
 extern AO_t fsafe__at_threads;
 

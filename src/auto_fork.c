@@ -390,6 +390,7 @@ static void set_open(int open)
 static void announce(void)
 {
     AO_store_release(&fsafe__at_fork_owner, fsafe__at_self_id());
+    AO_store_release(&fsafe__at_fork_seq, AO_load(&fsafe__at_fork_seq) + 1);
     AO_t w = AO_load_acquire(&fsafe__at_state);
     AO_store_release(&fsafe__at_state, w | FSAFE__AT_PENDING | FSAFE__AT_CLOSED);
     barrier_all();

@@ -30,6 +30,7 @@
 
 AO_t fsafe__at_state;
 AO_t fsafe__at_fork_owner;
+AO_t fsafe__at_fork_seq;
 AO_t fsafe__at_threads;
 
 /* The calling thread's record.  initial-exec: a preloaded or linked library
@@ -599,11 +600,53 @@ FSAFE_EXPORT int pthread_mutex_clocklock(pthread_mutex_t *m, clockid_t c, const 
             acquired(R_));
 }
 
+/*
+ * A thread that signals a condition while a fork is pending has just
+ * released a logical lock built on a monitor, or handed work to a waiter:
+ * it parks as soon as it holds no tracked lock (at the signal itself, or at
+ * the unlock that empties its hold set), so that it does not go on to enter
+ * the next logical critical section before the fork.  Without it a fork that
+ * waits for quiet lands, more often than a fork at a random moment, where
+ * such a lock is held (hang_rate xml, test/bench/README.md).
+ */
+static __attribute__((noinline)) void park_released(struct fsafe__at_thread *t)
+{
+    AO_t seq = AO_load_acquire(&fsafe__at_fork_seq);
+    if (AO_load(&fsafe__at_fork_owner) == t->self)
+        return; /* the forker itself (an atfork handler signalling) */
+    if (AO_load(&t->n) != 0) {
+        AO_store(&t->signalled, seq);
+        return;
+    }
+    AO_store(&t->signalled, 0);
+    int saved = errno;
+    AO_t w;
+    while ((w = AO_load_acquire(&fsafe__at_state)) & FSAFE__AT_PENDING) {
+        if (AO_load_acquire(&fsafe__at_fork_seq) != seq)
+            break; /* a later fork: its own rules apply at the next call */
+        futex_wait(&fsafe__at_state, (unsigned)w);
+    }
+    errno = saved;
+}
+
+/* After a signal, or after an unlock of a thread that signalled. */
+static inline void after_release(int signalled)
+{
+    struct fsafe__at_thread *t = me;
+    if (likely(!(AO_load(&fsafe__at_state) & FSAFE__AT_PENDING)) || !t)
+        return;
+    if (signalled || (AO_load(&t->signalled) && AO_load(&t->signalled) == AO_load(&fsafe__at_fork_seq) &&
+                      AO_load(&t->n) == 0))
+        park_released(t);
+}
+
 FSAFE_EXPORT int pthread_mutex_unlock(pthread_mutex_t *m)
 {
     int r = fsafe__real_mutex_unlock(m);
-    if (r == 0)
+    if (r == 0) {
         hold_end(m);
+        after_release(0);
+    }
     return r;
 }
 
@@ -783,6 +826,20 @@ FSAFE_EXPORT int pthread_cond_clockwait(pthread_cond_t *c, pthread_mutex_t *m, c
                    "pthread_cond_clockwait")(c, m, clk, ts));
 }
 
+FSAFE_EXPORT int pthread_cond_signal(pthread_cond_t *c)
+{
+    int r = NEXT(int (*)(pthread_cond_t *), "pthread_cond_signal")(c);
+    after_release(1);
+    return r;
+}
+
+FSAFE_EXPORT int pthread_cond_broadcast(pthread_cond_t *c)
+{
+    int r = NEXT(int (*)(pthread_cond_t *), "pthread_cond_broadcast")(c);
+    after_release(1);
+    return r;
+}
+
 /* ---- C11 threads (glibc: mtx_t and cnd_t are the pthread objects) ----------------- */
 FSAFE_EXPORT int mtx_lock(mtx_t *m)
 {
@@ -806,8 +863,10 @@ FSAFE_EXPORT int mtx_timedlock(mtx_t *restrict m, const struct timespec *restric
 FSAFE_EXPORT int mtx_unlock(mtx_t *m)
 {
     int r = NEXT(int (*)(mtx_t *), "mtx_unlock")(m);
-    if (r == thrd_success)
+    if (r == thrd_success) {
         hold_end((void *)m);
+        after_release(0);
+    }
     return r;
 }
 
@@ -816,6 +875,20 @@ FSAFE_EXPORT void mtx_destroy(mtx_t *m)
     hold_forget((void *)m);
     monitor_forget((void *)m);
     NEXT(void (*)(mtx_t *), "mtx_destroy")(m);
+}
+
+FSAFE_EXPORT int cnd_signal(cnd_t *c)
+{
+    int r = NEXT(int (*)(cnd_t *), "cnd_signal")(c);
+    after_release(1);
+    return r;
+}
+
+FSAFE_EXPORT int cnd_broadcast(cnd_t *c)
+{
+    int r = NEXT(int (*)(cnd_t *), "cnd_broadcast")(c);
+    after_release(1);
+    return r;
 }
 
 FSAFE_EXPORT int cnd_wait(cnd_t *c, mtx_t *m)

@@ -130,6 +130,77 @@ static void worker_forks(int forks, int registered)
     printf("%.1f %.1f\n", p50, p99);
 }
 
+/* Figure C: a thread pool's queue, a monitor (a mutex and a condition
+ * variable): 2 producers and 4 consumers keep it busy; prints "p50 p99" of
+ * fork latency.  Auto mode opens such forks (src/README.md, "Monitors"). */
+static pthread_mutex_t q_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t q_cv = PTHREAD_COND_INITIALIZER;
+static long q_count;
+
+static void spin(int n)
+{
+    for (volatile int k = 0; k < n; k++) {
+    }
+}
+
+static void *q_producer(void *arg)
+{
+    (void)arg;
+    while (!stop) {
+        pthread_mutex_lock(&q_lock);
+        q_count++;
+        pthread_cond_signal(&q_cv);
+        pthread_mutex_unlock(&q_lock);
+        spin(2000);
+    }
+    return NULL;
+}
+
+static void *q_consumer(void *arg)
+{
+    (void)arg;
+    while (!stop) {
+        pthread_mutex_lock(&q_lock);
+        while (q_count == 0 && !stop) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 10 * 1000 * 1000;
+            if (ts.tv_nsec >= 1000000000L)
+                ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+            pthread_cond_timedwait(&q_cv, &q_lock, &ts);
+        }
+        if (q_count > 0)
+            q_count--;
+        pthread_mutex_unlock(&q_lock);
+        spin(5000);
+    }
+    return NULL;
+}
+
+static void worker_queue(int forks)
+{
+    pthread_t t[6];
+    for (int i = 0; i < 6; i++)
+        pthread_create(&t[i], NULL, i < 2 ? q_producer : q_consumer, NULL);
+    double *lat = malloc(sizeof *lat * (size_t)forks);
+    for (int i = 0; i < forks; i++) {
+        uint64_t t0 = now_ns();
+        pid_t pid = fork();
+        if (pid == 0)
+            _exit(0);
+        uint64_t t1 = now_ns();
+        lat[i] = (double)(t1 - t0) / 1000.0;
+        waitpid(pid, NULL, 0);
+    }
+    stop = 1;
+    pthread_mutex_lock(&q_lock);
+    pthread_cond_broadcast(&q_cv);
+    pthread_mutex_unlock(&q_lock);
+    for (int i = 0; i < 6; i++)
+        pthread_join(t[i], NULL);
+    printf("%.1f %.1f\n", pct(lat, forks, 0.50), pct(lat, forks, 0.99));
+}
+
 /* ---- the driver ---------------------------------------------------------------------- */
 static const char *self;
 
@@ -158,6 +229,8 @@ int main(int argc, char **argv)
     if (argc == 5 && strcmp(argv[1], "--worker") == 0) {
         if (strcmp(argv[2], "pairs") == 0)
             worker_pairs(atol(argv[3]));
+        else if (strcmp(argv[2], "queue") == 0)
+            worker_queue(atoi(argv[3]));
         else
             worker_forks(atoi(argv[3]), strcmp(argv[4], "registered") == 0);
         return 0;
@@ -213,5 +286,27 @@ int main(int argc, char **argv)
            median(a99, rounds));
     printf("   auto/registered        %10.2f %10.2f\n", median(a50, rounds) / median(r50, rounds),
            median(a99, rounds) / median(r99, rounds));
+
+    double q50[16], q99[16], b50[16], b99[16];
+    for (int r = 0; r < rounds; r++) {
+        double a[2], b[2];
+        if (r & 1) {
+            run_worker(FSAFE_AUTO_LIB, "queue", forks, "auto", a);
+            run_worker(NULL, "queue", forks, "bare", b);
+        } else {
+            run_worker(NULL, "queue", forks, "bare", b);
+            run_worker(FSAFE_AUTO_LIB, "queue", forks, "auto", a);
+        }
+        q50[r] = a[0], q99[r] = a[1], b50[r] = b[0], b99[r] = b[1];
+    }
+    printf("C. fork() latency, a thread pool's queue (a monitor: 2 producers, 4 consumers),\n"
+           "   %s forks per round, median over %d rounds of each round's percentile\n",
+           forks, rounds);
+    printf("   %-22s %10s %10s\n", "", "p50", "p99");
+    printf("   %-22s %7.1f us %7.1f us\n", "no preload", median(b50, rounds), median(b99, rounds));
+    printf("   %-22s %7.1f us %7.1f us\n", "auto (libfsafe-auto)", median(q50, rounds),
+           median(q99, rounds));
+    printf("   auto/no preload        %10.2f %10.2f\n", median(q50, rounds) / median(b50, rounds),
+           median(q99, rounds) / median(b99, rounds));
     return 0;
 }

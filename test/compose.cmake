@@ -13,12 +13,16 @@ endforeach()
 fsafe_add_test(compose.flag_release.hang TIMEOUT 60 COMMAND test_compose flag_release hang)
 fsafe_add_test(compose.flag_release.auto TIMEOUT 60
                COMMAND ${_compose_run} --auto-wait-ms=5000 $<TARGET_FILE:test_compose> flag_release ok)
+fsafe_add_test(compose.flag_signal.hang TIMEOUT 60 COMMAND test_compose flag_signal hang)
+fsafe_add_test(compose.flag_signal.auto TIMEOUT 60
+               COMMAND ${_compose_run} --auto-wait-ms=5000 $<TARGET_FILE:test_compose> flag_signal ok)
 fsafe_add_test(compose.report_waiters.auto TIMEOUT 60
                COMMAND ${_compose_run} -v $<TARGET_FILE:test_compose> report_waiters ok)
 # TSan keeps its own object behind each pthread_cond_t, which the child's
 # reset of a waited-on condition variable cannot know (as auto.cond_wait).
 set_tests_properties(compose.atfork_cond_reinit.auto compose.atfork_cond_unlock.auto
                      compose.flag_release.auto compose.flag_release.hang
+                     compose.flag_signal.auto compose.flag_signal.hang
                      PROPERTIES LABELS no-tsan)
 
 # Real programs that handle fork themselves.  Their packages are in

@@ -401,6 +401,89 @@ static void flag_release_case(void)
     printf("child status %d (%s)\n", st, st == 0 ? "took the flag lock" : "hung on it");
 }
 
+/*
+ * flag_signal: thread R holds the flag lock and thread W waits for it when
+ * the fork starts (thread B holds an unrelated mutex for 100 ms, so the fork
+ * has to wait).  1 ms later R releases the flag, signalling W, and at once
+ * takes it again and keeps it for 2 s: without the rule that a thread which
+ * signalled parks once it holds nothing, R wins the race back into the
+ * flag, and the fork lands with it held (as plain, where it lands at once).
+ * With it, R parks after its release, W takes the flag, releases it and
+ * parks too, and the child finds the flag free.
+ */
+static atomic_int r_inside, w_waiting_flag, r_released;
+
+static void *releaser_r(void *arg)
+{
+    (void)arg;
+    flag_acquire(&fl);
+    atomic_store(&r_inside, 1);
+    while (!atomic_load(&forking))
+        t_sleep_ms(1);
+    t_sleep_ms(1);
+    flag_release(&fl);
+    flag_acquire(&fl);
+    atomic_store(&r_released, 1);
+    t_sleep_ms(2000);
+    flag_release(&fl);
+    return NULL;
+}
+
+static void *waiter_w(void *arg)
+{
+    (void)arg;
+    atomic_store(&w_waiting_flag, 1);
+    flag_acquire(&fl);
+    flag_release(&fl);
+    return NULL;
+}
+
+static void *busy_b100(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&other_lock);
+    atomic_store(&b_holding, 1);
+    t_sleep_ms(100);
+    pthread_mutex_unlock(&other_lock);
+    return NULL;
+}
+
+static void flag_signal_case(void)
+{
+    pthread_t r, w, b;
+    pthread_create(&r, NULL, releaser_r, NULL);
+    while (!atomic_load(&r_inside))
+        t_sleep_ms(1);
+    pthread_create(&w, NULL, waiter_w, NULL);
+    while (!atomic_load(&w_waiting_flag))
+        t_sleep_ms(1);
+    t_sleep_ms(20); /* W is in its condition wait: fl.m is a monitor's mutex */
+    pthread_create(&b, NULL, busy_b100, NULL);
+    while (!atomic_load(&b_holding))
+        t_sleep_ms(1);
+    atomic_store(&forking, 1);
+    pid_t pid = fork();
+    if (pid < 0)
+        FAIL("fork: %s", strerror(errno));
+    if (pid == 0) {
+        alarm(2);
+        flag_acquire(&fl);
+        _exit(0);
+    }
+    int st = t_wait(pid, 10000);
+    pthread_join(r, NULL);
+    pthread_join(w, NULL);
+    pthread_join(b, NULL);
+    if (expect_ok && st != 0)
+        FAIL("the child could not take the flag lock (status %d): the releasing thread "
+             "went back into the logical critical section before the fork",
+             st);
+    if (!expect_ok && st == 0)
+        FAIL("plain: the child took the flag lock, but the fork was meant to land inside "
+             "the logical critical section");
+    printf("child status %d (%s)\n", st, st == 0 ? "took the flag lock" : "hung on it");
+}
+
 /* ---- the report: holders and waiters -------------------------------------------------- */
 /*
  * Thread A holds mutex X; threads B and C are blocked in pthread_mutex_lock(X)
@@ -495,6 +578,7 @@ int main(int argc, char **argv)
         {"jemalloc_bg", jemalloc_bg},
         {"atfork_registered", atfork_registered},
         {"flag_release", flag_release_case},
+        {"flag_signal", flag_signal_case},
         {"report_waiters", report_waiters},
     };
     if (argc == 3) {

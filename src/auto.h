@@ -97,6 +97,9 @@ struct fsafe__at_thread {
 #define FSAFE__AT_OFF 2u
 #define FSAFE__AT_FENCE 4u
 #define FSAFE__AT_CLOSED 8u
+/* With CLOSED: the fork stayed open as long as it may (auto_fork.c); threads
+ * parked after signalling go on, to park at their next lock call. */
+#define FSAFE__AT_LATE 16u
 /* hold_begin's answer for the forker's own lock calls during its protocol
  * (the registered walk, other libraries' atfork handlers): not tracked. */
 #define FSAFE__AT_FORKER_CALL (-2)
@@ -134,8 +137,9 @@ AO_t fsafe__at_self_id(void);
 struct fsafe__at_thread *fsafe__at_current(void); /* NULL if the thread has none */
 /* Wakes every thread parked by PENDING (parent), after clearing it and CLOSED. */
 void fsafe__at_unpark_all(void);
-/* Sets or clears CLOSED; clearing wakes threads parked at monitors' mutexes. */
-void fsafe__at_set_closed(int closed);
+/* Sets or clears CLOSED; clearing wakes threads parked at monitors' mutexes.
+ * late (with closed): sets LATE too, and wakes threads parked after a signal. */
+void fsafe__at_set_closed(int closed, int late);
 /* Non-zero once any mutex has been seen in a condition wait. */
 extern AO_t fsafe__at_monitors;
 int fsafe__at_is_monitor(const void *mutex);

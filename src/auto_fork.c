@@ -382,7 +382,7 @@ static void barrier_all(void)
 static void set_open(int open)
 {
     fork_open = open;
-    fsafe__at_set_closed(!open);
+    fsafe__at_set_closed(!open, 0);
 }
 
 /* The fork starts closed: every lock call of a thread that holds nothing
@@ -425,7 +425,8 @@ static int auto_prepare(void)
         uint64_t dt = fsafe__svc.now_ns() - t0;
         if (fork_open && dt >= open_limit) {
             /* Open long enough: from here on every lock call parks. */
-            set_open(0);
+            fork_open = 0;
+            fsafe__at_set_closed(1, 1);
             barrier_all();
         }
         if (dt >= limit) {
@@ -628,8 +629,8 @@ static void auto_child(void)
 {
     if (!fsafe__auto_on)
         return;
-    AO_store_release(&fsafe__at_state,
-                     AO_load_acquire(&fsafe__at_state) & ~(AO_t)(FSAFE__AT_PENDING | FSAFE__AT_CLOSED));
+    AO_store_release(&fsafe__at_state, AO_load_acquire(&fsafe__at_state) &
+                                           ~(AO_t)(FSAFE__AT_PENDING | FSAFE__AT_CLOSED | FSAFE__AT_LATE));
     AO_store_release(&fsafe__at_fork_owner, 0);
     for (int i = 0; i < ntaken; i++)
         if (!taken[i].shared_mem)

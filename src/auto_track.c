@@ -132,16 +132,20 @@ static void futex_wait(AO_t *word, unsigned val)
 
 void fsafe__at_unpark_all(void)
 {
-    AO_store_release(&fsafe__at_state,
-                     AO_load_acquire(&fsafe__at_state) & ~(AO_t)(FSAFE__AT_PENDING | FSAFE__AT_CLOSED));
+    AO_store_release(&fsafe__at_state, AO_load_acquire(&fsafe__at_state) &
+                                           ~(AO_t)(FSAFE__AT_PENDING | FSAFE__AT_CLOSED | FSAFE__AT_LATE));
     syscall(SYS_futex, (int *)&fsafe__at_state, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 
-void fsafe__at_set_closed(int closed)
+void fsafe__at_set_closed(int closed, int late)
 {
     AO_t w = AO_load_acquire(&fsafe__at_state);
-    AO_store_release(&fsafe__at_state, closed ? w | FSAFE__AT_CLOSED : w & ~(AO_t)FSAFE__AT_CLOSED);
-    if (!closed)
+    if (closed)
+        w |= FSAFE__AT_CLOSED | (late ? FSAFE__AT_LATE : 0);
+    else
+        w &= ~(AO_t)FSAFE__AT_CLOSED;
+    AO_store_release(&fsafe__at_state, w);
+    if (!closed || late)
         syscall(SYS_futex, (int *)&fsafe__at_state, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 
@@ -601,13 +605,16 @@ FSAFE_EXPORT int pthread_mutex_clocklock(pthread_mutex_t *m, clockid_t c, const 
 }
 
 /*
- * A thread that signals a condition while a fork is pending has just
- * released a logical lock built on a monitor, or handed work to a waiter:
- * it parks as soon as it holds no tracked lock (at the signal itself, or at
- * the unlock that empties its hold set), so that it does not go on to enter
- * the next logical critical section before the fork.  Without it a fork that
- * waits for quiet lands, more often than a fork at a random moment, where
- * such a lock is held (hang_rate xml, test/bench/README.md).
+ * A thread that signals a condition while a fork is open has just released a
+ * logical lock built on a monitor, or handed work to a waiter: it parks as
+ * soon as it holds no tracked lock (at the signal itself, or at the unlock
+ * that empties its hold set), so that it does not go on to enter the next
+ * logical critical section before the fork.  Without it a fork that waits for
+ * quiet lands, more often than a fork at a random moment, where such a lock
+ * is held (hang_rate xml, test/bench/README.md).  It goes on when the fork
+ * ends or turns LATE (then it parks at its next lock call, as before this
+ * rule), so that a thread another one needs after its signal (a second item,
+ * a write to a pipe) holds the fork up for the open phase at most.
  */
 static __attribute__((noinline)) void park_released(struct fsafe__at_thread *t)
 {
@@ -621,7 +628,8 @@ static __attribute__((noinline)) void park_released(struct fsafe__at_thread *t)
     AO_store(&t->signalled, 0);
     int saved = errno;
     AO_t w;
-    while ((w = AO_load_acquire(&fsafe__at_state)) & FSAFE__AT_PENDING) {
+    while (((w = AO_load_acquire(&fsafe__at_state)) & (FSAFE__AT_PENDING | FSAFE__AT_LATE)) ==
+           FSAFE__AT_PENDING) {
         if (AO_load_acquire(&fsafe__at_fork_seq) != seq)
             break; /* a later fork: its own rules apply at the next call */
         futex_wait(&fsafe__at_state, (unsigned)w);
@@ -635,6 +643,8 @@ static inline void after_release(int signalled)
     struct fsafe__at_thread *t = me;
     if (likely(!(AO_load(&fsafe__at_state) & FSAFE__AT_PENDING)) || !t)
         return;
+    if (signalled && (AO_load(&fsafe__at_state) & FSAFE__AT_CLOSED))
+        return; /* not open: its next lock call parks it */
     if (signalled || (AO_load(&t->signalled) && AO_load(&t->signalled) == AO_load(&fsafe__at_fork_seq) &&
                       AO_load(&t->n) == 0))
         park_released(t);

@@ -16,6 +16,9 @@ fsafe_add_test(compose.flag_release.auto TIMEOUT 60
 fsafe_add_test(compose.flag_signal.hang TIMEOUT 60 COMMAND test_compose flag_signal hang)
 fsafe_add_test(compose.flag_signal.auto TIMEOUT 60
                COMMAND ${_compose_run} --auto-wait-ms=5000 $<TARGET_FILE:test_compose> flag_signal ok)
+fsafe_add_test(compose.signal_then_pipe.plain TIMEOUT 60 COMMAND test_compose signal_then_pipe ok)
+fsafe_add_test(compose.signal_then_pipe.auto TIMEOUT 60
+               COMMAND ${_compose_run} --auto-wait-ms=2000 $<TARGET_FILE:test_compose> signal_then_pipe ok)
 fsafe_add_test(compose.report_waiters.auto TIMEOUT 60
                COMMAND ${_compose_run} -v $<TARGET_FILE:test_compose> report_waiters ok)
 # TSan keeps its own object behind each pthread_cond_t, which the child's

@@ -484,6 +484,86 @@ static void flag_signal_case(void)
     printf("child status %d (%s)\n", st, st == 0 ? "took the flag lock" : "hung on it");
 }
 
+/*
+ * signal_then_pipe: a thread that signals while the fork is open parks, but
+ * not for the whole fork.  Thread A holds mutex X and reads a pipe; thread P
+ * signals a condition (holding its mutex) and only then writes the pipe.
+ * Parked after its signal until the fork ends, P would never write, A never
+ * let go of X, and the fork would run into FSAFE_AUTO_WAIT_MS and report
+ * X as stuck.  P goes on once the fork turns LATE (a quarter of the wait),
+ * so the fork completes without a timeout.  stderr must not carry fsafe's
+ * timeout report.
+ */
+static pthread_mutex_t sp_m = PTHREAD_MUTEX_INITIALIZER, sp_x = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t sp_cv = PTHREAD_COND_INITIALIZER;
+static int sp_pipe[2];
+static atomic_int sp_a_holding;
+
+static void *sp_a(void *arg)
+{
+    (void)arg;
+    char c;
+    pthread_mutex_lock(&sp_x);
+    atomic_store(&sp_a_holding, 1);
+    if (read(sp_pipe[0], &c, 1) != 1)
+        t_say("sp_a: read failed\n");
+    pthread_mutex_unlock(&sp_x);
+    return NULL;
+}
+
+static void *sp_p(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&forking))
+        t_sleep_ms(1);
+    t_sleep_ms(5);
+    pthread_mutex_lock(&sp_m);
+    pthread_cond_signal(&sp_cv);
+    pthread_mutex_unlock(&sp_m);
+    if (write(sp_pipe[1], "x", 1) != 1)
+        t_say("sp_p: write failed\n");
+    return NULL;
+}
+
+static void signal_then_pipe(void)
+{
+    char path[] = "/tmp/fsafe-test-compose-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0 || pipe(sp_pipe) != 0)
+        FAIL("mkstemp/pipe: %s", strerror(errno));
+    unlink(path);
+    /* sp_m is a monitor's mutex: it has been used in a condition wait. */
+    struct timespec ts;
+    t_deadline(&ts, 1);
+    pthread_mutex_lock(&sp_m);
+    pthread_cond_timedwait(&sp_cv, &sp_m, &ts);
+    pthread_mutex_unlock(&sp_m);
+    pthread_t a, p;
+    pthread_create(&a, NULL, sp_a, NULL);
+    while (!atomic_load(&sp_a_holding))
+        t_sleep_ms(1);
+    pthread_create(&p, NULL, sp_p, NULL);
+    int saved = dup(2);
+    dup2(fd, 2);
+    atomic_store(&forking, 1);
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(0);
+    dup2(saved, 2);
+    int st = t_wait(pid, 10000);
+    pthread_join(a, NULL);
+    pthread_join(p, NULL);
+    char buf[4096];
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    buf[n > 0 ? n : 0] = 0;
+    fputs(buf, stdout);
+    if (st != 0)
+        FAIL("child status %d", st);
+    if (strstr(buf, "FSAFE_AUTO_WAIT_MS"))
+        FAIL("the fork ran out its wait: the thread that signalled stayed parked");
+    printf("the fork completed without running out its wait\n");
+}
+
 /* ---- the report: holders and waiters -------------------------------------------------- */
 /*
  * Thread A holds mutex X; threads B and C are blocked in pthread_mutex_lock(X)
@@ -579,6 +659,7 @@ int main(int argc, char **argv)
         {"atfork_registered", atfork_registered},
         {"flag_release", flag_release_case},
         {"flag_signal", flag_signal_case},
+        {"signal_then_pipe", signal_then_pipe},
         {"report_waiters", report_waiters},
     };
     if (argc == 3) {

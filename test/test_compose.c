@@ -344,7 +344,7 @@ static void *holder_h(void *arg)
     atomic_store(&h_inside, 1);
     while (!atomic_load(&forking))
         t_sleep_ms(1);
-    t_sleep_ms(1);
+    t_sleep_ms(50); /* plain, the fork has landed by now */
     flag_release(&fl);
     atomic_store(&h_released, 1);
     return NULL;
@@ -355,7 +355,9 @@ static void *busy_b(void *arg)
     (void)arg;
     pthread_mutex_lock(&other_lock);
     atomic_store(&b_holding, 1);
-    for (int i = 0; i < 3000 && !atomic_load(&h_released); i++)
+    /* (The flag itself: under fsafe, H parks inside flag_release, after its
+     * signal, and sets h_released only once the fork is over.) */
+    for (int i = 0; i < 3000 && __atomic_load_n(&fl.held, __ATOMIC_ACQUIRE); i++)
         t_sleep_ms(1);
     pthread_mutex_unlock(&other_lock);
     return NULL;
@@ -420,7 +422,7 @@ static void *releaser_r(void *arg)
     atomic_store(&r_inside, 1);
     while (!atomic_load(&forking))
         t_sleep_ms(1);
-    t_sleep_ms(1);
+    t_sleep_ms(50); /* plain, the fork has landed by now */
     flag_release(&fl);
     flag_acquire(&fl);
     atomic_store(&r_released, 1);
@@ -429,21 +431,28 @@ static void *releaser_r(void *arg)
     return NULL;
 }
 
+static atomic_int w_got;
+
 static void *waiter_w(void *arg)
 {
     (void)arg;
     atomic_store(&w_waiting_flag, 1);
     flag_acquire(&fl);
+    atomic_store(&w_got, 1);
     flag_release(&fl);
     return NULL;
 }
 
-static void *busy_b100(void *arg)
+/* Holds other_lock until W or R has taken the flag after R's release (and
+ * 20 ms more, for W to let it go again), or 3 s: the race is over. */
+static void *busy_b_until_w(void *arg)
 {
     (void)arg;
     pthread_mutex_lock(&other_lock);
     atomic_store(&b_holding, 1);
-    t_sleep_ms(100);
+    for (int i = 0; i < 3000 && !(atomic_load(&w_got) || atomic_load(&r_released)); i++)
+        t_sleep_ms(1);
+    t_sleep_ms(20);
     pthread_mutex_unlock(&other_lock);
     return NULL;
 }
@@ -458,7 +467,7 @@ static void flag_signal_case(void)
     while (!atomic_load(&w_waiting_flag))
         t_sleep_ms(1);
     t_sleep_ms(20); /* W is in its condition wait: fl.m is a monitor's mutex */
-    pthread_create(&b, NULL, busy_b100, NULL);
+    pthread_create(&b, NULL, busy_b_until_w, NULL);
     while (!atomic_load(&b_holding))
         t_sleep_ms(1);
     atomic_store(&forking, 1);

@@ -363,44 +363,55 @@ static void *busy_b(void *arg)
     return NULL;
 }
 
-static void flag_release_case(void)
+/* Starts body, then waits until *flag says it is under way. */
+static pthread_t start_until(void *(*body)(void *), atomic_int *flag)
 {
-    /* Warm up: a thread waits for the flag once. */
-    flag_acquire(&fl);
-    pthread_t w, h, b;
-    pthread_create(&w, NULL, warm_waiter, NULL);
-    while (!atomic_load(&warm_waiting))
+    pthread_t t;
+    pthread_create(&t, NULL, body, NULL);
+    while (!atomic_load(flag))
         t_sleep_ms(1);
-    t_sleep_ms(20); /* it is in its condition wait */
-    flag_release(&fl);
-    pthread_join(w, NULL);
+    return t;
+}
 
-    pthread_create(&h, NULL, holder_h, NULL);
-    while (!atomic_load(&h_inside))
-        t_sleep_ms(1);
-    pthread_create(&b, NULL, busy_b, NULL);
-    while (!atomic_load(&b_holding))
-        t_sleep_ms(1);
+/* Forks (announced through `forking`); the child takes the flag lock or is
+ * killed by SIGALRM after 2 s.  Joins the threads, then judges the child's
+ * status: under fsafe (ok) it must have taken the lock; plain, the fork
+ * lands inside the logical critical section and the child must hang. */
+static void fork_into_flag(pthread_t *threads, int n, const char *why)
+{
     atomic_store(&forking, 1);
     pid_t pid = fork();
     if (pid < 0)
         FAIL("fork: %s", strerror(errno));
     if (pid == 0) {
-        alarm(2); /* a child stuck in flag_acquire is killed by SIGALRM */
+        alarm(2);
         flag_acquire(&fl);
         _exit(0);
     }
     int st = t_wait(pid, 10000);
-    pthread_join(h, NULL);
-    pthread_join(b, NULL);
+    for (int i = 0; i < n; i++)
+        pthread_join(threads[i], NULL);
     if (expect_ok && st != 0)
-        FAIL("the child could not take the flag lock (status %d): the fork landed inside "
-             "the logical critical section",
-             st);
+        FAIL("the child could not take the flag lock (status %d): %s", st, why);
     if (!expect_ok && st == 0)
         FAIL("plain: the child took the flag lock, but the fork was meant to land inside "
              "the logical critical section");
     printf("child status %d (%s)\n", st, st == 0 ? "took the flag lock" : "hung on it");
+}
+
+static void flag_release_case(void)
+{
+    /* Warm up: a thread waits for the flag once. */
+    flag_acquire(&fl);
+    pthread_t w = start_until(warm_waiter, &warm_waiting);
+    t_sleep_ms(20); /* it is in its condition wait */
+    flag_release(&fl);
+    pthread_join(w, NULL);
+
+    pthread_t t[2];
+    t[0] = start_until(holder_h, &h_inside);
+    t[1] = start_until(busy_b, &b_holding);
+    fork_into_flag(t, 2, "the fork landed inside the logical critical section");
 }
 
 /*
@@ -459,38 +470,13 @@ static void *busy_b_until_w(void *arg)
 
 static void flag_signal_case(void)
 {
-    pthread_t r, w, b;
-    pthread_create(&r, NULL, releaser_r, NULL);
-    while (!atomic_load(&r_inside))
-        t_sleep_ms(1);
-    pthread_create(&w, NULL, waiter_w, NULL);
-    while (!atomic_load(&w_waiting_flag))
-        t_sleep_ms(1);
+    pthread_t t[3];
+    t[0] = start_until(releaser_r, &r_inside);
+    t[1] = start_until(waiter_w, &w_waiting_flag);
     t_sleep_ms(20); /* W is in its condition wait: fl.m is a monitor's mutex */
-    pthread_create(&b, NULL, busy_b_until_w, NULL);
-    while (!atomic_load(&b_holding))
-        t_sleep_ms(1);
-    atomic_store(&forking, 1);
-    pid_t pid = fork();
-    if (pid < 0)
-        FAIL("fork: %s", strerror(errno));
-    if (pid == 0) {
-        alarm(2);
-        flag_acquire(&fl);
-        _exit(0);
-    }
-    int st = t_wait(pid, 10000);
-    pthread_join(r, NULL);
-    pthread_join(w, NULL);
-    pthread_join(b, NULL);
-    if (expect_ok && st != 0)
-        FAIL("the child could not take the flag lock (status %d): the releasing thread "
-             "went back into the logical critical section before the fork",
-             st);
-    if (!expect_ok && st == 0)
-        FAIL("plain: the child took the flag lock, but the fork was meant to land inside "
-             "the logical critical section");
-    printf("child status %d (%s)\n", st, st == 0 ? "took the flag lock" : "hung on it");
+    t[2] = start_until(busy_b_until_w, &b_holding);
+    fork_into_flag(t, 3, "the releasing thread went back into the logical critical section "
+                         "before the fork");
 }
 
 /*

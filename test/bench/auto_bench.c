@@ -82,6 +82,23 @@ static void worker_pairs(long iters)
     printf("%.3f %.3f\n", (double)(t1 - t0) / (double)iters, (double)(t2 - t1) / (double)iters);
 }
 
+/* `forks` forks of a child that exits at once: the parent's fork() latency
+ * of each, in microseconds (malloc'd). */
+static double *time_forks(int forks)
+{
+    double *lat = malloc(sizeof *lat * (size_t)forks);
+    for (int i = 0; i < forks; i++) {
+        uint64_t t0 = now_ns();
+        pid_t pid = fork();
+        if (pid == 0)
+            _exit(0);
+        uint64_t t1 = now_ns();
+        lat[i] = (double)(t1 - t0) / 1000.0;
+        waitpid(pid, NULL, 0);
+    }
+    return lat;
+}
+
 #define NLOCKS 64
 #define NTHREADS 8
 static pthread_mutex_t locks[NLOCKS];
@@ -113,16 +130,7 @@ static void worker_forks(int forks, int registered)
     pthread_t t[NTHREADS];
     for (int i = 0; i < NTHREADS; i++)
         pthread_create(&t[i], NULL, hammer, (void *)(uintptr_t)(i + 1));
-    double *lat = malloc(sizeof *lat * (size_t)forks);
-    for (int i = 0; i < forks; i++) {
-        uint64_t t0 = now_ns();
-        pid_t pid = fork();
-        if (pid == 0)
-            _exit(0);
-        uint64_t t1 = now_ns();
-        lat[i] = (double)(t1 - t0) / 1000.0;
-        waitpid(pid, NULL, 0);
-    }
+    double *lat = time_forks(forks);
     stop = 1;
     for (int i = 0; i < NTHREADS; i++)
         pthread_join(t[i], NULL);
@@ -182,16 +190,7 @@ static void worker_queue(int forks)
     pthread_t t[6];
     for (int i = 0; i < 6; i++)
         pthread_create(&t[i], NULL, i < 2 ? q_producer : q_consumer, NULL);
-    double *lat = malloc(sizeof *lat * (size_t)forks);
-    for (int i = 0; i < forks; i++) {
-        uint64_t t0 = now_ns();
-        pid_t pid = fork();
-        if (pid == 0)
-            _exit(0);
-        uint64_t t1 = now_ns();
-        lat[i] = (double)(t1 - t0) / 1000.0;
-        waitpid(pid, NULL, 0);
-    }
+    double *lat = time_forks(forks);
     stop = 1;
     pthread_mutex_lock(&q_lock);
     pthread_cond_broadcast(&q_cv);
@@ -213,6 +212,25 @@ static void run_worker(const char *preload, const char *fig, const char *arg, co
     if (bench_run_worker(preload, argv, out, 2) != 0) {
         fprintf(stderr, "fsafe_auto_bench: worker %s %s failed\n", fig, mode);
         exit(1);
+    }
+}
+
+/* Rounds of fork-latency workers of figure fig, variant a (lib_a, mode_a)
+ * and b taking turns at going first; each round's p50 and p99. */
+static void latency_rounds(const char *fig, const char *forks, const char *lib_a, const char *mode_a,
+                           const char *lib_b, const char *mode_b, int rounds, double *a50,
+                           double *a99, double *b50, double *b99)
+{
+    for (int r = 0; r < rounds; r++) {
+        double a[2], b[2];
+        if (r & 1) {
+            run_worker(lib_a, fig, forks, mode_a, a);
+            run_worker(lib_b, fig, forks, mode_b, b);
+        } else {
+            run_worker(lib_b, fig, forks, mode_b, b);
+            run_worker(lib_a, fig, forks, mode_a, a);
+        }
+        a50[r] = a[0], a99[r] = a[1], b50[r] = b[0], b99[r] = b[1];
     }
 }
 
@@ -265,17 +283,8 @@ int main(int argc, char **argv)
            median(auto_r, rounds), median(ratio_r, rounds));
 
     double a50[16], a99[16], r50[16], r99[16];
-    for (int r = 0; r < rounds; r++) {
-        double a[2], b[2];
-        if (r & 1) {
-            run_worker(FSAFE_AUTO_LIB, "forks", forks, "auto", a);
-            run_worker(FSAFE_LIB, "forks", forks, "registered", b);
-        } else {
-            run_worker(FSAFE_LIB, "forks", forks, "registered", b);
-            run_worker(FSAFE_AUTO_LIB, "forks", forks, "auto", a);
-        }
-        a50[r] = a[0], a99[r] = a[1], r50[r] = b[0], r99[r] = b[1];
-    }
+    latency_rounds("forks", forks, FSAFE_AUTO_LIB, "auto", FSAFE_LIB, "registered", rounds, a50, a99,
+                   r50, r99);
     printf("B. fork() latency, %d threads taking and releasing %d locks, %s forks per round,\n"
            "   median over %d rounds of each round's percentile\n",
            NTHREADS, NLOCKS, forks, rounds);
@@ -288,17 +297,7 @@ int main(int argc, char **argv)
            median(a99, rounds) / median(r99, rounds));
 
     double q50[16], q99[16], b50[16], b99[16];
-    for (int r = 0; r < rounds; r++) {
-        double a[2], b[2];
-        if (r & 1) {
-            run_worker(FSAFE_AUTO_LIB, "queue", forks, "auto", a);
-            run_worker(NULL, "queue", forks, "bare", b);
-        } else {
-            run_worker(NULL, "queue", forks, "bare", b);
-            run_worker(FSAFE_AUTO_LIB, "queue", forks, "auto", a);
-        }
-        q50[r] = a[0], q99[r] = a[1], b50[r] = b[0], b99[r] = b[1];
-    }
+    latency_rounds("queue", forks, FSAFE_AUTO_LIB, "auto", NULL, "bare", rounds, q50, q99, b50, b99);
     printf("C. fork() latency, a thread pool's queue (a monitor: 2 producers, 4 consumers),\n"
            "   %s forks per round, median over %d rounds of each round's percentile\n",
            forks, rounds);

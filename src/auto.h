@@ -72,7 +72,9 @@ struct fsafe__at_thread {
     /* Entries in use.  May exceed FSAFE__AT_CAP: holds beyond it are counted
      * but not recorded.  Owner writes, with store_release; forker reads. */
     AO_t n;
-    AO_t in_use;       /* 1 while a live thread owns the record */
+    AO_t in_use;       /* fsafe__at_token of the owner's process while a live
+                        * thread owns the record; 0 or an ancestor's token:
+                        * free (fsafe__records_claim) */
     pid_t tid;         /* the owner's kernel thread id */
     AO_t self;         /* the owner's thread pointer */
     AO_t signalled;    /* fsafe__at_fork_seq of the pending fork during which the
@@ -112,10 +114,20 @@ extern AO_t fsafe__at_threads;
 void fsafe__at_init(void);
 /*
  * Per-thread records (auto_track.c, auto_sem.c) live in mmap'd chunks on a
- * lock-free list that only grows: claims a free record (in_use 0 -> 1) or
- * maps a chunk of them.  NULL when mmap fails.  Keeps errno.  Records are
- * never unmapped, so a forker may read any of them at any time.
+ * lock-free list that only grows: claims a free record (in_use 0 or another
+ * process's token -> this process's) or maps a chunk of them.  NULL when mmap
+ * fails.  Keeps errno.  Records are never unmapped, so a forker may read any
+ * of them at any time.  A record claimed from an ancestor's thread may hold
+ * its old contents: the claimer empties it.
  */
+/* This process's generation: 1 in a process that was not forked under auto
+ * mode, its parent's plus one in a child (auto_fork.c).  A record stamped
+ * with another value belongs to a thread of an ancestor: gone here. */
+extern AO_t fsafe__at_token;
+static inline int fsafe__at_live(const AO_t *in_use)
+{
+    return AO_load_acquire(in_use) == AO_load(&fsafe__at_token);
+}
 void *fsafe__records_claim(AO_t *head, size_t size, size_t in_use_off, size_t next_off);
 #define FSAFE__RECORDS_CLAIM(head, type)                                                           \
     ((type *)fsafe__records_claim((head), sizeof(type), offsetof(type, in_use), offsetof(type, next)))
@@ -147,8 +159,9 @@ int fsafe__at_is_monitor(const void *mutex);
  * waiter (another library's prepare handler): the mutex becomes the
  * caller's, and 1 is returned; 0 when the fork did not take it. */
 int fsafe__at_handover(void *mutex);
-/* Child: every record but the forker's is dropped. */
-void fsafe__at_child_forget_others(struct fsafe__at_thread *mine);
+/* Child: a new token; the forker's record (mine) is stamped with it, every
+ * other record is its parent's and left untouched.  Returns the old token. */
+AO_t fsafe__at_child_new_token(struct fsafe__at_thread *mine);
 /* Whether the lock word says the lock is free (glibc layouts); 0 when unsure. */
 int fsafe__at_lock_free(const void *lock, int kind);
 
@@ -197,6 +210,7 @@ void fsafe__libc_child(void); /* async-signal-safe: child fix-ups, if any */
 
 /* ---- auto_sem.c: POSIX semaphores used as locks (issue 15) ------------------- */
 void fsafe__sem_init(void);
-void fsafe__sem_child(void); /* async-signal-safe */
+/* Async-signal-safe; parent_token: the records of the parent's threads. */
+void fsafe__sem_child(AO_t parent_token);
 
 #endif /* FSAFE_AUTO_H */

@@ -181,11 +181,11 @@ static int scan(struct noted *into, int *count, int *more, int last)
     nfrozen = frozen_more = nin_fork = 0;
     for (struct fsafe__at_thread *t = (struct fsafe__at_thread *)AO_load_acquire(&fsafe__at_threads);
          t && nin_fork < MAX_IN_FORK; t = t->next)
-        if (t != forker && AO_load_acquire(&t->in_use) && AO_load_acquire(&t->forking))
+        if (t != forker && fsafe__at_live(&t->in_use) && AO_load_acquire(&t->forking))
             in_fork[nin_fork++] = t;
     for (struct fsafe__at_thread *t = (struct fsafe__at_thread *)AO_load_acquire(&fsafe__at_threads);
          t; t = t->next) {
-        if (t == forker || !AO_load_acquire(&t->in_use))
+        if (t == forker || !fsafe__at_live(&t->in_use))
             continue;
         AO_t n = AO_load_acquire(&t->n);
         if (n == 0)
@@ -301,7 +301,7 @@ static void note_waits(void)
             note_cond(taken[i].cond);
     for (struct fsafe__at_thread *t = (struct fsafe__at_thread *)AO_load_acquire(&fsafe__at_threads);
          t; t = t->next) {
-        if (t == forker || !AO_load_acquire(&t->in_use))
+        if (t == forker || !fsafe__at_live(&t->in_use))
             continue;
         AO_t n = AO_load_acquire(&t->n);
         for (AO_t j = 0; j < n && j < FSAFE__AT_CAP; j++) {
@@ -324,7 +324,7 @@ static int backoff_helps(void)
     int marked = 0;
     for (struct fsafe__at_thread *t = (struct fsafe__at_thread *)AO_load_acquire(&fsafe__at_threads);
          t; t = t->next) {
-        if (t == forker || !AO_load_acquire(&t->in_use) || !AO_load_acquire(&t->forking))
+        if (t == forker || !fsafe__at_live(&t->in_use) || !AO_load_acquire(&t->forking))
             continue;
         if (AO_load_acquire(&t->n) != 0)
             return 1;
@@ -647,11 +647,11 @@ static void auto_child(void)
             if (!frozen[i].shared_mem)
                 fsafe__svc.reset_unlocked(frozen[i].lock, frozen[i].kind);
     struct fsafe__at_thread *mine = fsafe__at_current();
-    fsafe__at_child_forget_others(mine);
+    AO_t parent_token = fsafe__at_child_new_token(mine);
     if (mine)
         retake_own(mine);
     fsafe__libc_child();
-    fsafe__sem_child();
+    fsafe__sem_child(parent_token);
 }
 
 /* ---- attach ----------------------------------------------------------------------------- */

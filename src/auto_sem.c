@@ -139,7 +139,7 @@ static inline struct fsafe__addr_slot *slot_find(struct fsafe__addr_slot *t, con
 #define REC_CAP 32 /* semaphores one thread holds at once; more go untracked */
 
 struct rec {
-    AO_t in_use;      /* 1 while a live thread owns the record */
+    AO_t in_use;      /* fsafe__at_token while a live thread owns the record */
     AO_t n;           /* entries in held[]; owner writes (store_release) */
     struct rec *next; /* every record ever made; never unlinked */
     void *volatile held[REC_CAP];
@@ -369,17 +369,21 @@ void fsafe__sem_init(void)
 }
 
 /* In the child, on its only thread (the forker's copy): async-signal-safe. */
-void fsafe__sem_child(void)
+void fsafe__sem_child(AO_t parent_token)
 {
     struct fsafe__addr_slot *t = tab;
+    struct rec *mine = me;
+    if (mine)
+        AO_store_release(&mine->in_use, AO_load(&fsafe__at_token)); /* the child's now */
     if (!SEM_TRACK || !t)
         return;
-    struct rec *mine = me;
     void *first = NULL;
     int nposted = 0;
     for (struct rec *r = (struct rec *)AO_load_acquire(&recs); r; r = r->next) {
-        if (r == mine || !AO_load_acquire(&r->in_use))
+        if (r == mine || AO_load_acquire(&r->in_use) != parent_token)
             continue;
+        /* A parent's thread: its record is left as the fork copied it (free
+         * to claim here: fsafe__at_token has moved on). */
         AO_t n = AO_load_acquire(&r->n);
         for (AO_t j = 0; j < n && j < REC_CAP; j++) {
             sem_t *s = r->held[j];
@@ -393,8 +397,6 @@ void fsafe__sem_child(void)
             if (!nposted++)
                 first = s;
         }
-        AO_store(&r->n, 0);
-        AO_store(&r->in_use, 0);
     }
     if (nposted && fsafe__svc.cfg && fsafe__svc.cfg->verbose) {
         fsafe__amsg("child %d: posted %d semaphore%s that other threads held as locks at the fork "

@@ -32,6 +32,7 @@ AO_t fsafe__at_state;
 AO_t fsafe__at_fork_owner;
 AO_t fsafe__at_fork_seq;
 AO_t fsafe__at_threads;
+AO_t fsafe__at_token = 1;
 
 /* The calling thread's record.  initial-exec: a preloaded or linked library
  * gets static TLS, and reading it is one instruction. */
@@ -181,9 +182,11 @@ static void rec_set_next(char *r, size_t next_off, char *n)
 void *fsafe__records_claim(AO_t *head, size_t size, size_t in_use_off, size_t next_off)
 {
     int saved = errno;
+    AO_t token = AO_load(&fsafe__at_token);
     for (char *r = (char *)AO_load_acquire(head); r; r = rec_next(r, next_off)) {
         AO_t *in_use = (AO_t *)(r + in_use_off);
-        if (!AO_load_acquire(in_use) && AO_compare_and_swap_full(in_use, 0, 1))
+        AO_t v = AO_load_acquire(in_use);
+        if (v != token && AO_compare_and_swap_full(in_use, v, token))
             return r;
     }
     char *first = mmap(NULL, CHUNK_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -193,7 +196,7 @@ void *fsafe__records_claim(AO_t *head, size_t size, size_t in_use_off, size_t ne
     size_t count = CHUNK_BYTES / size;
     for (size_t i = 0; i + 1 < count; i++)
         rec_set_next(first + i * size, next_off, first + (i + 1) * size);
-    *(AO_t *)(first + in_use_off) = 1; /* the rest stay free (zero) */
+    *(AO_t *)(first + in_use_off) = token; /* the rest stay free (zero) */
     char *last = first + (count - 1) * size;
     AO_t h;
     do {
@@ -235,6 +238,12 @@ static struct fsafe__at_thread *attach(void)
     struct fsafe__at_thread *t = FSAFE__RECORDS_CLAIM(&fsafe__at_threads, struct fsafe__at_thread);
     if (!t)
         return NULL; /* the thread goes untracked */
+    /* Empty first: it may be an ancestor's thread's record, copied as that
+     * thread left it at the fork. */
+    for (int i = 0; i < FSAFE__AT_CAP; i++)
+        AO_store(&t->e[i].lock, 0);
+    AO_store(&t->forking, 0);
+    AO_store(&t->signalled, 0);
     t->tid = (pid_t)syscall(SYS_gettid);
     t->self = fsafe__at_self_id();
     AO_store_release(&t->n, 0);
@@ -319,18 +328,21 @@ struct fsafe__at_thread *fsafe__at_current(void)
     return me;
 }
 
-void fsafe__at_child_forget_others(struct fsafe__at_thread *mine)
+/*
+ * The child's work does not depend on how many threads the process has had:
+ * the other threads' records stay as the fork copied them, and a new token
+ * makes them another process's (free to claim, skipped by every look), so
+ * the child neither walks nor writes them (before, it emptied every record
+ * ever made: 797 page faults in a child after 1000 threads had come and
+ * gone, test/bench/child_cost).
+ */
+AO_t fsafe__at_child_new_token(struct fsafe__at_thread *mine)
 {
-    for (struct fsafe__at_thread *t = (struct fsafe__at_thread *)AO_load_acquire(&fsafe__at_threads);
-         t; t = t->next) {
-        if (t == mine)
-            continue;
-        AO_store_release(&t->n, 0);
-        AO_store_release(&t->forking, 0); /* it was waiting to fork in the parent */
-        for (int i = 0; i < FSAFE__AT_CAP; i++)
-            AO_store(&t->e[i].lock, 0);
-        AO_store_release(&t->in_use, 0);
-    }
+    AO_t old = AO_load(&fsafe__at_token);
+    AO_store_release(&fsafe__at_token, old + 1);
+    if (mine)
+        AO_store_release(&mine->in_use, old + 1);
+    return old;
 }
 
 /* ---- glibc lock words -------------------------------------------------------- */

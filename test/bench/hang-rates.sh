@@ -20,7 +20,9 @@ for w in $workloads; do
   while [ $i -lt "$rounds" ]; do
     for r in $runners; do
       name=${r%%=*} path=${r#*=}
-      if [ "$path" = : ]; then out=$("$prog" "$w" "$per"); else out=$("$path" "$prog" "$w" "$per"); fi
+      st=0
+      if [ "$path" = : ]; then out=$("$prog" "$w" "$per") || st=$?; else out=$("$path" "$prog" "$w" "$per") || st=$?; fi
+      [ "$st" -eq 0 ] || { echo "hang-rates.sh: $w under $name: hang_rate exited with status $st" >&2; exit 1; }
       h=$(echo "$out" | sed -n 's/^hung \([0-9]*\) of .*/\1/p')
       [ -n "$h" ] || { echo "hang-rates.sh: no result from $name: $out" >&2; exit 1; }
       key=$(echo "$name" | tr -c 'a-zA-Z0-9\n' _)

@@ -70,6 +70,7 @@ static struct fsafe__at_thread *forker;
 static int membarrier_ok;
 static int fork_open; /* FSAFE__AT_CLOSED is clear: monitors' mutexes pass */
 
+
 static int took(const void *m)
 {
     for (int i = 0; i < ntaken; i++)
@@ -235,9 +236,13 @@ static int scan(struct noted *into, int *count, int *more, int last)
                 /* On its way into a monitor's mutex while the fork was open:
                  * taken first, like a waiter's, it blocks there until after
                  * the fork.  While the fork is still open, a thread blocked
-                 * on a mutex the forker took gets it back: it may be on its
-                 * way out of the logical critical section. */
-                if (fork_open && took(lock)) {
+                 * on a mutex the forker took gets it back, once per fork: it
+                 * may be on its way out of the logical critical section (a
+                 * queue kept busy by several threads would otherwise keep
+                 * the fork open for its whole open phase). */
+                if (fork_open && took(lock) &&
+                    AO_load(&t->given_back) != AO_load(&fsafe__at_fork_seq)) {
+                    AO_store(&t->given_back, AO_load(&fsafe__at_fork_seq));
                     busy++;
                     if (into)
                         note(into, count, more, t, e, lock);

@@ -77,8 +77,9 @@ struct fsafe__at_thread {
                         * free (fsafe__records_claim) */
     pid_t tid;         /* the owner's kernel thread id */
     AO_t self;         /* the owner's thread pointer */
-    AO_t given_back;   /* forker-written: fsafe__at_fork_seq of the fork that gave
-                        * this thread a taken monitor's mutex back (auto_fork.c) */
+    AO_t given_back;   /* forker-written: fsafe__at_fork_seq * 4 + how many times
+                        * that fork gave this thread a taken monitor's mutex
+                        * back (auto_fork.c, give_back) */
     AO_t signalled;    /* fsafe__at_fork_seq of the pending fork during which the
                         * owner signalled a condition while holding locks: it
                         * parks once it holds none (auto_track.c) */

@@ -162,6 +162,26 @@ static void note(struct noted *list, int *count, int *more, const struct fsafe__
 static void release_taken(void);
 
 /*
+ * Whether a thread blocked on a monitor's mutex the forker took gets it back:
+ * it may be on its way out of a logical critical section (a flag lock's
+ * release takes the mutex first).  Twice per thread and fork: once on its way
+ * in and once on its way out of a flag lock; after its release it parks
+ * (the signal rule, auto_track.c).  Without a bound, a queue kept busy by
+ * several threads held forks open for the whole open phase.
+ */
+#define GIVE_BACKS 2
+static int give_back(struct fsafe__at_thread *t)
+{
+    AO_t seq = AO_load(&fsafe__at_fork_seq);
+    AO_t g = AO_load(&t->given_back); /* seq * 4 + count */
+    AO_t count = g / 4 == seq ? g % 4 : 0;
+    if (count >= GIVE_BACKS)
+        return 0;
+    AO_store(&t->given_back, seq * 4 + count + 1);
+    return 1;
+}
+
+/*
  * One look at every other thread's record.  Returns the number of holds that
  * keep the fork waiting; with into != NULL, remembers them there.
  *
@@ -236,13 +256,8 @@ static int scan(struct noted *into, int *count, int *more, int last)
                 /* On its way into a monitor's mutex while the fork was open:
                  * taken first, like a waiter's, it blocks there until after
                  * the fork.  While the fork is still open, a thread blocked
-                 * on a mutex the forker took gets it back, once per fork: it
-                 * may be on its way out of the logical critical section (a
-                 * queue kept busy by several threads would otherwise keep
-                 * the fork open for its whole open phase). */
-                if (fork_open && took(lock) &&
-                    AO_load(&t->given_back) != AO_load(&fsafe__at_fork_seq)) {
-                    AO_store(&t->given_back, AO_load(&fsafe__at_fork_seq));
+                 * on a mutex the forker took gets it back (give_back). */
+                if (fork_open && took(lock) && give_back(t)) {
                     busy++;
                     if (into)
                         note(into, count, more, t, e, lock);

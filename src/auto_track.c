@@ -652,8 +652,10 @@ static __attribute__((noinline)) void park_released(struct fsafe__at_thread *t)
 /* After a signal, or after an unlock of a thread that signalled. */
 static inline void after_release(int signalled)
 {
+    if (likely(!(AO_load(&fsafe__at_state) & FSAFE__AT_PENDING)))
+        return; /* the fast path: one load */
     struct fsafe__at_thread *t = me;
-    if (likely(!(AO_load(&fsafe__at_state) & FSAFE__AT_PENDING)) || !t)
+    if (!t)
         return;
     if (signalled && (AO_load(&fsafe__at_state) & FSAFE__AT_CLOSED))
         return; /* not open: its next lock call parks it */

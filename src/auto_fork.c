@@ -237,27 +237,16 @@ static int scan(struct noted *into, int *count, int *more, int last)
                     note(frozen, &nfrozen, &frozen_more, t, e, lock);
                 continue;
             }
-            if (state == FSAFE__AT_WAITING && fsafe__at_kind(e) == FSAFE_MUTEX) {
-                /* With its mutex taken, or held by the forker itself, the
-                 * waiter stays in its wait. */
-                if (!forker_excludes(lock, FSAFE__AT_EXCL)) {
-                    if (nwaits < MAX_TAKEN) {
-                        waits[nwaits].mutex = lock;
-                        waits[nwaits++].cond = (void *)AO_load(&e->cond);
-                    } else {
-                        taken_overflow = 1;
-                        busy++;
-                    }
-                }
-                continue;
-            }
-            if (state == FSAFE__AT_ACQUIRING && fsafe__at_kind(e) == FSAFE_MUTEX &&
-                fsafe__at_is_monitor(lock)) {
-                /* On its way into a monitor's mutex while the fork was open:
-                 * taken first, like a waiter's, it blocks there until after
-                 * the fork.  While the fork is still open, a thread blocked
-                 * on a mutex the forker took gets it back (give_back). */
-                if (fork_open && took(lock) && give_back(t)) {
+            int waiting = state == FSAFE__AT_WAITING && fsafe__at_kind(e) == FSAFE_MUTEX;
+            if (waiting || (state == FSAFE__AT_ACQUIRING && fsafe__at_kind(e) == FSAFE_MUTEX &&
+                            fsafe__at_is_monitor(lock))) {
+                /* A waiter, or a thread on its way into a monitor's mutex
+                 * while the fork was open: with its mutex taken (or held by
+                 * the forker itself) it stays in its wait, or blocks in the
+                 * lock call, until after the fork.  While the fork is still
+                 * open, a thread blocked on a mutex the forker took gets it
+                 * back (give_back). */
+                if (!waiting && fork_open && took(lock) && give_back(t)) {
                     busy++;
                     if (into)
                         note(into, count, more, t, e, lock);
@@ -266,7 +255,7 @@ static int scan(struct noted *into, int *count, int *more, int last)
                 if (!forker_excludes(lock, FSAFE__AT_EXCL)) {
                     if (nwaits < MAX_TAKEN) {
                         waits[nwaits].mutex = lock;
-                        waits[nwaits++].cond = NULL;
+                        waits[nwaits++].cond = waiting ? (void *)AO_load(&e->cond) : NULL;
                     } else {
                         taken_overflow = 1;
                         busy++;

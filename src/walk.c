@@ -76,6 +76,76 @@ static unsigned char walk_dflt = FSAFE__EXC_HELD;
 static AO_t walker; /* thread pointer of the walking thread, 0 if none */
 static int walk_complete; /* every lock is taken; the real fork is next */
 
+/* ---- orders learned from conflicts ------------------------------------------ */
+/*
+ * A walk that gave its locks back because a thread held a later lock while
+ * it waited for an earlier one (order_backoff) learns that the program takes
+ * the later one first.  If the retry took the ranks' order again, another
+ * thread nesting the same way would meet it in the same conflict, and could
+ * forever (issue 25: three threads nesting B then A kept a fork backing off
+ * every 20 ms).  So every later walk takes learned[k].first before
+ * learned[k].then, whatever their ranks, for the life of the process (a
+ * child inherits it).  Keyed by lock address: the same lock registered
+ * again keeps its place.  Written by the walking thread, read by snap_build
+ * under the writer lock, which the walking thread then holds.
+ */
+#define MAX_LEARNED 32
+static struct {
+    const void *first, *then;
+} learned[MAX_LEARNED];
+static unsigned nlearned;
+
+/* Records that first must come before then.  Returns 0, or -1 when the table
+ * is full (the walk retries in the old order, as before issue 25). */
+static int learn(const void *first, const void *then)
+{
+    unsigned k;
+    for (k = 0; k < nlearned; k++)
+        if ((learned[k].first == then && learned[k].then == first) ||
+            (learned[k].first == first && learned[k].then == then))
+            break; /* the opposite order learned before gives way to the newer */
+    if (k == nlearned) {
+        if (nlearned == MAX_LEARNED)
+            return -1;
+        nlearned++;
+    }
+    learned[k].first = first;
+    learned[k].then = then;
+    AO_store_release(&snap_stale, 1); /* the retry's snapshot takes the new order */
+    return 0;
+}
+
+static size_t order_find(const uint32_t *order, size_t n, const void *lock)
+{
+    for (size_t i = 0; i < n; i++)
+        if (fsafe__store_entry(order[i])->lock == lock)
+            return i;
+    return n;
+}
+
+/* Moves each learned first just before its then, where the ranks put it
+ * after.  Repeats while a move undid another (a chain of inversions), at
+ * most MAX_LEARNED times; any order is safe, the learned one only avoids
+ * waiting. */
+static void learned_order(uint32_t *order, size_t n)
+{
+    for (unsigned pass = 0; pass < MAX_LEARNED; pass++) {
+        int moved = 0;
+        for (unsigned k = 0; k < nlearned; k++) {
+            size_t f = order_find(order, n, learned[k].first);
+            size_t t = order_find(order, n, learned[k].then);
+            if (f == n || t == n || f < t)
+                continue;
+            uint32_t x = order[f];
+            memmove(&order[t + 1], &order[t], (f - t) * sizeof order[0]);
+            order[t] = x;
+            moved = 1;
+        }
+        if (!moved)
+            return;
+    }
+}
+
 /* ---- snapshot ------------------------------------------------------------ */
 void fsafe__walk_invalidate(void)
 {
@@ -117,8 +187,15 @@ static int snap_build(void)
         snap_gen = 1;
     s->gen = snap_gen;
     s->exc_idx = (uint32_t *)&s->rec[n];
+    /* The walk's order, in exc_idx until a walk uses it: by rank, then as
+     * conflicts taught (learned_order). */
+    uint32_t *order = s->exc_idx;
     size_t i = 0;
-    for (struct fsafe__entry *e = fsafe__store_first(); e; e = (struct fsafe__entry *)e->next) {
+    for (struct fsafe__entry *e = fsafe__store_first(); e; e = (struct fsafe__entry *)e->next)
+        order[i++] = e->index;
+    learned_order(order, n);
+    for (i = 0; i < n; i++) {
+        struct fsafe__entry *e = fsafe__store_entry(order[i]);
         struct fsafe__rec *r = &s->rec[i];
         r->lock = e->lock;
         r->entry = e->index;
@@ -126,7 +203,6 @@ static int snap_build(void)
         r->mem = (unsigned char)e->mem;
         e->rec = (uint32_t)i;
         e->snap_gen = s->gen;
-        i++;
     }
     s->n = n;
     struct snap *old = cur_snap();
@@ -349,32 +425,34 @@ static int abandon_free_wait(const struct fsafe__rec *r, uint64_t waited_ns)
     return AO_char_load(&r->dead);
 }
 
+/* The lock the walk most likely waits on a thread for, of those it holds
+ * before record want_i: the newest one another thread waits for (glibc
+ * mutexes show waiters), else the newest.  NULL if it holds none. */
+static const struct fsafe__rec *conflict_other(struct snap *s, size_t want_i, int *known)
+{
+    const struct fsafe__rec *other = NULL;
+    *known = 0;
+    for (size_t i = want_i; i-- > 0 && !*known;) {
+        const struct fsafe__rec *r = &s->rec[i];
+        if (how_of(r) != FSAFE__EXC_HELD)
+            continue;
+        *known = fsafe__lock_has_waiters(r->lock, r->kind) > 0;
+        if (*known || !other)
+            other = r;
+    }
+    return other;
+}
+
 /* Pairs already reported by this process: (held lock, awaited lock). */
 #define MAX_PAIRS 64
 static const void *pair_seen[MAX_PAIRS][2];
 static unsigned npairs;
 static pid_t pairs_pid;
 
-/*
- * One line per pair and process.  The lock the walk waited for is known; the
- * other is the newest lock the walk holds that another thread waits for
- * (glibc mutexes show waiters), else the newest lock it holds.
- */
-static void report_conflict(struct snap *s, size_t want_i, uint64_t waited_ns)
+/* One line per pair and process, saying what the walk learned. */
+static void report_conflict(const struct fsafe__rec *want, const struct fsafe__rec *other,
+                            int known, int learned_it, uint64_t waited_ns)
 {
-    const struct fsafe__rec *other = NULL;
-    int known = 0;
-    for (size_t i = want_i; i-- > 0 && !known;) {
-        const struct fsafe__rec *r = &s->rec[i];
-        if (how_of(r) != FSAFE__EXC_HELD)
-            continue;
-        known = fsafe__lock_has_waiters(r->lock, r->kind) > 0;
-        if (known || !other)
-            other = r;
-    }
-    if (!other)
-        return;
-    const struct fsafe__rec *want = &s->rec[want_i];
     pid_t pid = getpid();
     if (pairs_pid != pid) {
         pairs_pid = pid;
@@ -389,13 +467,22 @@ static void report_conflict(struct snap *s, size_t want_i, uint64_t waited_ns)
     pair_seen[npairs][1] = want->lock;
     npairs++;
     const struct fsafe__entry *we = fsafe__store_entry(want->entry);
+    const char *wn = fsafe__entry_name(we);
     const struct fsafe__entry *oe = fsafe__store_entry(other->entry);
-    fsafe__msg("lock order conflict: fork waited %lu ms for '%s' (rank %d) while holding '%s' "
-               "(rank %d)%s; it gave its locks back and retried.  A thread that takes '%s' "
-               "before '%s' needs it ranked lower",
-               (unsigned long)(waited_ns / 1000000u), fsafe__entry_name(we), we->rank,
-               fsafe__entry_name(oe), oe->rank, known ? ", which another thread waits for" : "",
-               fsafe__entry_name(we), fsafe__entry_name(oe));
+    const char *on = fsafe__entry_name(oe);
+    if (learned_it)
+        fsafe__msg("lock order conflict: fork waited %lu ms for '%s' (rank %d) while holding '%s' "
+                   "(rank %d)%s; it gave its locks back, and from now on it takes '%s' before "
+                   "'%s' in this process.  A thread that takes '%s' before '%s' needs it "
+                   "ranked lower",
+                   (unsigned long)(waited_ns / 1000000u), wn, we->rank, on, oe->rank,
+                   known ? ", which another thread waits for" : "", wn, on, wn, on);
+    else
+        fsafe__msg("lock order conflict: fork waited %lu ms for '%s' (rank %d) while holding '%s' "
+                   "(rank %d)%s; it gave its locks back and retried.  A thread that takes '%s' "
+                   "before '%s' needs it ranked lower",
+                   (unsigned long)(waited_ns / 1000000u), wn, we->rank, on, oe->rank,
+                   known ? ", which another thread waits for" : "", wn, on);
 }
 
 static void release_held(struct snap *s)
@@ -439,7 +526,11 @@ static void end_epoch(void)
  */
 static void order_backoff(struct snap *s, size_t i, uint64_t waited_ns)
 {
-    report_conflict(s, i, waited_ns);
+    int known;
+    const struct fsafe__rec *other = conflict_other(s, i, &known);
+    if (other)
+        report_conflict(&s->rec[i], other, known, learn(s->rec[i].lock, other->lock) == 0,
+                        waited_ns);
     for (size_t k = i; k-- > 0;)
         if (how_of(&s->rec[k]) == FSAFE__EXC_HELD) {
             fsafe__lock_release_parent(&s->rec[k]);

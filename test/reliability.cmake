@@ -117,7 +117,7 @@ set_tests_properties(stress.selftest PROPERTIES LABELS "stress;no-tsan")
 add_executable(test_order test_order.c)
 target_include_directories(test_order PRIVATE ${PROJECT_SOURCE_DIR}/include ${CMAKE_CURRENT_SOURCE_DIR})
 target_link_libraries(test_order PRIVATE fsafe_static Threads::Threads)
-foreach(c backoff no_backoff)
+foreach(c backoff no_backoff learned)
   # TSan would report the deliberate lock-order inversion itself.
   fsafe_add_test(order.${c} TIMEOUT 150 ENV TSAN_OPTIONS=detect_deadlocks=0 COMMAND test_order ${c})
   set_tests_properties(order.${c} PROPERTIES LABELS reliability)

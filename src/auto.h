@@ -210,6 +210,11 @@ void fsafe__gate_leave(struct fsafe__gate *g);
 
 void fsafe__libc_init(void);  /* constructor: resolves the real functions */
 void fsafe__libc_child(void); /* async-signal-safe: child fix-ups, if any */
+/* dl_load_lock (auto_libc.c): whether thread tid holds it; the forker's take
+ * (0: taken, or nothing to take; -1: held by *holder); its release. */
+int fsafe__libc_in_loader(pid_t tid);
+int fsafe__libc_loader_take(pid_t *holder);
+void fsafe__libc_loader_release(void);
 
 /* ---- auto_sem.c: POSIX semaphores used as locks (issue 15) ------------------- */
 void fsafe__sem_init(void);

@@ -342,6 +342,19 @@ static int backoff_helps(void)
     return marked == 0;
 }
 
+/* The forker's side of dl_load_lock (auto_libc.c): once every other thread
+ * is quiet, the fork takes the loader's lock too.  Returns whether another
+ * thread holds it (inside dlopen, dlclose or a lazy binding). */
+static pid_t loader_holder;
+static struct fsafe__gate loader_lock = {"the loader's dl_load_lock (a dlopen, dlclose or lazy "
+                                         "binding under way; the child's next dlopen may abort)",
+                                         1};
+
+static int loader_busy(void)
+{
+    return fsafe__libc_loader_take(&loader_holder) != 0;
+}
+
 static void pause_round(unsigned round)
 {
     if (round < 16) {
@@ -425,7 +438,7 @@ static int auto_prepare(void)
     uint64_t t0 = fsafe__svc.now_ns();
     uint64_t limit = (uint64_t)fsafe__svc.cfg->auto_wait_ms * 1000000u;
     uint64_t open_limit = limit / 4;
-    int busy = scan(seen, &nseen, &seen_more, 0);
+    int busy = scan(seen, &nseen, &seen_more, 0) || loader_busy();
     /* Something is busy: open the fork, so that a thread on its way out of
      * a monitor's logical critical section is not parked at its mutex. */
     if (busy && open_limit && AO_load_acquire(&fsafe__at_monitors))
@@ -441,7 +454,12 @@ static int auto_prepare(void)
         if (dt >= limit) {
             nstuck = stuck_more = 0;
             scan(stuck, &nstuck, &stuck_more, 1);
-            timed_out = 1;
+            if (nstuck == 0 && stuck_more == 0 && loader_busy()) {
+                struct noted *x = &stuck[nstuck++];
+                *x = (struct noted){.lock = &loader_lock, .tid = loader_holder,
+                                    .kind = FSAFE__AT_GATE, .state = FSAFE__AT_HELD};
+            }
+            timed_out = nstuck + stuck_more > 0; /* (else quiet at the last look) */
             break;
         }
         if (round > 0 && (round & 7) == 0 && backoff_helps()) {
@@ -461,6 +479,8 @@ static int auto_prepare(void)
             if ((busy = scan(NULL, NULL, NULL, 0)) != 0)
                 set_open(1);
         }
+        if (!busy)
+            busy = loader_busy();
     }
     waited_ns = fsafe__svc.now_ns() - t0;
     note_waits();
@@ -479,6 +499,7 @@ static void auto_abort(void)
 {
     if (!fsafe__auto_on)
         return;
+    fsafe__libc_loader_release();
     release_taken();
     unpark();
 }
@@ -518,7 +539,10 @@ static void describe_hold(const struct noted *x, char *out, size_t size)
         snprintf(what, sizeof what, "%s", ((const struct fsafe__gate *)x->lock)->family);
     else
         describe(x->lock, what, sizeof what);
-    describe((const void *)x->caller, where, sizeof where);
+    if (x->caller)
+        describe((const void *)x->caller, where, sizeof where);
+    else
+        snprintf(where, sizeof where, "an unknown place");
     if (x->state == FSAFE__AT_ACQUIRING) {
         snprintf(out, size, "%s %p %s wanted by thread %d, in the lock call at %s", kind_name(x),
                  x->lock, what, (int)x->tid, where);
@@ -574,6 +598,7 @@ static void auto_parent(void)
 {
     if (!fsafe__auto_on)
         return;
+    fsafe__libc_loader_release();
     release_taken();
     unpark();
     report();

@@ -41,6 +41,7 @@
  *                                              briefly dl_load_write_lock               path with '/' and no '$'
  * dladdr dladdr1                             dl_load_lock                        yes    gate "loader"
  * dlsym dlvsym                               dl_load_lock                        yes    not interposed (below)
+ * dlopen of a bare name, the lazy binder     dl_load_lock                        yes    taken by the fork (below)
  * fflush(NULL) fcloseall _flushlbf           _IO_list_all_lock (libio/genops.c)  yes    gate "stdio"
  *                                              held while each stream is flushed,
  *                                              so around a fopencookie callback
@@ -499,9 +500,9 @@ static int probe_cb(struct dl_phdr_info *info, size_t size, void *data)
     return 1; /* once is enough */
 }
 
-/* Finds dl_load_write_lock in ld.so's _rtld_global: the one recursive mutex
- * there that a dl_iterate_phdr callback holds.  Parent only. */
-static void find_write_lock(void)
+/* Starts a probe of ld.so's _rtld_global: the recursive mutexes this thread
+ * holds there now.  Returns 0, or -1 if _rtld_global cannot be read. */
+static int probe_start(struct probe *p)
 {
     void *g = dlsym(RTLD_DEFAULT, "_rtld_global");
     Dl_info di;
@@ -509,12 +510,126 @@ static void find_write_lock(void)
     int (*addr1)(const void *, Dl_info *, void **, int) =
         REAL(real_dladdr1, "dladdr1", int (*)(const void *, Dl_info *, void **, int));
     if (!g || !addr1(g, &di, (void **)&sym, RTLD_DL_SYMENT) || !sym || sym->st_size < sizeof(pthread_mutex_t))
+        return -1;
+    *p = (struct probe){.base = g, .size = sym->st_size, .tid = (pid_t)syscall(SYS_gettid)};
+    p->nbefore = owned_by(p->base, p->size, p->tid, p->before, 8);
+    return 0;
+}
+
+/* Finds dl_load_write_lock: the one recursive mutex in _rtld_global that a
+ * dl_iterate_phdr callback holds.  Parent only. */
+static void find_write_lock(void)
+{
+    struct probe p;
+    if (probe_start(&p) != 0)
         return;
-    struct probe p = {.base = g, .size = sym->st_size, .tid = (pid_t)syscall(SYS_gettid)};
-    p.nbefore = owned_by(p.base, p.size, p.tid, p.before, 8);
     int (*iter)(iterate_cb, void *) = REAL(real_iterate, "dl_iterate_phdr", int (*)(iterate_cb, void *));
     iter(probe_cb, &p);
     write_lock = p.found;
+}
+
+/* ---- dl_load_lock ------------------------------------------------------------------ */
+/*
+ * glibc's fork re-initialises dl_load_lock in the child (2.36
+ * posix/fork.c) without taking it in the parent.  A thread inside dlopen or
+ * dlclose holds it while it changes the link map, so a fork then gives the
+ * child a half-changed map, and the child's next dlopen aborts on
+ * dl-open.c's assertion that _r_debug's r_state is RT_CONSISTENT (issue 25:
+ * two threads dlopen and dlclose libm.so.6 by name, 35% of children died).
+ * The loader gate cannot cover a bare name (its call must stay a tail call,
+ * above), nor the lazy binder, which takes the lock to add a dependency.
+ * So auto mode's fork takes dl_load_lock itself, once the wait found every
+ * other thread quiet, and lets go after the fork; a thread that holds it is
+ * never parked at a tracked lock (a constructor that locks runs on).
+ *
+ * Its address: the one recursive mutex in _rtld_global that this thread
+ * holds inside dlsym (which takes it around the lookup) and not outside,
+ * read from the resolver of an IFUNC symbol of this library that dlsym
+ * runs (glibc's dl-sym.c calls resolvers of the symbols it returns).
+ */
+static pthread_mutex_t *load_lock; /* NULL when it could not be found */
+static struct probe load_probe;
+static int load_taken; /* the forker took it for this fork */
+
+typedef void (*probe_fn)(void);
+static void ldprobe_body(void)
+{
+}
+
+__attribute__((no_sanitize_address, no_sanitize("thread"))) static probe_fn ldprobe_resolve(void)
+{
+    struct probe *p = &load_probe;
+    if (p->base)
+        probe_cb(NULL, 0, p);
+    return ldprobe_body;
+}
+
+FSAFE_EXPORT void fsafe__ldprobe(void) __attribute__((ifunc("ldprobe_resolve")));
+
+static void find_load_lock(void)
+{
+    if (probe_start(&load_probe) != 0)
+        return;
+    void *sym = dlsym(RTLD_DEFAULT, "fsafe__ldprobe");
+    if (!sym) {
+        /* Loaded RTLD_LOCAL: look it up in this library itself. */
+        Dl_info di;
+        void *h = dladdr((void *)find_load_lock, &di) && di.dli_fname
+                      ? REAL(real_dlopen, "dlopen", void *(*)(const char *, int))(
+                            di.dli_fname, RTLD_LAZY | RTLD_NOLOAD)
+                      : NULL;
+        if (h) {
+            sym = dlsym(h, "fsafe__ldprobe");
+            REAL(real_dlclose, "dlclose", int (*)(void *))(h);
+        }
+    }
+    if (sym && load_probe.found != write_lock)
+        load_lock = load_probe.found;
+    load_probe.base = NULL;
+}
+
+int fsafe__libc_in_loader(pid_t tid)
+{
+#ifdef __GLIBC__
+    pthread_mutex_t *m = load_lock;
+    return m && AO_int_load((const unsigned *)&m->__data.__owner) == (unsigned)tid;
+#else
+    (void)tid;
+    return 0;
+#endif
+}
+
+int fsafe__libc_loader_take(pid_t *holder)
+{
+#ifdef __GLIBC__
+    pthread_mutex_t *m = load_lock;
+    *holder = 0;
+    if (!m || load_taken)
+        return 0;
+    pid_t me = (pid_t)syscall(SYS_gettid);
+    pid_t owner = (pid_t)AO_int_load((const unsigned *)&m->__data.__owner);
+    /* A fork from a dlopen constructor, a dlclose destructor or a
+     * dl_iterate_phdr callback: other threads' loader calls wait for this
+     * thread, not the other way round. */
+    if (owner == me || in_iterate > 0)
+        return 0;
+    if (fsafe__real_mutex_trylock(m) != 0) {
+        *holder = owner;
+        return -1;
+    }
+    load_taken = 1;
+#else
+    *holder = 0;
+#endif
+    return 0;
+}
+
+void fsafe__libc_loader_release(void)
+{
+    if (load_taken) {
+        load_taken = 0;
+        fsafe__real_mutex_unlock(load_lock);
+    }
 }
 
 /* Fills a slot if libc has the function; a function it lacks is never
@@ -538,12 +653,21 @@ void fsafe__libc_init(void)
     resolve(&real_dlclose, "dlclose");
     resolve(&real_dladdr, "dladdr");
     find_write_lock();
+    find_load_lock();
 }
 
 /* Async-signal-safe: plain loads and stores, and gettid. */
 void fsafe__libc_child(void)
 {
 #ifdef __GLIBC__
+    if (load_taken) {
+        /* glibc re-initialised it already (2.36); should a release not, the
+         * forker's hold by its old thread id would lock every dlopen out. */
+        static const pthread_mutex_t fresh = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+        if (load_lock->__data.__lock != 0)
+            memcpy(load_lock, &fresh, sizeof fresh);
+        load_taken = 0;
+    }
     pthread_mutex_t *m = write_lock;
     if (!m || m->__data.__lock == 0)
         return;

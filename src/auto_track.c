@@ -442,6 +442,10 @@ static __attribute__((noinline)) long hold_slow(struct fsafe__at_thread *t, AO_t
             if (i > 0)
                 break; /* in a critical section: finish it */
         }
+        /* Inside dlopen or dlclose (a constructor that locks): the fork
+         * waits for the loader's lock this thread holds (auto_libc.c). */
+        if (fsafe__libc_in_loader(t->tid))
+            break;
         /* Holds nothing: a monitor's mutex passes while the fork is open;
          * anything else steps back and waits for the fork to end. */
         if (monitor < 0)

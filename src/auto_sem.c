@@ -37,20 +37,29 @@
  *   lot's semaphores are posted by other threads, so they are recognised as
  *   signalling and never touched.
  *
- * The rules.  A private semaphore (glibc: not pshared, not sem_open) is a
- * lock while every post comes from the thread that took it and its value
- * never exceeds 1; anything else makes it "signalling", for good (until
- * sem_init or sem_destroy at that address).  Per semaphore, a table keyed by
+ * The rules.  A private semaphore (glibc: not pshared, not sem_open) is
+ * used like a lock while every post comes from the thread that took it and
+ * its value never exceeds 1; anything else makes it "signalling", for good
+ * (until sem_init or sem_destroy at that address).  It *is* a lock (the LOCK
+ * bit) once that shows: one thread took it and posted it again, or another
+ * thread took it after its holder let go; or from the start, when CPython's
+ * lock allocator made it (sem_init with value 1 called from the object that
+ * defines PyThread_allocate_lock: every such semaphore is a PyThread lock).
+ * Until then, a semaphore taken once and kept, such as a one-shot token
+ * (issue 25: value 1, taken by a worker, never posted), is left alone: the
+ * child sees value 0, as without fsafe.  Per semaphore, a table keyed by
  * address holds its state: 0 (free), SIGNAL, or the record of the thread
- * that holds it.  Per thread, a record lists the semaphores it took and has
- * not posted (the fork-time enumeration).  The child posts a semaphore only
- * if another thread's record lists it, the table still names that thread as
- * its holder, and its value is 0; the forker's own holds stay held.
- * Process-shared semaphores are never posted: the parent's holder is real.
+ * that holds it, each with the LOCK bit.  Per thread, a record lists the
+ * semaphores it took and has not posted (the fork-time enumeration).  The
+ * child posts a semaphore only if it is a LOCK, another thread's record
+ * lists it, the table still names that thread as its holder, and its value
+ * is 0; the forker's own holds stay held.  Process-shared semaphores are
+ * never posted: the parent's holder is real.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <link.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdint.h>
@@ -126,6 +135,12 @@ static void *next_sym(void *volatile *slot, const char *name)
 #define TAB_BITS 15
 #define TAB_SIZE (1u << TAB_BITS)
 #define SIGNAL ((AO_t)1) /* state: signalling, never touched */
+#define LOCK ((AO_t)2)   /* state bit: shown to be a lock (records are aligned) */
+
+static inline AO_t holder_of(AO_t st)
+{
+    return st == SIGNAL ? 0 : st & ~LOCK;
+}
 
 static struct fsafe__addr_slot *tab; /* NULL: tracking off (FSAFE_AUTO=0, no constructor yet) */
 static AO_t tab_full;                /* semaphores left untracked for want of room */
@@ -181,7 +196,7 @@ static void rec_prune(struct rec *r)
     for (AO_t j = 0; j < n; j++) {
         void *s = r->held[j];
         struct fsafe__addr_slot *e = s ? slot_find(tab, s, 0) : NULL;
-        if (!e || AO_load(&e->state) != (AO_t)r)
+        if (!e || holder_of(AO_load(&e->state)) != (AO_t)r)
             continue;
         r->held[keep++] = s;
     }
@@ -235,14 +250,17 @@ static void took(sem_t *s)
     for (;;) {
         if (st == SIGNAL)
             return;
-        if (st == (AO_t)r) {
+        AO_t h = holder_of(st);
+        if (h == (AO_t)r) {
             /* Taken twice without a post between: a count, not a lock. */
             AO_store_release(&e->state, SIGNAL);
             return;
         }
         /* 0, or a holder whose post has not cleared its name yet (it posts
-         * first, then clears with a CAS that now fails). */
-        if (AO_compare_and_swap_full(&e->state, st, (AO_t)r))
+         * first, then clears with a CAS that now fails): that holder let go
+         * (a foreign post would have made it SIGNAL first), so this is a
+         * lock passed from thread to thread. */
+        if (AO_compare_and_swap_full(&e->state, st, (AO_t)r | (h ? LOCK : st & LOCK)))
             break;
         st = AO_load_acquire(&e->state);
     }
@@ -303,14 +321,14 @@ FSAFE_EXPORT int sem_post(sem_t *s)
     AO_t st = AO_load_acquire(&e->state);
     if (st == SIGNAL)
         return post(s);
-    if (!r || st != (AO_t)r) {
+    if (!r || holder_of(st) != (AO_t)r) {
         /* Posted by a thread that did not take it (or before anyone did). */
         AO_store_release(&e->state, SIGNAL);
         return post(s);
     }
     int ret = post(s);
     int saved = errno;
-    AO_compare_and_swap_full(&e->state, (AO_t)r, 0);
+    AO_compare_and_swap_full(&e->state, st, LOCK); /* taken and given back: a lock */
     rec_drop(r, s);
     if (ret == 0 && sem_value(s) > 1)
         AO_store_release(&e->state, SIGNAL);
@@ -318,15 +336,49 @@ FSAFE_EXPORT int sem_post(sem_t *s)
     return ret;
 }
 
-/* A new semaphore at this address: what was learnt about the old one goes. */
+/* The object that defines PyThread_allocate_lock, as the span of its
+ * segments (fsafe__sem_init); [0, 0) when there is none. */
+static uintptr_t cpython_lo, cpython_hi;
+
+static int span_cb(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    uintptr_t want = *(uintptr_t *)data, lo = UINTPTR_MAX, hi = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD)
+            continue;
+        uintptr_t a = info->dlpi_addr + ph->p_vaddr;
+        lo = a < lo ? a : lo;
+        hi = a + ph->p_memsz > hi ? a + ph->p_memsz : hi;
+    }
+    if (want < lo || want >= hi)
+        return 0;
+    cpython_lo = lo;
+    cpython_hi = hi;
+    return 1;
+}
+
+static void find_cpython(void)
+{
+    void *f = dlsym(RTLD_DEFAULT, "PyThread_allocate_lock");
+    uintptr_t want = (uintptr_t)f;
+    if (f)
+        dl_iterate_phdr(span_cb, &want);
+}
+
+/* A new semaphore at this address: what was learnt about the old one goes.
+ * A PyThread lock is a lock from the start. */
 FSAFE_EXPORT int sem_init(sem_t *s, int pshared, unsigned value)
 {
+    uintptr_t caller = (uintptr_t)__builtin_return_address(0);
     int ret = REAL(init, "sem_init")(s, pshared, value);
     struct fsafe__addr_slot *t = (struct fsafe__addr_slot *)AO_load_acquire((AO_t *)&tab);
     if (SEM_TRACK && ret == 0 && t) {
-        struct fsafe__addr_slot *e = slot_find(t, s, value > 1);
+        int declared = value == 1 && caller >= cpython_lo && caller < cpython_hi;
+        struct fsafe__addr_slot *e = slot_find(t, s, value > 1 || declared);
         if (e)
-            AO_store_release(&e->state, value > 1 ? SIGNAL : 0);
+            AO_store_release(&e->state, value > 1 ? SIGNAL : declared ? LOCK : 0);
     }
     return ret;
 }
@@ -356,6 +408,7 @@ void fsafe__sem_init(void)
     (void)REAL(destroy, "sem_destroy");
     if (!SEM_TRACK)
         return;
+    find_cpython();
     if (pthread_key_create(&exit_key, on_exit_thread) == 0) {
         AO_store_release(&have_key, 1);
         if (me)
@@ -388,9 +441,12 @@ void fsafe__sem_child(AO_t parent_token)
         for (AO_t j = 0; j < n && j < REC_CAP; j++) {
             sem_t *s = r->held[j];
             struct fsafe__addr_slot *e = s ? slot_find(t, s, 0) : NULL;
-            if (!e || AO_load(&e->state) != (AO_t)r)
+            AO_t st = e ? AO_load(&e->state) : 0;
+            if (holder_of(st) != (AO_t)r)
                 continue;           /* posted, re-initialised, or signalling since */
-            AO_store(&e->state, 0); /* its holder does not exist here */
+            AO_store(&e->state, st & LOCK); /* its holder does not exist here */
+            if (!(st & LOCK))
+                continue; /* taken once and kept: maybe a token, not a lock */
             if (!sem_private(s) || sem_value(s) != 0)
                 continue;
             real.post(s);

@@ -214,6 +214,27 @@ done:
     return r;
 }
 
+int fsafe__elf_names_any(const char *path, uintptr_t base, const char *const *prefixes)
+{
+    pthread_mutex_lock(&mu);
+    struct eobj *o = abandoned ? NULL : get_obj(path, base);
+    int r = -1;
+    if (o && o->readable && o->dynsym.n) {
+        r = 0;
+        for (size_t i = 1; i < o->dynsym.n && !r; i++) {
+            GElf_Sym sy;
+            const char *sn;
+            if (!gelf_getsym(o->dynsym.data, (int)i, &sy) ||
+                !(sn = elf_strptr(o->dynsym.elf, o->dynsym.strndx, sy.st_name)))
+                continue;
+            for (const char *const *p = prefixes; *p && !r; p++)
+                r = strncmp(sn, *p, strlen(*p)) == 0;
+        }
+    }
+    pthread_mutex_unlock(&mu);
+    return r;
+}
+
 /* ---- address -> name --------------------------------------------------------- */
 static int ent_cmp(const void *a, const void *b)
 {

@@ -112,6 +112,10 @@ struct fsafe__elf_def {
  * program, path "/proc/self/exe").  Files are mapped once and cached.  Not for
  * the fork path: takes a mutex, may malloc and open files. */
 int fsafe__elf_find(const char *path, uintptr_t base, const char *name, struct fsafe__elf_def *out);
+/* Whether the object's dynamic symbol table names (imports or defines) a
+ * symbol starting with one of prefixes (NULL-terminated): 1, 0, or -1 when
+ * it cannot tell (unreadable, no .dynsym).  Same rules as fsafe__elf_find. */
+int fsafe__elf_names_any(const char *path, uintptr_t base, const char *const *prefixes);
 /*
  * Writes what addr is, for reports: "mylock+0x30 (libfoo.so.1)" for data,
  * "libfoo.so.1+0x1234 (func+0x12)" for code, from .symtab, .dynsym or the

@@ -484,6 +484,16 @@ static int lookup(const struct fsafe__lock_spec *s, const char *text, const stru
     return 0;
 }
 
+/* The functions through which code takes a lock of this kind: an object
+ * whose dynamic symbol table names none of them cannot take one. */
+static const char *const *kind_calls(int kind)
+{
+    static const char *const mutex[] = {"pthread_mutex_", "pthread_cond_", "mtx_", "cnd_", NULL};
+    static const char *const rwlock[] = {"pthread_rwlock_", NULL};
+    static const char *const spin[] = {"pthread_spin_", NULL};
+    return kind == FSAFE_RWLOCK ? rwlock : kind == FSAFE_SPINLOCK ? spin : mutex;
+}
+
 /* Checks what f found for s; the lock's address, or NULL after one message. */
 static void *check(const struct fsafe__lock_spec *s, const char *text, const struct found *f)
 {
@@ -519,6 +529,15 @@ static void *check(const struct fsafe__lock_spec *s, const char *text, const str
         return NULL;
     }
     void *a = (void *)(d->addr + s->offset);
+    size_t align = s->kind == FSAFE_SPINLOCK ? _Alignof(pthread_spinlock_t)
+                   : s->kind == FSAFE_RWLOCK ? _Alignof(pthread_rwlock_t)
+                                             : _Alignof(pthread_mutex_t);
+    if ((uintptr_t)a % align) {
+        fsafe__msg("FSAFE_LOCKS: %s: the address %p is not aligned as a %s (%lu bytes): not a "
+                   "lock of that kind; not registered",
+                   text, a, kind_name(s->kind), (unsigned long)align);
+        return NULL;
+    }
     if (!writable(a, ks)) {
         fsafe__msg("FSAFE_LOCKS: %s: the object at %p is not in writable memory; not registered",
                    text, a);
@@ -528,6 +547,23 @@ static void *check(const struct fsafe__lock_spec *s, const char *text, const str
     if (why) {
         fsafe__msg("FSAFE_LOCKS: %s: the bytes at %p in %s are not a %s (%s); not registered",
                    text, a, f->obj->name, kind_name(s->kind), why);
+        return NULL;
+    }
+    /* A lock of another kind can look like an unlocked pthread lock: a futex
+     * word followed by zeros (Rust's std::sync::Mutex, GLib's GMutex,
+     * abseil's absl::Mutex).  Taking it as a mutex would write glibc's owner
+     * and user count into the bytes after the word, the data it guards.  A
+     * name local to its object can be taken only by that object's code, so
+     * if the object calls no function of the kind, it is not such a lock.
+     * (An exported name may be taken by any object's code: not decidable.) */
+    if (!d->exported && fsafe__elf_names_any(f->obj->path, f->obj->base, kind_calls(s->kind)) == 0) {
+        fsafe__msg("FSAFE_LOCKS: %s: the name is local to %s, which calls no %s function (its "
+                   "dynamic symbol table names none of %s*), so no code takes it as a glibc %s: "
+                   "it is a lock of another kind (a futex word, such as Rust's "
+                   "std::sync::Mutex, GLib's GMutex or abseil's absl::Mutex) or no lock; not "
+                   "registered",
+                   text, f->obj->name, kind_name(s->kind), kind_calls(s->kind)[0],
+                   kind_name(s->kind));
         return NULL;
     }
     return a;

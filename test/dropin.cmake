@@ -39,9 +39,12 @@ target_include_directories(test_dropin_describe PRIVATE ${CMAKE_CURRENT_SOURCE_D
 target_link_libraries(test_dropin_describe PRIVATE fsafe_static legacy_test ${FSAFE_AO_TARGET})
 fsafe_add_test(dropin.describe TIMEOUT 30 COMMAND test_dropin_describe)
 # Locks only .symtab names (a program's globals and statics, a library's statics).
+# and a lock that is not a pthread lock (a futex word, laid out as Rust's).
+add_library(fsafe_futexlock SHARED dropin/futexlock.c)
+target_link_libraries(fsafe_futexlock PRIVATE Threads::Threads)
 add_executable(test_dropin_symtab test_dropin_symtab.c)
 target_include_directories(test_dropin_symtab PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
-target_link_libraries(test_dropin_symtab PRIVATE legacy_test Threads::Threads)
+target_link_libraries(test_dropin_symtab PRIVATE legacy_test fsafe_futexlock Threads::Threads)
 # Libraries loaded later: a plugin loaded and unloaded, a Python extension.
 add_library(fsafe_plugin_test SHARED dropin/plugin.c)
 add_library(fsafe_chain_test SHARED dropin/chain.c)
@@ -108,7 +111,7 @@ endforeach()
 foreach(c without no-locks with with-library env unchanged resolve-errors offset)
   fsafe_dropin_test(retrofit.${c} TIMEOUT 60 SCRIPT retrofit.sh ARGS ${c})
 endforeach()
-foreach(c without global static libstatic ambiguous stripped)
+foreach(c without global static libstatic ambiguous stripped futex)
   fsafe_dropin_test(symtab.${c} TIMEOUT 60 SCRIPT symtab.sh ARGS ${c})
 endforeach()
 fsafe_dropin_test(later.dlclose TIMEOUT 60 SCRIPT later.sh

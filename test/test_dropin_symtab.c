@@ -6,11 +6,17 @@
  * while it is held and the child takes it (timeout 4 s).
  *
  *   test_dropin_symtab global|static|libstatic|dup hang|ok
+ *   test_dropin_symtab futex: forks while libfsafe_futexlock's thread updates
+ *                             data under a lock that is a futex word, not a
+ *                             pthread mutex; fails if that data was written
+ *                             by anyone else (fsafe taking it as a mutex)
  */
 #define _GNU_SOURCE
 #include "common.h"
 
 #include "dropin/legacy.h"
+
+int futexlock_run(int forks); /* dropin/futexlock.c */
 
 pthread_mutex_t app_lock = PTHREAD_MUTEX_INITIALIZER; /* global, not exported */
 static pthread_mutex_t app_static_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -34,6 +40,13 @@ static void *worker(void *arg)
 
 int main(int argc, char **argv)
 {
+    if (argc == 2 && strcmp(argv[1], "futex") == 0) {
+        int r = futexlock_run(50);
+        if (r != 0)
+            FAIL("futexlock_run: %d (%s)", r, r == 1 ? "the data under the lock was overwritten" : "fork");
+        printf("50 forks, the data under the futex lock whole\n");
+        return 0;
+    }
     if (argc < 3)
         FAIL("usage: %s global|static|libstatic|dup hang|ok", argv[0]);
     held = strcmp(argv[1], "global") == 0      ? &app_lock

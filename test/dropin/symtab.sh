@@ -1,7 +1,7 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # FSAFE_LOCKS finds names that nm shows but the dynamic symbol table does not:
-#   symtab.sh FSAFE_RUN BINDIR without|global|static|libstatic|ambiguous|stripped
+#   symtab.sh FSAFE_RUN BINDIR without|global|static|libstatic|ambiguous|stripped|futex
 . "$(dirname "$0")/lib.sh"
 prog=$bin/test_dropin_symtab
 case $1 in
@@ -36,6 +36,15 @@ stripped) # no .symtab and no debug file: the message says why
         fail "status $?"
     grep -q "^${M}FSAFE_LOCKS: app_lock: symbol not found in the program or the libraries loaded at startup (.* are stripped with no debug file installed (stripped_prog among them)" "$tmp/err" ||
         fail "no message saying the program is stripped"
+    ;;
+futex) # a futex word laid out as Rust's std::sync::Mutex: refused, the data left whole
+    lib=$bin/libfsafe_futexlock.so
+    nm -D "$lib" | grep -Eq ' U (pthread_mutex_|pthread_cond_|mtx_|cnd_)' &&
+        fail "libfsafe_futexlock.so imports a mutex function: the test proves nothing"
+    "$run" --no-auto --locks=futex_registry+0@libfsafe_futexlock.so "$prog" futex >"$tmp/out" \
+        2>"$tmp/err" || fail "status $?: $(cat "$tmp/out" "$tmp/err")"
+    grep -q "^${M}FSAFE_LOCKS: futex_registry+0@libfsafe_futexlock.so: the name is local to libfsafe_futexlock.so, which calls no mutex function" "$tmp/err" ||
+        fail "not refused: $(cat "$tmp/err")"
     ;;
 *) fail "unknown case $1" ;;
 esac

@@ -188,6 +188,10 @@ static struct rec *attach(void)
     return r;
 }
 
+/* An entry is a semaphore r holds, or (low bit set) one r is taking: its
+ * wait may have decremented it and not yet returned (sem_take). */
+#define ACQUIRING ((uintptr_t)1)
+
 /* Drops the entries of r whose semaphore r no longer holds (posted by another
  * thread, destroyed, re-initialised).  Owner only. */
 static void rec_prune(struct rec *r)
@@ -196,6 +200,10 @@ static void rec_prune(struct rec *r)
     for (AO_t j = 0; j < n; j++) {
         void *s = r->held[j];
         struct fsafe__addr_slot *e = s ? slot_find(tab, s, 0) : NULL;
+        if (s && ((uintptr_t)s & ACQUIRING)) {
+            r->held[keep++] = s;
+            continue;
+        }
         if (!e || holder_of(AO_load(&e->state)) != (AO_t)r)
             continue;
         r->held[keep++] = s;
@@ -233,27 +241,59 @@ static void rec_drop(struct rec *r, const void *s)
     }
 }
 
+/* Replaces r's topmost entry `from` with `to` (NULL: drops it); 0 if there
+ * is none.  Owner only. */
+static int rec_swap(struct rec *r, void *from, void *to)
+{
+    for (AO_t j = r->n; j-- > 0;) {
+        if (r->held[j] != from)
+            continue;
+        if (to)
+            r->held[j] = to;
+        else
+            rec_drop(r, from);
+        return 1;
+    }
+    return 0;
+}
+
 /* ---- the rules ------------------------------------------------------------------------- */
-/* The calling thread took s (a wait returned 0). */
-static void took(sem_t *s)
+/* Before a wait on s: notes that r is taking s, so that a fork between the
+ * decrement and took() still knows who has it.  Returns the record, or NULL
+ * when s is not tracked. */
+static struct rec *taking(sem_t *s)
 {
     struct fsafe__addr_slot *t = (struct fsafe__addr_slot *)AO_load_acquire((AO_t *)&tab);
     if (!t || !sem_private(s))
-        return;
-    struct fsafe__addr_slot *e = slot_find(t, s, 1);
-    if (!e)
-        return;
+        return NULL;
     struct rec *r = me;
     if (unlikely(!r) && !(r = attach()))
+        return NULL;
+    rec_add(r, (void *)((uintptr_t)s | ACQUIRING));
+    return r;
+}
+
+/* Thread r took s (a wait returned 0): the entry `taking` made becomes a
+ * hold, or goes when s is not (or no longer) a lock. */
+static void took(struct rec *r, sem_t *s)
+{
+    void *pending = (void *)((uintptr_t)s | ACQUIRING);
+    struct fsafe__addr_slot *e = slot_find(tab, s, 1);
+    if (!e) {
+        rec_swap(r, pending, NULL);
         return;
+    }
     AO_t st = AO_load_acquire(&e->state);
     for (;;) {
-        if (st == SIGNAL)
+        if (st == SIGNAL) {
+            rec_swap(r, pending, NULL);
             return;
+        }
         AO_t h = holder_of(st);
         if (h == (AO_t)r) {
             /* Taken twice without a post between: a count, not a lock. */
             AO_store_release(&e->state, SIGNAL);
+            rec_swap(r, pending, NULL);
             return;
         }
         /* 0, or a holder whose post has not cleared its name yet (it posts
@@ -264,40 +304,49 @@ static void took(sem_t *s)
             break;
         st = AO_load_acquire(&e->state);
     }
-    rec_add(r, s);
+    if (!rec_swap(r, pending, s))
+        rec_add(r, s); /* (the record was full at `taking`) */
+}
+
+/* After a wait on s that r noted with `taking`. */
+static inline int taken(struct rec *r, sem_t *s, int ret)
+{
+    if (r) {
+        int saved = errno;
+        if (ret == 0)
+            took(r, s);
+        else
+            rec_swap(r, (void *)((uintptr_t)s | ACQUIRING), NULL);
+        errno = saved;
+    }
+    return ret;
 }
 
 /* ---- interposers ------------------------------------------------------------------------ */
+#define TAKING(s) (SEM_TRACK ? taking(s) : NULL)
+
 FSAFE_EXPORT int sem_wait(sem_t *s)
 {
-    int r = REAL(wait, "sem_wait")(s);
-    if (SEM_TRACK && r == 0)
-        took(s);
-    return r;
+    struct rec *r = TAKING(s);
+    return taken(r, s, REAL(wait, "sem_wait")(s));
 }
 
 FSAFE_EXPORT int sem_trywait(sem_t *s)
 {
-    int r = REAL(trywait, "sem_trywait")(s);
-    if (SEM_TRACK && r == 0)
-        took(s);
-    return r;
+    struct rec *r = TAKING(s);
+    return taken(r, s, REAL(trywait, "sem_trywait")(s));
 }
 
 FSAFE_EXPORT int sem_timedwait(sem_t *restrict s, const struct timespec *restrict ts)
 {
-    int r = REAL(timedwait, "sem_timedwait")(s, ts);
-    if (SEM_TRACK && r == 0)
-        took(s);
-    return r;
+    struct rec *r = TAKING(s);
+    return taken(r, s, REAL(timedwait, "sem_timedwait")(s, ts));
 }
 
 FSAFE_EXPORT int sem_clockwait(sem_t *restrict s, clockid_t c, const struct timespec *restrict ts)
 {
-    int r = REAL(clockwait, "sem_clockwait")(s, c, ts);
-    if (SEM_TRACK && r == 0)
-        took(s);
-    return r;
+    struct rec *r = TAKING(s);
+    return taken(r, s, REAL(clockwait, "sem_clockwait")(s, c, ts));
 }
 
 /*
@@ -440,6 +489,19 @@ void fsafe__sem_child(AO_t parent_token)
         AO_t n = AO_load_acquire(&r->n);
         for (AO_t j = 0; j < n && j < REC_CAP; j++) {
             sem_t *s = r->held[j];
+            if ((uintptr_t)s & ACQUIRING) {
+                /* In a wait at the fork: if it decremented a lock nobody is
+                 * named as holding, that thread has it (and is not here). */
+                s = (sem_t *)((uintptr_t)s & ~ACQUIRING);
+                struct fsafe__addr_slot *e = slot_find(t, s, 0);
+                AO_t st = e ? AO_load(&e->state) : SIGNAL;
+                if (st != LOCK || sem_value(s) != 0)
+                    continue; /* signalling, unproven, held by someone named, or not taken */
+                real.post(s);
+                if (!nposted++)
+                    first = s;
+                continue;
+            }
             struct fsafe__addr_slot *e = s ? slot_find(t, s, 0) : NULL;
             AO_t st = e ? AO_load(&e->state) : 0;
             if (holder_of(st) != (AO_t)r)

@@ -495,8 +495,11 @@ void fsafe__sem_child(AO_t parent_token)
                 s = (sem_t *)((uintptr_t)s & ~ACQUIRING);
                 struct fsafe__addr_slot *e = slot_find(t, s, 0);
                 AO_t st = e ? AO_load(&e->state) : SIGNAL;
-                if (st != LOCK || sem_value(s) != 0)
+                /* (Named as this thread: took() ran its CAS, not yet its
+                 * swap of this entry.) */
+                if ((st != LOCK && st != ((AO_t)r | LOCK)) || sem_value(s) != 0)
                     continue; /* signalling, unproven, held by someone named, or not taken */
+                AO_store(&e->state, LOCK);
                 real.post(s);
                 if (!nposted++)
                     first = s;

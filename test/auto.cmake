@@ -97,13 +97,39 @@ if(NOT FSAFE_SANITIZE)
                        ENVIRONMENT "LD_PRELOAD=${FSAFE_LIB};FSAFE_AUTO=1;${_auto_env}")
 endif()
 
-# ---- the auto-mode stress run ----------------------------------------------------------
-# 8 threads on 16 locks of every kind while two threads fork; every child must
-# take every lock, and no fork may reach the (high) FSAFE_AUTO_WAIT_MS bound.
-# Label "stress": -DFSAFE_AUTO_STRESS_SECONDS=600 for the long run.
-set(FSAFE_AUTO_STRESS_SECONDS 20 CACHE STRING "How long the auto-mode stress test runs")
-fsafe_test_exe(test_auto_stress SOURCES test_auto_stress.c OPTIONAL)
-math(EXPR _auto_stress_timeout "${FSAFE_AUTO_STRESS_SECONDS} * 2 + 120")
-fsafe_add_test(auto.stress TIMEOUT ${_auto_stress_timeout}
-  COMMAND test_auto_stress ${FSAFE_AUTO_STRESS_SECONDS} ENV ${_auto_preload} FSAFE_AUTO_WAIT_MS=5000)
-set_tests_properties(auto.stress PROPERTIES LABELS stress RUN_SERIAL TRUE)
+# ---- the soak (issue 25) ------------------------------------------------------------------
+# 8 threads on 16 locks of every kind, semaphores as locks and as a counter,
+# every gated libc family, dlopen/dlclose, threads coming and going, signal
+# handlers that lock, while two threads fork; every child takes every lock,
+# calls every family and sometimes forks a grandchild; no fork may reach the
+# (high) FSAFE_AUTO_WAIT_MS bound.  soak: auto mode; soak.registered: every
+# other mutex registered too; soak.without: the same without fsafe, where a
+# child must go wrong.  Label "stress".  The long run:
+#   -DFSAFE_SOAK_FORKS=100000 (then FSAFE_SOAK_SECONDS only bounds it).
+if(FSAFE_SANITIZE STREQUAL "")
+  set(_soak_default 40)
+else()
+  set(_soak_default 20)
+endif()
+set(FSAFE_SOAK_SECONDS ${_soak_default} CACHE STRING "How long the soak test runs (seconds)")
+set(FSAFE_SOAK_FORKS 0 CACHE STRING "Run the soak until this many forks (0: for FSAFE_SOAK_SECONDS)")
+fsafe_test_exe(test_auto_stress SOURCES test_auto_stress.c OPTIONAL LIBS ${CMAKE_DL_LIBS})
+set(_soak_args ${FSAFE_SOAK_SECONDS} --soak)
+set(_soak_timeout ${FSAFE_SOAK_SECONDS})
+if(FSAFE_SOAK_FORKS GREATER 0)
+  set(_soak_seconds 86400)
+  if(FSAFE_SOAK_SECONDS GREATER 3600)
+    set(_soak_seconds ${FSAFE_SOAK_SECONDS})
+  endif()
+  set(_soak_args ${_soak_seconds} --soak --forks ${FSAFE_SOAK_FORKS})
+  set(_soak_timeout ${_soak_seconds})
+endif()
+math(EXPR _soak_timeout "${_soak_timeout} * 2 + 120")
+fsafe_add_test(soak TIMEOUT ${_soak_timeout}
+  COMMAND test_auto_stress ${_soak_args} ENV ${_auto_preload} FSAFE_AUTO_WAIT_MS=5000)
+math(EXPR _soak_reg_s "${FSAFE_SOAK_SECONDS} / 3 + 1")
+math(EXPR _soak_reg_timeout "${_soak_reg_s} * 2 + 120")
+fsafe_add_test(soak.registered TIMEOUT ${_soak_reg_timeout}
+  COMMAND test_auto_stress ${_soak_reg_s} --soak --register ENV ${_auto_preload} FSAFE_AUTO_WAIT_MS=5000)
+fsafe_add_test(soak.without TIMEOUT 120 COMMAND test_auto_stress 60 --soak --expect-bad)
+set_tests_properties(soak soak.registered soak.without PROPERTIES LABELS stress RUN_SERIAL TRUE)

@@ -14,8 +14,9 @@ set -eu
 cd "$(dirname "$0")/.."
 test/deps.sh
 stress=30
+soak=40
 san_stress=10
-[ "${1:-}" = "--long" ] && stress=600 && san_stress=300
+[ "${1:-}" = "--long" ] && stress=600 && soak=600 && san_stress=300
 jobs=$(nproc)
 
 passed=0 failed=0 skipped=0 broken=""
@@ -53,7 +54,7 @@ ctest_in() {
 }
 
 echo "== plain build"
-build build all -DFSAFE_STRESS_SECONDS=$stress -DFSAFE_AUTO_STRESS_SECONDS=$((stress / 2)) &&
+build build all -DFSAFE_STRESS_SECONDS=$stress -DFSAFE_SOAK_SECONDS=$soak &&
   ctest_in build -j"$jobs" --output-on-failure
 
 echo "== ASan+UBSan"
@@ -61,14 +62,14 @@ echo "== ASan+UBSan"
 # is relaxed for wrappers (fsafe-run) that prepend libfsafe.so on their own.
 # (Exported here: the plain build has run; the fuzz build needs the same.)
 export ASAN_OPTIONS="verify_asan_link_order=0:${ASAN_OPTIONS:-}"
-build build-asan all -DFSAFE_SANITIZE=address -DFSAFE_STRESS_SECONDS=$san_stress -DFSAFE_AUTO_STRESS_SECONDS=$san_stress &&
+build build-asan all -DFSAFE_SANITIZE=address -DFSAFE_STRESS_SECONDS=$san_stress -DFSAFE_SOAK_SECONDS=$san_stress &&
   ctest_in build-asan -j"$jobs" --output-on-failure -LE no-sanitize
 
 echo "== ThreadSanitizer"
 # A forked child inherits the parent's threads as "leaked"; children of the
 # stress run make no threads but TSan would kill them if they did.
 export TSAN_OPTIONS="report_thread_leaks=0:die_after_fork=0:${TSAN_OPTIONS:-}"
-build build-tsan all -DFSAFE_SANITIZE=thread -DFSAFE_STRESS_SECONDS=$san_stress -DFSAFE_AUTO_STRESS_SECONDS=$san_stress &&
+build build-tsan all -DFSAFE_SANITIZE=thread -DFSAFE_STRESS_SECONDS=$san_stress -DFSAFE_SOAK_SECONDS=$san_stress &&
   ctest_in build-tsan -j"$jobs" --output-on-failure -LE "no-sanitize|no-tsan"
 
 echo "== libFuzzer"

@@ -530,6 +530,9 @@ static int libc_round(unsigned which)
         return dladdr((void *)libc_round, &di) ? 0 : 9;
     }
     default: {
+#ifdef FSAFE_SOAK_NO_DLOPEN
+        return 0;
+#endif
         void *h = dlopen("libm.so.6", RTLD_NOW);
         if (!h || !dlsym(h, "cos"))
             return 10;
@@ -762,11 +765,13 @@ static void fork_once(int who, unsigned *seed)
         if (!soak)
             FAIL("forker %d, fork %llu (holding %d locks): child status %d (%s)", who,
                  (unsigned long long)forks[who], n, st, child_verdict(st));
-        if (__atomic_add_fetch(st == T_TIMEOUT ? &hung : &failed, 1, __ATOMIC_RELAXED) == 1 &&
-            !first_bad[0])
+        __atomic_add_fetch(st == T_TIMEOUT ? &hung : &failed, 1, __ATOMIC_RELAXED);
+        static int described; /* the first bad child is described by its forker alone */
+        if (!__atomic_exchange_n(&described, 1, __ATOMIC_ACQ_REL))
             snprintf(first_bad, sizeof first_bad,
                      "forker %d, fork %llu (holding %d locks): child status %d (%s)", who,
-                     (unsigned long long)forks[who], n, st, child_verdict(st));
+                     (unsigned long long)__atomic_load_n(&forks[who], __ATOMIC_RELAXED), n, st,
+                     child_verdict(st));
     } else {
         __atomic_add_fetch(&children_ok, 1, __ATOMIC_RELAXED);
     }
@@ -924,8 +929,12 @@ int main(int argc, char **argv)
 
     unsigned seed = 12345;
     uint64_t end = now_ms() + (uint64_t)seconds * 1000u;
-    while (now_ms() < end && (!want_forks || forks[0] + forks[1] < want_forks) &&
-           !(expect_bad && (hung || failed))) {
+    while (now_ms() < end &&
+           (!want_forks || __atomic_load_n(&forks[0], __ATOMIC_RELAXED) +
+                                   __atomic_load_n(&forks[1], __ATOMIC_RELAXED) <
+                               want_forks) &&
+           !(expect_bad && (__atomic_load_n(&hung, __ATOMIC_RELAXED) ||
+                            __atomic_load_n(&failed, __ATOMIC_RELAXED)))) {
         fork_once(0, &seed);
         if ((rnd(&seed) & 3) == 0)
             t_sleep_ms(1);

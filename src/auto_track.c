@@ -340,8 +340,10 @@ AO_t fsafe__at_child_new_token(struct fsafe__at_thread *mine)
 {
     AO_t old = AO_load(&fsafe__at_token);
     AO_store_release(&fsafe__at_token, old + 1);
-    if (mine)
+    if (mine) {
         AO_store_release(&mine->in_use, old + 1);
+        mine->tid = (pid_t)syscall(SYS_gettid); /* the child's (reports, the loader's owner) */
+    }
     return old;
 }
 

@@ -47,6 +47,11 @@ struct fsafe__at_entry {
     AO_t info;   /* kind | mode << 8 | state << 16 */
 };
 #define FSAFE__AT_INFO(kind, mode, state) ((AO_t)(kind) | (AO_t)(mode) << 8 | (AO_t)(state) << 16)
+/* An entry's lock: 0 while its slot is reserved and not yet filled in (by a
+ * lock call that may still park), FSAFE__AT_ANON for a hold whose lock is
+ * not known (one of the holds past FSAFE__AT_CAP, moved down).  Both read as
+ * busy to the forker; only ANON is a hold to the thread itself (hold_slow). */
+#define FSAFE__AT_ANON ((void *)1)
 static inline void *fsafe__at_lock(const struct fsafe__at_entry *e)
 {
     return (void *)AO_load_acquire(&e->lock);

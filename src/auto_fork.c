@@ -222,8 +222,8 @@ static int scan(struct noted *into, int *count, int *more, int last)
             void *lock = fsafe__at_lock(e);
             int state = fsafe__at_estate(e);
             AO_nop_read(); /* HELD read before the lock word */
-            if (!lock) {
-                busy++; /* a slot being filled in: look again */
+            if (!lock || lock == FSAFE__AT_ANON) {
+                busy++; /* a slot being filled in (look again), or a hold not known */
                 continue;
             }
             if (forking && state != FSAFE__AT_WAITING &&
@@ -315,7 +315,8 @@ static void note_waits(void)
         AO_t n = AO_load_acquire(&t->n);
         for (AO_t j = 0; j < n && j < FSAFE__AT_CAP; j++) {
             struct fsafe__at_entry *e = &t->e[j];
-            if (fsafe__at_estate(e) == FSAFE__AT_WAITING && fsafe__at_kind(e) == FSAFE_MUTEX && fsafe__at_lock(e) && (void *)AO_load(&e->cond) &&
+            if (fsafe__at_estate(e) == FSAFE__AT_WAITING && fsafe__at_kind(e) == FSAFE_MUTEX && fsafe__at_lock(e) &&
+                fsafe__at_lock(e) != FSAFE__AT_ANON && (void *)AO_load(&e->cond) &&
                 forker_excludes(fsafe__at_lock(e), FSAFE__AT_EXCL))
                 note_cond((void *)AO_load(&e->cond));
         }
@@ -631,7 +632,8 @@ static void retake_own(struct fsafe__at_thread *t)
     for (AO_t j = 0; j < n; j++) {
         struct fsafe__at_entry *e = &t->e[j];
         void *lock = fsafe__at_lock(e);
-        if (!lock || fsafe__at_kind(e) == FSAFE__AT_GATE || fsafe__at_kind(e) == FSAFE_SPINLOCK ||
+        if (!lock || lock == FSAFE__AT_ANON || fsafe__at_kind(e) == FSAFE__AT_GATE ||
+            fsafe__at_kind(e) == FSAFE_SPINLOCK ||
             fsafe__at_estate(e) != FSAFE__AT_HELD)
             continue; /* a spinlock records no owner; a lock call a signal
                        * handler interrupted to fork takes it itself */

@@ -392,8 +392,8 @@ static AO_t prune_stale(struct fsafe__at_thread *t, AO_t top)
     for (AO_t j = 0; j < top && j < FSAFE__AT_CAP; j++) {
         struct fsafe__at_entry *e = &t->e[j];
         void *lock = fsafe__at_lock(e);
-        if (lock && fsafe__at_estate(e) == FSAFE__AT_HELD && fsafe__at_mode(e) == FSAFE__AT_EXCL &&
-            fsafe__at_lock_free(lock, fsafe__at_kind(e)))
+        if (lock && lock != FSAFE__AT_ANON && fsafe__at_estate(e) == FSAFE__AT_HELD &&
+            fsafe__at_mode(e) == FSAFE__AT_EXCL && fsafe__at_lock_free(lock, fsafe__at_kind(e)))
             continue;
         if (keep != j)
             entry_move(t, (long)keep, (long)j);
@@ -402,6 +402,21 @@ static AO_t prune_stale(struct fsafe__at_thread *t, AO_t top)
     if (top > FSAFE__AT_CAP)
         keep += top - FSAFE__AT_CAP;
     return keep;
+}
+
+/* Whether slots [0, i) hold a lock.  A slot still 0 is a lock call this
+ * thread's own code began and a signal handler interrupted before it filled
+ * the slot in (it parks once the handler returns, if it must): not a hold.
+ * Counting it let a handler take a lock after the fork's last look (issue
+ * 25's soak: the child found a spinlock that SIGUSR1 handlers take held). */
+static int holds_any(const struct fsafe__at_thread *t, AO_t i)
+{
+    if (i > FSAFE__AT_CAP)
+        return 1;
+    for (AO_t j = 0; j < i; j++)
+        if (fsafe__at_lock(&t->e[j]))
+            return 1;
+    return 0;
 }
 
 /* Slow path of hold_begin: the state word is not zero.  Slot i is reserved
@@ -441,7 +456,7 @@ static __attribute__((noinline)) long hold_slow(struct fsafe__at_thread *t, AO_t
                 AO_store_release(&t->n, k + 1);
                 i = k;
             }
-            if (i > 0)
+            if (holds_any(t, i))
                 break; /* in a critical section: finish it */
         }
         /* Inside dlopen or dlclose (a constructor that locks): the fork
@@ -454,11 +469,13 @@ static __attribute__((noinline)) long hold_slow(struct fsafe__at_thread *t, AO_t
             monitor = kind == FSAFE_MUTEX && fsafe__at_is_monitor(lock);
         if (monitor && !(w & FSAFE__AT_CLOSED))
             break;
+        /* (Slots below i, if any, are lock calls of the code this handler
+         * interrupted, not filled in: hidden while parked, kept after.) */
         AO_store_release(&t->n, 0);
         while (((w = AO_load_acquire(&fsafe__at_state)) & FSAFE__AT_PENDING) &&
                !(monitor && !(w & FSAFE__AT_CLOSED)))
             futex_wait(&fsafe__at_state, (unsigned)w);
-        AO_store_release(&t->n, 1);
+        AO_store_release(&t->n, i + 1);
         /* Look again: the next fork may already be announced. */
     }
     errno = saved;
@@ -548,7 +565,7 @@ static inline void hold_end(void *lock)
         if (n <= FSAFE__AT_CAP) {
             /* Not recorded: an anonymous hold, if there is one, else not ours
              * (taken before tracking began, or by another thread). */
-            j = hold_find(t, NULL);
+            j = hold_find(t, FSAFE__AT_ANON);
             if (j < 0)
                 return;
         } else {
@@ -558,7 +575,7 @@ static inline void hold_end(void *lock)
     }
     if (n > FSAFE__AT_CAP) {
         /* One of the counted-only holds moves into the array, anonymous. */
-        AO_store_release(&t->e[j].lock, 0);
+        AO_store_release(&t->e[j].lock, (AO_t)FSAFE__AT_ANON);
     } else if (j != top) {
         entry_move(t, j, top);
     } else {

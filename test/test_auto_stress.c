@@ -765,7 +765,11 @@ static void fork_once(int who, unsigned *seed)
         if (!soak)
             FAIL("forker %d, fork %llu (holding %d locks): child status %d (%s)", who,
                  (unsigned long long)forks[who], n, st, child_verdict(st));
-        __atomic_add_fetch(st == T_TIMEOUT ? &hung : &failed, 1, __ATOMIC_RELAXED);
+        uint64_t nbad = __atomic_add_fetch(st == T_TIMEOUT ? &hung : &failed, 1, __ATOMIC_RELAXED);
+        if (nbad <= 20 && !expect_bad) /* each, as it happens (a long run's log) */
+            printf("bad child: forker %d, fork %llu (holding %d locks): status %d (%s)\n", who,
+                   (unsigned long long)__atomic_load_n(&forks[who], __ATOMIC_RELAXED), n, st,
+                   child_verdict(st));
         static int described; /* the first bad child is described by its forker alone */
         if (!__atomic_exchange_n(&described, 1, __ATOMIC_ACQ_REL))
             snprintf(first_bad, sizeof first_bad,

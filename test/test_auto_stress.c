@@ -25,9 +25,12 @@
  * other mutex with fsafe (rank = its index), for the registered walk.
  *
  *   test_auto_stress SECONDS [--soak] [--register] [--forks N] [--expect-bad]
+ *                    [--tolerate-per-10k N]
  *     run with libfsafe-auto.so preloaded; --forks N: stop after N forks
  *     (SECONDS then only bounds the run); --expect-bad: the run without
- *     fsafe, which passes once a child hangs or fails
+ *     fsafe, which passes once a child hangs or fails; --tolerate-per-10k N:
+ *     pass with up to N bad (hung or failed) children per 10,000 forks, and
+ *     at least 1 (default 0: none; the soak in CI: test/README.md, "Soak")
  */
 #ifndef FSAFE_OPTIONAL
 #define FSAFE_OPTIONAL
@@ -881,7 +884,7 @@ int main(int argc, char **argv)
     long seconds = argc > 1 ? atol(argv[1]) : 20;
     if (seconds <= 0)
         seconds = 20;
-    uint64_t want_forks = 0;
+    uint64_t want_forks = 0, tolerate = 0;
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--soak") == 0)
             soak = 1;
@@ -889,10 +892,14 @@ int main(int argc, char **argv)
             registered = 1;
         else if (strcmp(argv[i], "--expect-bad") == 0)
             expect_bad = 1;
+        else if (strcmp(argv[i], "--tolerate-per-10k") == 0 && i + 1 < argc)
+            tolerate = strtoull(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--forks") == 0 && i + 1 < argc)
             want_forks = strtoull(argv[++i], NULL, 10);
         else
-            FAIL("usage: %s SECONDS [--soak] [--register] [--forks N] [--expect-bad]", argv[0]);
+            FAIL("usage: %s SECONDS [--soak] [--register] [--forks N] [--expect-bad] "
+                 "[--tolerate-per-10k N]",
+                 argv[0]);
     }
     const char *wait = getenv("FSAFE_AUTO_WAIT_MS");
     if (!expect_bad && (!wait || atol(wait) < 1000))
@@ -960,8 +967,16 @@ int main(int argc, char **argv)
         report(hung || failed ? "ok (expected, without fsafe):" : "FAIL (nothing went wrong without fsafe: this run shows nothing):", seconds, 0);
         return hung || failed ? 0 : 1;
     }
-    int bad = hung || failed || (want_forks && forks[0] + forks[1] < want_forks);
+    uint64_t total = forks[0] + forks[1];
+    uint64_t allowed = tolerate ? tolerate * total / 10000u : 0;
+    if (tolerate && allowed < 1)
+        allowed = 1;
+    int bad = hung + failed > allowed || (want_forks && total < want_forks);
     report(bad ? "FAIL:" : "ok:", seconds, 0);
+    if (!bad && (hung || failed))
+        printf("(within --tolerate-per-10k %llu: %llu bad of %llu forks)\n",
+               (unsigned long long)tolerate, (unsigned long long)(hung + failed),
+               (unsigned long long)total);
     if (want_forks && forks[0] + forks[1] < want_forks)
         printf("FAIL: %llu forks of the %llu asked for in %ld s\n",
                (unsigned long long)(forks[0] + forks[1]), (unsigned long long)want_forks, seconds);

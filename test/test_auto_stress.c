@@ -309,9 +309,16 @@ static void spin_a_little(unsigned n)
     }
 }
 
+/* Who the parent's threads are, for a bad child's line (kernel thread ids). */
+static pid_t worker_tid[WORKERS];
+#define NSHORT 64
+static pid_t short_tid[NSHORT];
+static unsigned short_next;
+
 static void *worker(void *arg)
 {
     unsigned seed = 0x9e3779b9u * (unsigned)(uintptr_t)arg + 1;
+    __atomic_store_n(&worker_tid[(uintptr_t)arg - 1], gettid(), __ATOMIC_RELEASE);
     struct held h;
     memset(&h, 0, sizeof h);
     while (!__atomic_load_n(&stop, __ATOMIC_ACQUIRE)) {
@@ -339,6 +346,31 @@ static void *worker(void *arg)
 static void child_deadline(struct timespec *ts)
 {
     deadline(ts, CHILD_LOCK_MS * 1000L);
+}
+
+/* In a bad child: which of the parent's threads a mutex names as its owner,
+ * on stdout (write(2) only: the child of a multithreaded fork). */
+static void say_owner(int i)
+{
+    char b[128];
+    int n = 0;
+    const char *head = "bad child: lock ";
+    while (*head)
+        b[n++] = *head++;
+    b[n++] = (char)('0' + i / 10), b[n++] = (char)('0' + i % 10);
+    pid_t o = L[i].m.__data.__owner;
+    const char *who = " owned by an unknown thread\n";
+    for (int k = 0; k < WORKERS; k++)
+        if (o && worker_tid[k] == o)
+            who = " owned by a worker\n";
+    for (int k = 0; k < NSHORT; k++)
+        if (o && short_tid[k] == o)
+            who = " owned by a short-lived thread\n";
+    if (o == 0)
+        who = " names no owner\n";
+    while (*who)
+        b[n++] = *who++;
+    (void)!write(1, b, (size_t)n);
 }
 
 /* In the child: gives back the prefix the forker held (the child's thread
@@ -402,8 +434,10 @@ static int child_check(const struct held *mine)
             break;
         }
         default:
-            if (pthread_mutex_timedlock(&L[i].m, &ts) != 0)
+            if (pthread_mutex_timedlock(&L[i].m, &ts) != 0) {
+                say_owner(i);
                 return 10 + i;
+            }
             if (kinds[i] == K_RECURSIVE && pthread_mutex_lock(&L[i].m) != 0)
                 return 10 + i;
             if (kinds[i] == K_RECURSIVE && pthread_mutex_unlock(&L[i].m) != 0)
@@ -562,6 +596,8 @@ static void *short_lived(void *arg)
     unsigned seed = (unsigned)(uintptr_t)arg;
     struct held h;
     memset(&h, 0, sizeof h);
+    __atomic_store_n(&short_tid[__atomic_fetch_add(&short_next, 1, __ATOMIC_RELAXED) % NSHORT],
+                     gettid(), __ATOMIC_RELAXED);
     int a = (int)(rnd(&seed) % NLOCKS), b = (int)(rnd(&seed) % NLOCKS);
     int lo = a < b ? a : b, hi = a < b ? b : a, got[2], n = 0;
     if (take(lo, &seed, &h))

@@ -29,6 +29,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -470,19 +471,15 @@ static void report_conflict(const struct fsafe__rec *want, const struct fsafe__r
     const char *wn = fsafe__entry_name(we);
     const struct fsafe__entry *oe = fsafe__store_entry(other->entry);
     const char *on = fsafe__entry_name(oe);
+    char did[2 * FSAFE_NAME_MAX + 64] = " and retried";
     if (learned_it)
-        fsafe__msg("lock order conflict: fork waited %lu ms for '%s' (rank %d) while holding '%s' "
-                   "(rank %d)%s; it gave its locks back, and from now on it takes '%s' before "
-                   "'%s' in this process.  A thread that takes '%s' before '%s' needs it "
-                   "ranked lower",
-                   (unsigned long)(waited_ns / 1000000u), wn, we->rank, on, oe->rank,
-                   known ? ", which another thread waits for" : "", wn, on, wn, on);
-    else
-        fsafe__msg("lock order conflict: fork waited %lu ms for '%s' (rank %d) while holding '%s' "
-                   "(rank %d)%s; it gave its locks back and retried.  A thread that takes '%s' "
-                   "before '%s' needs it ranked lower",
-                   (unsigned long)(waited_ns / 1000000u), wn, we->rank, on, oe->rank,
-                   known ? ", which another thread waits for" : "", wn, on);
+        snprintf(did, sizeof did, ", and from now on it takes '%s' before '%s' in this process",
+                 wn, on);
+    fsafe__msg("lock order conflict: fork waited %lu ms for '%s' (rank %d) while holding '%s' "
+               "(rank %d)%s; it gave its locks back%s.  A thread that takes '%s' before '%s' "
+               "needs it ranked lower",
+               (unsigned long)(waited_ns / 1000000u), wn, we->rank, on, oe->rank,
+               known ? ", which another thread waits for" : "", did, wn, on);
 }
 
 static void release_held(struct snap *s)

@@ -88,8 +88,10 @@ struct fsafe__at_thread {
     AO_t signalled;    /* fsafe__at_fork_seq of the pending fork during which the
                         * owner signalled a condition while holding locks: it
                         * parks once it holds none (auto_track.c) */
-    AO_t forking;      /* > 0 while the owner is inside fork(): its holds stay
-                        * as they are until that fork returns */
+    AO_t forking;      /* > 0 while the owner is inside fork() and its fork
+                        * has not run yet: its holds stay as they are until
+                        * then (auto_parent ends the mark before the gate
+                        * lets the next forker in) */
     struct fsafe__at_thread *next; /* every record ever made; never unlinked */
     struct fsafe__at_entry e[FSAFE__AT_CAP];
 };

@@ -69,7 +69,9 @@ static int timed_out;
 static struct fsafe__at_thread *forker;
 static int membarrier_ok;
 static int fork_open; /* FSAFE__AT_CLOSED is clear: monitors' mutexes pass */
-
+/* Set by auto_parent when it ended this thread's "inside fork()" mark
+ * (fork() below then leaves the count alone). */
+static __thread int fork_ended;
 
 static int took(const void *m)
 {
@@ -599,6 +601,16 @@ static void auto_parent(void)
 {
     if (!fsafe__auto_on)
         return;
+    /* This fork is over: from here on, before the gate lets the next forker
+     * in, this thread's holds are ordinary ones that it is about to release.
+     * Still marked as inside fork(), the next forker would not wait for them
+     * (frozen, scan) nor for threads blocked on them, and a thread that got
+     * one after that forker's last look could hold another lock in its child
+     * (issue 25's soak: a worker blocked on a forker's prefix). */
+    if (forker && AO_load(&forker->forking)) {
+        AO_store_release(&forker->forking, 0);
+        fork_ended = 1;
+    }
     fsafe__libc_loader_release();
     release_taken();
     unpark();
@@ -737,10 +749,13 @@ __attribute__((constructor(102))) static void auto_ctor(void)
 FSAFE_EXPORT pid_t fork(void)
 {
     struct fsafe__at_thread *t = fsafe__at_current(); /* none: it holds nothing */
+    int outer = fork_ended; /* a fork from a signal handler nests its own */
+    fork_ended = 0;
     if (t)
         AO_fetch_and_add1(&t->forking);
     pid_t pid = fsafe_fork();
-    if (t)
+    if (t && !fork_ended)
         AO_fetch_and_add(&t->forking, (AO_t)-1); /* errno untouched */
+    fork_ended = outer;
     return pid;
 }

@@ -1029,6 +1029,111 @@ static void forker_reads_writer_waits(void)
     CHECK(strstr(s, "fork waited") == NULL);
 }
 
+/*
+ * A thread whose fork is over lets go of the locks it held across it, and a
+ * thread blocked on one of them gets it and goes on to take another: a fork
+ * that starts in between must wait for both (issue 25's soak found a worker
+ * holding a lock in 1 child of 12,000-37,000).  The window is held open with
+ * a signal: the first forker's atfork parent handler sends itself SIGUSR2,
+ * which fsafe's fork() keeps blocked until its fork is over and the gate
+ * open.  The handler lets the main thread fork, then (once that fork is past
+ * its last look at the other threads, or after a second) releases its lock.
+ */
+static pthread_mutex_t pf_m1 = PTHREAD_MUTEX_INITIALIZER, pf_m2 = PTHREAD_MUTEX_INITIALIZER;
+static pthread_t pf_first;
+static int pf_armed, pf_released, pf_worker_in, pf_done;
+static int pf_phase; /* 1: the first fork is over; 2: the second is past its look; 3: m2 held */
+
+static int pf_wait_phase(int phase, int ms)
+{
+    for (int i = 0; i < ms && __atomic_load_n(&pf_phase, __ATOMIC_ACQUIRE) < phase; i++)
+        t_sleep_ms(1);
+    return __atomic_load_n(&pf_phase, __ATOMIC_ACQUIRE) >= phase;
+}
+
+static void pf_on_usr2(int sig)
+{
+    (void)sig;
+    __atomic_store_n(&pf_phase, 1, __ATOMIC_RELEASE);
+    pf_wait_phase(2, 1000);
+    pthread_mutex_unlock(&pf_m1);
+    __atomic_store_n(&pf_released, 1, __ATOMIC_RELEASE);
+}
+
+static void pf_parent(void)
+{
+    if (__atomic_load_n(&pf_armed, __ATOMIC_ACQUIRE) && pthread_equal(pthread_self(), pf_first)) {
+        __atomic_store_n(&pf_armed, 0, __ATOMIC_RELEASE);
+        pthread_kill(pf_first, SIGUSR2);
+    }
+}
+
+static void pf_prepare(void)
+{
+    /* The second fork, after fsafe's look: a lock taken now is in its child. */
+    if (!pthread_equal(pthread_self(), pf_first) && __atomic_load_n(&pf_phase, __ATOMIC_ACQUIRE) == 1) {
+        __atomic_store_n(&pf_phase, 2, __ATOMIC_RELEASE);
+        pf_wait_phase(3, 1000);
+    }
+}
+
+static void *pf_worker(void *arg)
+{
+    (void)arg;
+    __atomic_store_n(&pf_worker_in, 1, __ATOMIC_RELEASE);
+    pthread_mutex_lock(&pf_m1); /* blocks: the first forker holds it */
+    pthread_mutex_lock(&pf_m2);
+    __atomic_store_n(&pf_phase, 3, __ATOMIC_RELEASE);
+    for (int i = 0; i < 500 && !__atomic_load_n(&pf_done, __ATOMIC_ACQUIRE); i++)
+        t_sleep_ms(1);
+    pthread_mutex_unlock(&pf_m2);
+    pthread_mutex_unlock(&pf_m1);
+    return NULL;
+}
+
+static void *pf_first_forker(void *arg)
+{
+    (void)arg;
+    CHECK(pthread_mutex_lock(&pf_m1) == 0);
+    pthread_t w;
+    CHECK(pthread_create(&w, NULL, pf_worker, NULL) == 0);
+    while (!__atomic_load_n(&pf_worker_in, __ATOMIC_ACQUIRE))
+        t_sleep_ms(1);
+    t_sleep_ms(20); /* the worker blocks on m1 */
+    __atomic_store_n(&pf_armed, 1, __ATOMIC_RELEASE);
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(0);
+    CHECK(pid > 0 && t_wait(pid, CHILD_MS) == 0);
+    if (!__atomic_load_n(&pf_released, __ATOMIC_ACQUIRE))
+        FAIL("SIGUSR2 was not delivered by the end of fork()");
+    pthread_join(w, NULL);
+    return NULL;
+}
+
+static int pf_child(void)
+{
+    if (pthread_mutex_trylock(&pf_m2) != 0)
+        return 2; /* the worker's, taken after the look */
+    return pthread_mutex_trylock(&pf_m1) == 0 ? 0 : 1;
+}
+
+static void previous_forker_releases(void)
+{
+    struct sigaction sa = {.sa_handler = pf_on_usr2};
+    sigemptyset(&sa.sa_mask);
+    CHECK(sigaction(SIGUSR2, &sa, NULL) == 0);
+    CHECK(pthread_atfork(pf_prepare, pf_parent, NULL) == 0);
+    pthread_t b;
+    CHECK(pthread_create(&b, NULL, pf_first_forker, NULL) == 0);
+    pf_first = b;
+    if (!pf_wait_phase(1, 5000))
+        FAIL("the first fork did not end in 5 s");
+    run_children(NULL, pf_child, 1);
+    __atomic_store_n(&pf_done, 1, __ATOMIC_RELEASE);
+    pthread_join(b, NULL);
+}
+
 static const struct t_case cases[] = {
     {"lib_static_mutex", lib_static_mutex},
     {"heap_rwlock_write", heap_rwlock_write},
@@ -1056,6 +1161,7 @@ static const struct t_case cases[] = {
     {"pshared_cond_wait", pshared_cond_wait},
     {"two_forkers_holding", two_forkers_holding},
     {"forker_reads_writer_waits", forker_reads_writer_waits},
+    {"previous_forker_releases", previous_forker_releases},
 };
 
 int main(int argc, char **argv)

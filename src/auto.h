@@ -180,20 +180,39 @@ int fsafe__at_lock_free(const void *lock, int kind);
  * at the first call and kept in *slot; aborts with a message naming it when
  * there is none.  NEXT(type, "name") keeps a slot per call site. */
 void *fsafe__next_sym(AO_t *slot, const char *name);
+/* The function in *slot, with the load inline (a lock call's fast path); the
+ * first call resolves it. */
+#define FSAFE__NEXT_IN(slot, type, name)                                                           \
+    ({                                                                                             \
+        void *p_ = (void *)AO_load_acquire(slot);                                                  \
+        if (__builtin_expect(p_ == NULL, 0))                                                       \
+            p_ = fsafe__next_sym((slot), (name));                                                  \
+        (type) p_;                                                                                 \
+    })
 #define NEXT(type, name)                                                                           \
     ({                                                                                             \
         static AO_t sym_;                                                                          \
-        (type) fsafe__next_sym(&sym_, name);                                                       \
+        FSAFE__NEXT_IN(&sym_, type, name);                                                         \
     })
-int fsafe__real_mutex_lock(pthread_mutex_t *m);
-int fsafe__real_mutex_trylock(pthread_mutex_t *m);
-int fsafe__real_mutex_unlock(pthread_mutex_t *m);
-int fsafe__real_rwlock_rdlock(pthread_rwlock_t *l);
-int fsafe__real_rwlock_wrlock(pthread_rwlock_t *l);
-int fsafe__real_rwlock_unlock(pthread_rwlock_t *l);
-int fsafe__real_spin_lock(pthread_spinlock_t *s);
-int fsafe__real_rwlock_tryrdlock(pthread_rwlock_t *l);
-int fsafe__real_rwlock_trywrlock(pthread_rwlock_t *l);
+/* The real lock calls the other files use too, one slot each (auto_track.c):
+ * fsafe__real_mutex_lock(m) calls libc's pthread_mutex_lock. */
+#define FSAFE__REAL_CALLS(X)                                                                       \
+    X(mutex_lock, pthread_mutex_t)                                                                 \
+    X(mutex_trylock, pthread_mutex_t)                                                              \
+    X(mutex_unlock, pthread_mutex_t)                                                               \
+    X(rwlock_rdlock, pthread_rwlock_t)                                                             \
+    X(rwlock_tryrdlock, pthread_rwlock_t)                                                          \
+    X(rwlock_wrlock, pthread_rwlock_t)                                                             \
+    X(rwlock_trywrlock, pthread_rwlock_t)                                                          \
+    X(rwlock_unlock, pthread_rwlock_t)                                                             \
+    X(spin_lock, pthread_spinlock_t)
+#define FSAFE__REAL_DECLARE(op, type)                                                              \
+    extern AO_t fsafe__sym_##op;                                                                   \
+    static inline int fsafe__real_##op(type *l)                                                    \
+    {                                                                                              \
+        return FSAFE__NEXT_IN(&fsafe__sym_##op, int (*)(type *), "pthread_" #op)(l);               \
+    }
+FSAFE__REAL_CALLS(FSAFE__REAL_DECLARE)
 
 /* ---- gates: libc calls that must not be in flight at fork (auto_libc.c) ---- */
 /*

@@ -79,50 +79,8 @@ void *fsafe__next_sym(AO_t *slot, const char *name)
     return p;
 }
 
-int fsafe__real_mutex_lock(pthread_mutex_t *m)
-{
-    return NEXT(int (*)(pthread_mutex_t *), "pthread_mutex_lock")(m);
-}
-
-int fsafe__real_mutex_trylock(pthread_mutex_t *m)
-{
-    return NEXT(int (*)(pthread_mutex_t *), "pthread_mutex_trylock")(m);
-}
-
-int fsafe__real_mutex_unlock(pthread_mutex_t *m)
-{
-    return NEXT(int (*)(pthread_mutex_t *), "pthread_mutex_unlock")(m);
-}
-
-int fsafe__real_rwlock_rdlock(pthread_rwlock_t *l)
-{
-    return NEXT(int (*)(pthread_rwlock_t *), "pthread_rwlock_rdlock")(l);
-}
-
-int fsafe__real_rwlock_tryrdlock(pthread_rwlock_t *l)
-{
-    return NEXT(int (*)(pthread_rwlock_t *), "pthread_rwlock_tryrdlock")(l);
-}
-
-int fsafe__real_rwlock_wrlock(pthread_rwlock_t *l)
-{
-    return NEXT(int (*)(pthread_rwlock_t *), "pthread_rwlock_wrlock")(l);
-}
-
-int fsafe__real_rwlock_trywrlock(pthread_rwlock_t *l)
-{
-    return NEXT(int (*)(pthread_rwlock_t *), "pthread_rwlock_trywrlock")(l);
-}
-
-int fsafe__real_rwlock_unlock(pthread_rwlock_t *l)
-{
-    return NEXT(int (*)(pthread_rwlock_t *), "pthread_rwlock_unlock")(l);
-}
-
-int fsafe__real_spin_lock(pthread_spinlock_t *s)
-{
-    return NEXT(int (*)(pthread_spinlock_t *), "pthread_spin_lock")(s);
-}
+#define REAL_SLOT(op, type) AO_t fsafe__sym_##op;
+FSAFE__REAL_CALLS(REAL_SLOT)
 
 /* ---- records ----------------------------------------------------------------- */
 static void futex_wait(AO_t *word, unsigned val)
@@ -482,47 +440,90 @@ static __attribute__((noinline)) long hold_slow(struct fsafe__at_thread *t, AO_t
     return (long)i;
 }
 
-/* Records a hold (or an acquisition about to block) of lock; returns the slot,
- * or -1 when the thread is not tracked. */
-static inline long hold_begin(void *lock, int kind, int mode, uintptr_t caller)
+static inline void entry_fill(struct fsafe__at_thread *t, long i, void *lock, AO_t info, uintptr_t caller)
 {
-    struct fsafe__at_thread *t = me;
-    if (unlikely(!t) && !(t = attach()))
-        return -1;
-    long i = (long)t->n;
-    AO_store_release(&t->n, (AO_t)i + 1); /* reserve first: a signal handler nests above */
-    AO_compiler_barrier();
-    if (unlikely(AO_load(&fsafe__at_state)) && (i = hold_slow(t, (AO_t)i, lock, kind)) < 0)
-        return i;
-    if (likely(i < FSAFE__AT_CAP)) {
-        struct fsafe__at_entry *e = &t->e[i];
-        AO_store(&e->info, FSAFE__AT_INFO(kind, mode, FSAFE__AT_ACQUIRING));
-        AO_store(&e->caller, caller);
-        AO_store_release(&e->lock, (AO_t)lock);
+    struct fsafe__at_entry *e = &t->e[i];
+    AO_store(&e->info, info);
+    AO_store(&e->caller, caller);
+    AO_store_release(&e->lock, (AO_t)lock);
+}
+
+/* hold_begin's other cases: a thread not yet attached (t NULL), a fork
+ * pending, or the hold past the capacity (counted only). */
+static __attribute__((noinline)) long hold_begin_slow(struct fsafe__at_thread *t, long i, void *lock,
+                                                       int kind, AO_t info, uintptr_t caller)
+{
+    if (!t) {
+        if (!(t = attach()))
+            return -1;
+        i = (long)t->n;
+        AO_store_release(&t->n, (AO_t)i + 1);
+        AO_compiler_barrier();
     }
+    if (AO_load(&fsafe__at_state) && (i = hold_slow(t, (AO_t)i, lock, kind)) < 0)
+        return i;
+    if (i < FSAFE__AT_CAP)
+        entry_fill(t, i, lock, info, caller);
     return i;
 }
 
-/* The lock call succeeded: the entry of slot i is a hold from now on.  Until
- * then the forker must not take a free lock word for a released hold (the
- * call may be about to take it). */
-static inline void hold_done(long i, void *lock)
+/* The fast path of hold_begin: reserves slot *i, and fills it in unless a
+ * fork is pending, the hold is past the capacity or the thread has no
+ * record yet (returns 0: hold_begin_slow(me, *i, ...) goes on). */
+static inline int hold_begin_fast(long *i, void *lock, AO_t info, uintptr_t caller)
 {
     struct fsafe__at_thread *t = me;
+    if (unlikely(!t))
+        return 0;
+    *i = (long)t->n;
+    AO_store_release(&t->n, (AO_t)*i + 1); /* reserve first: a signal handler nests above */
+    AO_compiler_barrier();
+    if (unlikely(AO_load(&fsafe__at_state)) || unlikely(*i >= FSAFE__AT_CAP))
+        return 0;
+    entry_fill(t, *i, lock, info, caller);
+    return 1;
+}
+
+/* Records a hold (or an acquisition about to block) of lock; returns the
+ * slot, -1 when the thread is not tracked, or FSAFE__AT_FORKER_CALL. */
+static inline long hold_begin(void *lock, int kind, int mode, uintptr_t caller)
+{
+    AO_t info = FSAFE__AT_INFO(kind, mode, FSAFE__AT_ACQUIRING);
+    long i = 0;
+    if (likely(hold_begin_fast(&i, lock, info, caller)))
+        return i;
+    return hold_begin_slow(me, i, lock, kind, info, caller);
+}
+
+/* The lock call succeeded, and a signal handler moved its entry (it pruned
+ * holds below): the topmost acquisition of this lock is this one. */
+static __attribute__((noinline)) void hold_done_moved(struct fsafe__at_thread *t, long i, void *lock)
+{
     if (i < 0 || !t)
         return;
-    if (i >= FSAFE__AT_CAP || fsafe__at_lock(&t->e[i]) != lock) {
-        /* A signal handler moved it (it pruned holds below): the topmost
-         * acquisition of this lock is this one. */
-        long top = (long)(t->n < FSAFE__AT_CAP ? t->n : FSAFE__AT_CAP);
-        for (i = top - 1; i >= 0; i--)
-            if (fsafe__at_lock(&t->e[i]) == lock && fsafe__at_estate(&t->e[i]) == FSAFE__AT_ACQUIRING)
-                break;
-        if (i < 0)
-            return;
-    }
+    long top = (long)(t->n < FSAFE__AT_CAP ? t->n : FSAFE__AT_CAP);
+    for (i = top - 1; i >= 0; i--)
+        if (fsafe__at_lock(&t->e[i]) == lock && fsafe__at_estate(&t->e[i]) == FSAFE__AT_ACQUIRING)
+            break;
+    if (i < 0)
+        return;
     AO_nop_write(); /* the lock word's update before the state */
     fsafe__at_set_estate(&t->e[i], FSAFE__AT_HELD);
+}
+
+/* The lock call succeeded: the entry of slot i is a hold from now on (info
+ * is its kind and mode with state HELD).  Until then the forker must not
+ * take a free lock word for a released hold (the call may be about to take
+ * it). */
+static inline void hold_done(long i, void *lock, AO_t info)
+{
+    struct fsafe__at_thread *t = me;
+    if (likely((unsigned long)i < FSAFE__AT_CAP && t && fsafe__at_lock(&t->e[i]) == lock)) {
+        AO_nop_write(); /* the lock word's update before the state */
+        AO_store_release(&t->e[i].info, info);
+        return;
+    }
+    hold_done_moved(t, i, lock);
 }
 
 /* The lock call failed: gives slot i back (it is the top one). */
@@ -551,12 +552,12 @@ static inline long hold_find(const struct fsafe__at_thread *t, const void *lock)
  * Removes one hold of lock, after the real unlock (until then the forker must
  * still see it).  Slots [0, min(n, CAP)) are dense; a NULL lock there is a
  * hold whose lock is not known (past the capacity, moved down) or a slot being
- * reserved.  Holds beyond the capacity are counted in n only.
+ * reserved.  Holds beyond the capacity are counted in n only.  hold_end is
+ * the usual case, the topmost hold; hold_end_slow the others.
  */
-static inline void hold_end(void *lock)
+static __attribute__((noinline)) void hold_end_slow(struct fsafe__at_thread *t, void *lock)
 {
-    struct fsafe__at_thread *t = me;
-    if (!t || t->n == 0)
+    if (t->n == 0)
         return;
     AO_t n = t->n;
     long top = (long)(n < FSAFE__AT_CAP ? n : FSAFE__AT_CAP) - 1;
@@ -585,6 +586,21 @@ static inline void hold_end(void *lock)
     AO_store_release(&t->n, n - 1);
 }
 
+static inline void hold_end(void *lock)
+{
+    struct fsafe__at_thread *t = me;
+    if (unlikely(!t))
+        return;
+    AO_t n = t->n;
+    if (likely(n - 1 < FSAFE__AT_CAP) && likely(fsafe__at_lock(&t->e[n - 1]) == lock)) {
+        AO_store_release(&t->e[n - 1].lock, 0);
+        AO_compiler_barrier();
+        AO_store_release(&t->n, n - 1);
+        return;
+    }
+    hold_end_slow(t, lock);
+}
+
 /* Forgets every hold of lock by this thread (the lock is being destroyed). */
 static void hold_forget(void *lock)
 {
@@ -601,13 +617,17 @@ static inline int acquired(int r)
 /* ---- mutexes --------------------------------------------------------------- */
 #define TRACKED(kind, mode, lock, call, ok)                                                        \
     do {                                                                                           \
-        long slot_ = hold_begin((lock), (kind), (mode), CALLER);                                   \
-        if (unlikely(slot_ == FSAFE__AT_FORKER_CALL) && (kind) == FSAFE_MUTEX &&                   \
-            fsafe__at_handover(lock))                                                              \
-            return 0; /* pthread's and C11's success (thrd_success is 0) */                        \
+        long slot_ = 0;                                                                            \
+        AO_t info_ = FSAFE__AT_INFO((kind), (mode), FSAFE__AT_ACQUIRING);                          \
+        if (unlikely(!hold_begin_fast(&slot_, (lock), info_, CALLER))) {                           \
+            slot_ = hold_begin_slow(me, slot_, (lock), (kind), info_, CALLER);                     \
+            if (unlikely(slot_ == FSAFE__AT_FORKER_CALL) && (kind) == FSAFE_MUTEX &&               \
+                fsafe__at_handover(lock))                                                          \
+                return 0; /* pthread's and C11's success (thrd_success is 0) */                    \
+        }                                                                                          \
         int r_ = (call);                                                                           \
         if (ok)                                                                                    \
-            hold_done(slot_, (lock));                                                              \
+            hold_done(slot_, (lock), FSAFE__AT_INFO((kind), (mode), FSAFE__AT_HELD));              \
         else                                                                                       \
             hold_cancel(slot_);                                                                    \
         return r_;                                                                                 \
@@ -952,7 +972,8 @@ FSAFE_EXPORT int cnd_timedwait(cnd_t *restrict c, mtx_t *restrict m, const struc
 /* ---- gates (auto.h) ------------------------------------------------------------ */
 void fsafe__gate_enter(struct fsafe__gate *g, uintptr_t caller)
 {
-    hold_done(hold_begin(g, FSAFE__AT_GATE, FSAFE__AT_EXCL, caller), g);
+    hold_done(hold_begin(g, FSAFE__AT_GATE, FSAFE__AT_EXCL, caller), g,
+              FSAFE__AT_INFO(FSAFE__AT_GATE, FSAFE__AT_EXCL, FSAFE__AT_HELD));
 }
 
 void fsafe__gate_leave(struct fsafe__gate *g)

@@ -155,6 +155,20 @@ struct fsafe__addr_slot {
 };
 struct fsafe__addr_slot *fsafe__addr_find(struct fsafe__addr_slot *tab, unsigned bits,
                                           const void *key, int insert, AO_t *full);
+/* The slot an address hashes to first (fsafe__addr_find probes on from it). */
+static inline unsigned fsafe__addr_hash(const void *key, unsigned bits)
+{
+    return (unsigned)(((uintptr_t)key >> 4) * 0x9E3779B97F4A7C15ull >> (64 - bits));
+}
+/* fsafe__addr_find with its usual case inline: the key in its first slot. */
+static inline struct fsafe__addr_slot *fsafe__addr_get(struct fsafe__addr_slot *tab, unsigned bits,
+                                                       const void *key, int insert, AO_t *full)
+{
+    struct fsafe__addr_slot *e = &tab[fsafe__addr_hash(key, bits)];
+    if (__builtin_expect(AO_load_acquire(&e->key) == (AO_t)key, 1))
+        return e;
+    return fsafe__addr_find(tab, bits, key, insert, full);
+}
 AO_t fsafe__at_self_id(void);
 struct fsafe__at_thread *fsafe__at_current(void); /* NULL if the thread has none */
 /* Wakes every thread parked by PENDING (parent), after clearing it and CLOSED. */

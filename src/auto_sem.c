@@ -147,7 +147,7 @@ static AO_t tab_full;                /* semaphores left untracked for want of ro
 
 static inline struct fsafe__addr_slot *slot_find(struct fsafe__addr_slot *t, const void *s, int insert)
 {
-    return fsafe__addr_find(t, TAB_BITS, s, insert, &tab_full);
+    return fsafe__addr_get(t, TAB_BITS, s, insert, &tab_full);
 }
 
 /* ---- per-thread records ------------------------------------------------------------ */
@@ -211,14 +211,22 @@ static void rec_prune(struct rec *r)
     AO_store_release(&r->n, keep);
 }
 
-static void rec_add(struct rec *r, void *s)
+static __attribute__((noinline)) void rec_add_full(struct rec *r, void *s)
+{
+    rec_prune(r);
+    AO_t n = r->n;
+    if (n >= REC_CAP)
+        return; /* untracked hold: the table still names r, nothing lists it */
+    r->held[n] = s;
+    AO_store_release(&r->n, n + 1);
+}
+
+static inline void rec_add(struct rec *r, void *s)
 {
     AO_t n = r->n;
     if (unlikely(n >= REC_CAP)) {
-        rec_prune(r);
-        n = r->n;
-        if (n >= REC_CAP)
-            return; /* untracked hold: the table still names r, nothing lists it */
+        rec_add_full(r, s);
+        return;
     }
     r->held[n] = s;
     AO_store_release(&r->n, n + 1);
@@ -261,7 +269,7 @@ static int rec_swap(struct rec *r, void *from, void *to)
 /* Before a wait on s: notes that r is taking s, so that a fork between the
  * decrement and took() still knows who has it.  Returns the record, or NULL
  * when s is not tracked. */
-static struct rec *taking(sem_t *s)
+static inline struct rec *taking(sem_t *s)
 {
     struct fsafe__addr_slot *t = (struct fsafe__addr_slot *)AO_load_acquire((AO_t *)&tab);
     if (!t || !sem_private(s))

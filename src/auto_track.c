@@ -170,7 +170,7 @@ struct fsafe__addr_slot *fsafe__addr_find(struct fsafe__addr_slot *tab, unsigned
                                           const void *key, int insert, AO_t *full)
 {
     AO_t k0 = (AO_t)key;
-    unsigned h = (unsigned)(((uintptr_t)key >> 4) * 0x9E3779B97F4A7C15ull >> (64 - bits));
+    unsigned h = fsafe__addr_hash(key, bits);
     unsigned mask = (1u << bits) - 1;
     for (unsigned i = 0; i < ADDR_PROBES; i++) {
         struct fsafe__addr_slot *e = &tab[(h + i) & mask];

@@ -1,0 +1,328 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * auto_cost: what auto mode costs a program, per lock operation and per
+ * process start (issue 26), in instructions counted by callgrind (repeatable
+ * on a shared machine) or, without valgrind, in wall time.  Prints numbers
+ * and ratios; judges nothing.
+ *
+ *   auto_cost [--iters N] [--time] [--python PYTHON]
+ *
+ * Variants, each a separate process that never loaded what it does not name:
+ *   plain      no preload
+ *   empty      an empty shared library preloaded (what any preload costs)
+ *   no-auto    libfsafe.so preloaded, FSAFE_AUTO=0 (fsafe-run --no-auto)
+ *   auto       libfsafe-auto.so preloaded (fsafe-run)
+ *
+ * Rows:
+ *   lock loop  one request's worth of lock traffic per iteration: two nested
+ *              mutexes, a third with a condition signal inside, an rwlock
+ *              read pair, a semaphore wait/post pair, and localtime_r every
+ *              16th iteration, after one thread has come and gone.
+ *              Instructions per iteration = (I(2N) - I(N)) / N: start-up
+ *              and exit cancel out.
+ *   mutex pair one pthread_mutex_lock + unlock, the same way.
+ *   /bin/true  the whole process, start-up to exit.
+ *   python     one concurrent.futures.ThreadPoolExecutor(4) task (submit and
+ *              result), (I(2N) - I(N)) / N, with --python (callgrind only).
+ *
+ *   auto_cost --worker loop|pair N    the measured program itself
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef AUTO_COST_LIB
+#error "AUTO_COST_LIB (libfsafe.so), AUTO_COST_AUTO_LIB and AUTO_COST_EMPTY_LIB come from CMake"
+#endif
+
+/* ---- the measured program ------------------------------------------------------------------ */
+static pthread_mutex_t m_outer = PTHREAD_MUTEX_INITIALIZER, m_inner = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t m_queue = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t c_queue = PTHREAD_COND_INITIALIZER;
+static pthread_rwlock_t rw_config = PTHREAD_RWLOCK_INITIALIZER;
+static sem_t sem_pool;
+static volatile long sink;
+
+static void *gone(void *arg)
+{
+    return arg;
+}
+
+static __attribute__((noinline)) void request(long i)
+{
+    pthread_mutex_lock(&m_outer);
+    pthread_mutex_lock(&m_inner);
+    sink += i;
+    pthread_mutex_unlock(&m_inner);
+    pthread_mutex_unlock(&m_outer);
+    pthread_mutex_lock(&m_queue);
+    sink++;
+    pthread_cond_signal(&c_queue);
+    pthread_mutex_unlock(&m_queue);
+    pthread_rwlock_rdlock(&rw_config);
+    sink ^= i;
+    pthread_rwlock_unlock(&rw_config);
+    sem_wait(&sem_pool);
+    sem_post(&sem_pool);
+    if ((i & 15) == 0) {
+        time_t t = (time_t)i;
+        struct tm tm;
+        localtime_r(&t, &tm);
+        sink += tm.tm_sec;
+    }
+}
+
+static __attribute__((noinline)) void pair(void)
+{
+    pthread_mutex_lock(&m_outer);
+    pthread_mutex_unlock(&m_outer);
+}
+
+static int worker(const char *what, long n)
+{
+    pthread_t t;
+    if (pthread_create(&t, NULL, gone, NULL) != 0 || pthread_join(t, NULL) != 0)
+        return 1;
+    if (sem_init(&sem_pool, 0, 1) != 0)
+        return 1;
+    int loop = strcmp(what, "loop") == 0;
+    if (!loop && strcmp(what, "pair") != 0)
+        return 2;
+    for (long i = 0; i < n; i++) {
+        if (loop)
+            request(i);
+        else
+            pair();
+    }
+    return 0;
+}
+
+/* ---- the driver ---------------------------------------------------------------------------- */
+struct variant {
+    const char *name;
+    const char *preload; /* NULL: none */
+    const char *auto_setting;
+};
+
+static const struct variant variants[] = {
+    {"plain", NULL, NULL},
+    {"empty", AUTO_COST_EMPTY_LIB, NULL},
+    {"no-auto", AUTO_COST_LIB, "0"},
+    {"auto", AUTO_COST_AUTO_LIB, NULL},
+};
+#define NVARIANTS (sizeof variants / sizeof variants[0])
+
+static char self[4096];
+static int use_time;
+
+/* Runs argv under the variant's environment (and callgrind unless --time);
+ * returns the instruction count (or wall ns), or -1. */
+static double run(const struct variant *v, char *const argv[])
+{
+    char out[] = "/tmp/fsafe-auto-cost-XXXXXX";
+    int fd = mkstemp(out);
+    if (fd < 0)
+        return -1;
+    close(fd);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        unsetenv("LD_PRELOAD");
+        unsetenv("FSAFE_AUTO");
+        if (v->preload)
+            setenv("LD_PRELOAD", v->preload, 1);
+        if (v->auto_setting)
+            setenv("FSAFE_AUTO", v->auto_setting, 1);
+        int null = open("/dev/null", 1);
+        if (null >= 0)
+            dup2(null, 1);
+        char outopt[64];
+        snprintf(outopt, sizeof outopt, "--callgrind-out-file=%s", out);
+        char *args[16];
+        int n = 0;
+        if (!use_time) {
+            args[n++] = "valgrind";
+            args[n++] = "--tool=callgrind";
+            args[n++] = "--log-file=/dev/null"; /* valgrind's own chatter */
+            args[n++] = outopt;
+        }
+        for (int i = 0; argv[i] && n < 15; i++)
+            args[n++] = argv[i];
+        args[n] = NULL;
+        execvp(args[0], args);
+        _exit(127);
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double result = -1;
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+        if (use_time) {
+            result = (double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec);
+        } else {
+            FILE *f = fopen(out, "r");
+            char line[512];
+            while (f && fgets(line, sizeof line, f))
+                if (strncmp(line, "summary: ", 9) == 0 || strncmp(line, "totals: ", 8) == 0)
+                    result = strtod(strchr(line, ' ') + 1, NULL);
+            if (f)
+                fclose(f);
+        }
+    } else {
+        fprintf(stderr, "auto_cost: %s (%s) exited with status %d\n", argv[0], v->name,
+                WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+    }
+    unlink(out);
+    return result;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Per unit: (run(2N) - run(N)) / N, the median of `reps` (1 with callgrind:
+ * its counts repeat). */
+static double per_unit(const struct variant *v, char *const argv_n[], char *const argv_2n[], long n,
+                       int reps)
+{
+    double s[9];
+    int k = 0;
+    for (int r = 0; r < reps && r < 9; r++) {
+        double a = run(v, argv_n), b = run(v, argv_2n);
+        if (a < 0 || b < 0)
+            return -1;
+        s[k++] = (b - a) / (double)n;
+    }
+    qsort(s, (size_t)k, sizeof s[0], cmp_double);
+    return s[k / 2];
+}
+
+static void row(const char *name, const char *unit, double r[NVARIANTS])
+{
+    printf("%-12s", name);
+    for (size_t i = 0; i < NVARIANTS; i++) {
+        if (r[i] < 0)
+            printf(" %12s", "-");
+        else
+            printf(" %12.1f", r[i]);
+    }
+    /* auto against plain and against the empty preload */
+    if (r[0] > 0 && r[3] > 0)
+        printf("   auto/plain %.2f", r[3] / r[0]);
+    if (r[1] > 0 && r[3] > 0)
+        printf("  auto/empty %.2f", r[3] / r[1]);
+    printf("  (%s)\n", unit);
+    fflush(stdout);
+}
+
+static int driver(long iters, const char *python)
+{
+    use_time = use_time || system("valgrind --version >/dev/null 2>&1") != 0;
+    const char *unit = use_time ? "ns" : "instructions";
+    int reps = use_time ? 5 : 1;
+    printf("auto_cost: %s, %s; columns:", use_time ? "wall time, median of 5" : "callgrind",
+           unit);
+    for (size_t i = 0; i < NVARIANTS; i++)
+        printf(" %s", variants[i].name);
+    printf("\n");
+    char n1[32], n2[32];
+    snprintf(n1, sizeof n1, "%ld", iters);
+    snprintf(n2, sizeof n2, "%ld", 2 * iters);
+    const char *what[] = {"loop", "pair"};
+    const char *label[] = {"lock loop", "mutex pair"};
+    for (int w = 0; w < 2; w++) {
+        char *a1[] = {self, "--worker", (char *)what[w], n1, NULL};
+        char *a2[] = {self, "--worker", (char *)what[w], n2, NULL};
+        double r[NVARIANTS];
+        for (size_t i = 0; i < NVARIANTS; i++)
+            r[i] = per_unit(&variants[i], a1, a2, iters, reps);
+        row(label[w], use_time ? "ns per iteration" : "instructions per iteration", r);
+    }
+    {
+        char *a[] = {"/bin/true", NULL};
+        double r[NVARIANTS];
+        for (size_t i = 0; i < NVARIANTS; i++) {
+            double s[5];
+            int k = 0;
+            for (int rep = 0; rep < reps; rep++)
+                if ((s[k] = run(&variants[i], a)) >= 0)
+                    k++;
+            qsort(s, (size_t)k, sizeof s[0], cmp_double);
+            r[i] = k ? s[k / 2] : -1;
+        }
+        row("/bin/true", use_time ? "ns per process" : "instructions per process", r);
+    }
+    if (python && !use_time) {
+        const char *code = "import concurrent.futures as f, sys\n"
+                           "n = int(sys.argv[1])\n"
+                           "with f.ThreadPoolExecutor(4) as p:\n"
+                           "    for i in range(n):\n"
+                           "        p.submit(abs, i).result()\n";
+        char *a1[] = {(char *)python, "-c", (char *)code, "200", NULL};
+        char *a2[] = {(char *)python, "-c", (char *)code, "400", NULL};
+        double r[NVARIANTS];
+        for (size_t i = 0; i < NVARIANTS; i++)
+            r[i] = per_unit(&variants[i], a1, a2, 200, 1);
+        row("python", "instructions per ThreadPoolExecutor task", r);
+    }
+    return 0;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: auto_cost [--iters N] [--time] [--python PYTHON]\n"
+               "       auto_cost --worker loop|pair N\n"
+               "Prints what auto mode costs per lock operation and per process, in callgrind\n"
+               "instructions (wall time with --time or without valgrind), beside no preload,\n"
+               "an empty preloaded library and libfsafe.so with FSAFE_AUTO=0.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 4 && strcmp(argv[1], "--worker") == 0)
+        return worker(argv[2], atol(argv[3]));
+    long iters = 20000;
+    const char *python = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--iters") == 0 && i + 1 < argc) {
+            char *end;
+            iters = strtol(argv[++i], &end, 10);
+            if (*end || iters <= 0) {
+                fprintf(stderr, "auto_cost: --iters wants a positive number, not '%s'\n", argv[i]);
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--time") == 0) {
+            use_time = 1;
+        } else if (strcmp(argv[i], "--python") == 0 && i + 1 < argc) {
+            python = argv[++i];
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "auto_cost: unknown argument '%s'\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (len <= 0) {
+        fprintf(stderr, "auto_cost: cannot find this program: %s\n", strerror(errno));
+        return 1;
+    }
+    self[len] = '\0';
+    return driver(iters, python);
+}

@@ -632,26 +632,17 @@ void fsafe__libc_loader_release(void)
     }
 }
 
-/* Fills a slot if libc has the function; a function it lacks is never
- * called through its wrapper by a program that runs, so no abort here. */
-static void resolve(AO_t *slot, const char *name)
-{
-    void *p = dlsym(RTLD_NEXT, name);
-    if (p)
-        AO_store_release(slot, (AO_t)p);
-}
-
+/*
+ * The real functions behind the gates are found at their first call
+ * (fsafe__next_sym), not here: dlsym for all of them cost every process
+ * about 100,000 instructions before main (issue 26), and most programs call
+ * a few.  A first call in the child of a fork runs dlsym there; glibc's
+ * fork re-initialises the loader's lock and malloc's in the child (and auto
+ * mode's fork takes the loader's lock across it), so that lookup finds
+ * them free.
+ */
 void fsafe__libc_init(void)
 {
-    /* Resolve every real function now, in the parent: a first call in a
-     * child would run dlsym there. */
-#define RESOLVE_X(ret, name, fam, params, args) resolve(&real_##name, #name);
-#define RESOLVE_V(name, fam, params, args) RESOLVE_X(void, name, fam, params, args)
-    GATED_FUNCTIONS(RESOLVE_X, RESOLVE_V)
-    resolve(&real_dlopen, "dlopen");
-    resolve(&real_dlmopen, "dlmopen");
-    resolve(&real_dlclose, "dlclose");
-    resolve(&real_dladdr, "dladdr");
     find_write_lock();
     find_load_lock();
 }

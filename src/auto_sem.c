@@ -107,7 +107,8 @@ struct real {
 static struct real real;
 
 /* Found with dlsym(RTLD_NEXT) at first use (a call may come before the
- * constructor) and by fsafe__sem_init, so the child never needs dlsym. */
+ * constructor); sem_post by the first thread that takes a semaphore too, so
+ * that the child never needs dlsym. */
 static void *next_sym(void *volatile *slot, const char *name)
 {
     void *p = *slot;
@@ -275,8 +276,13 @@ static inline struct rec *taking(sem_t *s)
     if (!t || !sem_private(s))
         return NULL;
     struct rec *r = me;
-    if (unlikely(!r) && !(r = attach()))
-        return NULL;
+    if (unlikely(!r)) {
+        if (!(r = attach()))
+            return NULL;
+        /* The child posts with it (fsafe__sem_child): found now, in the
+         * parent, once a thread takes a semaphore. */
+        (void)REAL(post, "sem_post");
+    }
     rec_add(r, (void *)((uintptr_t)s | ACQUIRING));
     return r;
 }
@@ -394,8 +400,11 @@ FSAFE_EXPORT int sem_post(sem_t *s)
 }
 
 /* The object that defines PyThread_allocate_lock, as the span of its
- * segments (fsafe__sem_init); [0, 0) when there is none. */
+ * segments, looked up at the first sem_init with value 1 (not at start-up:
+ * a process that never makes a semaphore pays nothing); [0, 0) when there
+ * is none. */
 static uintptr_t cpython_lo, cpython_hi;
+static AO_t cpython_looked;
 
 static int span_cb(struct dl_phdr_info *info, size_t size, void *data)
 {
@@ -432,6 +441,10 @@ FSAFE_EXPORT int sem_init(sem_t *s, int pshared, unsigned value)
     int ret = REAL(init, "sem_init")(s, pshared, value);
     struct fsafe__addr_slot *t = (struct fsafe__addr_slot *)AO_load_acquire((AO_t *)&tab);
     if (SEM_TRACK && ret == 0 && t) {
+        if (value == 1 && !AO_load_acquire(&cpython_looked)) {
+            find_cpython();
+            AO_store_release(&cpython_looked, 1);
+        }
         int declared = value == 1 && caller >= cpython_lo && caller < cpython_hi;
         struct fsafe__addr_slot *e = slot_find(t, s, value > 1 || declared);
         if (e)
@@ -456,16 +469,8 @@ FSAFE_EXPORT int sem_destroy(sem_t *s)
 /* ---- setup and the child ------------------------------------------------------------------ */
 void fsafe__sem_init(void)
 {
-    (void)REAL(wait, "sem_wait");
-    (void)REAL(timedwait, "sem_timedwait");
-    (void)REAL(clockwait, "sem_clockwait");
-    (void)REAL(trywait, "sem_trywait");
-    (void)REAL(post, "sem_post");
-    (void)REAL(init, "sem_init");
-    (void)REAL(destroy, "sem_destroy");
     if (!SEM_TRACK)
         return;
-    find_cpython();
     if (pthread_key_create(&exit_key, on_exit_thread) == 0) {
         AO_store_release(&have_key, 1);
         if (me)

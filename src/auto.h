@@ -170,6 +170,11 @@ static inline struct fsafe__addr_slot *fsafe__addr_get(struct fsafe__addr_slot *
     return fsafe__addr_find(tab, bits, key, insert, full);
 }
 AO_t fsafe__at_self_id(void);
+/* Bumped by a thread that let go of its last hold while a fork is pending;
+ * the forker sleeps on it between looks, with fsafe__at_forker_sleeps set
+ * (auto_track.c, quiet_now). */
+extern AO_t fsafe__at_quiet_seq;
+extern AO_t fsafe__at_forker_sleeps;
 struct fsafe__at_thread *fsafe__at_current(void); /* NULL if the thread has none */
 /* Wakes every thread parked by PENDING (parent), after clearing it and CLOSED. */
 void fsafe__at_unpark_all(void);

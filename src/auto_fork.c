@@ -18,6 +18,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/futex.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -358,14 +359,21 @@ static int loader_busy(void)
     return fsafe__libc_loader_take(&loader_holder) != 0;
 }
 
-static void pause_round(unsigned round)
+/* Between two looks: a yield at first, then a sleep that the last holder's
+ * release ends (quiet_now in auto_track.c), bounded for what no release
+ * announces (a waiter's mutex coming free, a thread parking).  before: the
+ * word as it was before the look that found something busy. */
+static void pause_round(unsigned round, AO_t before)
 {
     if (round < 16) {
         sched_yield();
         return;
     }
     struct timespec ts = {0, round < 200 ? 50 * 1000 : 500 * 1000};
-    nanosleep(&ts, NULL);
+    AO_store(&fsafe__at_forker_sleeps, 1);
+    AO_nop_full();
+    syscall(SYS_futex, (int *)&fsafe__at_quiet_seq, FUTEX_WAIT_PRIVATE, (unsigned)before, &ts, NULL, 0);
+    AO_store(&fsafe__at_forker_sleeps, 0);
 }
 
 int fsafe__at_handover(void *mutex)
@@ -441,6 +449,7 @@ static int auto_prepare(void)
     uint64_t t0 = fsafe__svc.now_ns();
     uint64_t limit = (uint64_t)fsafe__svc.cfg->auto_wait_ms * 1000000u;
     uint64_t open_limit = limit / 4;
+    AO_t quiet = AO_load_acquire(&fsafe__at_quiet_seq);
     int busy = scan(seen, &nseen, &seen_more, 0) || loader_busy();
     /* Something is busy: open the fork, so that a thread on its way out of
      * a monitor's logical critical section is not parked at its mutex. */
@@ -472,7 +481,8 @@ static int auto_prepare(void)
             errno = saved;
             return -1;
         }
-        pause_round(round);
+        pause_round(round, quiet);
+        quiet = AO_load_acquire(&fsafe__at_quiet_seq);
         busy = scan(NULL, NULL, NULL, 0);
         if (!busy && fork_open) {
             /* Quiet while open: close, and look once more, since a thread

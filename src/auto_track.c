@@ -692,19 +692,49 @@ static __attribute__((noinline)) void park_released(struct fsafe__at_thread *t)
     errno = saved;
 }
 
-/* After a signal, or after an unlock of a thread that signalled. */
-static inline void after_release(int signalled)
+/*
+ * The forker sleeps between its looks on fsafe__at_quiet_seq (auto_fork.c).
+ * A thread that lets go of its last hold while a fork is pending bumps it
+ * and, if the forker sleeps, wakes it: the fork goes on as soon as the last
+ * holder leaves, not at its next poll (issue 26).  Bumped before the load
+ * of fsafe__at_forker_sleeps (a full barrier), against the forker's store
+ * of it before its futex wait compares the word: one of the two sees the
+ * other.
+ */
+AO_t fsafe__at_quiet_seq;
+AO_t fsafe__at_forker_sleeps;
+
+static void quiet_now(const struct fsafe__at_thread *t)
 {
-    if (likely(!(AO_load(&fsafe__at_state) & FSAFE__AT_PENDING)))
-        return; /* the fast path: one load */
+    if (AO_load(&t->n) != 0 || AO_load(&fsafe__at_fork_owner) == t->self)
+        return;
+    AO_fetch_and_add1_full(&fsafe__at_quiet_seq);
+    if (AO_load(&fsafe__at_forker_sleeps)) {
+        int saved = errno;
+        syscall(SYS_futex, (int *)&fsafe__at_quiet_seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+        errno = saved;
+    }
+}
+
+static __attribute__((noinline)) void released_pending(int signalled)
+{
     struct fsafe__at_thread *t = me;
     if (!t)
         return;
+    quiet_now(t);
     if (signalled && (AO_load(&fsafe__at_state) & FSAFE__AT_CLOSED))
         return; /* not open: its next lock call parks it */
     if (signalled || (AO_load(&t->signalled) && AO_load(&t->signalled) == AO_load(&fsafe__at_fork_seq) &&
                       AO_load(&t->n) == 0))
         park_released(t);
+}
+
+/* After an unlock, or a signal (then signalled is 1: the signal rule). */
+static inline void after_release(int signalled)
+{
+    if (likely(!(AO_load(&fsafe__at_state) & FSAFE__AT_PENDING)))
+        return; /* the fast path: one load */
+    released_pending(signalled);
 }
 
 FSAFE_EXPORT int pthread_mutex_unlock(pthread_mutex_t *m)
@@ -780,8 +810,10 @@ FSAFE_EXPORT int pthread_rwlock_clockwrlock(pthread_rwlock_t *l, clockid_t c, co
 FSAFE_EXPORT int pthread_rwlock_unlock(pthread_rwlock_t *l)
 {
     int r = fsafe__real_rwlock_unlock(l);
-    if (r == 0)
+    if (r == 0) {
         hold_end(l);
+        after_release(0);
+    }
     return r;
 }
 
@@ -806,8 +838,10 @@ FSAFE_EXPORT int pthread_spin_trylock(pthread_spinlock_t *s)
 FSAFE_EXPORT int pthread_spin_unlock(pthread_spinlock_t *s)
 {
     int r = NEXT(int (*)(pthread_spinlock_t *), "pthread_spin_unlock")(s);
-    if (r == 0)
+    if (r == 0) {
         hold_end((void *)s);
+        after_release(0);
+    }
     return r;
 }
 
@@ -979,4 +1013,5 @@ void fsafe__gate_enter(struct fsafe__gate *g, uintptr_t caller)
 void fsafe__gate_leave(struct fsafe__gate *g)
 {
     hold_end(g);
+    after_release(0);
 }

@@ -5,7 +5,7 @@
  * on a shared machine) or, without valgrind, in wall time.  Prints numbers
  * and ratios; judges nothing.
  *
- *   auto_cost [--iters N] [--time] [--python PYTHON]
+ *   auto_cost [--iters N] [--forks N] [--time] [--python PYTHON]
  *
  * Variants, each a separate process that never loaded what it does not name:
  *   plain      no preload
@@ -24,8 +24,16 @@
  *   /bin/true  the whole process, start-up to exit.
  *   python     one concurrent.futures.ThreadPoolExecutor(4) task (submit and
  *              result), (I(2N) - I(N)) / N, with --python (callgrind only).
+ *   fork       fork() latency in microseconds (wall time, always): p50, p99
+ *              and max of FORKS forks while 8 threads take one of 8 mutexes
+ *              for a short critical section, and every 64th time format a
+ *              log line with a timestamp (localtime_r, snprintf) under a
+ *              log mutex; plain against auto, 3 runs each alternating, the
+ *              median of each figure, with auto mode's wait (fsafe_get_stats)
+ *              shown apart and the load average.  --forks N (default 300;
+ *              0 skips the row).
  *
- *   auto_cost --worker loop|pair N    the measured program itself
+ *   auto_cost --worker loop|pair|fork N    the measured program itself
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -38,6 +46,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#define FSAFE_OPTIONAL
+#include "fsafe.h"
 
 #ifndef AUTO_COST_LIB
 #error "AUTO_COST_LIB (libfsafe.so), AUTO_COST_AUTO_LIB and AUTO_COST_EMPTY_LIB come from CMake"
@@ -86,8 +97,95 @@ static __attribute__((noinline)) void pair(void)
     pthread_mutex_unlock(&m_outer);
 }
 
+/* ---- fork latency under load ---------------------------------------------------------------- */
+#define BUSY_THREADS 8
+static pthread_mutex_t busy_locks[BUSY_THREADS];
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static char log_buf[4096];
+static size_t log_len;
+static volatile int busy_stop;
+
+static void *busy(void *arg)
+{
+    unsigned seed = (unsigned)(uintptr_t)arg;
+    for (unsigned long k = 0; !busy_stop; k++) {
+        int i = (int)(rand_r(&seed) % BUSY_THREADS);
+        pthread_mutex_lock(&busy_locks[i]);
+        for (volatile int w = 0; w < 50; w++) {
+        }
+        pthread_mutex_unlock(&busy_locks[i]);
+        if ((k & 63) == 0) {
+            time_t now = time(NULL);
+            struct tm tm;
+            char line[96];
+            localtime_r(&now, &tm);
+            int n = snprintf(line, sizeof line, "%02d:%02d:%02d worker %u step %lu\n", tm.tm_hour,
+                             tm.tm_min, tm.tm_sec, seed % 100, k);
+            pthread_mutex_lock(&log_lock);
+            if (log_len + (size_t)n >= sizeof log_buf)
+                log_len = 0;
+            memcpy(log_buf + log_len, line, (size_t)n);
+            log_len += (size_t)n;
+            pthread_mutex_unlock(&log_lock);
+        }
+    }
+    return NULL;
+}
+
+static int cmp_double(const void *a, const void *b);
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Prints "p50_us p99_us max_us wait_total_us wait_max_us" (wait: -1 without
+ * fsafe). */
+static int worker_forks(long forks)
+{
+    pthread_t t[BUSY_THREADS];
+    for (int i = 0; i < BUSY_THREADS; i++)
+        pthread_mutex_init(&busy_locks[i], NULL);
+    for (int i = 0; i < BUSY_THREADS; i++)
+        if (pthread_create(&t[i], NULL, busy, (void *)(uintptr_t)(i + 1)) != 0)
+            return 1;
+    double *lat = malloc(sizeof *lat * (size_t)forks);
+    if (!lat)
+        return 1;
+    struct timespec gap = {0, 2000000}; /* the threads run between forks */
+    for (long i = 0; i < forks; i++) {
+        nanosleep(&gap, NULL);
+        uint64_t t0 = now_ns();
+        pid_t pid = fork();
+        if (pid == 0)
+            _exit(0);
+        lat[i] = (double)(now_ns() - t0) / 1000.0;
+        if (pid < 0)
+            return 1;
+        waitpid(pid, NULL, 0);
+    }
+    busy_stop = 1;
+    for (int i = 0; i < BUSY_THREADS; i++)
+        pthread_join(t[i], NULL);
+    qsort(lat, (size_t)forks, sizeof *lat, cmp_double);
+    struct fsafe_stats st;
+    double wait_total = -1, wait_max = -1;
+    if (fsafe_get_stats && fsafe_get_stats(&st, sizeof st) == 0) { /* weak: FSAFE_OPTIONAL */
+        wait_total = (double)st.auto_wait_ns_total / 1000.0;
+        wait_max = (double)st.auto_wait_ns_max / 1000.0;
+    }
+    printf("%.1f %.1f %.1f %.1f %.1f\n", lat[forks / 2], lat[(forks * 99) / 100],
+           lat[forks - 1], wait_total, wait_max);
+    free(lat);
+    return 0;
+}
+
 static int worker(const char *what, long n)
 {
+    if (strcmp(what, "fork") == 0)
+        return worker_forks(n);
     pthread_t t;
     if (pthread_create(&t, NULL, gone, NULL) != 0 || pthread_join(t, NULL) != 0)
         return 1;
@@ -188,6 +286,54 @@ static double run(const struct variant *v, char *const argv[])
     return result;
 }
 
+/* Runs argv (no valgrind) under the variant's environment and reads the
+ * numbers it prints on stdout; returns how many, or -1. */
+static int run_numbers(const struct variant *v, char *const argv[], double *out, int max)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        unsetenv("LD_PRELOAD");
+        unsetenv("FSAFE_AUTO");
+        if (v->preload)
+            setenv("LD_PRELOAD", v->preload, 1);
+        if (v->auto_setting)
+            setenv("FSAFE_AUTO", v->auto_setting, 1);
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    char buf[256];
+    size_t len = 0;
+    ssize_t k;
+    while (len < sizeof buf - 1 && (k = read(fds[0], buf + len, sizeof buf - 1 - len)) > 0)
+        len += (size_t)k;
+    close(fds[0]);
+    buf[len] = '\0';
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        return -1;
+    int n = 0;
+    char *p = buf, *end;
+    while (n < max) {
+        double d = strtod(p, &end);
+        if (end == p)
+            break;
+        out[n++] = d;
+        p = end;
+    }
+    return n;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -229,7 +375,7 @@ static void row(const char *name, const char *unit, double r[NVARIANTS])
     fflush(stdout);
 }
 
-static int driver(long iters, const char *python)
+static int driver(long iters, const char *python, long forks)
 {
     use_time = use_time || system("valgrind --version >/dev/null 2>&1") != 0;
     const char *unit = use_time ? "ns" : "instructions";
@@ -266,6 +412,45 @@ static int driver(long iters, const char *python)
         }
         row("/bin/true", use_time ? "ns per process" : "instructions per process", r);
     }
+    if (forks > 0) {
+        /* plain and auto alternating, 3 runs each; medians of each figure */
+        enum { RUNS = 3, FIG = 5 };
+        const struct variant *pair_v[2] = {&variants[0], &variants[3]};
+        double fig[2][FIG][RUNS];
+        char nf[32];
+        snprintf(nf, sizeof nf, "%ld", forks);
+        char *a[] = {self, "--worker", "fork", nf, NULL};
+        for (int r = 0; r < RUNS; r++)
+            for (int k = 0; k < 2; k++) {
+                const struct variant *v = pair_v[(k + r) & 1];
+                double got[FIG];
+                if (run_numbers(v, a, got, FIG) != FIG) {
+                    fprintf(stderr, "auto_cost: the fork worker failed (%s)\n", v->name);
+                    return 1;
+                }
+                for (int f = 0; f < FIG; f++)
+                    fig[v == pair_v[1]][f][r] = got[f];
+            }
+        double med[2][FIG];
+        for (int k = 0; k < 2; k++)
+            for (int f = 0; f < FIG; f++) {
+                qsort(fig[k][f], RUNS, sizeof(double), cmp_double);
+                med[k][f] = fig[k][f][RUNS / 2];
+            }
+        double load[3] = {0, 0, 0};
+        getloadavg(load, 3);
+        printf("fork, %d busy threads, %ld forks, us (medians of %d runs; load average %.2f):\n",
+               BUSY_THREADS, forks, RUNS, load[0]);
+        printf("  p50   plain %8.1f  auto %8.1f  auto/plain %.2f\n", med[0][0], med[1][0],
+               med[1][0] / med[0][0]);
+        printf("  p99   plain %8.1f  auto %8.1f  auto/plain %.2f\n", med[0][1], med[1][1],
+               med[1][1] / med[0][1]);
+        printf("  max   plain %8.1f  auto %8.1f  auto/plain %.2f\n", med[0][2], med[1][2],
+               med[1][2] / med[0][2]);
+        printf("  auto mode's wait: %.1f us per fork on average, longest %.1f us\n",
+               med[1][3] / (double)forks, med[1][4]);
+        fflush(stdout);
+    }
     if (python && !use_time) {
         const char *code = "import concurrent.futures as f, sys\n"
                            "n = int(sys.argv[1])\n"
@@ -284,18 +469,19 @@ static int driver(long iters, const char *python)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: auto_cost [--iters N] [--time] [--python PYTHON]\n"
-               "       auto_cost --worker loop|pair N\n"
+    fprintf(f, "usage: auto_cost [--iters N] [--forks N] [--time] [--python PYTHON]\n"
+               "       auto_cost --worker loop|pair|fork N\n"
                "Prints what auto mode costs per lock operation and per process, in callgrind\n"
                "instructions (wall time with --time or without valgrind), beside no preload,\n"
-               "an empty preloaded library and libfsafe.so with FSAFE_AUTO=0.\n");
+               "an empty preloaded library and libfsafe.so with FSAFE_AUTO=0, and fork latency\n"
+               "with 8 busy threads, plain against auto mode.\n");
 }
 
 int main(int argc, char **argv)
 {
     if (argc == 4 && strcmp(argv[1], "--worker") == 0)
         return worker(argv[2], atol(argv[3]));
-    long iters = 20000;
+    long iters = 20000, forks = 300;
     const char *python = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--iters") == 0 && i + 1 < argc) {
@@ -303,6 +489,13 @@ int main(int argc, char **argv)
             iters = strtol(argv[++i], &end, 10);
             if (*end || iters <= 0) {
                 fprintf(stderr, "auto_cost: --iters wants a positive number, not '%s'\n", argv[i]);
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--forks") == 0 && i + 1 < argc) {
+            char *end;
+            forks = strtol(argv[++i], &end, 10);
+            if (*end || forks < 0) {
+                fprintf(stderr, "auto_cost: --forks wants a number, not '%s'\n", argv[i]);
                 return 2;
             }
         } else if (strcmp(argv[i], "--time") == 0) {
@@ -324,5 +517,5 @@ int main(int argc, char **argv)
         return 1;
     }
     self[len] = '\0';
-    return driver(iters, python);
+    return driver(iters, python, forks);
 }

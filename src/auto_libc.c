@@ -42,6 +42,8 @@
  * dladdr dladdr1                             dl_load_lock                        yes    gate "loader"
  * dlsym dlvsym                               dl_load_lock                        yes    not interposed (below)
  * dlopen of a bare name, the lazy binder     dl_load_lock                        yes    taken by the fork (below)
+ * rand random srand srandom initstate        lock (stdlib/random.c; rand calls   no     gate "random"
+ *   setstate                                   __random inside libc)
  * fflush(NULL) fcloseall _flushlbf           _IO_list_all_lock (libio/genops.c)  yes    gate "stdio"
  *                                              held while each stream is flushed,
  *                                              so around a fopencookie callback
@@ -120,6 +122,7 @@ static struct fsafe__gate loader_gate = {"loader (dlopen, dlmopen, dlclose, dlad
 #define LOC "locale"
 #define NSS "NSS"
 #define STDIO "stdio"
+#define RANDOM "random"
 #define GATED_FUNCTIONS(X, V)                                                                      \
     X(int, fcloseall, STDIO, (void), ())                                                           \
     V(_flushlbf, STDIO, (void), ())                                                                \
@@ -184,6 +187,12 @@ static struct fsafe__gate loader_gate = {"loader (dlopen, dlmopen, dlclose, dlad
     X(char *, textdomain, LOC, (const char *dom), (dom))                                           \
     X(char *, bindtextdomain, LOC, (const char *dom, const char *dir), (dom, dir))                 \
     X(char *, bind_textdomain_codeset, LOC, (const char *dom, const char *cs), (dom, cs))          \
+    X(int, rand, RANDOM, (void), ())                                                               \
+    X(long, random, RANDOM, (void), ())                                                            \
+    V(srand, RANDOM, (unsigned seed), (seed))                                                      \
+    V(srandom, RANDOM, (unsigned seed), (seed))                                                    \
+    X(char *, initstate, RANDOM, (unsigned seed, char *state, size_t n), (seed, state, n))         \
+    X(char *, setstate, RANDOM, (char *state), (state))                                            \
     NSS_FUNCTIONS(X, V)
 
 /* NSS and the resolver: the non-reentrant lookups, their _r forms, the

@@ -41,6 +41,11 @@ static atomic_int stop;
 static const char *arg; /* the library for dlopen */
 
 /* ---- the functions under test: one call each; non-zero = it failed ---- */
+static int op_rand(void)
+{
+    return rand() < 0;
+}
+
 static int op_localtime(void)
 {
     time_t t = time(NULL);
@@ -160,6 +165,7 @@ struct family {
 };
 static const struct family families[] = {
     {"localtime", op_localtime, NULL, 0, 0},
+    {"rand", op_rand, NULL, 0, 0},
     {"cookie_flush", op_cookie, NULL, 0, 0},
     {"setenv_tzset", op_env, NULL, 0, 0},
     {"syslog", op_syslog, NULL, 0, 0},

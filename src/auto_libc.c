@@ -42,6 +42,8 @@
  * dladdr dladdr1                             dl_load_lock                        yes    gate "loader"
  * dlsym dlvsym                               dl_load_lock                        yes    not interposed (below)
  * dlopen of a bare name, the lazy binder     dl_load_lock                        yes    taken by the fork (below)
+ * sem_open sem_close                        __sem_mappings_lock (nptl/          no     gate "named semaphores"
+ *                                              sem_open.c, sem_close.c)
  * rand random srand srandom initstate        lock (stdlib/random.c; rand calls   no     gate "random"
  *   setstate                                   __random inside libc)
  * fflush(NULL) fcloseall _flushlbf           _IO_list_all_lock (libio/genops.c)  yes    gate "stdio"
@@ -75,6 +77,7 @@
 #undef _FORTIFY_SOURCE /* the wrappers define syslog and __syslog_chk themselves */
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <iconv.h>
 #include <libintl.h>
@@ -82,6 +85,7 @@
 #include <locale.h>
 #include <netdb.h>
 #include <pwd.h>
+#include <semaphore.h>
 #include <shadow.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -123,6 +127,7 @@ static struct fsafe__gate loader_gate = {"loader (dlopen, dlmopen, dlclose, dlad
 #define NSS "NSS"
 #define STDIO "stdio"
 #define RANDOM "random"
+#define SEMNAME "named semaphores"
 #define GATED_FUNCTIONS(X, V)                                                                      \
     X(int, fcloseall, STDIO, (void), ())                                                           \
     V(_flushlbf, STDIO, (void), ())                                                                \
@@ -193,6 +198,7 @@ static struct fsafe__gate loader_gate = {"loader (dlopen, dlmopen, dlclose, dlad
     V(srandom, RANDOM, (unsigned seed), (seed))                                                    \
     X(char *, initstate, RANDOM, (unsigned seed, char *state, size_t n), (seed, state, n))         \
     X(char *, setstate, RANDOM, (char *state), (state))                                            \
+    X(int, sem_close, SEMNAME, (sem_t * s), (s))                                                   \
     NSS_FUNCTIONS(X, V)
 
 /* NSS and the resolver: the non-reentrant lookups, their _r forms, the
@@ -363,6 +369,26 @@ FSAFE_EXPORT void __syslog_chk(int pri, int flag, const char *fmt, ...)
     va_start(ap, fmt);
     __vsyslog_chk(pri, flag, fmt, ap);
     va_end(ap);
+}
+
+/* sem_open is variadic: the mode and value follow only with O_CREAT. */
+static AO_t real_sem_open;
+static struct fsafe__gate gate_sem_open = {SEMNAME " (sem_open)", 0};
+
+FSAFE_EXPORT sem_t *sem_open(const char *name, int oflag, ...)
+{
+    mode_t mode = 0;
+    unsigned value = 0;
+    if (oflag & O_CREAT) {
+        va_list ap;
+        va_start(ap, oflag);
+        mode = va_arg(ap, mode_t);
+        value = va_arg(ap, unsigned);
+        va_end(ap);
+    }
+    sem_t *(*real_)(const char *, int, ...) =
+        (sem_t * (*)(const char *, int, ...)) fsafe__next_sym(&real_sem_open, "sem_open");
+    return GATE_CALL(&gate_sem_open, real_(name, oflag, mode, value));
 }
 
 /* ---- stdio: the calls that flush every stream under the list lock ---------------- */

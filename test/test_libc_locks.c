@@ -27,6 +27,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pwd.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <sys/stat.h>
 #include <syslog.h>
@@ -41,6 +42,31 @@ static atomic_int stop;
 static const char *arg; /* the library for dlopen */
 
 /* ---- the functions under test: one call each; non-zero = it failed ---- */
+/* A named semaphore, opened and closed: both take glibc's
+ * __sem_mappings_lock (nptl/sem_open.c).  The name is this test's (its
+ * parent's pid), removed at exit. */
+static char sem_name[64];
+
+static void sem_name_remove(void)
+{
+    sem_unlink(sem_name);
+}
+
+static int op_sem_open(void)
+{
+    static atomic_int named;
+    if (!atomic_exchange(&named, 1)) {
+        snprintf(sem_name, sizeof sem_name, "/fsafe-test-libc-%d", (int)getpid());
+        atexit(sem_name_remove);
+    }
+    while (!sem_name[0]) /* another thread is naming it */
+        sched_yield();
+    sem_t *s = sem_open(sem_name, O_CREAT, 0600, 1);
+    if (s == SEM_FAILED)
+        return 1;
+    return sem_close(s) != 0;
+}
+
 static int op_rand(void)
 {
     return rand() < 0;
@@ -166,6 +192,7 @@ struct family {
 static const struct family families[] = {
     {"localtime", op_localtime, NULL, 0, 0},
     {"rand", op_rand, NULL, 0, 0},
+    {"sem_open", op_sem_open, NULL, 0, 0},
     {"cookie_flush", op_cookie, NULL, 0, 0},
     {"setenv_tzset", op_env, NULL, 0, 0},
     {"syslog", op_syslog, NULL, 0, 0},

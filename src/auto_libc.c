@@ -42,6 +42,8 @@
  * dladdr dladdr1                             dl_load_lock                        yes    gate "loader"
  * dlsym dlvsym                               dl_load_lock                        yes    not interposed (below)
  * dlopen of a bare name, the lazy binder     dl_load_lock                        yes    taken by the fork (below)
+ * popen                                      proc_file_chain_lock (libio/        no     gate "popen"; pclose
+ *                                              iopopen.c), held across the spawn        not (below)
  * sem_open sem_close                        __sem_mappings_lock (nptl/          no     gate "named semaphores"
  *                                              sem_open.c, sem_close.c)
  * rand random srand srandom initstate        lock (stdlib/random.c; rand calls   no     gate "random"
@@ -49,6 +51,12 @@
  * fflush(NULL) fcloseall _flushlbf           _IO_list_all_lock (libio/genops.c)  yes    gate "stdio"
  *                                              held while each stream is flushed,
  *                                              so around a fopencookie callback
+ *
+ * popen: glibc 2.36 holds the list of popen streams' lock across the
+ * posix_spawn of the command (glibc 2.41's fork takes it).  pclose takes it
+ * only to unlink the stream, then waits for the command with no lock; a
+ * gate on pclose would make every fork wait for that command, so pclose
+ * passes through and its short unlink stays a (rare) window.
  *
  * stdio: glibc's fork takes _IO_list_all_lock itself.  A thread that holds it
  * (flushing every stream) and calls a tracked lock from a stream's cookie
@@ -128,6 +136,7 @@ static struct fsafe__gate loader_gate = {"loader (dlopen, dlmopen, dlclose, dlad
 #define STDIO "stdio"
 #define RANDOM "random"
 #define SEMNAME "named semaphores"
+#define POPEN "popen"
 #define GATED_FUNCTIONS(X, V)                                                                      \
     X(int, fcloseall, STDIO, (void), ())                                                           \
     V(_flushlbf, STDIO, (void), ())                                                                \
@@ -199,6 +208,7 @@ static struct fsafe__gate loader_gate = {"loader (dlopen, dlmopen, dlclose, dlad
     X(char *, initstate, RANDOM, (unsigned seed, char *state, size_t n), (seed, state, n))         \
     X(char *, setstate, RANDOM, (char *state), (state))                                            \
     X(int, sem_close, SEMNAME, (sem_t * s), (s))                                                   \
+    X(FILE *, popen, POPEN, (const char *cmd, const char *mode), (cmd, mode))                      \
     NSS_FUNCTIONS(X, V)
 
 /* NSS and the resolver: the non-reentrant lookups, their _r forms, the

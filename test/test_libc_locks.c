@@ -67,6 +67,16 @@ static int op_sem_open(void)
     return sem_close(s) != 0;
 }
 
+/* A pipe to a command: popen and pclose take glibc's proc_file_chain_lock
+ * (libio/iopopen.c); /bin/true, so that a call is short. */
+static int op_popen(void)
+{
+    FILE *f = popen("/bin/true", "r");
+    if (!f)
+        return 1;
+    return pclose(f) != 0;
+}
+
 static int op_rand(void)
 {
     return rand() < 0;
@@ -193,6 +203,7 @@ static const struct family families[] = {
     {"localtime", op_localtime, NULL, 0, 0},
     {"rand", op_rand, NULL, 0, 0},
     {"sem_open", op_sem_open, NULL, 0, 0},
+    {"popen", op_popen, NULL, 0, 0},
     {"cookie_flush", op_cookie, NULL, 0, 0},
     {"setenv_tzset", op_env, NULL, 0, 0},
     {"syslog", op_syslog, NULL, 0, 0},

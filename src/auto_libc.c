@@ -326,40 +326,33 @@ GATED_FUNCTIONS(SLOT_X, SLOT_V)
 
 /*
  * The wrappers.  errno is the caller's going in (a caller may clear it to
- * tell "not found" from an error) and the real function's coming out; the
- * gate touches it only on paths that restore it, but entering the gate may
- * set up this thread's record (mmap), so it is kept across that too.
- * GATE_CALL(gate, call) is call's value, made inside the gate; CALLER is the
- * wrapper's caller (a macro: it must expand in the wrapper itself).
+ * tell "not found" from an error) and the real function's coming out: the
+ * gate never changes it (the paths that make a syscall, setting up this
+ * thread's record with mmap, parking, waking a forker, restore it
+ * themselves; auto_track.c).  GATE_CALL(gate, call) is call's value, made
+ * inside the gate; CALLER is the wrapper's caller (a macro: it must expand
+ * in the wrapper itself).  The real function's slot is loaded inline.
  */
 #define GATE_CALL(gate, call)                                                                      \
     ({                                                                                             \
-        int e_ = errno;                                                                            \
         fsafe__gate_enter((gate), CALLER);                                                         \
-        errno = e_;                                                                                \
         __typeof__(call) r_ = call;                                                                \
-        e_ = errno;                                                                                \
         fsafe__gate_leave(gate);                                                                   \
-        errno = e_;                                                                                \
         r_;                                                                                        \
     })
 #define WRAP_X(ret, name, fam, params, args)                                                       \
     FSAFE_EXPORT ret name params                                                                   \
     {                                                                                              \
-        ret(*real_) params = (ret(*) params)fsafe__next_sym(&real_##name, #name);                 \
+        ret(*real_) params = FSAFE__NEXT_IN(&real_##name, ret(*) params, #name);                   \
         return GATE_CALL(&gate_##name, real_ args);                                                \
     }
 #define WRAP_V(name, fam, params, args)                                                            \
     FSAFE_EXPORT void name params                                                                  \
     {                                                                                              \
-        void(*real_) params = (void(*) params)fsafe__next_sym(&real_##name, #name);               \
-        int e_ = errno;                                                                            \
+        void(*real_) params = FSAFE__NEXT_IN(&real_##name, void(*) params, #name);                 \
         fsafe__gate_enter(&gate_##name, CALLER);                                                   \
-        errno = e_;                                                                                \
         real_ args;                                                                                \
-        e_ = errno;                                                                                \
         fsafe__gate_leave(&gate_##name);                                                           \
-        errno = e_;                                                                                \
     }
 GATED_FUNCTIONS(WRAP_X, WRAP_V)
 

@@ -117,6 +117,7 @@ struct fsafe__at_thread {
 #define FSAFE__AT_FORKER_CALL (-2)
 extern AO_t fsafe__at_state;
 extern AO_t fsafe__at_fork_owner; /* thread pointer of the forker */
+extern AO_t fsafe__at_fork_owner_tid; /* its kernel thread id (auto_fork.c) */
 extern AO_t fsafe__at_fork_seq;   /* forks announced so far (the forker counts) */
 /* Head of the list of every record (auto_track.c). */
 extern AO_t fsafe__at_threads;

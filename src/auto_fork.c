@@ -422,6 +422,7 @@ static void set_open(int open)
  * parks, so a first look that finds nothing busy can fork at once. */
 static void announce(void)
 {
+    AO_store_release(&fsafe__at_fork_owner_tid, (AO_t)syscall(SYS_gettid));
     AO_store_release(&fsafe__at_fork_owner, fsafe__at_self_id());
     AO_store_release(&fsafe__at_fork_seq, AO_load(&fsafe__at_fork_seq) + 1);
     AO_t w = AO_load_acquire(&fsafe__at_state);
@@ -432,6 +433,7 @@ static void announce(void)
 static void unpark(void)
 {
     AO_store_release(&fsafe__at_fork_owner, 0);
+    AO_store_release(&fsafe__at_fork_owner_tid, 0);
     fsafe__at_unpark_all();
 }
 
@@ -690,6 +692,7 @@ static void auto_child(void)
     AO_store_release(&fsafe__at_state, AO_load_acquire(&fsafe__at_state) &
                                            ~(AO_t)(FSAFE__AT_PENDING | FSAFE__AT_CLOSED | FSAFE__AT_LATE));
     AO_store_release(&fsafe__at_fork_owner, 0);
+    AO_store_release(&fsafe__at_fork_owner_tid, 0);
     for (int i = 0; i < ntaken; i++)
         if (!taken[i].shared_mem)
             fsafe__svc.reset_unlocked(taken[i].mutex, FSAFE_MUTEX);

@@ -31,6 +31,7 @@
 
 AO_t fsafe__at_state;
 AO_t fsafe__at_fork_owner;
+AO_t fsafe__at_fork_owner_tid;
 AO_t fsafe__at_fork_seq;
 AO_t fsafe__at_threads;
 AO_t fsafe__at_token = 1;
@@ -363,18 +364,66 @@ static AO_t prune_stale(struct fsafe__at_thread *t, AO_t top)
     return keep;
 }
 
-/* Whether slots [0, i) hold a lock.  A slot still 0 is a lock call this
- * thread's own code began and a signal handler interrupted before it filled
- * the slot in (it parks once the handler returns, if it must): not a hold.
- * Counting it let a handler take a lock after the fork's last look (issue
- * 25's soak: the child found a spinlock that SIGUSR1 handlers take held). */
-static int holds_any(const struct fsafe__at_thread *t, AO_t i)
+/* Whether the thread with kernel id tid will hold its locks until the
+ * pending fork is over: the forker, or another thread inside fork(). */
+static int holder_frozen(int tid)
+{
+    if (tid == 0)
+        return 0;
+    if ((AO_t)tid == AO_load_acquire(&fsafe__at_fork_owner_tid))
+        return 1;
+    for (struct fsafe__at_thread *r = (struct fsafe__at_thread *)AO_load_acquire(&fsafe__at_threads); r;
+         r = r->next)
+        if (r->tid == tid && fsafe__at_live(&r->in_use) && AO_load_acquire(&r->forking))
+            return 1;
+    return 0;
+}
+
+/* Whether an interrupted call's ACQUIRING entry e waits for a lock that the
+ * forker (or a thread inside fork()) holds: the fork's look skips such an
+ * entry (forker_excludes), and the lock cannot come free, nor wake this
+ * thread, before the fork is over.  Any other blocked call must count as a
+ * hold: glibc wakes one waiter at an unlock, and a waiter parked in its
+ * signal handler would keep that wake from the other waiters, which the
+ * fork would then wait for (seen as 3-5 s stalls in the soak). */
+static int waits_on_frozen(const struct fsafe__at_entry *e, const void *lock)
+{
+#ifdef __GLIBC__
+    int kind = fsafe__at_kind(e);
+    if (kind == FSAFE_MUTEX)
+        return holder_frozen(((const volatile pthread_mutex_t *)lock)->__data.__owner);
+    if (kind == FSAFE_RWLOCK)
+        return holder_frozen(((const volatile pthread_rwlock_t *)lock)->__data.__cur_writer);
+#endif
+    (void)e, (void)lock;
+    return 0;
+}
+
+/* Whether slots [0, i) hold a lock (the thread is in a critical section and
+ * goes on to finish it): a HELD entry, an anonymous hold, holds past the
+ * capacity, a WAITING one (a condition wait that a signal handler
+ * interrupted), an ACQUIRING one (a lock call it interrupted).  Not holds:
+ * a slot still 0 (a lock call the handler interrupted before it filled the
+ * slot in), and an ACQUIRING entry blocked on a lock that the forker or a
+ * thread inside fork() holds (waits_on_frozen).  Counted as holds,
+ * each let a signal handler take its own lock after the fork's last look
+ * (issue 25's soak: the handlers' spinlock held in the child, once behind
+ * an empty slot, once behind a worker blocked on a lock the forker held,
+ * which the forker's look skips). */
+static int in_section(const struct fsafe__at_thread *t, AO_t i)
 {
     if (i > FSAFE__AT_CAP)
         return 1;
-    for (AO_t j = 0; j < i; j++)
-        if (fsafe__at_lock(&t->e[j]))
+    for (AO_t j = 0; j < i; j++) {
+        const struct fsafe__at_entry *e = &t->e[j];
+        void *lock = fsafe__at_lock(e);
+        if (!lock)
+            continue;
+        if (lock == FSAFE__AT_ANON)
             return 1;
+        if (fsafe__at_estate(e) != FSAFE__AT_ACQUIRING || !waits_on_frozen(e, lock))
+            return 1;
+    }
     return 0;
 }
 
@@ -422,7 +471,7 @@ static __attribute__((noinline)) long hold_slow(struct fsafe__at_thread *t, AO_t
                 AO_store_release(&t->n, k + 1);
                 i = k;
             }
-            if (holds_any(t, i))
+            if (in_section(t, i))
                 break; /* in a critical section: finish it */
         }
         /* Inside dlopen or dlclose (a constructor that locks): the fork
@@ -436,7 +485,8 @@ static __attribute__((noinline)) long hold_slow(struct fsafe__at_thread *t, AO_t
         if (monitor && !(w & FSAFE__AT_CLOSED))
             break;
         /* (Slots below i, if any, are lock calls of the code this handler
-         * interrupted, not filled in: hidden while parked, kept after.) */
+         * interrupted, not filled in or not taken: hidden while parked, kept
+         * after.) */
         AO_store_release(&t->n, 0);
         for (unsigned spins = 0; ((w = AO_load_acquire(&fsafe__at_state)) & FSAFE__AT_PENDING) &&
                                  !(monitor && !(w & FSAFE__AT_CLOSED));

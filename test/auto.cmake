@@ -36,7 +36,7 @@ set(FSAFE_AUTO_CASES lib_static_mutex heap_rwlock_write heap_rwlock_read spinloc
     recursive_twice forker_holds paused_thread paused_thread_keep registered_and_tracked
     thread_exit_holding cancel_in_cond_wait failed_attempts signal_handler acquiring_not_stale
     cond_wait_holding forker_holds_cond_mutex pshared_cond_wait two_forkers_holding
-    forker_reads_writer_waits previous_forker_releases)
+    forker_reads_writer_waits previous_forker_releases handler_behind_forker)
 # Cases whose plain run shows a hang or a failure.
 set(FSAFE_AUTO_HANG lib_static_mutex heap_rwlock_write heap_rwlock_read spinlock exe_global_mutex
     cxx_member_mutex cxx_shared_mutex_write cxx_shared_mutex_read cond_wait c11 dlopen_later

@@ -1134,6 +1134,86 @@ static void previous_forker_releases(void)
     pthread_join(b, NULL);
 }
 
+/*
+ * A thread blocked on a lock the forker holds, interrupted by a signal
+ * handler that takes a lock of its own after the fork's last look: the
+ * handler must wait for the fork (issue 25's soak: the handlers' spinlock
+ * held in 1 child of 100,002).  The forker's atfork prepare handler (after
+ * fsafe's look) sends the signal and gives the handler 300 ms to take its
+ * spinlock, which the handler then keeps until the fork has returned.
+ */
+static pthread_mutex_t hb_m = PTHREAD_MUTEX_INITIALIZER;
+static pthread_spinlock_t hb_s;
+static pthread_t hb_worker;
+static int hb_armed, hb_took, hb_forked, hb_in, hb_took_at_fork;
+
+static void hb_on_usr1(int sig)
+{
+    (void)sig;
+    pthread_spin_lock(&hb_s);
+    __atomic_store_n(&hb_took, 1, __ATOMIC_RELEASE);
+    for (int i = 0; i < 2000 && !__atomic_load_n(&hb_forked, __ATOMIC_ACQUIRE); i++)
+        t_sleep_ms(1);
+    pthread_spin_unlock(&hb_s);
+}
+
+static void hb_prepare(void)
+{
+    if (!__atomic_exchange_n(&hb_armed, 0, __ATOMIC_ACQ_REL))
+        return;
+    pthread_kill(hb_worker, SIGUSR1);
+    for (int i = 0; i < 300 && !__atomic_load_n(&hb_took, __ATOMIC_ACQUIRE); i++)
+        t_sleep_ms(1);
+    hb_took_at_fork = __atomic_load_n(&hb_took, __ATOMIC_ACQUIRE);
+}
+
+static void *hb_blocked(void *arg)
+{
+    (void)arg;
+    __atomic_store_n(&hb_in, 1, __ATOMIC_RELEASE);
+    pthread_mutex_lock(&hb_m); /* blocks: the forker holds it */
+    pthread_mutex_unlock(&hb_m);
+    return NULL;
+}
+
+static int hb_child(void)
+{
+    if (pthread_spin_trylock(&hb_s) != 0)
+        return 2; /* the handler's, taken after the look */
+    return pthread_mutex_unlock(&hb_m) == 0 ? 0 : 1; /* the forker's own hold */
+}
+
+static void handler_behind_forker(void)
+{
+    struct sigaction sa = {.sa_handler = hb_on_usr1};
+    sigemptyset(&sa.sa_mask);
+    CHECK(sigaction(SIGUSR1, &sa, NULL) == 0);
+    CHECK(pthread_spin_init(&hb_s, PTHREAD_PROCESS_PRIVATE) == 0);
+    /* Once before: a first call finds the real function with dlsym, which
+     * would wait for the loader's lock that the fork holds. */
+    CHECK(pthread_spin_lock(&hb_s) == 0 && pthread_spin_unlock(&hb_s) == 0);
+    CHECK(pthread_atfork(hb_prepare, NULL, NULL) == 0);
+    CHECK(pthread_mutex_lock(&hb_m) == 0);
+    CHECK(pthread_create(&hb_worker, NULL, hb_blocked, NULL) == 0);
+    while (!__atomic_load_n(&hb_in, __ATOMIC_ACQUIRE))
+        t_sleep_ms(1);
+    t_sleep_ms(20); /* the worker blocks on hb_m */
+    __atomic_store_n(&hb_armed, 1, __ATOMIC_RELEASE);
+    pid_t pid = fork();
+    if (pid < 0)
+        FAIL("fork: %s", strerror(errno));
+    if (pid == 0)
+        _exit(hb_child());
+    __atomic_store_n(&hb_forked, 1, __ATOMIC_RELEASE);
+    int st = t_wait(pid, CHILD_MS);
+    CHECK(pthread_mutex_unlock(&hb_m) == 0);
+    pthread_join(hb_worker, NULL);
+    if (st != 0)
+        FAIL("child status %d (2: the signal handler's spinlock was held in the child)", st);
+    printf("the handler %s its spinlock before the fork; the child found it free\n",
+           hb_took_at_fork ? "had taken" : "waited to take");
+}
+
 static const struct t_case cases[] = {
     {"lib_static_mutex", lib_static_mutex},
     {"heap_rwlock_write", heap_rwlock_write},
@@ -1162,6 +1242,7 @@ static const struct t_case cases[] = {
     {"two_forkers_holding", two_forkers_holding},
     {"forker_reads_writer_waits", forker_reads_writer_waits},
     {"previous_forker_releases", previous_forker_releases},
+    {"handler_behind_forker", handler_behind_forker},
 };
 
 int main(int argc, char **argv)

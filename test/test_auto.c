@@ -1062,16 +1062,18 @@ static void pf_on_usr2(int sig)
 
 static void pf_parent(void)
 {
-    if (__atomic_load_n(&pf_armed, __ATOMIC_ACQUIRE) && pthread_equal(pthread_self(), pf_first)) {
+    pthread_t first = __atomic_load_n(&pf_first, __ATOMIC_ACQUIRE);
+    if (__atomic_load_n(&pf_armed, __ATOMIC_ACQUIRE) && pthread_equal(pthread_self(), first)) {
         __atomic_store_n(&pf_armed, 0, __ATOMIC_RELEASE);
-        pthread_kill(pf_first, SIGUSR2);
+        pthread_kill(first, SIGUSR2);
     }
 }
 
 static void pf_prepare(void)
 {
     /* The second fork, after fsafe's look: a lock taken now is in its child. */
-    if (!pthread_equal(pthread_self(), pf_first) && __atomic_load_n(&pf_phase, __ATOMIC_ACQUIRE) == 1) {
+    if (!pthread_equal(pthread_self(), __atomic_load_n(&pf_first, __ATOMIC_ACQUIRE)) &&
+        __atomic_load_n(&pf_phase, __ATOMIC_ACQUIRE) == 1) {
         __atomic_store_n(&pf_phase, 2, __ATOMIC_RELEASE);
         pf_wait_phase(3, 1000);
     }
@@ -1094,6 +1096,7 @@ static void *pf_worker(void *arg)
 static void *pf_first_forker(void *arg)
 {
     (void)arg;
+    __atomic_store_n(&pf_first, pthread_self(), __ATOMIC_RELEASE);
     CHECK(pthread_mutex_lock(&pf_m1) == 0);
     pthread_t w;
     CHECK(pthread_create(&w, NULL, pf_worker, NULL) == 0);
@@ -1126,7 +1129,6 @@ static void previous_forker_releases(void)
     CHECK(pthread_atfork(pf_prepare, pf_parent, NULL) == 0);
     pthread_t b;
     CHECK(pthread_create(&b, NULL, pf_first_forker, NULL) == 0);
-    pf_first = b;
     if (!pf_wait_phase(1, 5000))
         FAIL("the first fork did not end in 5 s");
     run_children(NULL, pf_child, 1);

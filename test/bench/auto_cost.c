@@ -221,6 +221,17 @@ static const struct variant variants[] = {
 static char self[4096];
 static int use_time;
 
+/* In a child about to exec: the environment of variant v, and only it. */
+static void variant_env(const struct variant *v)
+{
+    unsetenv("LD_PRELOAD");
+    unsetenv("FSAFE_AUTO");
+    if (v->preload)
+        setenv("LD_PRELOAD", v->preload, 1);
+    if (v->auto_setting)
+        setenv("FSAFE_AUTO", v->auto_setting, 1);
+}
+
 /* Runs argv under the variant's environment (and callgrind unless --time);
  * returns the instruction count (or wall ns), or -1. */
 static double run(const struct variant *v, char *const argv[])
@@ -236,12 +247,7 @@ static double run(const struct variant *v, char *const argv[])
     if (pid < 0)
         return -1;
     if (pid == 0) {
-        unsetenv("LD_PRELOAD");
-        unsetenv("FSAFE_AUTO");
-        if (v->preload)
-            setenv("LD_PRELOAD", v->preload, 1);
-        if (v->auto_setting)
-            setenv("FSAFE_AUTO", v->auto_setting, 1);
+        variant_env(v);
         int null = open("/dev/null", 1);
         if (null >= 0)
             dup2(null, 1);
@@ -297,12 +303,7 @@ static int run_numbers(const struct variant *v, char *const argv[], double *out,
     if (pid < 0)
         return -1;
     if (pid == 0) {
-        unsetenv("LD_PRELOAD");
-        unsetenv("FSAFE_AUTO");
-        if (v->preload)
-            setenv("LD_PRELOAD", v->preload, 1);
-        if (v->auto_setting)
-            setenv("FSAFE_AUTO", v->auto_setting, 1);
+        variant_env(v);
         dup2(fds[1], 1);
         close(fds[0]);
         close(fds[1]);

@@ -112,6 +112,15 @@ struct fsafe__at_thread {
 /* With CLOSED: the fork stayed open as long as it may (auto_fork.c); threads
  * parked after signalling go on, to park at their next lock call. */
 #define FSAFE__AT_LATE 16u
+/* While PENDING: the low bits of fsafe__at_fork_seq, so that a thread that
+ * sleeps on the word (futex_wait compares its low 32 bits) until the fork it
+ * saw is over cannot sleep through the next one, announced with the same
+ * flags before it reached the kernel (a stale park, stalling that fork). */
+#define FSAFE__AT_GEN_SHIFT 5
+#define FSAFE__AT_GEN_MASK ((AO_t)0xffffffe0u)
+/* Every bit of a pending fork, cleared when it ends. */
+#define FSAFE__AT_FORK_BITS \
+    ((AO_t)(FSAFE__AT_PENDING | FSAFE__AT_CLOSED | FSAFE__AT_LATE) | FSAFE__AT_GEN_MASK)
 /* hold_begin's answer for the forker's own lock calls during its protocol
  * (the registered walk, other libraries' atfork handlers): not tracked. */
 #define FSAFE__AT_FORKER_CALL (-2)

@@ -424,9 +424,11 @@ static void announce(void)
 {
     AO_store_release(&fsafe__at_fork_owner_tid, (AO_t)syscall(SYS_gettid));
     AO_store_release(&fsafe__at_fork_owner, fsafe__at_self_id());
-    AO_store_release(&fsafe__at_fork_seq, AO_load(&fsafe__at_fork_seq) + 1);
-    AO_t w = AO_load_acquire(&fsafe__at_state);
-    AO_store_release(&fsafe__at_state, w | FSAFE__AT_PENDING | FSAFE__AT_CLOSED);
+    AO_t seq = AO_load(&fsafe__at_fork_seq) + 1;
+    AO_store_release(&fsafe__at_fork_seq, seq);
+    AO_t w = AO_load_acquire(&fsafe__at_state) & ~FSAFE__AT_FORK_BITS;
+    AO_store_release(&fsafe__at_state, w | FSAFE__AT_PENDING | FSAFE__AT_CLOSED |
+                                           ((seq << FSAFE__AT_GEN_SHIFT) & FSAFE__AT_GEN_MASK));
     barrier_all();
 }
 
@@ -689,8 +691,7 @@ static void auto_child(void)
 {
     if (!fsafe__auto_on)
         return;
-    AO_store_release(&fsafe__at_state, AO_load_acquire(&fsafe__at_state) &
-                                           ~(AO_t)(FSAFE__AT_PENDING | FSAFE__AT_CLOSED | FSAFE__AT_LATE));
+    AO_store_release(&fsafe__at_state, AO_load_acquire(&fsafe__at_state) & ~FSAFE__AT_FORK_BITS);
     AO_store_release(&fsafe__at_fork_owner, 0);
     AO_store_release(&fsafe__at_fork_owner_tid, 0);
     for (int i = 0; i < ntaken; i++)

@@ -93,8 +93,7 @@ static void futex_wait(AO_t *word, unsigned val)
 
 void fsafe__at_unpark_all(void)
 {
-    AO_store_release(&fsafe__at_state, AO_load_acquire(&fsafe__at_state) &
-                                           ~(AO_t)(FSAFE__AT_PENDING | FSAFE__AT_CLOSED | FSAFE__AT_LATE));
+    AO_store_release(&fsafe__at_state, AO_load_acquire(&fsafe__at_state) & ~FSAFE__AT_FORK_BITS);
     syscall(SYS_futex, (int *)&fsafe__at_state, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 
@@ -427,6 +426,37 @@ static int in_section(const struct fsafe__at_thread *t, AO_t i)
     return 0;
 }
 
+/* Before a signal handler parks behind its interrupted lock call (slots
+ * [0, i), every ACQUIRING one waiting for a frozen holder): that call may
+ * have been woken by an unlock just before the signal came, and glibc wakes
+ * one waiter per unlock, which then marks the lock contended again so that
+ * the next unlock wakes the next.  Parked, this thread would keep that duty
+ * from the other waiters until the fork is over, and the fork may be
+ * waiting for one of them.  Waking one waiter of each such lock hands it
+ * on; glibc's waiters take a spurious wake as a reason to try again. */
+static void pass_wakes(const struct fsafe__at_thread *t, AO_t i)
+{
+#ifdef __GLIBC__
+    for (AO_t j = 0; j < i && j < FSAFE__AT_CAP; j++) {
+        const struct fsafe__at_entry *e = &t->e[j];
+        void *lock = fsafe__at_lock(e);
+        if (!lock || lock == FSAFE__AT_ANON || fsafe__at_estate(e) != FSAFE__AT_ACQUIRING)
+            continue;
+        int *word;
+        if (fsafe__at_kind(e) == FSAFE_MUTEX)
+            word = (int *)&((pthread_mutex_t *)lock)->__data.__lock;
+        else if (fsafe__at_kind(e) == FSAFE_RWLOCK) /* a writer's one-waiter wake */
+            word = (int *)&((pthread_rwlock_t *)lock)->__data.__writers_futex;
+        else
+            continue;
+        /* Private or process-shared: the wrong one finds no waiters. */
+        syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+        syscall(SYS_futex, word, FUTEX_WAKE, 1, NULL, NULL, 0);
+    }
+#endif
+    (void)t, (void)i;
+}
+
 /* A parked thread yields this many times before it sleeps: most forks are
  * over by then, and a thread that never slept does not preempt the forker
  * when the fork wakes it (fork latency p50 with 8 busy threads on 2 cores:
@@ -487,6 +517,8 @@ static __attribute__((noinline)) long hold_slow(struct fsafe__at_thread *t, AO_t
         /* (Slots below i, if any, are lock calls of the code this handler
          * interrupted, not filled in or not taken: hidden while parked, kept
          * after.) */
+        if (i > 0)
+            pass_wakes(t, i);
         AO_store_release(&t->n, 0);
         for (unsigned spins = 0; ((w = AO_load_acquire(&fsafe__at_state)) & FSAFE__AT_PENDING) &&
                                  !(monitor && !(w & FSAFE__AT_CLOSED));

@@ -276,4 +276,9 @@ void fsafe__sem_init(void);
 /* Async-signal-safe; parent_token: the records of the parent's threads. */
 void fsafe__sem_child(AO_t parent_token);
 
+/* ---- auto_omp.c: OpenMP's pool (issue 24) ------------------------------------ */
+/* Async-signal-safe: from now on every parallel region of this child has one
+ * thread if the forker had started one in the parent (its pool is gone). */
+void fsafe__omp_child(void);
+
 #endif /* FSAFE_AUTO_H */

@@ -714,6 +714,7 @@ static void auto_child(void)
         retake_own(mine);
     fsafe__libc_child();
     fsafe__sem_child(parent_token);
+    fsafe__omp_child();
 }
 
 /* ---- attach ----------------------------------------------------------------------------- */

@@ -728,10 +728,16 @@ static int auto_handed_over(void)
     return handed;
 }
 
+static int auto_busy_seen(void)
+{
+    return nseen + seen_more;
+}
+
 static struct fsafe__ext_ops ops = {
     .abi = FSAFE__EXT_ABI,
     .waited_ns = auto_waited_ns,
     .handed_over = auto_handed_over,
+    .busy_seen = auto_busy_seen,
     .prepare = auto_prepare,
     .abort = auto_abort,
     .parent = auto_parent,

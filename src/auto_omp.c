@@ -34,6 +34,7 @@
 #include "auto.h"
 
 #include <atomic_ops.h>
+#include <unistd.h>
 
 /* Whether this thread has started a parallel region (it may own a pool);
  * the child inherits the forker's. */
@@ -44,8 +45,13 @@ static int one_thread;
 
 void fsafe__omp_child(void)
 {
-    if (started)
-        one_thread = 1;
+    if (!started || one_thread)
+        return;
+    one_thread = 1;
+    if (fsafe__svc.cfg && fsafe__svc.cfg->verbose)
+        fsafe__amsg("child %d: OpenMP (libgomp): the forking thread's pool has no threads here; "
+                    "parallel regions run on one thread",
+                    (int)getpid());
 }
 
 /* num_threads as the caller asked, or 1 where the pool's threads are gone. */

@@ -534,7 +534,8 @@ void fsafe__sem_child(AO_t parent_token)
     }
     if (nposted && fsafe__svc.cfg && fsafe__svc.cfg->verbose) {
         fsafe__amsg("child %d: posted %d semaphore%s that other threads held as locks at the fork "
-                    "(first: %p)",
+                    "(first: %p); the fork does not wait for semaphores, so what they guard may "
+                    "be half-updated",
                     (int)getpid(), nposted, nposted == 1 ? "" : "s", first);
     }
 }

@@ -159,14 +159,17 @@ static void protocol_walk(int from_handler, uint64_t t0)
     via_handler = from_handler;
     long taken = 0;
     uint64_t auto_ns = 0;
+    int auto_busy = 0;
     /* Auto mode first: once no other thread holds a tracked lock (and every
      * pthread lock is tracked), the registered walk finds them free.  Either
      * step may give up for a thread waiting at the gate (it may hold what the
      * step waits for); the auto step is then undone too. */
     for (unsigned backoff = 1;; backoff++) {
         if (!ext || ext->prepare() == 0) {
-            if (ext)
+            if (ext) {
                 auto_ns += ext->waited_ns();
+                auto_busy = ext->busy_seen();
+            }
             if ((taken = fsafe__walk_acquire_all(fsafe__gate_contended)) >= 0)
                 break;
             if (ext)
@@ -187,14 +190,27 @@ static void protocol_walk(int from_handler, uint64_t t0)
     fsafe__stats.auto_wait_ns_total += auto_ns;
     if (auto_ns > fsafe__stats.auto_wait_ns_max)
         fsafe__stats.auto_wait_ns_max = auto_ns;
-    if (fsafe__cfg.verbose)
-        fsafe__msg("fork #%llu in pid %d%s: took %llu of %llu registered locks in %llu us%s",
+    if (fsafe__cfg.verbose) {
+        /* Auto mode's part first: without it, "took 0 of 0" reads like all
+         * that was done (issue 24). */
+        char autopart[128] = "";
+        if (ext && fsafe__cfg.auto_mode != 0) {
+            if (auto_busy)
+                snprintf(autopart, sizeof autopart,
+                         "auto mode waited %llu us for other threads (listed below); ",
+                         (unsigned long long)(auto_ns / 1000));
+            else
+                snprintf(autopart, sizeof autopart,
+                         "auto mode found no other thread in a tracked lock or libc call; ");
+        }
+        fsafe__msg("fork #%llu in pid %d%s: %stook %llu of %llu registered locks in %llu us%s",
                    (unsigned long long)fsafe__stats.forks, (int)getpid(),
-                   from_handler ? " (via pthread_atfork)" : "", (unsigned long long)taken,
+                   from_handler ? " (via pthread_atfork)" : "", autopart, (unsigned long long)taken,
                    (unsigned long long)fsafe__registry_count(), (unsigned long long)(dt / 1000),
                    fsafe__walk_was_light() && fsafe__registry_count()
                        ? " (one thread: free locks left alone)"
                        : "");
+    }
 }
 
 /* Blocks every signal, then arms the release: from here to the handlers no

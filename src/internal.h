@@ -377,7 +377,7 @@ extern struct fsafe_stats fsafe__stats; /* updated by the forker only */
  * safe calls only).  The services let the auto library use libfsafe's config,
  * messages and lock resets without a second copy of them.
  */
-#define FSAFE__EXT_ABI 2
+#define FSAFE__EXT_ABI 3
 struct fsafe__ext_ops {
     int abi; /* FSAFE__EXT_ABI */
     /* 0, or -1 when it gave up (and undid itself) for a thread waiting at the
@@ -391,6 +391,9 @@ struct fsafe__ext_ops {
      * far in this fork (the parent handler's count is final). */
     uint64_t (*waited_ns)(void);
     int (*handed_over)(void);
+    /* After a prepare that returned 0: holds of other threads its first look
+     * found (0: the fork did not wait for anyone). */
+    int (*busy_seen)(void);
 };
 struct fsafe__ext_services {
     const struct fsafe__config *cfg;

@@ -313,6 +313,7 @@ static void spin_a_little(unsigned n)
 static pid_t worker_tid[WORKERS];
 #define NSHORT 64
 static pid_t short_tid[NSHORT];
+static pid_t forker_tid[2]; /* the two forking threads (say_owner) */
 static unsigned short_next;
 
 static void *worker(void *arg)
@@ -359,7 +360,17 @@ static void say_owner(int i)
         b[n++] = *head++;
     b[n++] = (char)('0' + i / 10), b[n++] = (char)('0' + i % 10);
     pid_t o = L[i].m.__data.__owner;
+    if (kinds[i] == K_RWLOCK) { /* glibc: the writer's id; readers counted from bit 3 */
+        unsigned r = L[i].rw.__data.__readers;
+        o = (r & 2u) ? L[i].rw.__data.__cur_writer : 0;
+        const char *rd = (r >> 3) ? " (read-held)" : (r & 2u) ? " (write-held)" : " (free?)";
+        while (*rd)
+            b[n++] = *rd++;
+    }
     const char *who = " owned by an unknown thread\n";
+    for (int k = 0; k < 2; k++)
+        if (o && forker_tid[k] == o)
+            who = k ? " owned by forker 1\n" : " owned by forker 0\n";
     for (int k = 0; k < WORKERS; k++)
         if (o && worker_tid[k] == o)
             who = " owned by a worker\n";
@@ -398,8 +409,10 @@ static int child_check(const struct held *mine)
         child_deadline(&ts);
         switch (kinds[i]) {
         case K_RWLOCK:
-            if (pthread_rwlock_timedwrlock(&L[i].rw, &ts) != 0)
+            if (pthread_rwlock_timedwrlock(&L[i].rw, &ts) != 0) {
+                say_owner(i);
                 return 10 + i;
+            }
             if (pthread_rwlock_unlock(&L[i].rw) != 0)
                 return 10 + i;
             break;
@@ -749,6 +762,7 @@ static void fork_once(int who, unsigned *seed)
 {
     struct held h;
     memset(&h, 0, sizeof h);
+    __atomic_store_n(&forker_tid[who], gettid(), __ATOMIC_RELAXED);
     int n = (rnd(seed) & 3) == 0 ? (int)(rnd(seed) % (FORKER_MAX + 1)) : 0;
     int got[NLOCKS], ngot = 0;
     for (int i = 0; i < n; i++) {

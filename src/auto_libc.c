@@ -48,6 +48,9 @@
  *                                              sem_open.c, sem_close.c)
  * rand random srand srandom initstate        lock (stdlib/random.c; rand calls   no     gate "random"
  *   setstate                                   __random inside libc)
+ * __cxa_atexit (atexit, C++ statics' and     __exit_funcs_lock (stdlib/          no     gate "exit handlers"
+ *   destructors) on_exit                       cxa_atexit.c, on_exit.c,
+ *   __cxa_at_quick_exit (at_quick_exit)        quick_exit's list)
  * fflush(NULL) fcloseall _flushlbf           _IO_list_all_lock (libio/genops.c)  yes    gate "stdio"
  *                                              held while each stream is flushed,
  *                                              so around a fopencookie callback
@@ -137,6 +140,7 @@ static struct fsafe__gate loader_gate = {"loader (dlopen, dlmopen, dlclose, dlad
 #define RANDOM "random"
 #define SEMNAME "named semaphores"
 #define POPEN "popen"
+#define EXITFN "exit handlers"
 #define GATED_FUNCTIONS(X, V)                                                                      \
     X(int, fcloseall, STDIO, (void), ())                                                           \
     V(_flushlbf, STDIO, (void), ())                                                                \
@@ -209,6 +213,9 @@ static struct fsafe__gate loader_gate = {"loader (dlopen, dlmopen, dlclose, dlad
     X(char *, setstate, RANDOM, (char *state), (state))                                            \
     X(int, sem_close, SEMNAME, (sem_t * s), (s))                                                   \
     X(FILE *, popen, POPEN, (const char *cmd, const char *mode), (cmd, mode))                      \
+    X(int, __cxa_atexit, EXITFN, (void (*fn)(void *), void *arg, void *dso), (fn, arg, dso))       \
+    X(int, on_exit, EXITFN, (void (*fn)(int, void *), void *arg), (fn, arg))                       \
+    X(int, __cxa_at_quick_exit, EXITFN, (void (*fn)(void *), void *dso), (fn, dso))                \
     NSS_FUNCTIONS(X, V)
 
 /* NSS and the resolver: the non-reentrant lookups, their _r forms, the

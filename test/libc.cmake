@@ -47,7 +47,7 @@ function(fsafe_libc_test name)
   endif()
 endfunction()
 
-foreach(f localtime rand sem_open popen setenv_tzset syslog iconv newlocale getpwnam gethostbyaddr getaddrinfo
+foreach(f localtime rand atexit sem_open popen setenv_tzset syslog iconv newlocale getpwnam gethostbyaddr getaddrinfo
           dl_iterate_phdr)
   fsafe_libc_test(${f} SOME)
 endforeach()

@@ -51,6 +51,8 @@
  * __cxa_atexit (atexit, C++ statics' and     __exit_funcs_lock (stdlib/          no     gate "exit handlers"
  *   destructors) on_exit                       cxa_atexit.c, on_exit.c,
  *   __cxa_at_quick_exit (at_quick_exit)        quick_exit's list)
+ * __cxa_guard_acquire __cxa_guard_release    a static's guard word, a futex       no     gate "C++ static
+ *   __cxa_guard_abort (libstdc++)              (GCC 12 libsupc++/guard.cc)                 initialisation"
  * fflush(NULL) fcloseall _flushlbf           _IO_list_all_lock (libio/genops.c)  yes    gate "stdio"
  *                                              held while each stream is flushed,
  *                                              so around a fopencookie callback
@@ -399,6 +401,42 @@ FSAFE_EXPORT sem_t *sem_open(const char *name, int oflag, ...)
     sem_t *(*real_)(const char *, int, ...) =
         (sem_t * (*)(const char *, int, ...)) fsafe__next_sym(&real_sem_open, "sem_open");
     return GATE_CALL(&gate_sem_open, real_(name, oflag, mode, value));
+}
+
+/* ---- C++ static initialisation (libstdc++'s guards) ------------------------------ */
+/* A function-local static's first use calls __cxa_guard_acquire; 1 means
+ * this thread runs the initialiser, then __cxa_guard_release (or _abort, on
+ * an exception).  GCC 12's libstdc++ marks the guard "pending" for that time
+ * and makes every other thread wait on it as a futex, with no timeout
+ * (libsupc++/guard.cc): a child of a fork made meanwhile waits forever at
+ * its first use of that static.  The whole initialisation is a hold of this
+ * gate, so the fork waits for it; a call that finds the static initialised
+ * (0) ends its hold at once.  Calls that the compiler's inline test of the
+ * guard skips (every use after the first) cost nothing. */
+#define CXXINIT "C++ static initialisation"
+static AO_t real_guard_acquire, real_guard_release, real_guard_abort;
+static struct fsafe__gate gate_guard = {CXXINIT " (__cxa_guard_acquire)", 0};
+
+FSAFE_EXPORT int __cxa_guard_acquire(int64_t *g)
+{
+    int (*real_)(int64_t *) = FSAFE__NEXT_IN(&real_guard_acquire, int (*)(int64_t *), "__cxa_guard_acquire");
+    fsafe__gate_enter(&gate_guard, CALLER);
+    int r = real_(g);
+    if (r == 0)
+        fsafe__gate_leave(&gate_guard);
+    return r;
+}
+
+FSAFE_EXPORT void __cxa_guard_release(int64_t *g)
+{
+    FSAFE__NEXT_IN(&real_guard_release, void (*)(int64_t *), "__cxa_guard_release")(g);
+    fsafe__gate_leave(&gate_guard);
+}
+
+FSAFE_EXPORT void __cxa_guard_abort(int64_t *g)
+{
+    FSAFE__NEXT_IN(&real_guard_abort, void (*)(int64_t *), "__cxa_guard_abort")(g);
+    fsafe__gate_leave(&gate_guard);
 }
 
 /* ---- stdio: the calls that flush every stream under the list lock ---------------- */

@@ -22,7 +22,8 @@ target_link_libraries(fsafe_ctor_lock PRIVATE Threads::Threads)
 
 add_executable(test_libc_locks test_libc_locks.c)
 target_include_directories(test_libc_locks PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
-target_link_libraries(test_libc_locks PRIVATE fsafe_rp_loader Threads::Threads ${CMAKE_DL_LIBS})
+# stdc++: the guard functions of C++ function-local statics (cxa_guard).
+target_link_libraries(test_libc_locks PRIVATE fsafe_rp_loader Threads::Threads ${CMAKE_DL_LIBS} stdc++)
 add_dependencies(test_libc_locks fsafe_rp_plugin fsafe_ctor_fork fsafe_ctor_lock)
 
 set(_auto "LD_PRELOAD=$<TARGET_FILE:fsafe_auto>")
@@ -47,7 +48,7 @@ function(fsafe_libc_test name)
   endif()
 endfunction()
 
-foreach(f localtime rand atexit sem_open popen setenv_tzset syslog iconv newlocale getpwnam gethostbyaddr getaddrinfo
+foreach(f localtime rand atexit cxa_guard sem_open popen setenv_tzset syslog iconv newlocale getpwnam gethostbyaddr getaddrinfo
           dl_iterate_phdr)
   fsafe_libc_test(${f} SOME)
 endforeach()

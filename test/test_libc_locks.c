@@ -94,6 +94,24 @@ static int op_atexit(void)
     return atexit(exit_noop) != 0;
 }
 
+/* A C++ function-local static's guard (the Itanium C++ ABI, as g++ emits
+ * it): __cxa_guard_acquire returns 1 to the thread that runs the
+ * initialiser and makes the others wait on the guard word (libstdc++: a
+ * futex, no timeout) until __cxa_guard_release, or _abort after an
+ * exception.  Aborting every time keeps the guard cycling, as a lock does. */
+int __cxa_guard_acquire(int64_t *g);
+void __cxa_guard_abort(int64_t *g);
+static int64_t guard;
+static int op_guard(void)
+{
+    if (__cxa_guard_acquire(&guard) != 1)
+        return 1; /* "initialised": never, since every initialisation aborts */
+    for (volatile int k = 0; k < 100; k++) {
+    }
+    __cxa_guard_abort(&guard);
+    return 0;
+}
+
 static int op_localtime(void)
 {
     time_t t = time(NULL);
@@ -215,6 +233,7 @@ static const struct family families[] = {
     {"localtime", op_localtime, NULL, 0, 0},
     {"rand", op_rand, NULL, 0, 0},
     {"atexit", op_atexit, NULL, 0, 0},
+    {"cxa_guard", op_guard, NULL, 0, 0},
     {"sem_open", op_sem_open, NULL, 0, 0},
     {"popen", op_popen, NULL, 0, 0},
     {"cookie_flush", op_cookie, NULL, 0, 0},

@@ -112,7 +112,7 @@ awk -F'\t' -v tests="$tests" -v wrappers="$wrappers" -v tsv="$tsv" '
         if (!($4 in kinds)) bad("row " id ": unknown kind \"" $4 "\"")
         if (!($6 in forks)) bad("row " id ": unknown glibc_fork \"" $6 "\"")
         fs = $7
-        if (fs !~ /^(gate:[A-Za-z][A-Za-z-]*|fork|glibc|tracked|unreachable:[a-z0-9][a-z0-9.-]*|not-covered)$/) {
+        if (fs !~ /^(gate:[A-Za-z][A-Za-z+-]*|fork|glibc|tracked|unreachable:[a-z0-9][a-z0-9.-]*|not-covered)$/) {
             bad("row " id ": unknown fsafe value \"" fs "\"")
             next
         }

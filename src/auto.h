@@ -253,6 +253,9 @@ FSAFE__REAL_CALLS(FSAFE__REAL_DECLARE)
  * constructor run by dlopen) nest like locks the forker holds itself.
  */
 #define FSAFE__AT_GATE 7 /* entry kind: a gate, not a lock */
+/* Entry kind: a lock that is one 32-bit futex word, 0 when free (GLib's
+ * GMutex: auto_glib.c); the child resets it by storing 0. */
+#define FSAFE__AT_WORD 6
 struct fsafe__gate {
     const char *family; /* named in messages: "time zone (localtime_r)" */
     /* Non-zero when a call inside the gate holds libc's lock for its whole
@@ -275,6 +278,19 @@ void fsafe__libc_loader_release(void);
 void fsafe__sem_init(void);
 /* Async-signal-safe; parent_token: the records of the parent's threads. */
 void fsafe__sem_child(AO_t parent_token);
+
+/* Tracking for the interposers of other libraries' lock functions
+ * (auto_glib.c), out of line: a hold of lock (kind, exclusive) begins,
+ * before the call that may block (returns its slot, or -1 / FSAFE__AT_FORKER_CALL
+ * when it is not tracked), is done or cancelled after it; a release; a
+ * condition wait on it (wait_begin marks the hold WAITING, wait_end HELD
+ * again). */
+long fsafe__at_lock_begin(void *lock, int kind, uintptr_t caller);
+void fsafe__at_lock_done(long slot, void *lock, int kind);
+void fsafe__at_lock_cancel(long slot);
+void fsafe__at_unlocked(void *lock);
+long fsafe__at_wait_begin(void *lock, int kind, uintptr_t caller);
+void fsafe__at_wait_end(long slot);
 
 /* ---- auto_omp.c: OpenMP's pool (issue 24) ------------------------------------ */
 /* Async-signal-safe: from now on every parallel region of this child has one

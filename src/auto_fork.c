@@ -50,6 +50,7 @@ struct noted {
 static struct {
     void *mutex;
     void *cond;
+    int kind;       /* FSAFE_MUTEX, or FSAFE__AT_WORD (a GMutex) */
     int shared_mem; /* one lock word with the child: the parent releases it */
 } taken[MAX_TAKEN];
 static int ntaken, taken_overflow;
@@ -80,6 +81,32 @@ static int took(const void *m)
         if (taken[i].mutex == m)
             return 1;
     return 0;
+}
+
+/* A futex-word lock (FSAFE__AT_WORD: 0 free, 1 held, more: held with
+ * waiters, as GLib's GMutex): taken only when free; its release wakes one
+ * waiter when there may be one (private or not: GLib versions differ). */
+static int word_trylock(void *w)
+{
+    int zero = 0;
+    return __atomic_compare_exchange_n((int *)w, &zero, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED) ? 0 : EBUSY;
+}
+
+static void word_unlock(void *w)
+{
+    if (__atomic_exchange_n((int *)w, 0, __ATOMIC_RELEASE) != 1) {
+        syscall(SYS_futex, (int *)w, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+        syscall(SYS_futex, (int *)w, FUTEX_WAKE, 1, NULL, NULL, 0);
+    }
+}
+
+/* The child's reset of a lock of any tracked kind; async-signal-safe. */
+static void reset_lock(void *lock, int kind)
+{
+    if (kind == FSAFE__AT_WORD)
+        *(volatile int *)lock = 0;
+    else
+        fsafe__svc.reset_unlocked(lock, kind);
 }
 
 static void note_cond(void *c)
@@ -200,6 +227,7 @@ static int scan(struct noted *into, int *count, int *more, int last)
 {
     static struct {
         void *mutex, *cond;
+        int kind;
     } waits[MAX_TAKEN];
     int busy = 0, nwaits = 0;
     nfrozen = frozen_more = nin_fork = 0;
@@ -240,7 +268,8 @@ static int scan(struct noted *into, int *count, int *more, int last)
                     note(frozen, &nfrozen, &frozen_more, t, e, lock);
                 continue;
             }
-            int waiting = state == FSAFE__AT_WAITING && fsafe__at_kind(e) == FSAFE_MUTEX;
+            int waiting = state == FSAFE__AT_WAITING &&
+                          (fsafe__at_kind(e) == FSAFE_MUTEX || fsafe__at_kind(e) == FSAFE__AT_WORD);
             if (waiting || (state == FSAFE__AT_ACQUIRING && fsafe__at_kind(e) == FSAFE_MUTEX &&
                             fsafe__at_is_monitor(lock))) {
                 /* A waiter, or a thread on its way into a monitor's mutex
@@ -257,6 +286,7 @@ static int scan(struct noted *into, int *count, int *more, int last)
                 }
                 if (!forker_excludes(lock, FSAFE__AT_EXCL)) {
                     if (nwaits < MAX_TAKEN) {
+                        waits[nwaits].kind = fsafe__at_kind(e);
                         waits[nwaits].mutex = lock;
                         waits[nwaits++].cond = waiting ? (void *)AO_load(&e->cond) : NULL;
                     } else {
@@ -285,9 +315,12 @@ static int scan(struct noted *into, int *count, int *more, int last)
                             taken[k].cond = waits[i].cond;
                 continue;
             }
-            if (ntaken < MAX_TAKEN && fsafe__real_mutex_trylock(waits[i].mutex) == 0) {
+            int word = waits[i].kind == FSAFE__AT_WORD;
+            if (ntaken < MAX_TAKEN &&
+                (word ? word_trylock(waits[i].mutex) : fsafe__real_mutex_trylock(waits[i].mutex)) == 0) {
                 taken[ntaken].mutex = waits[i].mutex;
-                taken[ntaken].shared_mem = fsafe__svc.mem_shared(waits[i].mutex, FSAFE_MUTEX);
+                taken[ntaken].kind = waits[i].kind;
+                taken[ntaken].shared_mem = fsafe__svc.mem_shared(waits[i].mutex, waits[i].kind);
                 taken[ntaken++].cond = waits[i].cond;
             } else {
                 if (ntaken >= MAX_TAKEN)
@@ -395,8 +428,12 @@ int fsafe__at_handover(void *mutex)
 
 static void release_taken(void)
 {
-    for (int i = ntaken - 1; i >= 0; i--)
-        fsafe__real_mutex_unlock(taken[i].mutex);
+    for (int i = ntaken - 1; i >= 0; i--) {
+        if (taken[i].kind == FSAFE__AT_WORD)
+            word_unlock(taken[i].mutex);
+        else
+            fsafe__real_mutex_unlock(taken[i].mutex);
+    }
     ntaken = 0;
 }
 
@@ -537,6 +574,8 @@ static const char *kind_name(const struct noted *x)
         return x->mode == FSAFE__AT_SHARED ? "rwlock (read)" : "rwlock (write)";
     case FSAFE_SPINLOCK:
         return "spinlock";
+    case FSAFE__AT_WORD:
+        return "GLib mutex";
     case FSAFE__AT_GATE:
         return "libc call";
     }
@@ -696,18 +735,18 @@ static void auto_child(void)
     AO_store_release(&fsafe__at_fork_owner_tid, 0);
     for (int i = 0; i < ntaken; i++)
         if (!taken[i].shared_mem)
-            fsafe__svc.reset_unlocked(taken[i].mutex, FSAFE_MUTEX);
+            reset_lock(taken[i].mutex, taken[i].kind);
     ntaken = 0;
     for (int i = 0; i < nconds; i++)
         cond_reset(conds[i]);
     if (timed_out && !fsafe__svc.cfg->auto_keep)
         for (int i = 0; i < nstuck; i++)
             if (stuck[i].lock && stuck[i].kind != FSAFE__AT_GATE && !stuck[i].shared_mem)
-                fsafe__svc.reset_unlocked(stuck[i].lock, stuck[i].kind);
+                reset_lock(stuck[i].lock, stuck[i].kind);
     if (!fsafe__svc.cfg->auto_keep)
         for (int i = 0; i < nfrozen; i++)
             if (!frozen[i].shared_mem)
-                fsafe__svc.reset_unlocked(frozen[i].lock, frozen[i].kind);
+                reset_lock(frozen[i].lock, frozen[i].kind);
     struct fsafe__at_thread *mine = fsafe__at_current();
     AO_t parent_token = fsafe__at_child_new_token(mine);
     if (mine)

@@ -323,6 +323,8 @@ int fsafe__at_lock_free(const void *lock, int kind)
     }
     if (kind == FSAFE_SPINLOCK)
         return *(const volatile int *)lock == spin_free;
+    if (kind == FSAFE__AT_WORD)
+        return *(const volatile int *)lock == 0;
 #endif
     (void)lock, (void)kind;
     return 0;
@@ -958,12 +960,13 @@ struct cond_hold {
     long slot;
 };
 
-static long wait_begin(void *cond, void *mutex, uintptr_t caller)
+static long wait_begin(void *cond, void *mutex, int kind, uintptr_t caller)
 {
     struct fsafe__at_thread *t = me;
     if (unlikely(!t) && !(t = attach()))
         return -1;
-    monitor_note(mutex);
+    if (kind == FSAFE_MUTEX)
+        monitor_note(mutex);
     long j = hold_find(t, mutex);
     if (j < 0) {
         /* Locked before tracking began: from here on the hold is known. */
@@ -971,7 +974,7 @@ static long wait_begin(void *cond, void *mutex, uintptr_t caller)
         if (i >= FSAFE__AT_CAP)
             return -1;
         struct fsafe__at_entry *e = &t->e[i];
-        AO_store(&e->info, FSAFE__AT_INFO(FSAFE_MUTEX, FSAFE__AT_EXCL, FSAFE__AT_HELD));
+        AO_store(&e->info, FSAFE__AT_INFO(kind, FSAFE__AT_EXCL, FSAFE__AT_HELD));
         AO_store(&e->caller, caller);
         AO_store_release(&e->lock, (AO_t)mutex);
         AO_compiler_barrier();
@@ -994,7 +997,7 @@ static void wait_end(void *arg)
 
 #define COND_WAIT(cond, mutex, call)                                                               \
     do {                                                                                           \
-        struct cond_hold h_ = {wait_begin((cond), (mutex), CALLER)};                               \
+        struct cond_hold h_ = {wait_begin((cond), (mutex), FSAFE_MUTEX, CALLER)};                               \
         int r_;                                                                                    \
         pthread_cleanup_push(wait_end, &h_);                                                       \
         r_ = (call);                                                                               \
@@ -1020,6 +1023,40 @@ FSAFE_EXPORT int pthread_cond_clockwait(pthread_cond_t *c, pthread_mutex_t *m, c
     COND_WAIT(c, m,
               NEXT(int (*)(pthread_cond_t *, pthread_mutex_t *, clockid_t, const struct timespec *),
                    "pthread_cond_clockwait")(c, m, clk, ts));
+}
+
+/* ---- other libraries' locks (auto.h) ------------------------------------------ */
+long fsafe__at_lock_begin(void *lock, int kind, uintptr_t caller)
+{
+    return hold_begin(lock, kind, FSAFE__AT_EXCL, caller);
+}
+
+void fsafe__at_lock_done(long slot, void *lock, int kind)
+{
+    hold_done(slot, lock, FSAFE__AT_INFO(kind, FSAFE__AT_EXCL, FSAFE__AT_HELD));
+}
+
+void fsafe__at_lock_cancel(long slot)
+{
+    hold_cancel(slot);
+}
+
+void fsafe__at_unlocked(void *lock)
+{
+    hold_end(lock);
+    after_release(0);
+}
+
+/* No condition variable is noted: the caller's kind needs no reset of one. */
+long fsafe__at_wait_begin(void *lock, int kind, uintptr_t caller)
+{
+    return wait_begin(NULL, lock, kind, caller);
+}
+
+void fsafe__at_wait_end(long slot)
+{
+    struct cond_hold h = {slot};
+    wait_end(&h);
 }
 
 FSAFE_EXPORT int pthread_cond_signal(pthread_cond_t *c)

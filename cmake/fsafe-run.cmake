@@ -6,7 +6,9 @@
 #                                          finds the library relative to itself
 #                                          (symbolic links to it resolved),
 #                                          ../<libdir>/libfsafe.so.<major>, so the
-#                                          installed tree can be relocated.
+#                                          installed tree can be relocated; a copy
+#                                          of it elsewhere falls back to the
+#                                          library's install directory.
 # Either one honours FSAFE_RUN_LIBDIR=DIR: the libraries, by the same file
 # names, are taken from DIR instead.
 # cmake/install.cmake should do:
@@ -58,10 +60,19 @@ else
     done
 fi
 case $self in */*) here=${self%/*} ;; *) here=. ;; esac
-libdir=$(cd "$here/@BIN_TO_LIB@" 2>/dev/null && pwd -P)
+# Next to the script first (a relocated prefix), then where it was installed
+# (a copy of the script elsewhere).
+libdir=$(cd "$here/@BIN_TO_LIB@" 2>/dev/null && pwd -P) || libdir=
+lib_tried=
+for d in ${libdir:+"$libdir"} '@FULL_LIBDIR@'; do
+    lib_tried="$lib_tried${lib_tried:+ and }$d"
+    libdir=$d
+    [ -r "$d/@SONAME@" ] && break
+done
 lib=$libdir/@SONAME@
 auto_lib=$libdir/@AUTO_SONAME@]=])
   string(REPLACE "@BIN_TO_LIB@" "${_fsafe_bin_to_lib}" _fsafe_run_lib "${_fsafe_run_lib}")
+  string(REPLACE "@FULL_LIBDIR@" "${CMAKE_INSTALL_FULL_LIBDIR}" _fsafe_run_lib "${_fsafe_run_lib}")
   string(REPLACE "@SONAME@" "$<TARGET_SONAME_FILE_NAME:fsafe_shared>" _fsafe_run_lib "${_fsafe_run_lib}")
   string(REPLACE "@AUTO_SONAME@" "$<TARGET_SONAME_FILE_NAME:fsafe_auto>" _fsafe_run_lib "${_fsafe_run_lib}")
 endif()

@@ -23,5 +23,20 @@ out=$("$inst" --no-auto sh -c 'echo "$LD_PRELOAD"') || fail "status $?"
 [ "$out" = "$(cd "$tmp/prefix/$libdir" && pwd -P)/$soname" ] || fail "--no-auto: LD_PRELOAD=$out"
 out=$(PATH="$tmp/prefix/$bindir:$PATH" fsafe-run --stats "$bin/test_dropin_prog" flush 2>&1 >/dev/null)
 echo "$out" | grep -q "^${M}stats for test_dropin_prog: 1 forks" || fail "library not loaded: $out"
+# A copy of the script outside the prefix: it falls back to the library's
+# install directory, and names every place it looked when that has none.
+mkdir -p "$tmp/elsewhere"
+cp "$script" "$tmp/elsewhere/fsafe-run"
+out=$("$tmp/elsewhere/fsafe-run" true 2>&1)
+st=$?
+if [ $st = 2 ]; then
+    echo "$out" | grep -q "cannot find the fsafe library (looked for $autoname in [^;]*; FSAFE_RUN_LIBDIR=DIR names its directory)" \
+        || fail "copied script: $out"
+else
+    [ $st = 0 ] || fail "copied script: status $st: $out" # the library is installed
+fi
+out=$(FSAFE_RUN_LIBDIR="$tmp/prefix/$libdir" "$tmp/elsewhere/fsafe-run" sh -c 'echo "$LD_PRELOAD"') \
+    || fail "copied script with FSAFE_RUN_LIBDIR: status $?"
+[ "$out" = "$tmp/prefix/$libdir/$autoname:$tmp/prefix/$libdir/$soname" ] || fail "FSAFE_RUN_LIBDIR: LD_PRELOAD=$out"
 out=$("$inst" --version) || fail "--version"
 ok "installed layout works: $out, preloads $autoname (--no-auto: $soname)"

@@ -13,12 +13,12 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <linux/futex.h>
 #include <linux/membarrier.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <linux/futex.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -89,7 +89,9 @@ static int took(const void *m)
 static int word_trylock(void *w)
 {
     int zero = 0;
-    return __atomic_compare_exchange_n((int *)w, &zero, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED) ? 0 : EBUSY;
+    return __atomic_compare_exchange_n((int *)w, &zero, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)
+               ? 0
+               : EBUSY;
 }
 
 static void word_unlock(void *w)
@@ -231,11 +233,13 @@ static int scan(struct noted *into, int *count, int *more, int last)
     } waits[MAX_TAKEN];
     int busy = 0, nwaits = 0;
     nfrozen = frozen_more = nin_fork = 0;
-    for (struct fsafe__at_thread *t = (struct fsafe__at_thread *)AO_load_acquire(&fsafe__at_threads);
+    for (struct fsafe__at_thread *t =
+             (struct fsafe__at_thread *)AO_load_acquire(&fsafe__at_threads);
          t && nin_fork < MAX_IN_FORK; t = t->next)
         if (t != forker && fsafe__at_live(&t->in_use) && AO_load_acquire(&t->forking))
             in_fork[nin_fork++] = t;
-    for (struct fsafe__at_thread *t = (struct fsafe__at_thread *)AO_load_acquire(&fsafe__at_threads);
+    for (struct fsafe__at_thread *t =
+             (struct fsafe__at_thread *)AO_load_acquire(&fsafe__at_threads);
          t; t = t->next) {
         if (t == forker || !fsafe__at_live(&t->in_use))
             continue;
@@ -298,8 +302,8 @@ static int scan(struct noted *into, int *count, int *more, int last)
             }
             if (forker_excludes(lock, fsafe__at_mode(e)))
                 continue;
-            if (state == FSAFE__AT_HELD && fsafe__at_kind(e) != FSAFE__AT_GATE && fsafe__at_mode(e) == FSAFE__AT_EXCL &&
-                fsafe__at_lock_free(lock, fsafe__at_kind(e)))
+            if (state == FSAFE__AT_HELD && fsafe__at_kind(e) != FSAFE__AT_GATE &&
+                fsafe__at_mode(e) == FSAFE__AT_EXCL && fsafe__at_lock_free(lock, fsafe__at_kind(e)))
                 continue; /* released, by its owner or another thread: a stale record */
             busy++;
             if (into)
@@ -316,8 +320,8 @@ static int scan(struct noted *into, int *count, int *more, int last)
                 continue;
             }
             int word = waits[i].kind == FSAFE__AT_WORD;
-            if (ntaken < MAX_TAKEN &&
-                (word ? word_trylock(waits[i].mutex) : fsafe__real_mutex_trylock(waits[i].mutex)) == 0) {
+            if (ntaken < MAX_TAKEN && (word ? word_trylock(waits[i].mutex)
+                                            : fsafe__real_mutex_trylock(waits[i].mutex)) == 0) {
                 taken[ntaken].mutex = waits[i].mutex;
                 taken[ntaken].kind = waits[i].kind;
                 taken[ntaken].shared_mem = fsafe__svc.mem_shared(waits[i].mutex, waits[i].kind);
@@ -344,16 +348,17 @@ static void note_waits(void)
     for (int i = 0; i < ntaken; i++)
         if (taken[i].cond)
             note_cond(taken[i].cond);
-    for (struct fsafe__at_thread *t = (struct fsafe__at_thread *)AO_load_acquire(&fsafe__at_threads);
+    for (struct fsafe__at_thread *t =
+             (struct fsafe__at_thread *)AO_load_acquire(&fsafe__at_threads);
          t; t = t->next) {
         if (t == forker || !fsafe__at_live(&t->in_use))
             continue;
         AO_t n = AO_load_acquire(&t->n);
         for (AO_t j = 0; j < n && j < FSAFE__AT_CAP; j++) {
             struct fsafe__at_entry *e = &t->e[j];
-            if (fsafe__at_estate(e) == FSAFE__AT_WAITING && fsafe__at_kind(e) == FSAFE_MUTEX && fsafe__at_lock(e) &&
-                fsafe__at_lock(e) != FSAFE__AT_ANON && (void *)AO_load(&e->cond) &&
-                forker_excludes(fsafe__at_lock(e), FSAFE__AT_EXCL))
+            if (fsafe__at_estate(e) == FSAFE__AT_WAITING && fsafe__at_kind(e) == FSAFE_MUTEX &&
+                fsafe__at_lock(e) && fsafe__at_lock(e) != FSAFE__AT_ANON &&
+                (void *)AO_load(&e->cond) && forker_excludes(fsafe__at_lock(e), FSAFE__AT_EXCL))
                 note_cond((void *)AO_load(&e->cond));
         }
     }
@@ -368,7 +373,8 @@ static int backoff_helps(void)
     if (!fsafe__svc.gate_contended())
         return 0;
     int marked = 0;
-    for (struct fsafe__at_thread *t = (struct fsafe__at_thread *)AO_load_acquire(&fsafe__at_threads);
+    for (struct fsafe__at_thread *t =
+             (struct fsafe__at_thread *)AO_load_acquire(&fsafe__at_threads);
          t; t = t->next) {
         if (t == forker || !fsafe__at_live(&t->in_use) || !AO_load_acquire(&t->forking))
             continue;
@@ -405,7 +411,8 @@ static void pause_round(unsigned round, AO_t before)
     struct timespec ts = {0, round < 200 ? 50 * 1000 : 500 * 1000};
     AO_store(&fsafe__at_forker_sleeps, 1);
     AO_nop_full();
-    syscall(SYS_futex, (int *)&fsafe__at_quiet_seq, FUTEX_WAIT_PRIVATE, (unsigned)before, &ts, NULL, 0);
+    syscall(SYS_futex, (int *)&fsafe__at_quiet_seq, FUTEX_WAIT_PRIVATE, (unsigned)before, &ts, NULL,
+            0);
     AO_store(&fsafe__at_forker_sleeps, 0);
 }
 
@@ -509,8 +516,10 @@ static int auto_prepare(void)
             scan(stuck, &nstuck, &stuck_more, 1);
             if (nstuck == 0 && stuck_more == 0 && loader_busy()) {
                 struct noted *x = &stuck[nstuck++];
-                *x = (struct noted){.lock = &loader_lock, .tid = loader_holder,
-                                    .kind = FSAFE__AT_GATE, .state = FSAFE__AT_HELD};
+                *x = (struct noted){.lock = &loader_lock,
+                                    .tid = loader_holder,
+                                    .kind = FSAFE__AT_GATE,
+                                    .state = FSAFE__AT_HELD};
             }
             timed_out = nstuck + stuck_more > 0; /* (else quiet at the last look) */
             break;
@@ -541,10 +550,12 @@ static int auto_prepare(void)
     if (timed_out && !fsafe__svc.cfg->auto_keep)
         for (int i = 0; i < nstuck; i++)
             if (stuck[i].lock && stuck[i].kind != FSAFE__AT_GATE)
-                stuck[i].shared_mem = (unsigned char)fsafe__svc.mem_shared(stuck[i].lock, stuck[i].kind);
+                stuck[i].shared_mem =
+                    (unsigned char)fsafe__svc.mem_shared(stuck[i].lock, stuck[i].kind);
     if (!fsafe__svc.cfg->auto_keep)
         for (int i = 0; i < nfrozen; i++)
-            frozen[i].shared_mem = (unsigned char)fsafe__svc.mem_shared(frozen[i].lock, frozen[i].kind);
+            frozen[i].shared_mem =
+                (unsigned char)fsafe__svc.mem_shared(frozen[i].lock, frozen[i].kind);
     errno = saved;
     return 0;
 }
@@ -698,8 +709,7 @@ static void retake_own(struct fsafe__at_thread *t)
         struct fsafe__at_entry *e = &t->e[j];
         void *lock = fsafe__at_lock(e);
         if (!lock || lock == FSAFE__AT_ANON || fsafe__at_kind(e) == FSAFE__AT_GATE ||
-            fsafe__at_kind(e) == FSAFE_SPINLOCK ||
-            fsafe__at_estate(e) != FSAFE__AT_HELD)
+            fsafe__at_kind(e) == FSAFE_SPINLOCK || fsafe__at_estate(e) != FSAFE__AT_HELD)
             continue; /* a spinlock records no owner; a lock call a signal
                        * handler interrupted to fork takes it itself */
         int first = 1;
@@ -711,12 +721,15 @@ static void retake_own(struct fsafe__at_thread *t)
         if (fsafe__at_kind(e) == FSAFE_MUTEX && !fsafe__svc.mem_shared(lock, fsafe__at_kind(e))) {
             fsafe__svc.reset_unlocked(lock, FSAFE_MUTEX);
             for (AO_t k = j; k < n; k++)
-                if (fsafe__at_lock(&t->e[k]) == lock && fsafe__at_estate(&t->e[k]) == FSAFE__AT_HELD)
+                if (fsafe__at_lock(&t->e[k]) == lock &&
+                    fsafe__at_estate(&t->e[k]) == FSAFE__AT_HELD)
                     fsafe__real_mutex_lock(lock);
-        } else if (fsafe__at_kind(e) == FSAFE_RWLOCK && !fsafe__svc.mem_shared(lock, fsafe__at_kind(e))) {
+        } else if (fsafe__at_kind(e) == FSAFE_RWLOCK &&
+                   !fsafe__svc.mem_shared(lock, fsafe__at_kind(e))) {
             fsafe__svc.reset_unlocked(lock, FSAFE_RWLOCK);
             for (AO_t k = j; k < n; k++)
-                if (fsafe__at_lock(&t->e[k]) == lock && fsafe__at_estate(&t->e[k]) == FSAFE__AT_HELD) {
+                if (fsafe__at_lock(&t->e[k]) == lock &&
+                    fsafe__at_estate(&t->e[k]) == FSAFE__AT_HELD) {
                     if (fsafe__at_mode(&t->e[k]) == FSAFE__AT_EXCL)
                         fsafe__real_rwlock_wrlock(lock);
                     else

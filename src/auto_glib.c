@@ -51,7 +51,8 @@ FSAFE_EXPORT void g_mutex_lock(GMutex *m)
 
 FSAFE_EXPORT gboolean g_mutex_trylock(GMutex *m)
 {
-    gboolean (*real_)(GMutex *) = FSAFE__NEXT_IN(&real_trylock, gboolean (*)(GMutex *), "g_mutex_trylock");
+    gboolean (*real_)(GMutex *) =
+        FSAFE__NEXT_IN(&real_trylock, gboolean(*)(GMutex *), "g_mutex_trylock");
     long slot = fsafe__at_lock_begin(m, FSAFE__AT_WORD, CALLER);
     if (slot == FSAFE__AT_FORKER_CALL && fsafe__at_handover(m))
         return 1;
@@ -80,8 +81,8 @@ FSAFE_EXPORT void g_cond_wait(GCond *c, GMutex *m)
 
 FSAFE_EXPORT gboolean g_cond_wait_until(GCond *c, GMutex *m, int64_t end_time)
 {
-    gboolean (*real_)(GCond *, GMutex *, int64_t) =
-        FSAFE__NEXT_IN(&real_wait_until, gboolean (*)(GCond *, GMutex *, int64_t), "g_cond_wait_until");
+    gboolean (*real_)(GCond *, GMutex *, int64_t) = FSAFE__NEXT_IN(
+        &real_wait_until, gboolean(*)(GCond *, GMutex *, int64_t), "g_cond_wait_until");
     long slot = fsafe__at_wait_begin(m, FSAFE__AT_WORD, CALLER);
     gboolean r = real_(c, m, end_time);
     fsafe__at_wait_end(slot);
@@ -92,8 +93,8 @@ FSAFE_EXPORT gboolean g_cond_wait_until(GCond *c, GMutex *m, int64_t end_time)
  * g_cond_wait_until inside GLib. */
 FSAFE_EXPORT gboolean g_cond_timed_wait(GCond *c, GMutex *m, GTimeVal *abs_time)
 {
-    gboolean (*real_)(GCond *, GMutex *, GTimeVal *) =
-        FSAFE__NEXT_IN(&real_timed_wait, gboolean (*)(GCond *, GMutex *, GTimeVal *), "g_cond_timed_wait");
+    gboolean (*real_)(GCond *, GMutex *, GTimeVal *) = FSAFE__NEXT_IN(
+        &real_timed_wait, gboolean(*)(GCond *, GMutex *, GTimeVal *), "g_cond_timed_wait");
     long slot = fsafe__at_wait_begin(m, FSAFE__AT_WORD, CALLER);
     gboolean r = real_(c, m, abs_time);
     fsafe__at_wait_end(slot);

@@ -76,13 +76,15 @@ typedef void (*omp_fn)(void *);
 
 /* GCC >= 4.9: the region ends inside the call. */
 OMP_REGION(GOMP_parallel, (OMP_HEAD, unsigned flags), (OMP_ARGS, flags))
-OMP_REGION(GOMP_parallel_sections, (OMP_HEAD, unsigned count, unsigned flags), (OMP_ARGS, count, flags))
+OMP_REGION(GOMP_parallel_sections, (OMP_HEAD, unsigned count, unsigned flags),
+           (OMP_ARGS, count, flags))
 #define OMP_LOOP(kind)                                                                             \
     OMP_REGION(GOMP_parallel_loop_##kind,                                                          \
                (OMP_HEAD, long start, long end, long incr, long chunk, unsigned flags),            \
                (OMP_ARGS, start, end, incr, chunk, flags))
 #define OMP_LOOP_RUNTIME(kind)                                                                     \
-    OMP_REGION(GOMP_parallel_loop_##kind, (OMP_HEAD, long start, long end, long incr, unsigned flags), \
+    OMP_REGION(GOMP_parallel_loop_##kind,                                                          \
+               (OMP_HEAD, long start, long end, long incr, unsigned flags),                        \
                (OMP_ARGS, start, end, incr, flags))
 OMP_LOOP(static)
 OMP_LOOP(dynamic)
@@ -97,7 +99,8 @@ OMP_LOOP_RUNTIME(maybe_nonmonotonic_runtime)
 OMP_REGION(GOMP_parallel_start, (OMP_HEAD), (OMP_ARGS))
 OMP_REGION(GOMP_parallel_sections_start, (OMP_HEAD, unsigned count), (OMP_ARGS, count))
 #define OMP_LOOP_START(kind)                                                                       \
-    OMP_REGION(GOMP_parallel_loop_##kind##_start, (OMP_HEAD, long start, long end, long incr, long chunk), \
+    OMP_REGION(GOMP_parallel_loop_##kind##_start,                                                  \
+               (OMP_HEAD, long start, long end, long incr, long chunk),                            \
                (OMP_ARGS, start, end, incr, chunk))
 OMP_LOOP_START(static)
 OMP_LOOP_START(dynamic)
@@ -106,7 +109,8 @@ OMP_REGION(GOMP_parallel_loop_runtime_start, (OMP_HEAD, long start, long end, lo
            (OMP_ARGS, start, end, incr))
 
 /* The one that returns a value (task reductions, GCC >= 9). */
-FSAFE_EXPORT unsigned GOMP_parallel_reductions(omp_fn fn, void *data, unsigned num_threads, unsigned flags)
+FSAFE_EXPORT unsigned GOMP_parallel_reductions(omp_fn fn, void *data, unsigned num_threads,
+                                               unsigned flags)
 {
     static AO_t real_;
     return FSAFE__NEXT_IN(&real_, unsigned (*)(omp_fn, void *, unsigned, unsigned),

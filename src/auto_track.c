@@ -15,8 +15,8 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
-#include <linux/futex.h>
 #include <limits.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -148,7 +148,8 @@ void *fsafe__records_claim(AO_t *head, size_t size, size_t in_use_off, size_t ne
         if (v != token && AO_compare_and_swap_full(in_use, v, token))
             return r;
     }
-    char *first = mmap(NULL, CHUNK_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    char *first =
+        mmap(NULL, CHUNK_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     errno = saved; /* a lock call's caller sees its own errno */
     if (first == MAP_FAILED)
         return NULL;
@@ -373,8 +374,9 @@ static int holder_frozen(int tid)
         return 0;
     if ((AO_t)tid == AO_load_acquire(&fsafe__at_fork_owner_tid))
         return 1;
-    for (struct fsafe__at_thread *r = (struct fsafe__at_thread *)AO_load_acquire(&fsafe__at_threads); r;
-         r = r->next)
+    for (struct fsafe__at_thread *r =
+             (struct fsafe__at_thread *)AO_load_acquire(&fsafe__at_threads);
+         r; r = r->next)
         if (r->tid == tid && fsafe__at_live(&r->in_use) && AO_load_acquire(&r->forking))
             return 1;
     return 0;
@@ -537,7 +539,8 @@ static __attribute__((noinline)) long hold_slow(struct fsafe__at_thread *t, AO_t
     return (long)i;
 }
 
-static inline void entry_fill(struct fsafe__at_thread *t, long i, void *lock, AO_t info, uintptr_t caller)
+static inline void entry_fill(struct fsafe__at_thread *t, long i, void *lock, AO_t info,
+                              uintptr_t caller)
 {
     struct fsafe__at_entry *e = &t->e[i];
     AO_store(&e->info, info);
@@ -547,8 +550,9 @@ static inline void entry_fill(struct fsafe__at_thread *t, long i, void *lock, AO
 
 /* hold_begin's other cases: a thread not yet attached (t NULL), a fork
  * pending, or the hold past the capacity (counted only). */
-static __attribute__((noinline)) long hold_begin_slow(struct fsafe__at_thread *t, long i, void *lock,
-                                                       int kind, AO_t info, uintptr_t caller)
+static __attribute__((noinline)) long hold_begin_slow(struct fsafe__at_thread *t, long i,
+                                                      void *lock, int kind, AO_t info,
+                                                      uintptr_t caller)
 {
     if (!t) {
         if (!(t = attach()))
@@ -594,7 +598,8 @@ static inline long hold_begin(void *lock, int kind, int mode, uintptr_t caller)
 
 /* The lock call succeeded, and a signal handler moved its entry (it pruned
  * holds below): the topmost acquisition of this lock is this one. */
-static __attribute__((noinline)) void hold_done_moved(struct fsafe__at_thread *t, long i, void *lock)
+static __attribute__((noinline)) void hold_done_moved(struct fsafe__at_thread *t, long i,
+                                                      void *lock)
 {
     if (i < 0 || !t)
         return;
@@ -743,9 +748,10 @@ FSAFE_EXPORT int pthread_mutex_trylock(pthread_mutex_t *m)
 
 FSAFE_EXPORT int pthread_mutex_timedlock(pthread_mutex_t *m, const struct timespec *ts)
 {
-    TRACKED(FSAFE_MUTEX, FSAFE__AT_EXCL, m,
-            NEXT(int (*)(pthread_mutex_t *, const struct timespec *), "pthread_mutex_timedlock")(m, ts),
-            acquired(R_));
+    TRACKED(
+        FSAFE_MUTEX, FSAFE__AT_EXCL, m,
+        NEXT(int (*)(pthread_mutex_t *, const struct timespec *), "pthread_mutex_timedlock")(m, ts),
+        acquired(R_));
 }
 
 FSAFE_EXPORT int pthread_mutex_clocklock(pthread_mutex_t *m, clockid_t c, const struct timespec *ts)
@@ -821,8 +827,9 @@ static __attribute__((noinline)) void released_pending(int signalled)
     quiet_now(t);
     if (signalled && (AO_load(&fsafe__at_state) & FSAFE__AT_CLOSED))
         return; /* not open: its next lock call parks it */
-    if (signalled || (AO_load(&t->signalled) && AO_load(&t->signalled) == AO_load(&fsafe__at_fork_seq) &&
-                      AO_load(&t->n) == 0))
+    if (signalled ||
+        (AO_load(&t->signalled) && AO_load(&t->signalled) == AO_load(&fsafe__at_fork_seq) &&
+         AO_load(&t->n) == 0))
         park_released(t);
 }
 
@@ -870,7 +877,8 @@ FSAFE_EXPORT int pthread_rwlock_timedrdlock(pthread_rwlock_t *l, const struct ti
             R_ == 0);
 }
 
-FSAFE_EXPORT int pthread_rwlock_clockrdlock(pthread_rwlock_t *l, clockid_t c, const struct timespec *ts)
+FSAFE_EXPORT int pthread_rwlock_clockrdlock(pthread_rwlock_t *l, clockid_t c,
+                                            const struct timespec *ts)
 {
     TRACKED(FSAFE_RWLOCK, FSAFE__AT_SHARED, l,
             NEXT(int (*)(pthread_rwlock_t *, clockid_t, const struct timespec *),
@@ -896,7 +904,8 @@ FSAFE_EXPORT int pthread_rwlock_timedwrlock(pthread_rwlock_t *l, const struct ti
             R_ == 0);
 }
 
-FSAFE_EXPORT int pthread_rwlock_clockwrlock(pthread_rwlock_t *l, clockid_t c, const struct timespec *ts)
+FSAFE_EXPORT int pthread_rwlock_clockwrlock(pthread_rwlock_t *l, clockid_t c,
+                                            const struct timespec *ts)
 {
     TRACKED(FSAFE_RWLOCK, FSAFE__AT_EXCL, l,
             NEXT(int (*)(pthread_rwlock_t *, clockid_t, const struct timespec *),
@@ -997,7 +1006,7 @@ static void wait_end(void *arg)
 
 #define COND_WAIT(cond, mutex, call)                                                               \
     do {                                                                                           \
-        struct cond_hold h_ = {wait_begin((cond), (mutex), FSAFE_MUTEX, CALLER)};                               \
+        struct cond_hold h_ = {wait_begin((cond), (mutex), FSAFE_MUTEX, CALLER)};                  \
         int r_;                                                                                    \
         pthread_cleanup_push(wait_end, &h_);                                                       \
         r_ = (call);                                                                               \
@@ -1010,7 +1019,8 @@ FSAFE_EXPORT int pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m)
     COND_WAIT(c, m, NEXT(int (*)(pthread_cond_t *, pthread_mutex_t *), "pthread_cond_wait")(c, m));
 }
 
-FSAFE_EXPORT int pthread_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m, const struct timespec *ts)
+FSAFE_EXPORT int pthread_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m,
+                                        const struct timespec *ts)
 {
     COND_WAIT(c, m,
               NEXT(int (*)(pthread_cond_t *, pthread_mutex_t *, const struct timespec *),
@@ -1129,7 +1139,8 @@ FSAFE_EXPORT int cnd_wait(cnd_t *c, mtx_t *m)
     COND_WAIT((void *)c, (void *)m, NEXT(int (*)(cnd_t *, mtx_t *), "cnd_wait")(c, m));
 }
 
-FSAFE_EXPORT int cnd_timedwait(cnd_t *restrict c, mtx_t *restrict m, const struct timespec *restrict ts)
+FSAFE_EXPORT int cnd_timedwait(cnd_t *restrict c, mtx_t *restrict m,
+                               const struct timespec *restrict ts)
 {
     COND_WAIT((void *)c, (void *)m,
               NEXT(int (*)(cnd_t *, mtx_t *, const struct timespec *), "cnd_timedwait")(c, m, ts));

@@ -256,6 +256,9 @@ FSAFE__REAL_CALLS(FSAFE__REAL_DECLARE)
 /* Entry kind: a lock that is one 32-bit futex word, 0 when free (GLib's
  * GMutex: auto_glib.c); the child resets it by storing 0. */
 #define FSAFE__AT_WORD 6
+/* Entry kind: an absl::Mutex (auto_absl.c): its word's layout is abseil's,
+ * so the fork only waits for it; the child never resets one. */
+#define FSAFE__AT_ABSL 5
 struct fsafe__gate {
     const char *family; /* named in messages: "time zone (localtime_r)" */
     /* Non-zero when a call inside the gate holds libc's lock for its whole
@@ -285,8 +288,8 @@ void fsafe__sem_child(AO_t parent_token);
  * when it is not tracked), is done or cancelled after it; a release; a
  * condition wait on it (wait_begin marks the hold WAITING, wait_end HELD
  * again). */
-long fsafe__at_lock_begin(void *lock, int kind, uintptr_t caller);
-void fsafe__at_lock_done(long slot, void *lock, int kind);
+long fsafe__at_lock_begin(void *lock, int kind, int mode, uintptr_t caller);
+void fsafe__at_lock_done(long slot, void *lock, int kind, int mode);
 void fsafe__at_lock_cancel(long slot);
 void fsafe__at_unlocked(void *lock);
 long fsafe__at_wait_begin(void *lock, int kind, uintptr_t caller);

@@ -107,6 +107,8 @@ static void reset_lock(void *lock, int kind)
 {
     if (kind == FSAFE__AT_WORD)
         *(volatile int *)lock = 0;
+    else if (kind == FSAFE__AT_ABSL)
+        return; /* abseil's own state: left as it is (auto_absl.c) */
     else
         fsafe__svc.reset_unlocked(lock, kind);
 }
@@ -300,6 +302,8 @@ static int scan(struct noted *into, int *count, int *more, int last)
                 }
                 continue;
             }
+            if (state == FSAFE__AT_WAITING && fsafe__at_kind(e) == FSAFE__AT_ABSL)
+                continue; /* released inside abseil for the wait (auto_absl.c) */
             if (forker_excludes(lock, fsafe__at_mode(e)))
                 continue;
             if (state == FSAFE__AT_HELD && fsafe__at_kind(e) != FSAFE__AT_GATE &&
@@ -587,6 +591,8 @@ static const char *kind_name(const struct noted *x)
         return "spinlock";
     case FSAFE__AT_WORD:
         return "GLib mutex";
+    case FSAFE__AT_ABSL:
+        return x->mode == FSAFE__AT_SHARED ? "absl::Mutex (reader)" : "absl::Mutex";
     case FSAFE__AT_GATE:
         return "libc call";
     }
@@ -617,9 +623,11 @@ static void describe_hold(const struct noted *x, char *out, size_t size)
     }
     snprintf(out, size, "%s %p %s held by thread %d, taken at %s%s", kind_name(x), x->lock, what,
              (int)x->tid, where,
-             timed_out && x->kind == FSAFE__AT_GATE
+             !timed_out ? ""
+             : x->kind == FSAFE__AT_GATE
                  ? " (libc's own lock: not reset, the child may hang in this family)"
-                 : "");
+             : x->kind == FSAFE__AT_ABSL ? " (abseil's: not reset, the child may hang on it)"
+                                         : "");
 }
 
 static void report(void)

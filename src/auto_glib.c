@@ -42,23 +42,23 @@ static AO_t real_lock, real_trylock, real_unlock, real_wait, real_wait_until, re
 FSAFE_EXPORT void g_mutex_lock(GMutex *m)
 {
     void (*real_)(GMutex *) = FSAFE__NEXT_IN(&real_lock, void (*)(GMutex *), "g_mutex_lock");
-    long slot = fsafe__at_lock_begin(m, FSAFE__AT_WORD, CALLER);
+    long slot = fsafe__at_lock_begin(m, FSAFE__AT_WORD, FSAFE__AT_EXCL, CALLER);
     if (slot == FSAFE__AT_FORKER_CALL && fsafe__at_handover(m))
         return; /* an atfork handler's call: the forker took it for a waiter */
     real_(m);
-    fsafe__at_lock_done(slot, m, FSAFE__AT_WORD);
+    fsafe__at_lock_done(slot, m, FSAFE__AT_WORD, FSAFE__AT_EXCL);
 }
 
 FSAFE_EXPORT gboolean g_mutex_trylock(GMutex *m)
 {
     gboolean (*real_)(GMutex *) =
         FSAFE__NEXT_IN(&real_trylock, gboolean(*)(GMutex *), "g_mutex_trylock");
-    long slot = fsafe__at_lock_begin(m, FSAFE__AT_WORD, CALLER);
+    long slot = fsafe__at_lock_begin(m, FSAFE__AT_WORD, FSAFE__AT_EXCL, CALLER);
     if (slot == FSAFE__AT_FORKER_CALL && fsafe__at_handover(m))
         return 1;
     gboolean r = real_(m);
     if (r)
-        fsafe__at_lock_done(slot, m, FSAFE__AT_WORD);
+        fsafe__at_lock_done(slot, m, FSAFE__AT_WORD, FSAFE__AT_EXCL);
     else
         fsafe__at_lock_cancel(slot);
     return r;

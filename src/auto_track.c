@@ -1036,14 +1036,14 @@ FSAFE_EXPORT int pthread_cond_clockwait(pthread_cond_t *c, pthread_mutex_t *m, c
 }
 
 /* ---- other libraries' locks (auto.h) ------------------------------------------ */
-long fsafe__at_lock_begin(void *lock, int kind, uintptr_t caller)
+long fsafe__at_lock_begin(void *lock, int kind, int mode, uintptr_t caller)
 {
-    return hold_begin(lock, kind, FSAFE__AT_EXCL, caller);
+    return hold_begin(lock, kind, mode, caller);
 }
 
-void fsafe__at_lock_done(long slot, void *lock, int kind)
+void fsafe__at_lock_done(long slot, void *lock, int kind, int mode)
 {
-    hold_done(slot, lock, FSAFE__AT_INFO(kind, FSAFE__AT_EXCL, FSAFE__AT_HELD));
+    hold_done(slot, lock, FSAFE__AT_INFO(kind, mode, FSAFE__AT_HELD));
 }
 
 void fsafe__at_lock_cancel(long slot)

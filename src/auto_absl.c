@@ -1,0 +1,216 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * abseil's absl::Mutex under auto mode (issue 24), from a shared
+ * libabsl_synchronization (Debian's libabsl-dev).
+ *
+ * An absl::Mutex is one word that abseil takes with atomic operations and
+ * its own waiter queue: no pthread call, so lock tracking never saw it, and
+ * one that another thread held at the fork stays held in the child.  These
+ * interposers track the program's calls of its member functions (kind
+ * FSAFE__AT_ABSL; reader locks shared): the fork waits until no other
+ * thread holds one.  The word's layout and waiter queue are abseil's
+ * business, so fsafe never writes it: a lock still held when the wait runs
+ * out is left as it is in the child (as without fsafe), and a thread inside
+ * Await or CondVar::Wait, which releases the mutex inside abseil, is not
+ * waited for (the fork cannot stop it from taking the mutex back just
+ * before the fork, a narrow window that remains).
+ *
+ * The functions are C++ members; they are defined here under their mangled
+ * names (the Itanium C++ ABI: `this` first; absl::Duration and absl::Time
+ * are 16-byte trivially copyable structs, passed in two registers; bool
+ * returns in al) for each inline namespace given to ABSL_WRAPPERS below:
+ * Debian 12 builds abseil 20220623 as absl::debian3, upstream's LTS release
+ * of the same version is absl::lts_20220623.  Calls that abseil makes to
+ * itself (absl::Notification, its own CondVar internals) are not seen.
+ */
+#include "auto.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define CALLER ((uintptr_t)__builtin_return_address(0))
+
+struct absl_duration { /* absl::Duration, and absl::Time (a Duration) */
+    int64_t hi;
+    uint32_t lo;
+};
+
+/* Resolved per wrapper, by mangled name. */
+#define REAL(type, sym) FSAFE__NEXT_IN(&real_, type, sym)
+
+/* A lock call: the hold begins before it, is done after it (a try that
+ * failed cancels it).  call is the real call's expression; ok whether it
+ * took the lock (r_ is its value).  The value of the call. */
+/* Whether this thread is inside one of these wrappers: abseil's own calls
+ * of its members (LockWhenWithTimeout ends in a call of
+ * LockWhenWithDeadline through the PLT, 20220623) pass through, so that one
+ * call of the program is one hold. */
+static __thread int inside __attribute__((tls_model("initial-exec")));
+
+#define ABSL_LOCK(mode, call, ok)                                                                  \
+    ({                                                                                             \
+        __typeof__(call) r_;                                                                       \
+        if (inside) {                                                                              \
+            r_ = (call);                                                                           \
+        } else {                                                                                   \
+            inside = 1;                                                                            \
+            long slot_ = fsafe__at_lock_begin(mu, FSAFE__AT_ABSL, (mode), CALLER);                 \
+            r_ = (call);                                                                           \
+            if (ok)                                                                                \
+                fsafe__at_lock_done(slot_, mu, FSAFE__AT_ABSL, (mode));                            \
+            else                                                                                   \
+                fsafe__at_lock_cancel(slot_);                                                      \
+            inside = 0;                                                                            \
+        }                                                                                          \
+        r_;                                                                                        \
+    })
+
+/* A wait that releases mu inside abseil and takes it back. */
+#define ABSL_WAIT(call)                                                                            \
+    ({                                                                                             \
+        __typeof__(call) r_;                                                                       \
+        if (inside) {                                                                              \
+            r_ = (call);                                                                           \
+        } else {                                                                                   \
+            inside = 1;                                                                            \
+            long slot_ = fsafe__at_wait_begin(mu, FSAFE__AT_ABSL, CALLER);                         \
+            r_ = (call);                                                                           \
+            fsafe__at_wait_end(slot_);                                                             \
+            inside = 0;                                                                            \
+        }                                                                                          \
+        r_;                                                                                        \
+    })
+
+/* An unlock: the hold ends after it. */
+#define ABSL_UNLOCK(call)                                                                          \
+    do {                                                                                           \
+        call;                                                                                      \
+        if (!inside)                                                                               \
+            fsafe__at_unlocked(mu);                                                                \
+    } while (0)
+
+/* The void members go through the same macros with a dummy int value. */
+#define VOID_CALL(call) ((call), 0)
+
+/* Every wrapper of one inline namespace NS (its mangled form: length and
+ * name, e.g. 7debian3).  P is the mangled prefix _ZN4absl<NS>. */
+#define ABSL_WRAPPERS(tag, P)                                                                      \
+    FSAFE_EXPORT void tag##_lock(void *mu) __asm__(P "5Mutex4LockEv");                             \
+    void tag##_lock(void *mu)                                                                      \
+    {                                                                                              \
+        static AO_t real_;                                                                         \
+        (void)ABSL_LOCK(FSAFE__AT_EXCL, VOID_CALL(REAL(void (*)(void *), P "5Mutex4LockEv")(mu)),  \
+                        1);                                                                        \
+    }                                                                                              \
+    FSAFE_EXPORT void tag##_rlock(void *mu) __asm__(P "5Mutex10ReaderLockEv");                     \
+    void tag##_rlock(void *mu)                                                                     \
+    {                                                                                              \
+        static AO_t real_;                                                                         \
+        (void)ABSL_LOCK(FSAFE__AT_SHARED,                                                          \
+                        VOID_CALL(REAL(void (*)(void *), P "5Mutex10ReaderLockEv")(mu)), 1);       \
+    }                                                                                              \
+    FSAFE_EXPORT bool tag##_trylock(void *mu) __asm__(P "5Mutex7TryLockEv");                       \
+    bool tag##_trylock(void *mu)                                                                   \
+    {                                                                                              \
+        static AO_t real_;                                                                         \
+        return ABSL_LOCK(FSAFE__AT_EXCL, REAL(bool (*)(void *), P "5Mutex7TryLockEv")(mu), r_);    \
+    }                                                                                              \
+    FSAFE_EXPORT bool tag##_rtrylock(void *mu) __asm__(P "5Mutex13ReaderTryLockEv");               \
+    bool tag##_rtrylock(void *mu)                                                                  \
+    {                                                                                              \
+        static AO_t real_;                                                                         \
+        return ABSL_LOCK(FSAFE__AT_SHARED,                                                         \
+                         REAL(bool (*)(void *), P "5Mutex13ReaderTryLockEv")(mu), r_);             \
+    }                                                                                              \
+    FSAFE_EXPORT void tag##_unlock(void *mu) __asm__(P "5Mutex6UnlockEv");                         \
+    void tag##_unlock(void *mu)                                                                    \
+    {                                                                                              \
+        static AO_t real_;                                                                         \
+        ABSL_UNLOCK(REAL(void (*)(void *), P "5Mutex6UnlockEv")(mu));                              \
+    }                                                                                              \
+    FSAFE_EXPORT void tag##_runlock(void *mu) __asm__(P "5Mutex12ReaderUnlockEv");                 \
+    void tag##_runlock(void *mu)                                                                   \
+    {                                                                                              \
+        static AO_t real_;                                                                         \
+        ABSL_UNLOCK(REAL(void (*)(void *), P "5Mutex12ReaderUnlockEv")(mu));                       \
+    }                                                                                              \
+    /* LockWhen and its timed forms return with the mutex held either way. */                      \
+    FSAFE_EXPORT void tag##_lockwhen(void *mu, const void *c) __asm__(                             \
+        P "5Mutex8LockWhenERKNS0_9ConditionE");                                                    \
+    void tag##_lockwhen(void *mu, const void *c)                                                   \
+    {                                                                                              \
+        static AO_t real_;                                                                         \
+        (void)ABSL_LOCK(FSAFE__AT_EXCL,                                                            \
+                        VOID_CALL(REAL(void (*)(void *, const void *),                             \
+                                       P "5Mutex8LockWhenERKNS0_9ConditionE")(mu, c)),             \
+                        1);                                                                        \
+    }                                                                                              \
+    FSAFE_EXPORT void tag##_rlockwhen(void *mu, const void *c) __asm__(                            \
+        P "5Mutex14ReaderLockWhenERKNS0_9ConditionE");                                             \
+    void tag##_rlockwhen(void *mu, const void *c)                                                  \
+    {                                                                                              \
+        static AO_t real_;                                                                         \
+        (void)ABSL_LOCK(FSAFE__AT_SHARED,                                                          \
+                        VOID_CALL(REAL(void (*)(void *, const void *),                             \
+                                       P "5Mutex14ReaderLockWhenERKNS0_9ConditionE")(mu, c)),      \
+                        1);                                                                        \
+    }                                                                                              \
+    ABSL_TIMED_LOCK(tag##_lockwhen_to,                                                             \
+                    P "5Mutex19LockWhenWithTimeoutERKNS0_9ConditionENS0_8DurationE",               \
+                    FSAFE__AT_EXCL)                                                                \
+    ABSL_TIMED_LOCK(tag##_rlockwhen_to,                                                            \
+                    P "5Mutex25ReaderLockWhenWithTimeoutERKNS0_9ConditionENS0_8DurationE",         \
+                    FSAFE__AT_SHARED)                                                              \
+    ABSL_TIMED_LOCK(tag##_lockwhen_dl,                                                             \
+                    P "5Mutex20LockWhenWithDeadlineERKNS0_9ConditionENS0_4TimeE", FSAFE__AT_EXCL)  \
+    ABSL_TIMED_LOCK(tag##_rlockwhen_dl,                                                            \
+                    P "5Mutex26ReaderLockWhenWithDeadlineERKNS0_9ConditionENS0_4TimeE",            \
+                    FSAFE__AT_SHARED)                                                              \
+    FSAFE_EXPORT void tag##_await(void *mu,                                                        \
+                                  const void *c) __asm__(P "5Mutex5AwaitERKNS0_9ConditionE");      \
+    void tag##_await(void *mu, const void *c)                                                      \
+    {                                                                                              \
+        static AO_t real_;                                                                         \
+        (void)ABSL_WAIT(VOID_CALL(                                                                 \
+            REAL(void (*)(void *, const void *), P "5Mutex5AwaitERKNS0_9ConditionE")(mu, c)));     \
+    }                                                                                              \
+    ABSL_TIMED_WAIT(tag##_await_to, P "5Mutex16AwaitWithTimeoutERKNS0_9ConditionENS0_8DurationE")  \
+    ABSL_TIMED_WAIT(tag##_await_dl, P "5Mutex17AwaitWithDeadlineERKNS0_9ConditionENS0_4TimeE")     \
+    /* CondVar members: `this` is the CondVar, the mutex comes second. */                          \
+    FSAFE_EXPORT void tag##_cvwait(void *cv, void *mu) __asm__(P "7CondVar4WaitEPNS0_5MutexE");    \
+    void tag##_cvwait(void *cv, void *mu)                                                          \
+    {                                                                                              \
+        static AO_t real_;                                                                         \
+        (void)ABSL_WAIT(                                                                           \
+            VOID_CALL(REAL(void (*)(void *, void *), P "7CondVar4WaitEPNS0_5MutexE")(cv, mu)));    \
+    }                                                                                              \
+    ABSL_CV_TIMED_WAIT(tag##_cvwait_to, P "7CondVar15WaitWithTimeoutEPNS0_5MutexENS0_8DurationE")  \
+    ABSL_CV_TIMED_WAIT(tag##_cvwait_dl, P "7CondVar16WaitWithDeadlineEPNS0_5MutexENS0_4TimeE")
+
+#define ABSL_TIMED_LOCK(fn, sym, mode)                                                             \
+    FSAFE_EXPORT bool fn(void *mu, const void *c, struct absl_duration d) __asm__(sym);            \
+    bool fn(void *mu, const void *c, struct absl_duration d)                                       \
+    {                                                                                              \
+        static AO_t real_;                                                                         \
+        return ABSL_LOCK(                                                                          \
+            (mode), REAL(bool (*)(void *, const void *, struct absl_duration), sym)(mu, c, d), 1); \
+    }
+#define ABSL_TIMED_WAIT(fn, sym)                                                                   \
+    FSAFE_EXPORT bool fn(void *mu, const void *c, struct absl_duration d) __asm__(sym);            \
+    bool fn(void *mu, const void *c, struct absl_duration d)                                       \
+    {                                                                                              \
+        static AO_t real_;                                                                         \
+        return ABSL_WAIT(                                                                          \
+            REAL(bool (*)(void *, const void *, struct absl_duration), sym)(mu, c, d));            \
+    }
+#define ABSL_CV_TIMED_WAIT(fn, sym)                                                                \
+    FSAFE_EXPORT bool fn(void *cv, void *mu, struct absl_duration d) __asm__(sym);                 \
+    bool fn(void *cv, void *mu, struct absl_duration d)                                            \
+    {                                                                                              \
+        static AO_t real_;                                                                         \
+        return ABSL_WAIT(REAL(bool (*)(void *, void *, struct absl_duration), sym)(cv, mu, d));    \
+    }
+
+/* The inline namespaces: Debian 12's, and upstream's LTS of that version. */
+ABSL_WRAPPERS(debian3, "_ZN4absl7debian3")
+ABSL_WRAPPERS(lts_20220623, "_ZN4absl12lts_20220623")

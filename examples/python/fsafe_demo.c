@@ -16,6 +16,14 @@
 
 #include <fsafe.h>
 
+#if PY_VERSION_HEX < 0x030a0000 /* Py_NewRef is Python 3.10's */
+static PyObject *Py_NewRef(PyObject *o)
+{
+    Py_INCREF(o);
+    return o;
+}
+#endif
+
 static pthread_mutex_t demo_lock = PTHREAD_MUTEX_INITIALIZER;
 static int demo_registration = -1;
 static int demo_started;

@@ -30,7 +30,10 @@ function(fsafe_run_configure variant lib_setup output)
          FILE_PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE
                           WORLD_READ WORLD_EXECUTE)
   else()
+    # CMake < 3.20 (Debian 11's 3.18) has no FILE_PERMISSIONS here and
+    # generates the script mode 664: the build makes it executable.
     file(GENERATE OUTPUT ${output} INPUT ${CMAKE_BINARY_DIR}/fsafe-run.${variant}.in)
+    add_custom_target(fsafe_run_chmod_${variant} ALL COMMAND chmod 755 ${output} VERBATIM)
   endif()
 endfunction()
 

@@ -8,7 +8,6 @@
  * after init.
  */
 #define _GNU_SOURCE
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -42,12 +41,27 @@ int fsafe__parse_bool(const char *s, int *out)
     return -1;
 }
 
+/* isspace and toupper of the C locale, without <ctype.h>: libfsafe's
+ * constructor runs before libc's (-z initfirst), and before glibc 2.32
+ * (no __libc_early_init) libc's constructor is what sets up the thread's
+ * ctype tables: isspace() there read a null table pointer (SIGSEGV in every
+ * program started with an FSAFE_ number set, on glibc 2.31). */
+static int c_isspace(unsigned char c)
+{
+    return c == ' ' || (c >= '\t' && c <= '\r');
+}
+
+static int c_toupper(unsigned char c)
+{
+    return c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c;
+}
+
 int fsafe__parse_long(const char *s, long min, long max, long *out)
 {
     char *end;
     errno = 0;
     /* strtol would skip any leading white space (\n \v \f \r too): refuse it. */
-    if (*s == '\0' || isspace((unsigned char)*s))
+    if (*s == '\0' || c_isspace((unsigned char)*s))
         return -1;
     long v = strtol(s, &end, 10);
     if (errno || *end != '\0' || v < min || v > max)
@@ -225,15 +239,15 @@ static size_t edit_distance(const char *a, size_t n, const char *b, size_t m)
         d[0][j] = j;
     for (size_t i = 1; i <= n; i++)
         for (size_t j = 1; j <= m; j++) {
-            size_t cost = toupper((unsigned char)a[i - 1]) != toupper((unsigned char)b[j - 1]);
+            size_t cost = c_toupper((unsigned char)a[i - 1]) != c_toupper((unsigned char)b[j - 1]);
             size_t v = d[i - 1][j - 1] + cost;
             if (d[i - 1][j] + 1 < v)
                 v = d[i - 1][j] + 1;
             if (d[i][j - 1] + 1 < v)
                 v = d[i][j - 1] + 1;
             if (i > 1 && j > 1 &&
-                toupper((unsigned char)a[i - 1]) == toupper((unsigned char)b[j - 2]) &&
-                toupper((unsigned char)a[i - 2]) == toupper((unsigned char)b[j - 1]) &&
+                c_toupper((unsigned char)a[i - 1]) == c_toupper((unsigned char)b[j - 2]) &&
+                c_toupper((unsigned char)a[i - 2]) == c_toupper((unsigned char)b[j - 1]) &&
                 d[i - 2][j - 2] + 1 < v)
                 v = d[i - 2][j - 2] + 1;
             d[i][j] = v;

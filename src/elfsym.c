@@ -286,6 +286,29 @@ static const struct ent *containing(struct eobj *o, uint64_t v)
     return NULL;
 }
 
+/* A C++ name as a reader knows it (libstdc++'s __cxa_demangle, when the
+ * process has loaded it, as every C++ program has), or NULL; to be freed.
+ * Called with mu held: the look-up is made once. */
+static char *demangled(const char *name)
+{
+    static char *(*demangle)(const char *, char *, size_t *, int *);
+    static int looked;
+    if (name[0] != '_' || name[1] != 'Z')
+        return NULL;
+    if (!looked) {
+        looked = 1;
+        demangle = (char *(*)(const char *, char *, size_t *, int *))dlsym(RTLD_DEFAULT,
+                                                                           "__cxa_demangle");
+    }
+    int st = -1;
+    char *d = demangle ? demangle(name, NULL, NULL, &st) : NULL;
+    if (d && st != 0) {
+        free(d);
+        d = NULL;
+    }
+    return d;
+}
+
 int fsafe__addr_describe(const void *addr, char *out, size_t size)
 {
     if (!out || size == 0)
@@ -318,11 +341,14 @@ int fsafe__addr_describe(const void *addr, char *out, size_t size)
         /* Code as a backtrace shows it, the object first; data as a lock is
          * named, the symbol first. */
         unsigned long d = (unsigned long)(off - e->value);
-        char sym[200];
+        char sym[256];
+        char *plain = demangled(e->name);
+        const char *name = plain ? plain : e->name;
         if (d)
-            snprintf(sym, sizeof sym, "%s+0x%lx", e->name, d);
+            snprintf(sym, sizeof sym, "%s+0x%lx", name, d);
         else
-            snprintf(sym, sizeof sym, "%s", e->name);
+            snprintf(sym, sizeof sym, "%s", name);
+        free(plain);
         if (e->code)
             n = snprintf(out, size, "%s+0x%lx (%s)", file, (unsigned long)off, sym);
         else

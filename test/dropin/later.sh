@@ -31,6 +31,7 @@ python-*)
         ;;
     esac
     st=$?
+    interp_own "$tmp/err"
     [ $st = 0 ] || fail "status $st"
     case $1 in
     python-bare) [ "$(grep -c "lockext_mutex: symbol not found in the program" "$tmp/err")" = 1 ] &&

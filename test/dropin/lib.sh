@@ -30,3 +30,11 @@ count() { grep -cF -- "$1" "$2" || true; }
 # extended regular expression; mcount REGEX FILE counts lines matching it.
 M='fsafe\[[0-9][0-9]*\]: '
 mcount() { grep -c -- "$1" "$2" || true; }
+# interp_own FILE...: deletes from each file CPython 3.12+'s own warning
+# about forking a multithreaded process (test/interp/python-fork-warning.sed),
+# which carries the pid and is printed with or without fsafe.
+interp_own() {
+    for f; do
+        sed -E -f "$top/test/interp/python-fork-warning.sed" "$f" >"$f.own" && mv "$f.own" "$f"
+    done
+}

@@ -16,6 +16,7 @@ $cmd >"$tmp/out.plain" 2>"$tmp/err.plain"
 st_plain=$?
 "$run" $cmd >"$tmp/out.fsafe" 2>"$tmp/err.fsafe"
 st_fsafe=$?
+interp_own "$tmp/err.plain" "$tmp/err.fsafe"
 [ "$st_plain" -ne 0 ] || fail "the script should exit non-zero (4), got 0"
 [ "$st_plain" = "$st_fsafe" ] || fail "exit status $st_plain without fsafe, $st_fsafe with"
 cmp -s "$tmp/out.plain" "$tmp/out.fsafe" || fail "stdout differs"
@@ -24,6 +25,7 @@ cmp -s "$tmp/out.plain" "$tmp/out.fsafe" || fail "stdout differs"
 cmp -s "$tmp/err.plain" "$tmp/err.fsafe" || fail "stderr differs"
 "$run" --verbose --log-fd=3 $cmd >"$tmp/out.verbose" 2>"$tmp/err.verbose" 3>"$tmp/log"
 st=$?
+interp_own "$tmp/err.verbose"
 [ "$st" = "$st_plain" ] || fail "exit status $st with --verbose"
 cmp -s "$tmp/out.plain" "$tmp/out.verbose" || fail "stdout differs with --verbose"
 [ ! -s "$tmp/err.verbose" ] || fail "--log-fd=3 still wrote to stderr"

@@ -9,11 +9,12 @@
  *
  *   test_compose <case> ok|hang
  */
+#include "common.h" /* first: it defines _GNU_SOURCE (RTLD_DEFAULT before glibc 2.34) */
+
 #include <dlfcn.h>
 #include <stdatomic.h>
 #include <sys/syscall.h>
 
-#include "common.h"
 #include "fsafe.h"
 
 static volatile unsigned sink;

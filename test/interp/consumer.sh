@@ -28,8 +28,9 @@ pkg-config)
             $(pkg-config --static --cflags --libs fsafe)
     else
         # shellcheck disable=SC2046
+        # -ldl: the consumer itself calls dladdr, in libdl before glibc 2.34.
         "$cc" -o "$work/fsafe-consumer" "$src/consumer.c" $(pkg-config --cflags --libs fsafe) \
-            -Wl,-rpath,"$(pkg-config --variable=libdir fsafe)"
+            -Wl,-rpath,"$(pkg-config --variable=libdir fsafe)" -ldl
     fi
     ;;
 *) echo "usage: $0 cmake|pkg-config shared|static PREFIX LIBDIR SRCDIR WORKDIR CC CMAKE" >&2; exit 2 ;;

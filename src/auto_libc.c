@@ -48,6 +48,9 @@
  *                                              sem_open.c, sem_close.c)
  * rand random srand srandom initstate        lock (stdlib/random.c; rand calls   no     gate "random"
  *   setstate                                   __random inside libc)
+ * setutent getutent(_r) endutent getutid(_r) __libc_utmp_lock (login/          no     gate "utmp"
+ *   getutline(_r) pututline utmpname, the      getutent_r.c; getlogin_r.c when
+ *   utmpx forms, login logout getlogin(_r)     /proc/self/loginuid is unset)
  * __cxa_atexit (atexit, C++ statics' and     __exit_funcs_lock (stdlib/          no     gate "exit handlers"
  *   destructors) on_exit                       cxa_atexit.c, on_exit.c,
  *   __cxa_at_quick_exit (at_quick_exit)        quick_exit's list)
@@ -98,6 +101,8 @@
 #include <locale.h>
 #include <netdb.h>
 #include <pwd.h>
+#include <utmp.h>
+#include <utmpx.h>
 #include <semaphore.h>
 #include <shadow.h>
 #include <stdarg.h>
@@ -143,6 +148,7 @@ static struct fsafe__gate loader_gate = {"loader (dlopen, dlmopen, dlclose, dlad
 #define SEMNAME "named semaphores"
 #define POPEN "popen"
 #define EXITFN "exit handlers"
+#define UTMP "utmp"
 #define GATED_FUNCTIONS(X, V)                                                                      \
     X(int, fcloseall, STDIO, (void), ())                                                           \
     V(_flushlbf, STDIO, (void), ())                                                                \
@@ -215,6 +221,29 @@ static struct fsafe__gate loader_gate = {"loader (dlopen, dlmopen, dlclose, dlad
     X(char *, setstate, RANDOM, (char *state), (state))                                            \
     X(int, sem_close, SEMNAME, (sem_t * s), (s))                                                   \
     X(FILE *, popen, POPEN, (const char *cmd, const char *mode), (cmd, mode))                      \
+    V(setutent, UTMP, (void), ())                                                                  \
+    X(struct utmp *, getutent, UTMP, (void), ())                                                   \
+    V(endutent, UTMP, (void), ())                                                                  \
+    X(struct utmp *, getutid, UTMP, (const struct utmp *u), (u))                                   \
+    X(struct utmp *, getutline, UTMP, (const struct utmp *u), (u))                                 \
+    X(struct utmp *, pututline, UTMP, (const struct utmp *u), (u))                                 \
+    X(int, utmpname, UTMP, (const char *f), (f))                                                   \
+    X(int, getutent_r, UTMP, (struct utmp * buf, struct utmp **res), (buf, res))                   \
+    X(int, getutid_r, UTMP, (const struct utmp *u, struct utmp *buf, struct utmp **res),           \
+      (u, buf, res))                                                                               \
+    X(int, getutline_r, UTMP, (const struct utmp *u, struct utmp *buf, struct utmp **res),         \
+      (u, buf, res))                                                                               \
+    V(setutxent, UTMP, (void), ())                                                                 \
+    X(struct utmpx *, getutxent, UTMP, (void), ())                                                 \
+    V(endutxent, UTMP, (void), ())                                                                 \
+    X(struct utmpx *, getutxid, UTMP, (const struct utmpx *u), (u))                                \
+    X(struct utmpx *, getutxline, UTMP, (const struct utmpx *u), (u))                              \
+    X(struct utmpx *, pututxline, UTMP, (const struct utmpx *u), (u))                              \
+    X(int, utmpxname, UTMP, (const char *f), (f))                                                  \
+    V(login, UTMP, (const struct utmp *u), (u))                                                    \
+    X(int, logout, UTMP, (const char *line), (line))                                               \
+    X(char *, getlogin, UTMP, (void), ())                                                          \
+    X(int, getlogin_r, UTMP, (char *buf, size_t n), (buf, n))                                      \
     X(int, __cxa_atexit, EXITFN, (void (*fn)(void *), void *arg, void *dso), (fn, arg, dso))       \
     X(int, on_exit, EXITFN, (void (*fn)(int, void *), void *arg), (fn, arg))                       \
     X(int, __cxa_at_quick_exit, EXITFN, (void (*fn)(void *), void *dso), (fn, dso))                \

@@ -31,6 +31,7 @@
 #include <stdatomic.h>
 #include <sys/stat.h>
 #include <syslog.h>
+#include <utmp.h>
 
 #define THREADS 2
 #define FORKS_NONE 40    /* forks in a "none" run: every child must finish */
@@ -109,6 +110,16 @@ static int op_guard(void)
     for (volatile int k = 0; k < 100; k++) {
     }
     __cxa_guard_abort(&guard);
+    return 0;
+}
+
+/* The utmp database: every call takes __libc_utmp_lock (login/getutent_r.c),
+ * whether or not the file exists. */
+static int op_utmp(void)
+{
+    setutent();
+    (void)getutent();
+    endutent();
     return 0;
 }
 
@@ -233,6 +244,7 @@ static const struct family families[] = {
     {"localtime", op_localtime, NULL, 0, 0},
     {"rand", op_rand, NULL, 0, 0},
     {"atexit", op_atexit, NULL, 0, 0},
+    {"utmp", op_utmp, NULL, 0, 0},
     {"cxa_guard", op_guard, NULL, 0, 0},
     {"sem_open", op_sem_open, NULL, 0, 0},
     {"popen", op_popen, NULL, 0, 0},

@@ -18,6 +18,9 @@
  * openlog closelog syslog vsyslog setlogmask syslog_lock (misc/syslog.c)        no     gate "syslog"
  *   __syslog_chk __vsyslog_chk
  * iconv_open iconv_close                     __gconv_lock (iconv/gconv_db.c)    no     gate "iconv"
+ * strerror strerror_r strerror_l perror      the same, through libc's own        no     gate "locale"
+ *   strsignal psignal psiginfo gai_strerror    dcgettext (its message catalogue)
+ *   regerror
  * setlocale newlocale duplocale freelocale   __libc_setlocale_lock, an rwlock   no     gate "locale"
  *                                              (locale/setlocale.c)
  * gettext dgettext dcgettext ngettext        __libc_setlocale_lock (read),      no     gate "locale"
@@ -101,6 +104,8 @@
 #include <locale.h>
 #include <netdb.h>
 #include <pwd.h>
+#include <regex.h>
+#include <signal.h>
 #include <utmp.h>
 #include <utmpx.h>
 #include <semaphore.h>
@@ -213,6 +218,16 @@ static struct fsafe__gate loader_gate = {"loader (dlopen, dlmopen, dlclose, dlad
     X(char *, textdomain, LOC, (const char *dom), (dom))                                           \
     X(char *, bindtextdomain, LOC, (const char *dom, const char *dir), (dom, dir))                 \
     X(char *, bind_textdomain_codeset, LOC, (const char *dom, const char *cs), (dom, cs))          \
+    X(char *, strerror, LOC, (int e), (e))                                                         \
+    X(char *, strerror_r, LOC, (int e, char *buf, size_t n), (e, buf, n))                          \
+    X(int, __xpg_strerror_r, LOC, (int e, char *buf, size_t n), (e, buf, n))                       \
+    X(char *, strerror_l, LOC, (int e, locale_t loc), (e, loc))                                    \
+    V(perror, LOC, (const char *s), (s))                                                           \
+    X(char *, strsignal, LOC, (int sig), (sig))                                                    \
+    V(psignal, LOC, (int sig, const char *s), (sig, s))                                            \
+    V(psiginfo, LOC, (const siginfo_t *si, const char *s), (si, s))                                \
+    X(const char *, gai_strerror, LOC, (int e), (e))                                               \
+    X(size_t, regerror, LOC, (int e, const regex_t *re, char *buf, size_t n), (e, re, buf, n))     \
     X(int, rand, RANDOM, (void), ())                                                               \
     X(long, random, RANDOM, (void), ())                                                            \
     V(srand, RANDOM, (unsigned seed), (seed))                                                      \

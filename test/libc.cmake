@@ -48,7 +48,7 @@ function(fsafe_libc_test name)
   endif()
 endfunction()
 
-foreach(f localtime rand atexit utmp cxa_guard sem_open popen setenv_tzset syslog iconv newlocale getpwnam gethostbyaddr getaddrinfo
+foreach(f localtime rand atexit utmp strerror cxa_guard sem_open popen setenv_tzset syslog iconv newlocale getpwnam gethostbyaddr getaddrinfo
           dl_iterate_phdr)
   fsafe_libc_test(${f} SOME)
 endforeach()

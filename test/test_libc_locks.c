@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <iconv.h>
 #include <link.h>
+#include <libintl.h>
 #include <locale.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -121,6 +122,21 @@ static int op_utmp(void)
     (void)getutent();
     endutent();
     return 0;
+}
+
+/* Messages from libc's own catalogue: strerror and its relatives translate
+ * through dcgettext inside libc, holding __libc_setlocale_lock for reading
+ * and _nl_state_lock; the child then cannot take them for writing
+ * (setlocale, textdomain). */
+static int op_strerror(void)
+{
+    char buf[64];
+    return strerror(EINVAL) == NULL || strerror_r(ERANGE, buf, sizeof buf) == NULL;
+}
+
+static int op_setlocale(void)
+{
+    return setlocale(LC_MESSAGES, "C") == NULL || textdomain("fsafe") == NULL;
 }
 
 static int op_localtime(void)
@@ -245,6 +261,7 @@ static const struct family families[] = {
     {"rand", op_rand, NULL, 0, 0},
     {"atexit", op_atexit, NULL, 0, 0},
     {"utmp", op_utmp, NULL, 0, 0},
+    {"strerror", op_strerror, op_setlocale, 0, 0},
     {"cxa_guard", op_guard, NULL, 0, 0},
     {"sem_open", op_sem_open, NULL, 0, 0},
     {"popen", op_popen, NULL, 0, 0},

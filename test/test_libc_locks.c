@@ -101,16 +101,31 @@ static int op_atexit(void)
  * initialiser and makes the others wait on the guard word (libstdc++: a
  * futex, no timeout) until __cxa_guard_release, or _abort after an
  * exception.  Aborting every time keeps the guard cycling, as a lock does. */
-int __cxa_guard_acquire(int64_t *g);
-void __cxa_guard_abort(int64_t *g);
+/* libstdc++ is loaded for this case only (it needs libm, whose loading the
+ * dlopen_name case must do itself), and its functions are looked up in the
+ * global scope as a C++ program's PLT would bind them (an interposer
+ * first). */
+static int (*guard_acquire)(int64_t *);
+static void (*guard_abort)(int64_t *);
+static pthread_once_t guard_once = PTHREAD_ONCE_INIT;
+static void guard_load(void)
+{
+    if (!dlopen("libstdc++.so.6", RTLD_NOW | RTLD_GLOBAL))
+        FAIL("dlopen libstdc++.so.6: %s", dlerror());
+    guard_acquire = (int (*)(int64_t *))dlsym(RTLD_DEFAULT, "__cxa_guard_acquire");
+    guard_abort = (void (*)(int64_t *))dlsym(RTLD_DEFAULT, "__cxa_guard_abort");
+    if (!guard_acquire || !guard_abort)
+        FAIL("__cxa_guard_acquire/_abort not found");
+}
 static int64_t guard;
 static int op_guard(void)
 {
-    if (__cxa_guard_acquire(&guard) != 1)
+    pthread_once(&guard_once, guard_load);
+    if (guard_acquire(&guard) != 1)
         return 1; /* "initialised": never, since every initialisation aborts */
     for (volatile int k = 0; k < 100; k++) {
     }
-    __cxa_guard_abort(&guard);
+    guard_abort(&guard);
     return 0;
 }
 

@@ -92,101 +92,38 @@ static __thread int inside __attribute__((tls_model("initial-exec")));
 /* The void members go through the same macros with a dummy int value. */
 #define VOID_CALL(call) ((call), 0)
 
-/* Every wrapper of one inline namespace NS (its mangled form: length and
- * name, e.g. 7debian3).  P is the mangled prefix _ZN4absl<NS>. */
-#define ABSL_WRAPPERS(tag, P)                                                                      \
-    FSAFE_EXPORT void tag##_lock(void *mu) __asm__(P "5Mutex4LockEv");                             \
-    void tag##_lock(void *mu)                                                                      \
+/* One wrapper per shape of member, defined under its mangled name sym:
+ * fn(mu), fn(mu) -> bool, an unlock, fn(mu, condition), the same with a
+ * Duration or Time (returns bool), and CondVar's (cv, mu[, Duration]). */
+#define ABSL_PLAIN_LOCK(fn, sym, mode)                                                             \
+    FSAFE_EXPORT void fn(void *mu) __asm__(sym);                                                   \
+    void fn(void *mu)                                                                              \
     {                                                                                              \
         static AO_t real_;                                                                         \
-        (void)ABSL_LOCK(FSAFE__AT_EXCL, VOID_CALL(REAL(void (*)(void *), P "5Mutex4LockEv")(mu)),  \
-                        1);                                                                        \
-    }                                                                                              \
-    FSAFE_EXPORT void tag##_rlock(void *mu) __asm__(P "5Mutex10ReaderLockEv");                     \
-    void tag##_rlock(void *mu)                                                                     \
+        (void)ABSL_LOCK((mode), VOID_CALL(REAL(void (*)(void *), sym)(mu)), 1);                    \
+    }
+#define ABSL_TRY_LOCK(fn, sym, mode)                                                               \
+    FSAFE_EXPORT bool fn(void *mu) __asm__(sym);                                                   \
+    bool fn(void *mu)                                                                              \
     {                                                                                              \
         static AO_t real_;                                                                         \
-        (void)ABSL_LOCK(FSAFE__AT_SHARED,                                                          \
-                        VOID_CALL(REAL(void (*)(void *), P "5Mutex10ReaderLockEv")(mu)), 1);       \
-    }                                                                                              \
-    FSAFE_EXPORT bool tag##_trylock(void *mu) __asm__(P "5Mutex7TryLockEv");                       \
-    bool tag##_trylock(void *mu)                                                                   \
+        return ABSL_LOCK((mode), REAL(bool (*)(void *), sym)(mu), r_);                             \
+    }
+#define ABSL_UNLOCK_FN(fn, sym)                                                                    \
+    FSAFE_EXPORT void fn(void *mu) __asm__(sym);                                                   \
+    void fn(void *mu)                                                                              \
     {                                                                                              \
         static AO_t real_;                                                                         \
-        return ABSL_LOCK(FSAFE__AT_EXCL, REAL(bool (*)(void *), P "5Mutex7TryLockEv")(mu), r_);    \
-    }                                                                                              \
-    FSAFE_EXPORT bool tag##_rtrylock(void *mu) __asm__(P "5Mutex13ReaderTryLockEv");               \
-    bool tag##_rtrylock(void *mu)                                                                  \
+        ABSL_UNLOCK(REAL(void (*)(void *), sym)(mu));                                              \
+    }
+/* LockWhen and its timed forms return with the mutex held either way. */
+#define ABSL_COND_LOCK(fn, sym, mode)                                                              \
+    FSAFE_EXPORT void fn(void *mu, const void *c) __asm__(sym);                                    \
+    void fn(void *mu, const void *c)                                                               \
     {                                                                                              \
         static AO_t real_;                                                                         \
-        return ABSL_LOCK(FSAFE__AT_SHARED,                                                         \
-                         REAL(bool (*)(void *), P "5Mutex13ReaderTryLockEv")(mu), r_);             \
-    }                                                                                              \
-    FSAFE_EXPORT void tag##_unlock(void *mu) __asm__(P "5Mutex6UnlockEv");                         \
-    void tag##_unlock(void *mu)                                                                    \
-    {                                                                                              \
-        static AO_t real_;                                                                         \
-        ABSL_UNLOCK(REAL(void (*)(void *), P "5Mutex6UnlockEv")(mu));                              \
-    }                                                                                              \
-    FSAFE_EXPORT void tag##_runlock(void *mu) __asm__(P "5Mutex12ReaderUnlockEv");                 \
-    void tag##_runlock(void *mu)                                                                   \
-    {                                                                                              \
-        static AO_t real_;                                                                         \
-        ABSL_UNLOCK(REAL(void (*)(void *), P "5Mutex12ReaderUnlockEv")(mu));                       \
-    }                                                                                              \
-    /* LockWhen and its timed forms return with the mutex held either way. */                      \
-    FSAFE_EXPORT void tag##_lockwhen(void *mu, const void *c) __asm__(                             \
-        P "5Mutex8LockWhenERKNS0_9ConditionE");                                                    \
-    void tag##_lockwhen(void *mu, const void *c)                                                   \
-    {                                                                                              \
-        static AO_t real_;                                                                         \
-        (void)ABSL_LOCK(FSAFE__AT_EXCL,                                                            \
-                        VOID_CALL(REAL(void (*)(void *, const void *),                             \
-                                       P "5Mutex8LockWhenERKNS0_9ConditionE")(mu, c)),             \
-                        1);                                                                        \
-    }                                                                                              \
-    FSAFE_EXPORT void tag##_rlockwhen(void *mu, const void *c) __asm__(                            \
-        P "5Mutex14ReaderLockWhenERKNS0_9ConditionE");                                             \
-    void tag##_rlockwhen(void *mu, const void *c)                                                  \
-    {                                                                                              \
-        static AO_t real_;                                                                         \
-        (void)ABSL_LOCK(FSAFE__AT_SHARED,                                                          \
-                        VOID_CALL(REAL(void (*)(void *, const void *),                             \
-                                       P "5Mutex14ReaderLockWhenERKNS0_9ConditionE")(mu, c)),      \
-                        1);                                                                        \
-    }                                                                                              \
-    ABSL_TIMED_LOCK(tag##_lockwhen_to,                                                             \
-                    P "5Mutex19LockWhenWithTimeoutERKNS0_9ConditionENS0_8DurationE",               \
-                    FSAFE__AT_EXCL)                                                                \
-    ABSL_TIMED_LOCK(tag##_rlockwhen_to,                                                            \
-                    P "5Mutex25ReaderLockWhenWithTimeoutERKNS0_9ConditionENS0_8DurationE",         \
-                    FSAFE__AT_SHARED)                                                              \
-    ABSL_TIMED_LOCK(tag##_lockwhen_dl,                                                             \
-                    P "5Mutex20LockWhenWithDeadlineERKNS0_9ConditionENS0_4TimeE", FSAFE__AT_EXCL)  \
-    ABSL_TIMED_LOCK(tag##_rlockwhen_dl,                                                            \
-                    P "5Mutex26ReaderLockWhenWithDeadlineERKNS0_9ConditionENS0_4TimeE",            \
-                    FSAFE__AT_SHARED)                                                              \
-    FSAFE_EXPORT void tag##_await(void *mu,                                                        \
-                                  const void *c) __asm__(P "5Mutex5AwaitERKNS0_9ConditionE");      \
-    void tag##_await(void *mu, const void *c)                                                      \
-    {                                                                                              \
-        static AO_t real_;                                                                         \
-        (void)ABSL_WAIT(VOID_CALL(                                                                 \
-            REAL(void (*)(void *, const void *), P "5Mutex5AwaitERKNS0_9ConditionE")(mu, c)));     \
-    }                                                                                              \
-    ABSL_TIMED_WAIT(tag##_await_to, P "5Mutex16AwaitWithTimeoutERKNS0_9ConditionENS0_8DurationE")  \
-    ABSL_TIMED_WAIT(tag##_await_dl, P "5Mutex17AwaitWithDeadlineERKNS0_9ConditionENS0_4TimeE")     \
-    /* CondVar members: `this` is the CondVar, the mutex comes second. */                          \
-    FSAFE_EXPORT void tag##_cvwait(void *cv, void *mu) __asm__(P "7CondVar4WaitEPNS0_5MutexE");    \
-    void tag##_cvwait(void *cv, void *mu)                                                          \
-    {                                                                                              \
-        static AO_t real_;                                                                         \
-        (void)ABSL_WAIT(                                                                           \
-            VOID_CALL(REAL(void (*)(void *, void *), P "7CondVar4WaitEPNS0_5MutexE")(cv, mu)));    \
-    }                                                                                              \
-    ABSL_CV_TIMED_WAIT(tag##_cvwait_to, P "7CondVar15WaitWithTimeoutEPNS0_5MutexENS0_8DurationE")  \
-    ABSL_CV_TIMED_WAIT(tag##_cvwait_dl, P "7CondVar16WaitWithDeadlineEPNS0_5MutexENS0_4TimeE")
-
+        (void)ABSL_LOCK((mode), VOID_CALL(REAL(void (*)(void *, const void *), sym)(mu, c)), 1);   \
+    }
 #define ABSL_TIMED_LOCK(fn, sym, mode)                                                             \
     FSAFE_EXPORT bool fn(void *mu, const void *c, struct absl_duration d) __asm__(sym);            \
     bool fn(void *mu, const void *c, struct absl_duration d)                                       \
@@ -194,6 +131,13 @@ static __thread int inside __attribute__((tls_model("initial-exec")));
         static AO_t real_;                                                                         \
         return ABSL_LOCK(                                                                          \
             (mode), REAL(bool (*)(void *, const void *, struct absl_duration), sym)(mu, c, d), 1); \
+    }
+#define ABSL_COND_WAIT(fn, sym)                                                                    \
+    FSAFE_EXPORT void fn(void *mu, const void *c) __asm__(sym);                                    \
+    void fn(void *mu, const void *c)                                                               \
+    {                                                                                              \
+        static AO_t real_;                                                                         \
+        (void)ABSL_WAIT(VOID_CALL(REAL(void (*)(void *, const void *), sym)(mu, c)));              \
     }
 #define ABSL_TIMED_WAIT(fn, sym)                                                                   \
     FSAFE_EXPORT bool fn(void *mu, const void *c, struct absl_duration d) __asm__(sym);            \
@@ -203,6 +147,14 @@ static __thread int inside __attribute__((tls_model("initial-exec")));
         return ABSL_WAIT(                                                                          \
             REAL(bool (*)(void *, const void *, struct absl_duration), sym)(mu, c, d));            \
     }
+/* CondVar members: `this` is the CondVar, the mutex comes second. */
+#define ABSL_CV_WAIT(fn, sym)                                                                      \
+    FSAFE_EXPORT void fn(void *cv, void *mu) __asm__(sym);                                         \
+    void fn(void *cv, void *mu)                                                                    \
+    {                                                                                              \
+        static AO_t real_;                                                                         \
+        (void)ABSL_WAIT(VOID_CALL(REAL(void (*)(void *, void *), sym)(cv, mu)));                   \
+    }
 #define ABSL_CV_TIMED_WAIT(fn, sym)                                                                \
     FSAFE_EXPORT bool fn(void *cv, void *mu, struct absl_duration d) __asm__(sym);                 \
     bool fn(void *cv, void *mu, struct absl_duration d)                                            \
@@ -210,6 +162,33 @@ static __thread int inside __attribute__((tls_model("initial-exec")));
         static AO_t real_;                                                                         \
         return ABSL_WAIT(REAL(bool (*)(void *, void *, struct absl_duration), sym)(cv, mu, d));    \
     }
+
+/* Every wrapper of one inline namespace, whose mangled prefix P is
+ * _ZN4absl<length><name> (e.g. _ZN4absl7debian3). */
+#define COND "ERKNS0_9ConditionE"
+#define DUR "NS0_8DurationE"
+#define TIME "NS0_4TimeE"
+#define ABSL_WRAPPERS(tag, P)                                                                      \
+    ABSL_PLAIN_LOCK(tag##_lock, P "5Mutex4LockEv", FSAFE__AT_EXCL)                                 \
+    ABSL_PLAIN_LOCK(tag##_rlock, P "5Mutex10ReaderLockEv", FSAFE__AT_SHARED)                       \
+    ABSL_TRY_LOCK(tag##_trylock, P "5Mutex7TryLockEv", FSAFE__AT_EXCL)                             \
+    ABSL_TRY_LOCK(tag##_rtrylock, P "5Mutex13ReaderTryLockEv", FSAFE__AT_SHARED)                   \
+    ABSL_UNLOCK_FN(tag##_unlock, P "5Mutex6UnlockEv")                                              \
+    ABSL_UNLOCK_FN(tag##_runlock, P "5Mutex12ReaderUnlockEv")                                      \
+    ABSL_COND_LOCK(tag##_lockwhen, P "5Mutex8LockWhen" COND, FSAFE__AT_EXCL)                       \
+    ABSL_COND_LOCK(tag##_rlockwhen, P "5Mutex14ReaderLockWhen" COND, FSAFE__AT_SHARED)             \
+    ABSL_TIMED_LOCK(tag##_lockwhen_to, P "5Mutex19LockWhenWithTimeout" COND DUR, FSAFE__AT_EXCL)   \
+    ABSL_TIMED_LOCK(tag##_rlockwhen_to, P "5Mutex25ReaderLockWhenWithTimeout" COND DUR,            \
+                    FSAFE__AT_SHARED)                                                              \
+    ABSL_TIMED_LOCK(tag##_lockwhen_dl, P "5Mutex20LockWhenWithDeadline" COND TIME, FSAFE__AT_EXCL) \
+    ABSL_TIMED_LOCK(tag##_rlockwhen_dl, P "5Mutex26ReaderLockWhenWithDeadline" COND TIME,          \
+                    FSAFE__AT_SHARED)                                                              \
+    ABSL_COND_WAIT(tag##_await, P "5Mutex5Await" COND)                                             \
+    ABSL_TIMED_WAIT(tag##_await_to, P "5Mutex16AwaitWithTimeout" COND DUR)                         \
+    ABSL_TIMED_WAIT(tag##_await_dl, P "5Mutex17AwaitWithDeadline" COND TIME)                       \
+    ABSL_CV_WAIT(tag##_cvwait, P "7CondVar4WaitEPNS0_5MutexE")                                     \
+    ABSL_CV_TIMED_WAIT(tag##_cvwait_to, P "7CondVar15WaitWithTimeoutEPNS0_5MutexE" DUR)            \
+    ABSL_CV_TIMED_WAIT(tag##_cvwait_dl, P "7CondVar16WaitWithDeadlineEPNS0_5MutexE" TIME)
 
 /* The inline namespaces: Debian 12's, and upstream's LTS of that version. */
 ABSL_WRAPPERS(debian3, "_ZN4absl7debian3")

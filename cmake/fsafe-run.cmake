@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-# The fsafe-run wrapper command, configured from src/fsafe-run.in twice:
+# The fsafe-run wrapper command, configured from tools/fsafe-run.in twice:
 #   ${CMAKE_BINARY_DIR}/fsafe-run          for the build tree: preloads the built
 #                                          library by its absolute path.
 #   ${CMAKE_BINARY_DIR}/fsafe-run.install  THE FILE TO INSTALL (as bin/fsafe-run):
@@ -24,7 +24,7 @@ set(FSAFE_RUN_INSTALL_SCRIPT ${CMAKE_BINARY_DIR}/fsafe-run.install)
 function(fsafe_run_configure variant lib_setup output)
   set(FSAFE_RUN_VARIANT ${variant})
   set(FSAFE_RUN_LIB_SETUP "${lib_setup}")
-  configure_file(${PROJECT_SOURCE_DIR}/src/fsafe-run.in ${CMAKE_BINARY_DIR}/fsafe-run.${variant}.in @ONLY)
+  configure_file(${PROJECT_SOURCE_DIR}/tools/fsafe-run.in ${CMAKE_BINARY_DIR}/fsafe-run.${variant}.in @ONLY)
   if(CMAKE_VERSION VERSION_GREATER_EQUAL 3.20)
     file(GENERATE OUTPUT ${output} INPUT ${CMAKE_BINARY_DIR}/fsafe-run.${variant}.in
          FILE_PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE

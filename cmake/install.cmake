@@ -69,10 +69,10 @@ install(CODE "set(FSAFE_PC_INSTALL_PREFIX \"\${CMAKE_INSTALL_PREFIX}\")
 configure_file(\"${PROJECT_BINARY_DIR}/fsafe.pc.in\" \"${PROJECT_BINARY_DIR}/fsafe.pc\" @ONLY)")
 install(FILES ${PROJECT_BINARY_DIR}/fsafe.pc DESTINATION ${FSAFE_PC_DIR})
 
-# Every page in src/man: fsafe(3), fsafe-run(1), one page per public function
+# Every page in doc/man: fsafe(3), fsafe-run(1), one page per public function
 # (some are ".so" links to the page that describes a group).
-file(GLOB FSAFE_MAN3 CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/man/*.3)
-file(GLOB FSAFE_MAN1 CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/man/*.1)
+file(GLOB FSAFE_MAN3 CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/doc/man/*.3)
+file(GLOB FSAFE_MAN1 CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/doc/man/*.1)
 install(FILES ${FSAFE_MAN3} DESTINATION ${CMAKE_INSTALL_MANDIR}/man3)
 install(FILES ${FSAFE_MAN1} DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
 

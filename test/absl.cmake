@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-# abseil's absl::Mutex in a child (issue 24; src/auto_absl.c), built against
+# abseil's absl::Mutex in a child (issue 24; src/auto/absl.c), built against
 # Debian's shared libabsl (libabsl-dev).  absl.mutex: mutexes held by other
 # threads in a loop; absl.cond: threads in Await, CondVar waits and
 # LockWhenWithTimeout must not hold a fork up.  .with under auto mode (every

@@ -28,14 +28,14 @@ fsafe_test_exe(test_dropin_secure SOURCES test_dropin_secure.c LIBS legacy_test)
 # The FSAFE_LOCKS parser, through the static library's internal symbol.
 add_executable(test_dropin_parse test_dropin_parse.c)
 target_include_directories(test_dropin_parse PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}
-                           ${PROJECT_SOURCE_DIR}/src)
+                           ${PROJECT_SOURCE_DIR}/src/core ${PROJECT_SOURCE_DIR}/src/common)
 target_link_libraries(test_dropin_parse PRIVATE fsafe_static ${FSAFE_AO_TARGET})
 fsafe_add_test(dropin.locks_parse TIMEOUT 30 COMMAND test_dropin_parse)
 # fsafe__addr_describe, likewise; without -rdynamic (CMake's default), so
 # that only .symtab names the program's globals.
 add_executable(test_dropin_describe test_dropin_describe.c)
 target_include_directories(test_dropin_describe PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}
-                           ${PROJECT_SOURCE_DIR}/src)
+                           ${PROJECT_SOURCE_DIR}/src/core ${PROJECT_SOURCE_DIR}/src/common)
 target_link_libraries(test_dropin_describe PRIVATE fsafe_static legacy_test ${FSAFE_AO_TARGET})
 fsafe_add_test(dropin.describe TIMEOUT 30 COMMAND test_dropin_describe)
 # Locks only .symtab names (a program's globals and statics, a library's statics).
@@ -77,7 +77,7 @@ endif()
 # FSAFE_LOCKS's "is this a lock of that kind?" check, likewise.
 add_executable(test_dropin_lockcheck test_dropin_lockcheck.c)
 target_include_directories(test_dropin_lockcheck PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}
-                           ${PROJECT_SOURCE_DIR}/src)
+                           ${PROJECT_SOURCE_DIR}/src/core ${PROJECT_SOURCE_DIR}/src/common)
 target_link_libraries(test_dropin_lockcheck PRIVATE fsafe_static ${FSAFE_AO_TARGET})
 fsafe_add_test(dropin.locks_lockcheck TIMEOUT 30 COMMAND test_dropin_lockcheck)
 # It locks mutexes it then inspects byte by byte and re-creates in place,

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-# GLib's locks in a child (issue 24; src/auto_glib.c), built against
+# GLib's locks in a child (issue 24; src/auto/glib.c), built against
 # Debian's libglib2.0-dev.  glib.mutex: a GMutex (a futex word, no pthread
 # call) held by GThreadPool workers; glib.rec: GRecMutex and GRWLock (pthread
 # objects inside GLib); glib.cond: threads in g_cond_wait/_until must not

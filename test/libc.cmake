@@ -73,10 +73,10 @@ fsafe_add_test(libc.held TIMEOUT 60 ENV ${_auto} COMMAND test_libc_locks held ${
 # The dlopen wrapper keeps the caller's RUNPATH (a tail call), plain and with.
 fsafe_add_test(libc.dlopen_runpath.with TIMEOUT 30 ENV ${_auto} COMMAND test_libc_locks runpath)
 fsafe_add_test(libc.dlopen_runpath.without TIMEOUT 30 COMMAND test_libc_locks runpath)
-# The enumeration of glibc's internal locks (issue 23): src/glibc-locks.tsv is
-# well formed, its gated functions are interposed by src/auto_libc.c, and the
+# The enumeration of glibc's internal locks (issue 23): src/auto/glibc-locks.tsv is
+# well formed, its gated functions are interposed by src/auto/libc.c, and the
 # tests it names exist (ctest -N in this build tree).
 fsafe_add_test(libc.enumeration TIMEOUT 30
                COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/libc/check_enumeration.sh
-                       ${PROJECT_SOURCE_DIR}/src/glibc-locks.tsv ${PROJECT_SOURCE_DIR}/src/auto_libc.c
+                       ${PROJECT_SOURCE_DIR}/src/auto/glibc-locks.tsv ${PROJECT_SOURCE_DIR}/src/auto/libc.c
                        ${CMAKE_BINARY_DIR})

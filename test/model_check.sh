@@ -1,6 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# Model check of the registry protocol (src/registry.pml) with spin: the model
+# Model check of the registry protocol (doc/model/registry.pml) with spin: the model
 # must verify with no errors, and each seeded bug must be caught.
 #   model_check.sh <registry.pml> <work dir> [extra spin -D options]
 set -eu

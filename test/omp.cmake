@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-# OpenMP's thread pool in a child (issue 24; src/auto_omp.c): GNU libgomp,
+# OpenMP's thread pool in a child (issue 24; src/auto/omp.c): GNU libgomp,
 # as GCC builds OpenMP programs.  omp.pool.with: under auto mode every child
 # runs every kind of region with one thread and the parent's results;
 # omp.pool.without: the same program without fsafe, where a child hangs;

@@ -37,7 +37,7 @@ fsafe_add_test(stress.selftest TIMEOUT 60 COMMAND test_stress 3 selftest)
 set_tests_properties(stress.selftest PROPERTIES LABELS stress
   PASS_REGULAR_EXPRESSION "child status 3 \\(hung\\): stuck on lock 'selftest-unregistered'")
 
-# ---- the model check (src/registry.pml) ------------------------------------------------
+# ---- the model check (doc/model/registry.pml) ------------------------------------------------
 # About 75 million states, 3 minutes and (COLLAPSE) a few GB at most, then
 # the seeded bugs (seconds).  FSAFE_MODEL_LONG adds a second fork (not
 # measured for the snapshot protocol: expect several times that).
@@ -47,7 +47,7 @@ if(FSAFE_MODEL_LONG)
   set(_model_opts -DFORKS=2)
 endif()
 fsafe_add_test(model.registry TIMEOUT 900
-  COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/model_check.sh ${PROJECT_SOURCE_DIR}/src/registry.pml
+  COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/model_check.sh ${PROJECT_SOURCE_DIR}/doc/model/registry.pml
           ${CMAKE_CURRENT_BINARY_DIR}/model ${_model_opts})
 # One core for a few minutes: it runs beside the other tests (not serially).
 set_tests_properties(model.registry PROPERTIES LABELS "model;no-sanitize")
@@ -63,20 +63,20 @@ set(_fuzz_targets config)
 # "fsafe_fuzz_all" builds just the fuzzers: with clang, libfsafe.so cannot link
 # under ASan (clang puts the ASan runtime only into executables).
 add_custom_target(fsafe_fuzz_all)
-if(EXISTS ${PROJECT_SOURCE_DIR}/src/locks_env.c)
+if(EXISTS ${PROJECT_SOURCE_DIR}/src/retrofit/locks_env.c)
   list(APPEND _fuzz_targets locks)
 endif()
 foreach(t ${_fuzz_targets})
   set(_corpus ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/${t})
   add_executable(fuzz_${t}_replay fuzz/fuzz_${t}.c fuzz/replay.c)
-  target_include_directories(fuzz_${t}_replay PRIVATE ${PROJECT_SOURCE_DIR}/src)
+  target_include_directories(fuzz_${t}_replay PRIVATE ${PROJECT_SOURCE_DIR}/src/core ${PROJECT_SOURCE_DIR}/src/common)
   target_link_libraries(fuzz_${t}_replay PRIVATE fsafe_static ${FSAFE_AO_TARGET})
   add_dependencies(fsafe_fuzz_all fuzz_${t}_replay)
   fsafe_add_test(fuzz.${t}.corpus TIMEOUT 60 COMMAND fuzz_${t}_replay ${_corpus})
   set_tests_properties(fuzz.${t}.corpus PROPERTIES LABELS fuzz)
   if(FSAFE_FUZZ)
     add_executable(fuzz_${t} fuzz/fuzz_${t}.c)
-    target_include_directories(fuzz_${t} PRIVATE ${PROJECT_SOURCE_DIR}/src)
+    target_include_directories(fuzz_${t} PRIVATE ${PROJECT_SOURCE_DIR}/src/core ${PROJECT_SOURCE_DIR}/src/common)
     target_link_libraries(fuzz_${t} PRIVATE fsafe_static ${FSAFE_AO_TARGET})
     target_link_options(fuzz_${t} PRIVATE -fsanitize=fuzzer)
     add_dependencies(fsafe_fuzz_all fuzz_${t})

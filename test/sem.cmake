@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-# Semaphores used as locks under auto mode (src/auto_sem.c): the C rules, and
+# Semaphores used as locks under auto mode (src/auto/sem.c): the C rules, and
 # CPython 3.11's interpreter-level locks (threading.Lock, RLock, the lock of a
 # buffered file) with Debian's python3.  Every "without" test shows the child
 # stuck when fsafe is absent; the others run under the build tree's fsafe-run.
@@ -34,7 +34,7 @@ endforeach()
 
 # issue 15's program: multiprocessing (fork) while a thread logs to a file.
 # The "getaddrinfo" pair adds a thread resolving localhost: the child then
-# also needs glibc's resolver locks (libc gates, src/auto_libc.c).
+# also needs glibc's resolver locks (libc gates, src/auto/libc.c).
 fsafe_add_test(sem.python.mp_logging TIMEOUT 300
   COMMAND ${NOERR} ${FSAFE_RUN_SCRIPT} ${FSAFE_PYTHON} ${PYT}/mp_logging.py --expect ok --workers 50)
 fsafe_add_test(sem.python.mp_logging.without TIMEOUT 300

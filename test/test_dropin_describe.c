@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * fsafe__addr_describe (src/elfsym.c, linked from libfsafe.a): data as
+ * fsafe__addr_describe (src/retrofit/elfsym.c, linked from libfsafe.a): data as
  * "symbol+0xOFF (object)", code as "object+0xOFF (function+0xOFF)", from the
  * full symbol table of an executable built without -rdynamic and of a library
  * (statics included); the raw address when no object holds it; the same

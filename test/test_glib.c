@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * GLib's locks in the child of a fork (issue 24; src/auto_glib.c).
+ * GLib's locks in the child of a fork (issue 24; src/auto/glib.c).
  *
  *   test_glib CASE ok|hang
  *   mutex     GThreadPool workers take the program's GMutex in a loop

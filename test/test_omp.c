@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * OpenMP (GNU libgomp) in the child of a fork (issue 24; src/auto_omp.c).
+ * OpenMP (GNU libgomp) in the child of a fork (issue 24; src/auto/omp.c).
  *
  *   test_omp pool  ok|hang   the main thread runs parallel regions of every
  *                            kind GCC 12 emits (4 threads each), then forks 3

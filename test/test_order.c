@@ -23,7 +23,7 @@
 
 #include "fsafe.h"
 
-void fsafe__registry_set_order_backoff_ms(unsigned ms); /* src/registry.c */
+void fsafe__registry_set_order_backoff_ms(unsigned ms); /* src/core/walk.c */
 
 #define FORKS 1000
 

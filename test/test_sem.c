@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Semaphores at fork under auto mode (src/auto_sem.c): a semaphore used as a
+ * Semaphores at fork under auto mode (src/auto/sem.c): a semaphore used as a
  * lock that another thread holds is posted in the child; a signalling one
  * (counting above 1, or posted by a thread that did not take it), a
  * process-shared one and the forker's own holds are left as they are.

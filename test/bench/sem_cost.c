@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The cost of a semaphore used as a lock, with libfsafe-auto.so preloaded
- * (auto mode tracks it: src/auto_sem.c) against no preload.  Prints ns per
+ * (auto mode tracks it: src/auto/sem.c) against no preload.  Prints ns per
  * uncontended sem_wait+sem_post pair and sem_trywait+sem_post pair (the
  * second is what an uncontended CPython 3.11 lock acquire/release does), the
  * median of interleaved rounds in fresh processes (thread CPU time), and the

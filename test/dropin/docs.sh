@@ -1,12 +1,12 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# Every setting of the option table (src/config.c) has a row in README.md's
+# Every setting of the option table (src/core/config.c) has a row in README.md's
 # settings table and an entry in fsafe(3)'s ENVIRONMENT; every fsafe-run
 # option (from --help) is in README.md's fsafe-run table and in fsafe-run(1)'s
-# OPTIONS; every public function of include/fsafe.h has a page in src/man.
+# OPTIONS; every public function of include/fsafe.h has a page in doc/man.
 #   docs.sh FSAFE_RUN BINDIR
 . "$(dirname "$0")/lib.sh"
-readme=$top/README.md man=$top/src/man
+readme=$top/README.md man=$top/doc/man
 # The man sources with roff's \- turned into -, one section at a time.
 section() { sed 's/\\-/-/g' "$1" | sed -n "/^\.SH $2/,/^\.SH /p"; }
 sed -n '/^## Settings/,/^## /p' "$readme" >"$tmp/readme-settings"
@@ -21,7 +21,7 @@ for v in $(settings); do
     grep -q "^| \`$v\` |" "$tmp/readme-settings" || fail "README.md settings table: no row for $v"
     grep -q "^\.BR* $v\( \|$\)" "$tmp/fsafe.3-environment" || fail "fsafe(3) ENVIRONMENT: no entry for $v"
 done
-[ "$n" -ge 11 ] || fail "only $n settings read from src/config.c"
+[ "$n" -ge 11 ] || fail "only $n settings read from src/core/config.c"
 "$run" --help | sed -n 's/^ *\(-., \)\{0,1\}\(--[a-z-]*\).*/\2/p' >"$tmp/opts"
 [ "$(wc -l <"$tmp/opts")" -ge 14 ] || fail "too few options parsed from fsafe-run --help"
 for o in $(cat "$tmp/opts"); do
@@ -38,6 +38,6 @@ done
 sed -n 's/^\(FSAFE_API\|static inline\) [a-z_ *]*[ *]\(fsafe_[a-z_]*\)(.*/\2/p' "$top/include/fsafe.h" | sort -u >"$tmp/functions"
 [ "$(wc -l <"$tmp/functions")" -ge 12 ] || fail "too few functions parsed from include/fsafe.h"
 for f in $(cat "$tmp/functions"); do
-    [ -f "$man/$f.3" ] || fail "no man page src/man/$f.3"
+    [ -f "$man/$f.3" ] || fail "no man page doc/man/$f.3"
 done
 ok "$n settings, $(wc -l <"$tmp/opts") options, $(wc -l <"$tmp/functions") functions documented"

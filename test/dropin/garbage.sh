@@ -20,7 +20,7 @@ for v in $(settings); do
     [ "$(wc -l <"$tmp/err.$v")" = 1 ] || fail "$v=garbage!: expected exactly one line"
     grep -q "^$M$v:" "$tmp/err.$v" || fail "$v=garbage!: the warning does not name $v"
 done
-[ "$n" -ge 8 ] || fail "only $n settings found in src/config.c"
+[ "$n" -ge 8 ] || fail "only $n settings found in src/core/config.c"
 all=
 for v in $(settings); do all="$all $v=garbage!"; done
 env $all "$run" $prog >"$tmp/out.all" 2>"$tmp/err.all"

@@ -22,8 +22,8 @@ fail() {
     exit 1
 }
 ok() { echo "ok: $*"; }
-# The FSAFE_* names in the option table of src/config.c.
-settings() { sed -n 's/^ *{"\(FSAFE_[A-Z_]*\)".*/\1/p' "$top/src/config.c"; }
+# The FSAFE_* names in the option table of src/core/config.c.
+settings() { sed -n 's/^ *{"\(FSAFE_[A-Z_]*\)".*/\1/p' "$top/src/core/config.c"; }
 # count PATTERN FILE: lines matching a fixed string
 count() { grep -cF -- "$1" "$2" || true; }
 # The start of one of fsafe's message lines, "fsafe[PID]: ", as a basic or

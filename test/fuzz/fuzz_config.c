@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libFuzzer target for the FSAFE_* value parsers in src/config.c
+ * libFuzzer target for the FSAFE_* value parsers in src/core/config.c
  * (fsafe__parse_bool, fsafe__parse_long, fsafe__parse_churn).  The first byte
  * picks the parser ('b' bool, 'm' FSAFE_WARN_MS range, 'c' churn, 'r' a range
  * given by the next 16 bytes), the rest is the value.  Besides "no crash, no sanitizer

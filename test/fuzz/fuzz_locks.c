@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libFuzzer target for the FSAFE_LOCKS parser (src/locks_env.c,
+ * libFuzzer target for the FSAFE_LOCKS parser (src/retrofit/locks_env.c,
  * fsafe__locks_parse).  Built only once that file exists.  Checks: no crash,
  * no sanitizer report, every error names a slice of the input, and the parse
  * stops calling back once a callback asks it to.

@@ -1,12 +1,12 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# Checks src/glibc-locks.tsv, the enumeration of glibc's internal locks
+# Checks src/auto/glibc-locks.tsv, the enumeration of glibc's internal locks
 # (issue 23), against the source and the test suite:
 #   - every row has the 10 columns, none empty, a unique id, a known kind,
 #     glibc_fork and fsafe value;
 #   - a gate:<family> or fork row names at least one test, and every test a
 #     row names is known to CTest (the CTestTestfile.cmake files in BUILD_DIR);
-#   - every function of a gate:<family> row is interposed by src/auto_libc.c,
+#   - every function of a gate:<family> row is interposed by src/auto/libc.c,
 #     and, for the functions of its GATED_FUNCTIONS lists and the gates it
 #     defines by hand, in that family.
 # Then prints the rows per fsafe value and every not-covered row.

@@ -7,7 +7,7 @@
  * fork.c.  The child half is async-signal-safe and writes no registry page
  * on the common path.
  *
- * Protocol (model: src/registry.pml).  The walk reads a dense array of 16-byte
+ * Protocol (model: doc/model/registry.pml).  The walk reads a dense array of 16-byte
  * records, rebuilt under the writer lock at the start of a walk when writers
  * changed the store since the last one, and otherwise never written by the
  * walk.  Per lock the walk pays the lock itself and one store to walk_pos.

@@ -37,6 +37,15 @@ fsafe_add_test(stress.selftest TIMEOUT 60 COMMAND test_stress 3 selftest)
 set_tests_properties(stress.selftest PROPERTIES LABELS stress
   PASS_REGULAR_EXPRESSION "child status 3 \\(hung\\): stuck on lock 'selftest-unregistered'")
 
+# ---- the layers (src/README.md's diagram against the objects' symbols) ----------------------
+fsafe_add_test(layers TIMEOUT 60
+  COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/layers.sh ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR})
+# The check can fail: with core/api.c moved to the bottom of the diagram.
+fsafe_add_test(layers.inverted TIMEOUT 60
+  COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/layers.sh --inverted ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR})
+# Once, in the plain build: the sanitizer builds compile the same files.
+set_tests_properties(layers layers.inverted PROPERTIES LABELS "layers;no-sanitize")
+
 # ---- the model check (doc/model/registry.pml) ------------------------------------------------
 # About 75 million states, 3 minutes and (COLLAPSE) a few GB at most, then
 # the seeded bugs (seconds).  FSAFE_MODEL_LONG adds a second fork (not

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// abseil's absl::Mutex in the child of a fork (issue 24; src/auto_absl.c),
+// abseil's absl::Mutex in the child of a fork (issue 24; src/auto/absl.c),
 // built against Debian's shared libabsl (libabsl-dev).
 //
 //   test_absl CASE ok|hang

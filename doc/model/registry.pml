@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Promela model of fsafe's register/unregister protocol racing with the fork
- * walk (src/registry.c, src/walk.c, the fork side of src/fork.c).  Checked by
+ * walk (src/core/registry.c, src/core/walk.c, the fork side of src/core/fork.c).  Checked by
  * spin in CI (test/reliability.cmake, "model.registry", through
  * test/model_check.sh):
  *     spin -a registry.pml && gcc -O2 -DSAFETY -DCOLLAPSE -o pan pan.c && ./pan
@@ -86,7 +86,7 @@
 byte fork_epoch;          /* walk.c fork_epoch: odd during a walk */
 byte unreg_seq, ack_seq;  /* walk.c: tickets taken / acknowledged */
 bool stale;               /* walk.c snap_stale */
-byte reg_mutex;           /* reg_store.c store_mutex: 0 free, else owner */
+byte reg_mutex;           /* registry_store.c store_mutex: 0 free, else owner */
 bool registered[NLOCKS];  /* in the store (hash and ordered list) */
 bool has_rec[NLOCKS];     /* the snapshot has a record for the lock */
 bool dead[NLOCKS];        /* that record's dead byte */

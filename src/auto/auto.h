@@ -1,17 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Declarations shared by the files of libfsafe-auto.so (auto mode): lock
- * tracking (auto_track.c), the fork-time quiescence and child reset
- * (auto_fork.c), libc's own locks (auto_libc.c) and semaphores used as locks
- * (auto_sem.c).  libfsafe-auto.so sits on top of libfsafe.so and reaches it
- * only through fsafe__ext_attach().
+ * Declarations shared by the files of libfsafe-auto.so (auto mode), in their
+ * layer order (src/README.md, "Layers"): the fork-time quiescence and child
+ * reset (fork.c); the families: libc's own locks (libc.c), semaphores used as
+ * locks (sem.c), OpenMP (omp.c), GLib (glib.c), abseil (absl.c); lock
+ * tracking (track.c); glibc's loader locks (loader.c); what libfsafe.so lends
+ * and the real functions (svc.c).  libfsafe-auto.so sits on top of
+ * libfsafe.so and reaches it only through src/common/contract.h.
  */
 #ifndef FSAFE_AUTO_H
 #define FSAFE_AUTO_H
 
 #include <stddef.h>
 
-#include "internal.h"
+#include "contract.h"
+#include "glibc.h"
 
 /* What libfsafe.so lends the auto library (filled at attach). */
 extern struct fsafe__ext_services fsafe__svc;
@@ -19,7 +22,7 @@ extern struct fsafe__ext_services fsafe__svc;
 extern int fsafe__auto_on;
 void fsafe__amsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* ---- auto_track.c: the per-thread sets of held locks ------------------------ */
+/* ---- track.c: the per-thread sets of held locks ------------------------ */
 /* Lock kinds reuse FSAFE_MUTEX, FSAFE_RWLOCK and FSAFE_SPINLOCK. */
 #define FSAFE__AT_CAP 48 /* holds a thread records; more are counted only */
 
@@ -84,10 +87,10 @@ struct fsafe__at_thread {
     AO_t self;         /* the owner's thread pointer */
     AO_t given_back;   /* forker-written: fsafe__at_fork_seq * 4 + how many times
                         * that fork gave this thread a taken monitor's mutex
-                        * back (auto_fork.c, give_back) */
+                        * back (fork.c, give_back) */
     AO_t signalled;    /* fsafe__at_fork_seq of the pending fork during which the
                         * owner signalled a condition while holding locks: it
-                        * parks once it holds none (auto_track.c) */
+                        * parks once it holds none (track.c) */
     AO_t forking;      /* > 0 while the owner is inside fork() and its fork
                         * has not run yet: its holds stay as they are until
                         * then (auto_parent ends the mark before the gate
@@ -101,7 +104,7 @@ struct fsafe__at_thread {
  * PENDING while a forker waits for other threads (a thread that holds no
  * tracked lock parks before taking one, except a monitor's mutex);
  * CLOSED, with PENDING, once the forker parks every such lock call, monitors'
- * too (auto_fork.c: the fork is "open" while PENDING is set without it);
+ * too (fork.c: the fork is "open" while PENDING is set without it);
  * OFF when tracking is off (FSAFE_AUTO=0); FENCE when membarrier() is missing
  * and each hold must fence itself.
  */
@@ -109,7 +112,7 @@ struct fsafe__at_thread {
 #define FSAFE__AT_OFF 2u
 #define FSAFE__AT_FENCE 4u
 #define FSAFE__AT_CLOSED 8u
-/* With CLOSED: the fork stayed open as long as it may (auto_fork.c); threads
+/* With CLOSED: the fork stayed open as long as it may (fork.c); threads
  * parked after signalling go on, to park at their next lock call. */
 #define FSAFE__AT_LATE 16u
 /* While PENDING: the low bits of fsafe__at_fork_seq, so that a thread that
@@ -126,14 +129,14 @@ struct fsafe__at_thread {
 #define FSAFE__AT_FORKER_CALL (-2)
 extern AO_t fsafe__at_state;
 extern AO_t fsafe__at_fork_owner; /* thread pointer of the forker */
-extern AO_t fsafe__at_fork_owner_tid; /* its kernel thread id (auto_fork.c) */
+extern AO_t fsafe__at_fork_owner_tid; /* its kernel thread id (fork.c) */
 extern AO_t fsafe__at_fork_seq;   /* forks announced so far (the forker counts) */
-/* Head of the list of every record (auto_track.c). */
+/* Head of the list of every record (track.c). */
 extern AO_t fsafe__at_threads;
 
 void fsafe__at_init(void);
 /*
- * Per-thread records (auto_track.c, auto_sem.c) live in mmap'd chunks on a
+ * Per-thread records (track.c, sem.c) live in mmap'd chunks on a
  * lock-free list that only grows: claims a free record (in_use 0 or another
  * process's token -> this process's) or maps a chunk of them.  NULL when mmap
  * fails.  Keeps errno.  Records are never unmapped, so a forker may read any
@@ -141,7 +144,7 @@ void fsafe__at_init(void);
  * its old contents: the claimer empties it.
  */
 /* This process's generation: 1 in a process that was not forked under auto
- * mode, its parent's plus one in a child (auto_fork.c).  A record stamped
+ * mode, its parent's plus one in a child (fork.c).  A record stamped
  * with another value belongs to a thread of an ancestor: gone here. */
 extern AO_t fsafe__at_token;
 static inline int fsafe__at_live(const AO_t *in_use)
@@ -152,7 +155,7 @@ void *fsafe__records_claim(AO_t *head, size_t size, size_t in_use_off, size_t ne
 #define FSAFE__RECORDS_CLAIM(head, type)                                                           \
     ((type *)fsafe__records_claim((head), sizeof(type), offsetof(type, in_use), offsetof(type, next)))
 /*
- * Address tables (auto_track.c): open addressing with linear probing over
+ * Address tables (track.c): open addressing with linear probing over
  * 1 << bits slots, in memory the caller maps zeroed.  A key is claimed with
  * one CAS on an empty slot, so an address has at most one slot, and keys are
  * never removed (the owner clears the state instead).  Returns the key's
@@ -179,10 +182,9 @@ static inline struct fsafe__addr_slot *fsafe__addr_get(struct fsafe__addr_slot *
         return e;
     return fsafe__addr_find(tab, bits, key, insert, full);
 }
-AO_t fsafe__at_self_id(void);
 /* Bumped by a thread that let go of its last hold while a fork is pending;
  * the forker sleeps on it between looks, with fsafe__at_forker_sleeps set
- * (auto_track.c, quiet_now). */
+ * (track.c, quiet_now). */
 extern AO_t fsafe__at_quiet_seq;
 extern AO_t fsafe__at_forker_sleeps;
 struct fsafe__at_thread *fsafe__at_current(void); /* NULL if the thread has none */
@@ -196,15 +198,17 @@ extern AO_t fsafe__at_monitors;
 int fsafe__at_is_monitor(const void *mutex);
 /* The forker's own lock call on a mutex this fork took from a condition
  * waiter (another library's prepare handler): the mutex becomes the
- * caller's, and 1 is returned; 0 when the fork did not take it. */
-int fsafe__at_handover(void *mutex);
+ * caller's, and 1 is returned; 0 when the fork did not take it.  Set by
+ * fork.c at attach, before any fork: the lock calls below it reach the fork
+ * phase through this pointer, not by name (the layers, src/README.md). */
+extern int (*fsafe__at_handover)(void *mutex);
 /* Child: a new token; the forker's record (mine) is stamped with it, every
  * other record is its parent's and left untouched.  Returns the old token. */
 AO_t fsafe__at_child_new_token(struct fsafe__at_thread *mine);
 /* Whether the lock word says the lock is free (glibc layouts); 0 when unsure. */
 int fsafe__at_lock_free(const void *lock, int kind);
 
-/* Real functions, resolved once (auto_track.c). */
+/* Real functions, resolved once (track.c). */
 /* The next definition of name after this library (dlsym(RTLD_NEXT)), found
  * at the first call and kept in *slot; aborts with a message naming it when
  * there is none.  NEXT(type, "name") keeps a slot per call site. */
@@ -223,7 +227,7 @@ void *fsafe__next_sym(AO_t *slot, const char *name);
         static AO_t sym_;                                                                          \
         FSAFE__NEXT_IN(&sym_, type, name);                                                         \
     })
-/* The real lock calls the other files use too, one slot each (auto_track.c):
+/* The real lock calls the other files use too, one slot each (track.c):
  * fsafe__real_mutex_lock(m) calls libc's pthread_mutex_lock. */
 #define FSAFE__REAL_CALLS(X)                                                                       \
     X(mutex_lock, pthread_mutex_t)                                                                 \
@@ -243,7 +247,7 @@ void *fsafe__next_sym(AO_t *slot, const char *name);
     }
 FSAFE__REAL_CALLS(FSAFE__REAL_DECLARE)
 
-/* ---- gates: libc calls that must not be in flight at fork (auto_libc.c) ---- */
+/* ---- gates: libc calls that must not be in flight at fork (libc.c) ---- */
 /*
  * A call into a libc family whose internal lock a child may need (time zone,
  * NSS, syslog, ...) is tracked like a lock hold on the family's gate: it
@@ -254,9 +258,9 @@ FSAFE__REAL_CALLS(FSAFE__REAL_DECLARE)
  */
 #define FSAFE__AT_GATE 7 /* entry kind: a gate, not a lock */
 /* Entry kind: a lock that is one 32-bit futex word, 0 when free (GLib's
- * GMutex: auto_glib.c); the child resets it by storing 0. */
+ * GMutex: glib.c); the child resets it by storing 0. */
 #define FSAFE__AT_WORD 6
-/* Entry kind: an absl::Mutex (auto_absl.c): its word's layout is abseil's,
+/* Entry kind: an absl::Mutex (absl.c): its word's layout is abseil's,
  * so the fork only waits for it; the child never resets one. */
 #define FSAFE__AT_ABSL 5
 struct fsafe__gate {
@@ -269,21 +273,25 @@ struct fsafe__gate {
 void fsafe__gate_enter(struct fsafe__gate *g, uintptr_t caller);
 void fsafe__gate_leave(struct fsafe__gate *g);
 
-void fsafe__libc_init(void);  /* constructor: resolves the real functions */
-void fsafe__libc_child(void); /* async-signal-safe: child fix-ups, if any */
-/* dl_load_lock (auto_libc.c): whether thread tid holds it; the forker's take
- * (0: taken, or nothing to take; -1: held by *holder); its release. */
-int fsafe__libc_in_loader(pid_t tid);
-int fsafe__libc_loader_take(pid_t *holder);
-void fsafe__libc_loader_release(void);
 
-/* ---- auto_sem.c: POSIX semaphores used as locks (issue 15) ------------------- */
+/* ---- loader.c: glibc's loader locks ------------------------------------------ */
+void fsafe__loader_init(void);  /* constructor: finds the two locks */
+void fsafe__loader_child(void); /* async-signal-safe: the child's fix-ups */
+/* dl_load_lock: whether thread tid holds it; the forker's take (0: taken, or
+ * nothing to take; -1: held by *holder); its release. */
+int fsafe__loader_holds(pid_t tid);
+int fsafe__loader_take(pid_t *holder);
+void fsafe__loader_release(void);
+/* This thread's dl_iterate_phdr calls in progress (libc.c's interposer). */
+extern __thread int fsafe__in_iterate __attribute__((tls_model("initial-exec")));
+
+/* ---- sem.c: POSIX semaphores used as locks (issue 15) ------------------- */
 void fsafe__sem_init(void);
 /* Async-signal-safe; parent_token: the records of the parent's threads. */
 void fsafe__sem_child(AO_t parent_token);
 
 /* Tracking for the interposers of other libraries' lock functions
- * (auto_glib.c), out of line: a hold of lock (kind, exclusive) begins,
+ * (glib.c), out of line: a hold of lock (kind, exclusive) begins,
  * before the call that may block (returns its slot, or -1 / FSAFE__AT_FORKER_CALL
  * when it is not tracked), is done or cancelled after it; a release; a
  * condition wait on it (wait_begin marks the hold WAITING, wait_end HELD
@@ -295,7 +303,7 @@ void fsafe__at_unlocked(void *lock);
 long fsafe__at_wait_begin(void *lock, int kind, uintptr_t caller);
 void fsafe__at_wait_end(long slot);
 
-/* ---- auto_omp.c: OpenMP's pool (issue 24) ------------------------------------ */
+/* ---- omp.c: OpenMP's pool (issue 24) ------------------------------------ */
 /* Async-signal-safe: from now on every parallel region of this child has one
  * thread if the forker had started one in the parent (its pool is gone). */
 void fsafe__omp_child(void);

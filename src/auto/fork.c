@@ -25,16 +25,6 @@
 
 #include "auto.h"
 
-struct fsafe__ext_services fsafe__svc;
-int fsafe__auto_on;
-
-void fsafe__amsg(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fsafe__svc.vmsg(fmt, ap);
-    va_end(ap);
-}
 
 /* ---- the forker's state (gate owner only) ---------------------------------------- */
 #define MAX_TAKEN 256 /* mutexes taken from condition waiters */
@@ -66,7 +56,7 @@ static int nstuck, stuck_more;
 static struct noted frozen[MAX_NOTED];
 static int nfrozen, frozen_more;
 static uint64_t waited_ns;
-static int handed; /* mutexes handed over to atfork handlers (fsafe__at_handover) */
+static int handed; /* mutexes handed over to atfork handlers (handover) */
 static int timed_out;
 static struct fsafe__at_thread *forker;
 static int membarrier_ok;
@@ -108,7 +98,7 @@ static void reset_lock(void *lock, int kind)
     if (kind == FSAFE__AT_WORD)
         *(volatile int *)lock = 0;
     else if (kind == FSAFE__AT_ABSL)
-        return; /* abseil's own state: left as it is (auto_absl.c) */
+        return; /* abseil's own state: left as it is (absl.c) */
     else
         fsafe__svc.reset_unlocked(lock, kind);
 }
@@ -200,7 +190,7 @@ static void release_taken(void);
  * it may be on its way out of a logical critical section (a flag lock's
  * release takes the mutex first).  Twice per thread and fork: once on its way
  * in and once on its way out of a flag lock; after its release it parks
- * (the signal rule, auto_track.c).  Without a bound, a queue kept busy by
+ * (the signal rule, track.c).  Without a bound, a queue kept busy by
  * several threads held forks open for the whole open phase.
  */
 #define GIVE_BACKS 2
@@ -303,7 +293,7 @@ static int scan(struct noted *into, int *count, int *more, int last)
                 continue;
             }
             if (state == FSAFE__AT_WAITING && fsafe__at_kind(e) == FSAFE__AT_ABSL)
-                continue; /* released inside abseil for the wait (auto_absl.c) */
+                continue; /* released inside abseil for the wait (absl.c) */
             if (forker_excludes(lock, fsafe__at_mode(e)))
                 continue;
             if (state == FSAFE__AT_HELD && fsafe__at_kind(e) != FSAFE__AT_GATE &&
@@ -389,7 +379,7 @@ static int backoff_helps(void)
     return marked == 0;
 }
 
-/* The forker's side of dl_load_lock (auto_libc.c): once every other thread
+/* The forker's side of dl_load_lock (libc.c): once every other thread
  * is quiet, the fork takes the loader's lock too.  Returns whether another
  * thread holds it (inside dlopen, dlclose or a lazy binding). */
 static pid_t loader_holder;
@@ -399,11 +389,11 @@ static struct fsafe__gate loader_lock = {"the loader's dl_load_lock (a dlopen, d
 
 static int loader_busy(void)
 {
-    return fsafe__libc_loader_take(&loader_holder) != 0;
+    return fsafe__loader_take(&loader_holder) != 0;
 }
 
 /* Between two looks: a yield at first, then a sleep that the last holder's
- * release ends (quiet_now in auto_track.c), bounded for what no release
+ * release ends (quiet_now in track.c), bounded for what no release
  * announces (a waiter's mutex coming free, a thread parking).  before: the
  * word as it was before the look that found something busy. */
 static void pause_round(unsigned round, AO_t before)
@@ -420,7 +410,7 @@ static void pause_round(unsigned round, AO_t before)
     AO_store(&fsafe__at_forker_sleeps, 0);
 }
 
-int fsafe__at_handover(void *mutex)
+static int handover(void *mutex)
 {
     for (int i = 0; i < ntaken; i++)
         if (taken[i].mutex == mutex) {
@@ -449,7 +439,7 @@ static void release_taken(void)
 }
 
 /* ---- ext ops ------------------------------------------------------------------------ */
-/* The forker's half of the Dekker pair (auto_track.c), after each change of
+/* The forker's half of the Dekker pair (track.c), after each change of
  * the state word that parks more threads: a full barrier on every thread, so
  * that each hold published before it is visible to the next look. */
 static void barrier_all(void)
@@ -471,7 +461,7 @@ static void set_open(int open)
 static void announce(void)
 {
     AO_store_release(&fsafe__at_fork_owner_tid, (AO_t)syscall(SYS_gettid));
-    AO_store_release(&fsafe__at_fork_owner, fsafe__at_self_id());
+    AO_store_release(&fsafe__at_fork_owner, fsafe__self_id());
     AO_t seq = AO_load(&fsafe__at_fork_seq) + 1;
     AO_store_release(&fsafe__at_fork_seq, seq);
     AO_t w = AO_load_acquire(&fsafe__at_state) & ~FSAFE__AT_FORK_BITS;
@@ -568,7 +558,7 @@ static void auto_abort(void)
 {
     if (!fsafe__auto_on)
         return;
-    fsafe__libc_loader_release();
+    fsafe__loader_release();
     release_taken();
     unpark();
 }
@@ -683,7 +673,7 @@ static void auto_parent(void)
         AO_store_release(&forker->forking, 0);
         fork_ended = 1;
     }
-    fsafe__libc_loader_release();
+    fsafe__loader_release();
     release_taken();
     unpark();
     report();
@@ -696,11 +686,11 @@ static void cond_reset(void *c)
 {
 #ifdef __GLIBC__
     pthread_cond_t *cv = c;
-    unsigned keep = cv->__data.__wrefs & 3u;
-    if (keep & 1u)
+    unsigned keep = *fsafe__gl_cond_wrefs(cv) & FSAFE__GL_COND_FLAGS;
+    if (keep & FSAFE__GL_COND_PSHARED)
         return; /* process-shared: the parent's waiters are real */
     memset(cv, 0, sizeof *cv);
-    cv->__data.__wrefs = keep;
+    *fsafe__gl_cond_wrefs(cv) = keep;
 #else
     (void)c;
 #endif
@@ -772,7 +762,7 @@ static void auto_child(void)
     AO_t parent_token = fsafe__at_child_new_token(mine);
     if (mine)
         retake_own(mine);
-    fsafe__libc_child();
+    fsafe__loader_child();
     fsafe__sem_child(parent_token);
     fsafe__omp_child();
 }
@@ -819,8 +809,9 @@ __attribute__((constructor(102))) static void auto_ctor(void)
     membarrier_ok = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
     if (!membarrier_ok) /* an old kernel, or a sandbox: every hold fences itself */
         AO_store_release(&fsafe__at_state, AO_load_acquire(&fsafe__at_state) | FSAFE__AT_FENCE);
+    fsafe__at_handover = handover;
     fsafe__at_init();
-    fsafe__libc_init();
+    fsafe__loader_init();
     fsafe__sem_init();
     fsafe__auto_on = 1;
 }

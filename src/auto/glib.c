@@ -13,7 +13,7 @@
  *
  * g_cond_wait releases and retakes its GMutex inside GLib, by direct calls
  * (libglib is linked -Bsymbolic-functions): the hold is marked WAITING for
- * the wait, and the forker takes the free word itself (auto_fork.c) so that
+ * the wait, and the forker takes the free word itself (fork.c) so that
  * the waiter cannot take it back across the fork, as for pthread_cond_wait.
  *
  * Not seen, by the same -Bsymbolic-functions: GLib's calls to its own

@@ -17,7 +17,7 @@
  *   threading.Lock, the C RLock's inner lock, the lock of every buffered file
  *   object (BufferedWriter/Reader: ENTER_BUFFERED, a trywait then a blocking
  *   acquire), the import lock and the module locks are all such semaphores.
- *   The GIL is not: it is a pthread mutex and condition (auto_track.c).
+ *   The GIL is not: it is a pthread mutex and condition (track.c).
  * - In the child CPython re-creates only its own runtime locks
  *   (PyOS_AfterFork_Child: the GIL, the pending-calls lock, the import lock,
  *   the runtime's interpreter and registry locks), and the stdlib re-creates

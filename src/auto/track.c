@@ -4,7 +4,7 @@
  * keeps, per thread, the set of locks the thread holds right now.  The sets
  * live in mmap'd records that fork reads without a lock; no malloc anywhere.
  *
- * The protocol with the forker (auto_fork.c) is an asymmetric Dekker: a
+ * The protocol with the forker (fork.c) is an asymmetric Dekker: a
  * thread publishes a hold (it reserves a slot: n = i + 1) before it loads
  * the state word; the forker sets PENDING in it and then runs membarrier(), a
  * full barrier on every thread of the process, before it reads the records.
@@ -46,43 +46,8 @@ static AO_t have_key;
 #define unlikely(x) __builtin_expect(!!(x), 0)
 #define CALLER ((uintptr_t)__builtin_return_address(0))
 
-AO_t fsafe__at_self_id(void)
-{
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__aarch64__)) && __GNUC__ >= 11
-    return (AO_t)__builtin_thread_pointer();
-#else
-    return (AO_t)pthread_self();
-#endif
-}
 
-/* ---- the real functions ---------------------------------------------------- */
-/* Found with dlsym(RTLD_NEXT) at first use and kept: a call may come before
- * any constructor has run.  dlsym takes only the loader's own lock. */
-void *fsafe__next_sym(AO_t *slot, const char *name)
-{
-    void *p = (void *)AO_load_acquire(slot);
-    if (likely(p != NULL))
-        return p;
-    p = dlsym(RTLD_NEXT, name);
-    if (!p) {
-        /* Nothing sensible can follow: every caller would fail. */
-        if (fsafe__svc.vmsg) {
-            fsafe__amsg("libfsafe-auto.so: dlsym(RTLD_NEXT) cannot find %s; aborting", name);
-            abort();
-        }
-        static const char m1[] = "fsafe: libfsafe-auto.so: dlsym(RTLD_NEXT) cannot find ";
-        static const char m2[] = "; aborting\n";
-        (void)!write(2, m1, sizeof m1 - 1);
-        (void)!write(2, name, __builtin_strlen(name));
-        (void)!write(2, m2, sizeof m2 - 1);
-        abort();
-    }
-    AO_store_release(slot, (AO_t)p);
-    return p;
-}
-
-#define REAL_SLOT(op, type) AO_t fsafe__sym_##op;
-FSAFE__REAL_CALLS(REAL_SLOT)
+int (*fsafe__at_handover)(void *mutex);
 
 /* ---- records ----------------------------------------------------------------- */
 static void futex_wait(AO_t *word, unsigned val)
@@ -205,7 +170,7 @@ static struct fsafe__at_thread *attach(void)
     AO_store(&t->forking, 0);
     AO_store(&t->signalled, 0);
     t->tid = (pid_t)syscall(SYS_gettid);
-    t->self = fsafe__at_self_id();
+    t->self = fsafe__self_id();
     AO_store_release(&t->n, 0);
     me = t;
     if (AO_load_acquire(&have_key))
@@ -220,7 +185,7 @@ static struct fsafe__at_thread *attach(void)
  * task list).  A thread in such a logical critical section holds no tracked
  * lock, and the call that ends it takes the monitor's mutex first: parked
  * there, it would keep the logical lock held across the fork.  So while a
- * fork is open (PENDING without CLOSED, auto_fork.c) a thread that holds
+ * fork is open (PENDING without CLOSED, fork.c) a thread that holds
  * nothing is not parked at a monitor mutex; the forker takes the mutex
  * instead, or waits for it.  State 1 marks a monitor; pthread_mutex_destroy
  * clears it.  A full table leaves a mutex unmarked (parked as before).
@@ -312,15 +277,15 @@ int fsafe__at_lock_free(const void *lock, int kind)
 {
 #ifdef __GLIBC__
     if (kind == FSAFE_MUTEX) {
-        const volatile pthread_mutex_t *m = lock;
-        unsigned v = (unsigned)m->__data.__lock;
-        if (m->__data.__kind & 64) /* priority protect: the ceiling shares the word */
-            return (v & 0x7ffffu) == 0;
-        return (v & 0x3fffffffu) == 0; /* FUTEX_WAITERS and FUTEX_OWNER_DIED aside */
+        const pthread_mutex_t *m = lock;
+        unsigned v = (unsigned)*fsafe__gl_mutex_word(m);
+        if (fsafe__gl_mutex_kind(m) & FSAFE__GL_KIND_PP)
+            return (v & ~FSAFE__GL_PP_CEILING) == 0;
+        return (v & FSAFE__GL_TID_MASK) == 0; /* FUTEX_WAITERS and FUTEX_OWNER_DIED aside */
     }
     if (kind == FSAFE_RWLOCK) {
-        unsigned r = ((const volatile pthread_rwlock_t *)lock)->__data.__readers;
-        return (r & 2u) == 0 && (r >> 3) == 0; /* not write-locked, no readers */
+        unsigned r = fsafe__gl_rwlock_readers(lock);
+        return (r & FSAFE__GL_RW_WRLOCKED) == 0 && (r >> FSAFE__GL_RW_READER_SHIFT) == 0;
     }
     if (kind == FSAFE_SPINLOCK)
         return *(const volatile int *)lock == spin_free;
@@ -397,7 +362,7 @@ static int waits_on_frozen(const struct fsafe__at_entry *e, const void *lock)
 {
 #ifdef __GLIBC__
     if (fsafe__at_kind(e) == FSAFE_MUTEX)
-        return holder_frozen(((const volatile pthread_mutex_t *)lock)->__data.__owner);
+        return holder_frozen(*fsafe__gl_mutex_owner(lock));
 #endif
     (void)e, (void)lock;
     return 0;
@@ -449,7 +414,7 @@ static void pass_wakes(const struct fsafe__at_thread *t, AO_t i)
             continue;
         if (fsafe__at_kind(e) != FSAFE_MUTEX) /* (waits_on_frozen: mutexes only) */
             continue;
-        int *word = (int *)&((pthread_mutex_t *)lock)->__data.__lock;
+        volatile int *word = fsafe__gl_mutex_word(lock);
         /* Private or process-shared: the wrong one finds no waiters. */
         syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
         syscall(SYS_futex, word, FUTEX_WAKE, 1, NULL, NULL, 0);
@@ -506,8 +471,8 @@ static __attribute__((noinline)) long hold_slow(struct fsafe__at_thread *t, AO_t
                 break; /* in a critical section: finish it */
         }
         /* Inside dlopen or dlclose (a constructor that locks): the fork
-         * waits for the loader's lock this thread holds (auto_libc.c). */
-        if (fsafe__libc_in_loader(t->tid))
+         * waits for the loader's lock this thread holds (libc.c). */
+        if (fsafe__loader_holds(t->tid))
             break;
         /* Holds nothing: a monitor's mutex passes while the fork is open;
          * anything else steps back and waits for the fork to end. */
@@ -793,7 +758,7 @@ static __attribute__((noinline)) void park_released(struct fsafe__at_thread *t)
 }
 
 /*
- * The forker sleeps between its looks on fsafe__at_quiet_seq (auto_fork.c).
+ * The forker sleeps between its looks on fsafe__at_quiet_seq (fork.c).
  * A thread that lets go of its last hold while a fork is pending bumps it
  * and, if the forker sleeps, wakes it: the fork goes on as soon as the last
  * holder leaves, not at its next poll (issue 26).  Bumped before the load

@@ -68,7 +68,7 @@ static volatile pid_t churn_tid[CHURN_MAX]; /* written by the thread, read after
  * the program's static TLS does not fit (EINVAL), and stays grown. */
 static size_t churn_stack = CHURN_STACK;
 
-FSAFE_EXPORT int fsafe_set_churn(int count)
+int fsafe__churn_set(int count)
 {
     if (count < FSAFE_CHURN_AUTO || count > CHURN_MAX)
         return EINVAL;

@@ -196,9 +196,10 @@ static void read_option(const struct opt *o)
     }
     case OPT_FD: {
         long v;
-        if (fsafe__parse_long(s, 0, INT_MAX, &v) == 0 && fcntl((int)v, F_GETFD) != -1)
+        if (fsafe__parse_long(s, 0, INT_MAX, &v) == 0 && fcntl((int)v, F_GETFD) != -1) {
             *(int *)o->field = (int)v;
-        else
+            fsafe__diag_set_log_fd((int)v); /* the next message goes there */
+        } else
             warn_bad(o, s, "2");
         break;
     }
@@ -208,7 +209,7 @@ static void read_option(const struct opt *o)
     }
 }
 
-static void show_config(void)
+void fsafe__config_show(int churn_effective)
 {
     char churn[16];
     if (fsafe__cfg.churn == FSAFE_CHURN_AUTO)
@@ -219,7 +220,7 @@ static void show_config(void)
                "(effective %d) log_fd=%d auto=%s auto_wait_ms=%ld auto_on_timeout=%s locks=%s",
                FSAFE_VERSION_STRING, fsafe__prog_name(), fsafe__cfg.verbose, fsafe__cfg.stats,
                fsafe__cfg.warn_ms, fsafe__cfg.flush, fsafe__cfg.warn_threads, churn,
-               fsafe__churn_effective(), fsafe__cfg.log_fd,
+               churn_effective, fsafe__cfg.log_fd,
                fsafe__cfg.auto_mode < 0 ? "default" : fsafe__cfg.auto_mode ? "on" : "off",
                fsafe__cfg.auto_wait_ms, fsafe__cfg.auto_keep ? "keep" : "reset",
                fsafe__cfg.locks ? fsafe__cfg.locks : "(none)");
@@ -305,6 +306,4 @@ void fsafe__config_init(void)
     /* Reports at exit may find the log descriptor closed: keep a copy. */
     fsafe__diag_init(fsafe__cfg.stats || fsafe__cfg.warn_threads);
     check_unknown();
-    if (fsafe__cfg.verbose)
-        show_config();
 }

@@ -134,6 +134,12 @@ int fsafe__format(char *buf, size_t size, const char *fmt, va_list ap)
 /* Set once at init, read-only afterwards. */
 static char prog[32] = "?"; /* the program's name, as ps shows it */
 static int log_dup = -1;    /* private duplicate of the log descriptor, or -1 */
+static int log_fd = 2;      /* FSAFE_LOG_FD, as config.c read it */
+
+void fsafe__diag_set_log_fd(int fd)
+{
+    log_fd = fd;
+}
 
 /*
  * At init, in the process that read the configuration (never in a child):
@@ -177,7 +183,7 @@ void fsafe__diag_init(int keep_fd)
                    : 1024;
     long base = lim > 1024 ? 960 : lim > 128 ? lim - 64 : lim / 2;
     int saved = errno;
-    log_dup = fcntl(fsafe__cfg.log_fd, F_DUPFD_CLOEXEC, (int)base);
+    log_dup = fcntl(log_fd, F_DUPFD_CLOEXEC, (int)base);
     errno = saved;
 }
 
@@ -222,7 +228,7 @@ void fsafe__vmsg(const char *fmt, va_list ap)
     buf[len++] = '\n';
     /* The program may have closed the log descriptor (EBADF): the private
      * duplicate, when there is one, still reaches where it pointed. */
-    if (write_all(fsafe__cfg.log_fd, buf, len) < 0 && errno == EBADF && log_dup >= 0)
+    if (write_all(log_fd, buf, len) < 0 && errno == EBADF && log_dup >= 0)
         write_all(log_dup, buf, len);
     errno = saved;
 }

@@ -20,8 +20,6 @@
 
 #include "internal.h"
 
-struct fsafe_stats fsafe__stats;
-
 static pid_t (*real_fork)(void);
 
 /*
@@ -41,18 +39,6 @@ static sigset_t handler_oldmask;
 /* Threads waiting to enter the gate: a forker stuck on a lock backs off for
  * them, since one of them may be the lock's holder (see protocol_walk). */
 static AO_t gate_waiters;
-
-/* This thread's identity for the gate: the thread pointer, which glibc's
- * pthread_self() also returns, read without a call into libc (and without
- * faulting in a libc text page in every child). */
-static inline AO_t self_id(void)
-{
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__aarch64__)) && __GNUC__ >= 11
-    return (AO_t)__builtin_thread_pointer();
-#else
-    return (AO_t)pthread_self();
-#endif
-}
 /* Gate owner only: forks in progress that passed straight to libc because they
  * were made on the gate owner's thread while its protocol ran (a signal handler,
  * another library's atfork handler).  fsafe's handlers leave the outer
@@ -61,7 +47,7 @@ static int nested;
 
 static void gate_enter(void)
 {
-    AO_t self = self_id();
+    AO_t self = fsafe__self_id();
     if (AO_compare_and_swap_full(&gate, 0, self))
         return;
     AO_fetch_and_add_full(&gate_waiters, 1);
@@ -83,7 +69,7 @@ static void gate_exit(void)
 
 FSAFE_FORK_PATH int fsafe__in_fork_self(void)
 {
-    return AO_load_acquire(&gate) == self_id();
+    return AO_load_acquire(&gate) == fsafe__self_id();
 }
 
 /* The auto library's hooks (libfsafe-auto.so), or NULL; set once, before
@@ -102,10 +88,8 @@ FSAFE_FORK_PATH static int protocol_needed(void)
     return fsafe__registry_count() != 0 && !fsafe__walk_unneeded();
 }
 
-FSAFE_EXPORT int fsafe__ext_attach(const struct fsafe__ext_ops *ops,
-                                   struct fsafe__ext_services *out)
+int fsafe__fork_attach(const struct fsafe__ext_ops *ops, struct fsafe__ext_services *out)
 {
-    fsafe__init();
     if (!ops || ops->abi != FSAFE__EXT_ABI || ext)
         return -1;
     if (!real_fork)
@@ -293,12 +277,10 @@ FSAFE_FORK_PATH static void on_child(void)
     fsafe__walk_child_fixup();
 }
 
-/* ---- initialisation --------------------------------------------------------- */
-static AO_t init_state; /* 0 none, 1 running, 2 done */
 
-static void do_init(void)
+/* ---- set-up, at init --------------------------------------------------------- */
+void fsafe__fork_setup(void)
 {
-    fsafe__config_init();
 #ifdef FSAFE_INTERPOSE
     /* Preloaded or linked, libfsafe.so comes before libc.  Loaded as a
      * dependency of libfsafe-auto.so it comes after: that library hands the
@@ -313,42 +295,9 @@ static void do_init(void)
         fsafe__msg("pthread_atfork failed (error %d): daemon() and forkpty() are not covered", r);
 }
 
-void fsafe__init(void)
-{
-    if (AO_load_acquire(&init_state) == 2)
-        return;
-    if (AO_compare_and_swap_full(&init_state, 0, 1)) {
-        /* Init runs in the constructor, before main: whatever fails in it
-         * (a bad FSAFE_LOG_FD, a file FSAFE_LOCKS cannot open) leaves errno
-         * as the program would have found it. */
-        int saved = errno;
-        do_init();
-        AO_store_release(&init_state, 2);
-        /* After init is marked done: FSAFE_LOCKS registers through the public
-         * API, which calls fsafe__init() again. */
-        fsafe__stats_setup();
-        fsafe__locks_env_register();
-        errno = saved;
-        return;
-    }
-    struct timespec ts = {0, 100 * 1000};
-    while (AO_load_acquire(&init_state) != 2)
-        nanosleep(&ts, NULL);
-}
-
-/* As early as the loader allows, so that fsafe's child handler is among the
- * first registered and therefore among the first to run in the child. */
-__attribute__((constructor(101))) static void fsafe_ctor(int argc, char **argv, char **envp)
-{
-    (void)argc, (void)argv;
-    fsafe__config_set_envp(envp);
-    fsafe__init();
-}
-
 /* ---- the wrapper ---------------------------------------------------------- */
-FSAFE_FORK_PATH FSAFE_EXPORT pid_t fsafe_fork(void)
+FSAFE_FORK_PATH pid_t fsafe__fork(void)
 {
-    fsafe__init();
     if (!real_fork) {
         static int said;
         if (!said) {
@@ -419,31 +368,3 @@ FSAFE_FORK_PATH FSAFE_EXPORT pid_t fsafe_fork(void)
     return pid;
 }
 
-#ifdef FSAFE_INTERPOSE
-FSAFE_FORK_PATH FSAFE_EXPORT pid_t fork(void)
-{
-    return fsafe_fork();
-}
-#endif
-
-/* ---- small public API ----------------------------------------------------- */
-FSAFE_EXPORT unsigned fsafe_version(void)
-{
-    return FSAFE_VERSION;
-}
-
-FSAFE_EXPORT const char *fsafe_version_string(void)
-{
-    return FSAFE_VERSION_STRING;
-}
-
-FSAFE_EXPORT int fsafe_get_stats(struct fsafe_stats *out, size_t size)
-{
-    if (!out)
-        return EINVAL;
-    struct fsafe_stats s = fsafe__stats;
-    s.locks_registered = fsafe__registry_count();
-    size_t n = size < sizeof s ? size : sizeof s;
-    __builtin_memcpy(out, &s, n);
-    return 0;
-}

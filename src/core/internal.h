@@ -1,50 +1,30 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Declarations shared between fsafe's source files (fsafe__ prefix).  Nothing
- * here is exported: the library is built with hidden visibility and only
- * FSAFE_API functions and fork() leave it.
+ * Declarations shared between the files of libfsafe.so (src/core and
+ * src/retrofit; fsafe__ prefix).  Nothing here is exported: the library is
+ * built with hidden visibility and only FSAFE_API functions, fork() and the
+ * interposers of src/core/fork.c leave it.  What libfsafe-auto.so may see is
+ * in src/common/contract.h, which this header includes; the layers and the
+ * order calls may run in are in src/README.md (checked by test/layers.sh).
  */
 #ifndef FSAFE_INTERNAL_H
 #define FSAFE_INTERNAL_H
 
-#define AO_REQUIRE_CAS
-#include <atomic_ops.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 #include "fsafe.h"
+#include "contract.h"
+#include "glibc.h"
 
-#if !defined(AO_HAVE_compare_and_swap_full) || !defined(AO_HAVE_load_acquire) ||                 \
-    !defined(AO_HAVE_store_release) || !defined(AO_HAVE_fetch_and_add_full) ||                   \
-    !defined(AO_HAVE_nop_full)
-#error "fsafe needs AO_compare_and_swap_full, AO_load_acquire, AO_store_release, AO_fetch_and_add_full and AO_nop_full"
-#endif
-
-#define FSAFE_EXPORT __attribute__((visibility("default")))
-/* The few functions every fork runs, even with nothing registered, live
- * together in .text.hot: a child faults in file-backed text pages one by one,
- * so one page instead of several is measurably cheaper per fork. */
-#define FSAFE_FORK_PATH __attribute__((hot, noinline))
-
-/* ---- config.c: the FSAFE_* option table, read once ------------------------ */
-struct fsafe__config {
-    int verbose;       /* FSAFE_VERBOSE */
-    int stats;         /* FSAFE_STATS */
-    long warn_ms;      /* FSAFE_WARN_MS, 0 = off */
-    int flush;         /* FSAFE_FLUSH */
-    int warn_threads;  /* FSAFE_WARN_THREADS */
-    int churn;         /* FSAFE_CHURN: count, or FSAFE_CHURN_AUTO */
-    int log_fd;        /* FSAFE_LOG_FD, default 2 */
-    const char *locks; /* FSAFE_LOCKS, NULL = unset (points into environ) */
-    int auto_mode;     /* FSAFE_AUTO: 1 on, 0 off, -1 unset (on when libfsafe-auto is loaded) */
-    long auto_wait_ms; /* FSAFE_AUTO_WAIT_MS: bound on fork's wait for tracked locks */
-    int auto_keep;     /* FSAFE_AUTO_ON_TIMEOUT=keep: leave still-held locks as they are */
-};
+/* ---- config.c: the FSAFE_* option table (struct fsafe__config), read once -- */
 extern struct fsafe__config fsafe__cfg;
 void fsafe__config_init(void);
 void fsafe__config_set_envp(char **envp); /* from the constructor's arguments */
+/* FSAFE_VERBOSE's first line: every setting, and the churn count in effect. */
+void fsafe__config_show(int churn_effective);
 /* Parsers shared with tests and the fuzzer: 0 on success, -1 on a bad value. */
 int fsafe__parse_bool(const char *s, int *out);
 int fsafe__parse_long(const char *s, long min, long max, long *out);
@@ -57,6 +37,7 @@ int fsafe__parse_churn(const char *s, int *out);
 void fsafe__msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* At init only: reads the program's name; keep_fd: duplicate the log fd. */
 void fsafe__diag_init(int keep_fd);
+void fsafe__diag_set_log_fd(int fd); /* FSAFE_LOG_FD (default 2) */
 const char *fsafe__prog_name(void); /* "?" when unknown; set at init */
 int fsafe__format(char *buf, size_t size, const char *fmt, va_list ap);
 uint64_t fsafe__now_ns(void);
@@ -127,14 +108,16 @@ int fsafe__addr_describe(const void *addr, char *out, size_t size);
 /* In a child: a cache left locked by a thread of the parent is abandoned. */
 void fsafe__elf_atfork_child(void);
 
-/* ---- stats.c: FSAFE_STATS at exit ------------------------------------------ */
+/* ---- stats.c: the counters, FSAFE_STATS at exit ------------------------------ */
+extern struct fsafe_stats fsafe__stats; /* updated by the forker only */
+/* fsafe_get_stats: the first size bytes of the counters, locks_registered filled in. */
+void fsafe__stats_read(struct fsafe_stats *out, size_t size);
 void fsafe__stats_setup(void); /* at init: remembers which process prints */
 void fsafe__threads_check(void); /* FSAFE_WARN_THREADS, before a fork (forker only) */
 
-/* ---- the registry: reg_store.c (entries), walk.c (fork walk), registry.c (API)
- * Dependencies run one way: fork.c -> walk.c -> reg_store.c, lockops.c;
- * registry.c -> walk.c, reg_store.c.  Nothing below calls fork.c except
- * registry.c's fsafe__init() on the public entry points. */
+/* ---- the registry: registry_store.c (entries), registry_intern.c (names),
+ * walk.c (the fork walk), registry.c (the writers)
+ * (The order files may call each other in: src/README.md, "Layers".) */
 enum fsafe__how {
     FSAFE__HOW_NONE = 0,     /* not taken */
     FSAFE__HOW_ACQUIRED = 1, /* taken by fork: release in parent, reset in child */
@@ -156,7 +139,7 @@ static inline int fsafe__chunk_of(uint64_t slot, size_t chunk0)
     return 63 - __builtin_clzll(slot / chunk0 + 1);
 }
 
-/* reg_intern.c: interned fixed-size blobs (names, ops tables); writer lock
+/* registry_intern.c: interned fixed-size blobs (names, ops tables); writer lock
  * held for all but fsafe__intern_at.  Id 0 is the all-zero blob. */
 #define FSAFE__INTERN_CHUNK0 64
 #define FSAFE__INTERN_NCHUNKS 26 /* up to 2^32 slots */
@@ -177,8 +160,9 @@ const void *fsafe__intern_at(const struct fsafe__intern *t, uint32_t id);
 void fsafe__intern_recount_begin(struct fsafe__intern *t);
 void fsafe__intern_recount_ref(struct fsafe__intern *t, uint32_t id);
 int fsafe__intern_recount_end(struct fsafe__intern *t);
+void *fsafe__map_zeroed(size_t bytes); /* zeroed pages, or NULL */
 
-/* One registered lock, writer-side (reg_store.c): 64 bytes.  The fork walk
+/* One registered lock, writer-side (registry_store.c): 64 bytes.  The fork walk
  * reads its snapshot record instead, and comes here only when it has to wait,
  * warn or call an ops lock's callbacks. */
 struct fsafe__entry {
@@ -204,9 +188,8 @@ struct fsafe__entry {
 const char *fsafe__entry_name(const struct fsafe__entry *e); /* any thread, e live */
 const struct fsafe_lock_ops *fsafe__entry_ops(const struct fsafe__entry *e);
 
-/* reg_store.c: all but fsafe__store_count and fsafe__store_entry need the
+/* registry_store.c: all but fsafe__store_count and fsafe__store_entry need the
  * writer lock. */
-void *fsafe__map_zeroed(size_t bytes);
 int fsafe__store_lock(void);    /* 0, or ENOMEM (not held) */
 int fsafe__store_trylock(void); /* 0, EBUSY, EDEADLK (this thread holds it) or ENOMEM */
 void fsafe__store_unlock(void);
@@ -263,32 +246,17 @@ void fsafe__walk_wait(uint64_t ticket, AO_t epoch);
  * it gives everything back (default 20; 0 = never). */
 void fsafe__registry_set_order_backoff_ms(unsigned ms);
 
-/* registry.c */
+/* registry.c: fsafe_register_lock, fsafe_register_ops and
+ * fsafe_unregister_lock after init (validation included; errnos as there). */
+int fsafe__registry_add_lock(void *lock, int kind, int rank, const char *name);
+int fsafe__registry_add_ops(void *key, const struct fsafe_lock_ops *ops, int rank,
+                            const char *name);
+int fsafe__registry_remove(void *lock);
 uint64_t fsafe__registry_count(void);
 /* Calls fn for each registered entry (writer lock held); for stats at exit. */
 void fsafe__registry_foreach(void (*fn)(const struct fsafe__entry *, void *), void *arg);
 
 /* ---- lockops.c: per-kind acquire / release / reset ----------------------- */
-/* Under ThreadSanitizer fsafe uses only calls TSan intercepts (lockops.c). */
-#if defined(__SANITIZE_THREAD__)
-#define FSAFE_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define FSAFE_TSAN 1
-#endif
-#endif
-#ifndef FSAFE_TSAN
-#define FSAFE_TSAN 0
-#endif
-
-#ifdef __GLIBC__
-/* glibc's mutex kind bits (nptl/pthreadP.h, stable ABI since 2.3). */
-#define FSAFE__GL_KIND_TYPE 3
-#define FSAFE__GL_KIND_ROBUST 16
-#define FSAFE__GL_KIND_PI 32
-#define FSAFE__GL_KIND_PP 64
-#define FSAFE__GL_KIND_PSHARED 128
-#endif
 
 /* Returns FSAFE__HOW_*; NONE when the lock could not or need not be taken.
  * Polls while it waits; abandons the wait when abandon(r) returns non-zero.
@@ -298,51 +266,8 @@ void fsafe__registry_foreach(void (*fn)(const struct fsafe__entry *, void *), vo
 int fsafe__lock_acquire(const struct fsafe__rec *r,
                         int (*abandon)(const struct fsafe__rec *, uint64_t waited_ns));
 
-/*
- * The walk's per-lock fast paths, inline because each runs once per lock per
- * fork.
- */
-/* Child: r's mutex, taken by the walk, re-initialised unlocked in place.
- * Returns 0, or -1 when it is not a plain mutex (fsafe__lock_reset_child). */
-static inline int fsafe__mutex_reset_plain(pthread_mutex_t *m)
-{
-#if defined(__GLIBC__) && !FSAFE_TSAN
-    int k = m->__data.__kind;
-    if ((k & (FSAFE__GL_KIND_ROBUST | FSAFE__GL_KIND_PI | FSAFE__GL_KIND_PP)) ||
-        ((k & FSAFE__GL_KIND_TYPE) == PTHREAD_MUTEX_RECURSIVE && m->__data.__count > 1))
-        return -1; /* (a recursive mutex the forker also held: its depth to restore) */
-    /* The state the static initializer for this type gives, field by field:
-     * the fields lock and unlock write, and the kind only when it carries more
-     * than the type (the process-shared bit: the child's copy is private).
-     * __spins is an adaptive mutex's estimate; __list is unused without
-     * ROBUST.  (Copying a whole initializer built on the stack costs a
-     * store-forwarding stall per mutex, 5 ns here.) */
-    m->__data.__lock = 0;
-    m->__data.__count = 0;
-    m->__data.__owner = 0;
-    m->__data.__nusers = 0;
-    if (k != (k & FSAFE__GL_KIND_TYPE))
-        m->__data.__kind = k & FSAFE__GL_KIND_TYPE;
-    return 0;
-#else
-    (void)m;
-    return -1;
-#endif
-}
-
-/* Whether a mutex is unlocked, read without writing to it (a single-threaded
- * walk leaves such a mutex alone).  0 when unsure. */
-static inline int fsafe__mutex_looks_free(const pthread_mutex_t *m)
-{
-#ifdef __GLIBC__
-    /* __lock is 0 exactly when no one holds it, for every kind but priority
-     * protection, which keeps its ceiling there. */
-    return ((const volatile pthread_mutex_t *)m)->__data.__lock == 0;
-#else
-    (void)m;
-    return 0;
-#endif
-}
+/* The walk's per-lock fast paths (fsafe__mutex_reset_plain,
+ * fsafe__mutex_looks_free) are in glibc.h. */
 void fsafe__lock_release_parent(const struct fsafe__rec *r);
 /* Async-signal-safe.  how: FSAFE__HOW_ACQUIRED or FSAFE__HOW_CALLER;
  * orphaned: the holder of the caller's holds is gone. */
@@ -360,61 +285,25 @@ int fsafe__lock_has_waiters(const void *lock, int kind);
  * mapping holds addr, -2 when /proc/self/maps cannot be read. */
 int fsafe__maps_lookup(const void *addr, char perms[4], uintptr_t *end);
 
-/* ---- fork.c -------------------------------------------------------------- */
+/* ---- api.c: the exported entry points ------------------------------------- */
+/* Once, from the constructor or the first entry point called before it; every
+ * other caller waits until it is done. */
 void fsafe__init(void);
+
+/* ---- fork.c: the fork path ------------------------------------------------ */
+void fsafe__fork_setup(void); /* at init: the real fork, the atfork handlers */
+pid_t fsafe__fork(void);      /* fsafe_fork() after init */
+/* fsafe__ext_attach() after init (see src/common/contract.h). */
+int fsafe__fork_attach(const struct fsafe__ext_ops *ops, struct fsafe__ext_services *out);
 /* Non-zero while the calling thread runs fsafe's fork protocol. */
 int fsafe__in_fork_self(void);
 int fsafe__gate_contended(void); /* another thread waits to fork */
-extern struct fsafe_stats fsafe__stats; /* updated by the forker only */
 
-/* ---- ext: the auto library's hooks (libfsafe-auto.so, src/auto_*.c) ---------- */
-/*
- * libfsafe-auto.so links against libfsafe.so and attaches to its fork path
- * through fsafe__ext_attach(), the one private entry point libfsafe.so exports
- * (it is not in fsafe.h).  The hooks run on the fork-gate owner's thread:
- * prepare before the registry walk (wrapper and atfork paths alike), parent
- * after the registry's release, child after the registry's reset (async-signal-
- * safe calls only).  The services let the auto library use libfsafe's config,
- * messages and lock resets without a second copy of them.
- */
-#define FSAFE__EXT_ABI 3
-struct fsafe__ext_ops {
-    int abi; /* FSAFE__EXT_ABI */
-    /* 0, or -1 when it gave up (and undid itself) for a thread waiting at the
-     * fork gate; the forker then backs off and calls it again. */
-    int (*prepare)(void);
-    void (*abort)(void); /* undoes a prepare that returned 0 */
-    pid_t (*real_fork)(void); /* libc's fork, as the auto library finds it */
-    void (*parent)(void);
-    void (*child)(void);
-    /* After a prepare that returned 0: ns it waited, mutexes handed over so
-     * far in this fork (the parent handler's count is final). */
-    uint64_t (*waited_ns)(void);
-    int (*handed_over)(void);
-    /* After a prepare that returned 0: holds of other threads its first look
-     * found (0: the fork did not wait for anyone). */
-    int (*busy_seen)(void);
-};
-struct fsafe__ext_services {
-    const struct fsafe__config *cfg;
-    void (*vmsg)(const char *fmt, va_list ap);
-    /* Re-initialises a lock of kind FSAFE_MUTEX/RWLOCK/SPINLOCK unlocked, with
-     * its attributes; async-signal-safe.  Leaves process-shared memory alone. */
-    void (*reset_unlocked)(void *lock, int kind);
-    int (*mem_shared)(const void *lock, int kind);
-    uint64_t (*now_ns)(void);
-    int (*gate_contended)(void); /* another thread waits to fork */
-    /* "symbol+0xOFF (library)" for addr, from .dynsym, .symtab or a debug
-     * file; 0 when nothing is known.  Not in a child, nor with threads parked. */
-    int (*describe)(const void *addr, char *out, size_t size);
-    int (*walk_handover)(const void *lock); /* fsafe__walk_handover */
-};
-/* Returns 0, or -1 when another library is already attached or the ABI differs. */
-FSAFE_EXPORT int fsafe__ext_attach(const struct fsafe__ext_ops *ops, struct fsafe__ext_services *out);
 void fsafe__vmsg(const char *fmt, va_list ap);
 
 /* ---- churn.c: throwaway threads ------------------------------------------ */
 void fsafe__churn_before_fork(void);
+int fsafe__churn_set(int count); /* fsafe_set_churn */
 int fsafe__churn_effective(void); /* the count that will be used, 0 = off */
 
 #endif /* FSAFE_INTERNAL_H */

@@ -53,9 +53,9 @@ static pid_t holder_of(const struct fsafe__entry *e)
 {
 #ifdef __GLIBC__
     if (e->kind == FSAFE_MUTEX)
-        return ((volatile pthread_mutex_t *)e->lock)->__data.__owner;
+        return *fsafe__gl_mutex_owner(e->lock);
     if (e->kind == FSAFE_RWLOCK)
-        return ((volatile pthread_rwlock_t *)e->lock)->__data.__cur_writer;
+        return fsafe__gl_rwlock_writer(e->lock);
 #endif
     (void)e;
     return 0;
@@ -147,7 +147,7 @@ static int rwlock_attempt(void *l, const struct timespec *ts, int realtime)
 static int mutex_held_by_self(pthread_mutex_t *m)
 {
 #ifdef __GLIBC__
-    return m->__data.__owner == fsafe__gettid();
+    return *fsafe__gl_mutex_owner(m) == fsafe__gettid();
 #else
     (void)m;
     return 0;
@@ -184,7 +184,7 @@ static int mutex_acquire(struct fsafe__entry *e, struct waiter *w, int r)
         return FSAFE__HOW_NONE; /* never wait */
     int pi = 0;
 #ifdef __GLIBC__
-    pi = (m->__data.__kind & FSAFE__GL_KIND_PI) != 0;
+    pi = (fsafe__gl_mutex_kind(m) & FSAFE__GL_KIND_PI) != 0;
 #endif
     /* TSan (gcc 12) does not intercept the clocklock calls. */
     r = wait_slices(w, mutex_attempt, m, pi || FSAFE_TSAN);
@@ -204,9 +204,9 @@ static int mutex_acquire(struct fsafe__entry *e, struct waiter *w, int r)
 static void mutex_reset(pthread_mutex_t *m, int how, int orphaned)
 {
 #ifdef __GLIBC__
-    int k = m->__data.__kind;
+    int k = fsafe__gl_mutex_kind(m);
     unsigned depth = how == FSAFE__HOW_CALLER                               ? 1
-                     : (k & FSAFE__GL_KIND_TYPE) == PTHREAD_MUTEX_RECURSIVE ? m->__data.__count - 1
+                     : (k & FSAFE__GL_KIND_TYPE) == PTHREAD_MUTEX_RECURSIVE ? fsafe__gl_mutex_count(m) - 1
                                                                             : 0;
     if (orphaned)
         depth = 0;
@@ -243,7 +243,7 @@ static void mutex_reset(pthread_mutex_t *m, int how, int orphaned)
 static int rwlock_held_by_self(pthread_rwlock_t *l)
 {
 #ifdef __GLIBC__
-    return l->__data.__cur_writer == fsafe__gettid();
+    return fsafe__gl_rwlock_writer(l) == fsafe__gettid();
 #else
     (void)l;
     return 0;
@@ -273,7 +273,7 @@ static void rwlock_reset(pthread_rwlock_t *l, int how, int orphaned)
     pthread_rwlockattr_t a;
     pthread_rwlockattr_init(&a);
 #ifdef __GLIBC__
-    pthread_rwlockattr_setkind_np(&a, l->__data.__flags); /* its reader/writer preference */
+    pthread_rwlockattr_setkind_np(&a, fsafe__gl_rwlock_pref(l)); /* its reader/writer preference */
 #endif
     pthread_rwlockattr_setpshared(&a, PTHREAD_PROCESS_PRIVATE);
     pthread_rwlock_init(l, &a);
@@ -418,9 +418,9 @@ static int may_be_pshared(const void *lock, int kind)
 {
 #ifdef __GLIBC__
     if (kind == FSAFE_MUTEX)
-        return (((const pthread_mutex_t *)lock)->__data.__kind & FSAFE__GL_KIND_PSHARED) != 0;
+        return (fsafe__gl_mutex_kind(lock) & FSAFE__GL_KIND_PSHARED) != 0;
     if (kind == FSAFE_RWLOCK)
-        return ((const pthread_rwlock_t *)lock)->__data.__shared != 0;
+        return fsafe__gl_rwlock_pshared(lock);
 #endif
     (void)lock, (void)kind;
     return 1; /* spinlocks carry no such mark */
@@ -442,8 +442,8 @@ int fsafe__lock_has_waiters(const void *lock, int kind)
     if (kind == FSAFE_MUTEX) {
         /* lowlevellock: 2 = locked, maybe waiters; robust and PI mutexes hold
          * the owner's id with FUTEX_WAITERS set once someone waits. */
-        unsigned w = (unsigned)((const volatile pthread_mutex_t *)lock)->__data.__lock;
-        return w == 2 || (w & 0x80000000u) != 0;
+        unsigned w = (unsigned)*fsafe__gl_mutex_word(lock);
+        return w == 2 || (w & FSAFE__GL_FUTEX_WAITERS) != 0;
     }
 #endif
     (void)lock, (void)kind;

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The registry's public face: fsafe_register_lock, fsafe_register_ops,
- * fsafe_unregister_lock, and the read-only views for stats.  Entries live in
- * reg_store.c; the fork walk (walk.c) learns of changes through
+ * The registry's writers: what fsafe_register_lock, fsafe_register_ops and
+ * fsafe_unregister_lock do (api.c exports them), and the read-only views for
+ * stats.  Entries live in
+ * registry_store.c; the fork walk (walk.c) learns of changes through
  * fsafe__walk_invalidate and fsafe__walk_retire.  Never holds the writer
  * lock while it waits for a fork walk: the walk may be waiting for a lock
  * whose holder is about to register or unregister.
@@ -37,7 +38,6 @@ static int writer_lock(void)
 static int register_entry(void *lock, int kind, int flags, const struct fsafe_lock_ops *ops,
                           int rank, const char *name)
 {
-    fsafe__init();
     /* Decided before taking the writer lock: it reads /proc/self/maps. */
     unsigned mem = 0;
     if (flags & FSAFE_SHARED)
@@ -86,7 +86,7 @@ static int lock_ptr_bogus(void *lock, int base)
     return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) < 0 && errno == EFAULT;
 }
 
-FSAFE_EXPORT int fsafe_register_lock(void *lock, int kind, int rank, const char *name)
+int fsafe__registry_add_lock(void *lock, int kind, int rank, const char *name)
 {
     int base = kind & 0xff, flags = kind & ~0xff;
     if (!lock || base < FSAFE_MUTEX || base > FSAFE_SPINLOCK ||
@@ -101,8 +101,8 @@ FSAFE_EXPORT int fsafe_register_lock(void *lock, int kind, int rank, const char 
     return register_entry(lock, base, flags, NULL, rank, name);
 }
 
-FSAFE_EXPORT int fsafe_register_ops(void *key, const struct fsafe_lock_ops *ops, int rank,
-                                    const char *name)
+int fsafe__registry_add_ops(void *key, const struct fsafe_lock_ops *ops, int rank,
+                            const char *name)
 {
     if (!key || !ops || !ops->acquire || !ops->release_parent || !ops->release_child)
         return EINVAL;
@@ -116,11 +116,10 @@ FSAFE_EXPORT int fsafe_register_ops(void *key, const struct fsafe_lock_ops *ops,
  * until the walk has let go of the lock, waited for without the writer lock.
  * A registration of the same lock meanwhile gets a new entry.
  */
-FSAFE_EXPORT int fsafe_unregister_lock(void *lock)
+int fsafe__registry_remove(void *lock)
 {
     if (!lock)
         return EINVAL;
-    fsafe__init();
     int err = writer_lock();
     if (err)
         return err;

@@ -24,6 +24,14 @@ struct slot {
     unsigned char blob[];
 };
 
+/* The registry's memory, here at its bottom (the store, the intern tables and
+ * the walk's snapshot use it): zeroed pages, never malloc. */
+void *fsafe__map_zeroed(size_t bytes)
+{
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
 #define CHUNK0 FSAFE__INTERN_CHUNK0
 
 /* Slots chunk k has (chunk_slots) and has handed out (chunk_used). */

@@ -25,12 +25,6 @@ static AO_t nregistered;
  * child whose writer vanished can rebuild the rest from it. */
 static struct fsafe__entry head = {.rank = INT_MIN};
 
-void *fsafe__map_zeroed(size_t bytes)
-{
-    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    return p == MAP_FAILED ? NULL : p;
-}
-
 /* ---- entries: chunks that double in size, never unmapped ------------------ */
 #define CHUNK0 256
 #define NCHUNKS 23 /* up to 2^31 entries: an index fits in 32 bits */
@@ -436,7 +430,7 @@ void fsafe__store_unlock(void)
 FSAFE_FORK_PATH int fsafe__store_child_fixup(void)
 {
 #ifdef __GLIBC__
-    int writer_was_inside = store_mutex.__data.__lock != 0;
+    int writer_was_inside = *fsafe__gl_mutex_word(&store_mutex) != 0;
 #else
     int writer_was_inside = pthread_mutex_trylock(&store_mutex) != 0;
     if (!writer_was_inside)

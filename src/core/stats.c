@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Reports: FSAFE_STATS at exit (like MIMALLOC_SHOW_STATS) and FSAFE_WARN_THREADS
+ * The statistics: fsafe's counters (struct fsafe_stats, written by the
+ * forker only: fork.c and churn.c count, fsafe_get_stats reads), and the
+ * reports: FSAFE_STATS at exit (like MIMALLOC_SHOW_STATS) and FSAFE_WARN_THREADS
  * (at a fork, and its total at exit).  Printed only by the process whose
  * counters they are: a forked child holds a copy of its parent's counters and
  * stays silent about them (after exec, a program reads the configuration
@@ -17,6 +19,16 @@
 #include <unistd.h>
 
 #include "internal.h"
+
+struct fsafe_stats fsafe__stats;
+
+void fsafe__stats_read(struct fsafe_stats *out, size_t size)
+{
+    struct fsafe_stats s = fsafe__stats;
+    s.locks_registered = fsafe__registry_count();
+    size_t n = size < sizeof s ? size : sizeof s;
+    __builtin_memcpy(out, &s, n);
+}
 
 static pid_t setup_pid; /* 0: FSAFE_STATS is off */
 
@@ -108,7 +120,7 @@ static void report(const char *how)
     if (setup_pid == 0 || pid != setup_pid)
         return;
     struct fsafe_stats s;
-    fsafe_get_stats(&s, sizeof s);
+    fsafe__stats_read(&s, sizeof s);
     fsafe__msg("stats for %s%s: %llu forks (%llu via pthread_atfork), %llu lock acquisitions; "
                "the wait before the real fork took " MS_FMT " in total, " MS_FMT
                " at most; %llu locks registered",

@@ -3,7 +3,7 @@
  * The fork walk: the rank-ordered snapshot it reads, taking every lock before
  * the real fork, releasing them in the parent, re-initialising them in the
  * child, and the handshake that lets an unregister wait for the walk.
- * Below fork.c, above reg_store.c and lockops.c; calls neither registry.c nor
+ * Below fork.c, above registry_store.c and lockops.c; calls neither registry.c nor
  * fork.c.  The child half is async-signal-safe and writes no registry page
  * on the common path.
  *
@@ -293,18 +293,9 @@ FSAFE_FORK_PATH int fsafe__walk_unneeded(void)
 }
 
 /* ---- unregister's side of the handshake -------------------------------------- */
-static AO_t self_id(void)
-{
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__aarch64__)) && __GNUC__ >= 11
-    return (AO_t)__builtin_thread_pointer();
-#else
-    return (AO_t)pthread_self();
-#endif
-}
-
 int fsafe__walk_is_self(void)
 {
-    return AO_load_acquire(&walker) == self_id();
+    return AO_load_acquire(&walker) == fsafe__self_id();
 }
 
 /*
@@ -565,7 +556,7 @@ static int walk_slow(struct snap *s, size_t i)
 long fsafe__walk_acquire_all(int (*contended)(void))
 {
     gate_contended = contended;
-    AO_store_release(&walker, self_id());
+    AO_store_release(&walker, fsafe__self_id());
     AO_fetch_and_add_full(&fork_epoch, 1); /* now odd; a full barrier */
     snap_refresh();
     struct snap *s = cur_snap();
@@ -608,7 +599,7 @@ long fsafe__walk_acquire_all(int (*contended)(void))
 int fsafe__walk_handover(const void *lock)
 {
     struct snap *s = (struct snap *)walk_snap;
-    if (!walk_complete || !s || AO_load(&walker) != self_id())
+    if (!walk_complete || !s || AO_load(&walker) != fsafe__self_id())
         return 0;
     for (size_t i = 0; i < walk_pos; i++)
         if (s->rec[i].lock == lock && s->rec[i].kind == FSAFE_MUTEX &&

@@ -11,16 +11,17 @@
 
 #include "internal.h"
 
-/* glibc's mutex kind bits (nptl/pthreadP.h, glibc 2.36). */
-#define K_TYPE 3u            /* NORMAL 0, RECURSIVE 1, ERRORCHECK 2, ADAPTIVE 3 */
-#define K_ROBUST 16u
-#define K_PI 32u
-#define K_PP 64u
-#define K_PSHARED 128u
-#define K_ELISION 256u
-#define K_NO_ELISION 512u
-#define K_CEILING 0xfff80000u /* priority ceiling (PP) */
-#define TID_MASK 0x3fffffffu  /* robust/PI lock word: owner tid and two flag bits */
+#ifdef __GLIBC__
+#define K_TYPE ((unsigned)FSAFE__GL_KIND_TYPE)
+#define K_ROBUST ((unsigned)FSAFE__GL_KIND_ROBUST)
+#define K_PI ((unsigned)FSAFE__GL_KIND_PI)
+#define K_PP ((unsigned)FSAFE__GL_KIND_PP)
+#define K_PSHARED ((unsigned)FSAFE__GL_KIND_PSHARED)
+#define K_ELISION ((unsigned)FSAFE__GL_KIND_ELISION)
+#define K_NO_ELISION ((unsigned)FSAFE__GL_KIND_NO_ELISION)
+#define K_CEILING FSAFE__GL_PP_CEILING
+#define TID_MASK FSAFE__GL_TID_MASK
+#endif
 #define TID_MAX (1u << 22)    /* the kernel's largest pid_max */
 
 static const char *mutex_check(const pthread_mutex_t *pm)

@@ -607,7 +607,7 @@ static void resolve_pending(const struct objs *cur, const struct objs *old, int 
             snprintf(name, sizeof name, "%s+%lu", e->s.symbol, e->s.offset);
         else
             snprintf(name, sizeof name, "%s", e->s.symbol);
-        int rr = fsafe_register_lock(a, e->s.kind, e->s.rank, name);
+        int rr = fsafe__registry_add_lock(a, e->s.kind, e->s.rank, name);
         if (rr == 0 || rr == EEXIST) {
             e->state = REGISTERED, e->addr = a, e->late = !startup;
             if (rr == 0 && !startup)
@@ -730,7 +730,7 @@ static void before_unload(void)
         struct lent *e = &ents[i];
         if (e->state == REGISTERED && e->late) {
             if (e->addr)
-                fsafe_unregister_lock(e->addr);
+                fsafe__registry_remove(e->addr);
             e->state = PENDING, e->addr = NULL, e->late = 0;
         }
     }

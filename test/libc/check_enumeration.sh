@@ -16,7 +16,7 @@ set -u
 export LC_ALL=C
 
 if [ $# -ne 3 ]; then
-    echo "usage: $0 glibc-locks.tsv auto_libc.c build-dir" >&2
+    echo "usage: $0 glibc-locks.tsv src/auto/libc.c build-dir" >&2
     exit 2
 fi
 tsv=$1 src=$2 build=$3
@@ -135,7 +135,7 @@ awk -F'\t' -v tests="$tests" -v wrappers="$wrappers" -v tsv="$tsv" '
             if ($5 == "-") bad("row " id ": a gate row lists no function")
             for (i = 1; i <= n; i++) {
                 f = fl[i]
-                if (!(f in wfam)) bad("row " id ": " f " is not interposed by auto_libc.c")
+                if (!(f in wfam)) bad("row " id ": " f " is not interposed by src/auto/libc.c")
                 else if (wfam[f] != "*" && wfam[f] != fam)
                     bad("row " id ": " f " is gated as family " wfam[f] ", not " fam)
             }

@@ -31,12 +31,7 @@ else()
 endif()
 set(_auto_env AUTO_PLUGIN=$<TARGET_FILE:auto_plugin_test>)
 
-set(FSAFE_AUTO_CASES lib_static_mutex heap_rwlock_write heap_rwlock_read spinlock exe_global_mutex
-    cxx_member_mutex cxx_shared_mutex_write cxx_shared_mutex_read cond_wait c11 dlopen_later
-    recursive_twice forker_holds paused_thread paused_thread_keep registered_and_tracked
-    thread_exit_holding cancel_in_cond_wait failed_attempts signal_handler acquiring_not_stale
-    cond_wait_holding forker_holds_cond_mutex pshared_cond_wait two_forkers_holding
-    forker_reads_writer_waits previous_forker_releases handler_behind_forker)
+fsafe_cases(FSAFE_AUTO_CASES test_auto.c)
 # Cases whose plain run shows a hang or a failure.
 set(FSAFE_AUTO_HANG lib_static_mutex heap_rwlock_write heap_rwlock_read spinlock exe_global_mutex
     cxx_member_mutex cxx_shared_mutex_write cxx_shared_mutex_read cond_wait c11 dlopen_later
@@ -147,3 +142,6 @@ fsafe_add_test(soak.registered TIMEOUT ${_soak_reg_timeout}
   ENV ${_auto_preload} FSAFE_AUTO_WAIT_MS=5000)
 fsafe_add_test(soak.without TIMEOUT 120 COMMAND test_auto_stress 60 --soak --expect-bad)
 set_tests_properties(soak soak.registered soak.without PROPERTIES LABELS stress RUN_SERIAL TRUE)
+
+# Every case of test_auto.c has a test; every case listed above is one.
+fsafe_cases_check(test_auto.c auto SUBSET ${FSAFE_AUTO_HANG})

@@ -57,3 +57,6 @@ set_tests_properties(compose.atfork_cond_reinit.stats PROPERTIES LABELS no-tsan)
 # walk's hold over (with --no-auto nothing sees the handler's call).
 fsafe_add_test(compose.atfork_registered.auto TIMEOUT 60
                COMMAND ${_compose_run} $<TARGET_FILE:test_compose> atfork_registered ok)
+
+# Every case of test_compose.c has a test.
+fsafe_cases_check(test_compose.c compose)

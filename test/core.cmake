@@ -19,15 +19,15 @@ endforeach()
 
 # ---- core behaviours: one CTest entry per case ------------------------------
 fsafe_test_exe(test_core SOURCES test_core.c LIBS util)
-foreach(c rank_order rank_no_deadlock forkpty daemon thread_fork self_held unregister_munmap
-          register_churn bad_input fork_fails atfork_register constructor
-          unregister_vs_atfork_register concurrent_forks_holder stale_gate)
+fsafe_cases(_core_cases test_core.c)
+foreach(c ${_core_cases})
   fsafe_add_test(core.${c} TIMEOUT 120 COMMAND test_core ${c})
 endforeach()
 
 # ---- a process that has never had a second thread ----------------------------
 fsafe_test_exe(test_onethread SOURCES test_onethread.c)
-foreach(c free_untouched self_held ops_called thread_from_ops)
+fsafe_cases(_onethread_cases test_onethread.c)
+foreach(c ${_onethread_cases})
   fsafe_add_test(onethread.${c} TIMEOUT 60 COMMAND test_onethread ${c})
 endforeach()
 

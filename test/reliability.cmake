@@ -6,8 +6,8 @@
 # ---- every way to fork (README table) ------------------------------------------
 fsafe_test_exe(test_forkways SOURCES test_forkways.c)
 fsafe_test_exe(test_forkways_opt SOURCES test_forkways.c OPTIONAL)
-foreach(c signal_fork signal_in_fork signal_in_register atfork_fork atfork_register_unregister
-          nested_child vfork posix_spawn system popen _Fork clone)
+fsafe_cases(_forkways_cases test_forkways.c)
+foreach(c ${_forkways_cases})
   fsafe_add_test(forkways.${c} TIMEOUT 60 COMMAND test_forkways ${c})
   set_tests_properties(forkways.${c} PROPERTIES LABELS forkways)
 endforeach()
@@ -16,8 +16,8 @@ set_tests_properties(forkways.without.atfork_fork PROPERTIES LABELS forkways)
 
 # ---- misuse (README table) ----------------------------------------------------------
 fsafe_test_exe(test_misuse SOURCES test_misuse.c)
-foreach(c bogus_misaligned bogus_unmapped ops_opaque_key destroyed two_kinds unregister_race
-          self_held_spin self_held_rdlock self_held_ops)
+fsafe_cases(_misuse_cases test_misuse.c)
+foreach(c ${_misuse_cases})
   fsafe_add_test(misuse.${c} TIMEOUT 60 COMMAND test_misuse ${c})
   set_tests_properties(misuse.${c} PROPERTIES LABELS misuse)
 endforeach()
@@ -131,3 +131,4 @@ foreach(c backoff no_backoff learned)
   fsafe_add_test(order.${c} TIMEOUT 150 ENV TSAN_OPTIONS=detect_deadlocks=0 COMMAND test_order ${c})
   set_tests_properties(order.${c} PROPERTIES LABELS reliability)
 endforeach()
+fsafe_cases_check(test_order.c order)

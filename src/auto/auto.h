@@ -16,6 +16,12 @@
 #include "contract.h"
 #include "glibc.h"
 
+/* Everything declared below is this library's own: the compiler then reaches
+ * another file's variable directly, not through the GOT (one instruction
+ * fewer per access on a lock call's path; -fvisibility=hidden covers only
+ * definitions). */
+#pragma GCC visibility push(hidden)
+
 /* What libfsafe.so lends the auto library (filled at attach). */
 extern struct fsafe__ext_services fsafe__svc;
 /* Non-zero when auto mode is on in this process (FSAFE_AUTO not 0, attached). */
@@ -49,6 +55,8 @@ struct fsafe__at_entry {
     AO_t caller; /* return address of the lock call */
     AO_t info;   /* kind | mode << 8 | state << 16 */
 };
+/* Every field an AO_t (above): the forker reads each with one load. */
+_Static_assert(sizeof(struct fsafe__at_entry) == 4 * sizeof(AO_t), "a hold entry is four words");
 #define FSAFE__AT_INFO(kind, mode, state) ((AO_t)(kind) | (AO_t)(mode) << 8 | (AO_t)(state) << 16)
 /* An entry's lock: 0 while its slot is reserved and not yet filled in (by a
  * lock call that may still park), FSAFE__AT_ANON for a hold whose lock is
@@ -93,7 +101,7 @@ struct fsafe__at_thread {
                         * parks once it holds none (track.c) */
     AO_t forking;      /* > 0 while the owner is inside fork() and its fork
                         * has not run yet: its holds stay as they are until
-                        * then (auto_parent ends the mark before the gate
+                        * then (auto_postfork_parent ends the mark before the gate
                         * lets the next forker in) */
     struct fsafe__at_thread *next; /* every record ever made; never unlinked */
     struct fsafe__at_entry e[FSAFE__AT_CAP];
@@ -276,7 +284,7 @@ void fsafe__gate_leave(struct fsafe__gate *g);
 
 /* ---- loader.c: glibc's loader locks ------------------------------------------ */
 void fsafe__loader_init(void);  /* constructor: finds the two locks */
-void fsafe__loader_child(void); /* async-signal-safe: the child's fix-ups */
+void fsafe__loader_postfork_child(void); /* async-signal-safe: the child's fix-ups */
 /* dl_load_lock: whether thread tid holds it; the forker's take (0: taken, or
  * nothing to take; -1: held by *holder); its release. */
 int fsafe__loader_holds(pid_t tid);
@@ -288,7 +296,7 @@ extern __thread int fsafe__in_iterate __attribute__((tls_model("initial-exec")))
 /* ---- sem.c: POSIX semaphores used as locks (issue 15) ------------------- */
 void fsafe__sem_init(void);
 /* Async-signal-safe; parent_token: the records of the parent's threads. */
-void fsafe__sem_child(AO_t parent_token);
+void fsafe__sem_postfork_child(AO_t parent_token);
 
 /* Tracking for the interposers of other libraries' lock functions
  * (glib.c), out of line: a hold of lock (kind, exclusive) begins,
@@ -306,6 +314,8 @@ void fsafe__at_wait_end(long slot);
 /* ---- omp.c: OpenMP's pool (issue 24) ------------------------------------ */
 /* Async-signal-safe: from now on every parallel region of this child has one
  * thread if the forker had started one in the parent (its pool is gone). */
-void fsafe__omp_child(void);
+void fsafe__omp_postfork_child(void);
+
+#pragma GCC visibility pop
 
 #endif /* FSAFE_AUTO_H */

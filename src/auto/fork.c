@@ -25,7 +25,6 @@
 
 #include "auto.h"
 
-
 /* ---- the forker's state (gate owner only) ---------------------------------------- */
 #define MAX_TAKEN 256 /* mutexes taken from condition waiters */
 #define MAX_NOTED 64  /* holds remembered for the report and the child */
@@ -61,7 +60,7 @@ static int timed_out;
 static struct fsafe__at_thread *forker;
 static int membarrier_ok;
 static int fork_open; /* FSAFE__AT_CLOSED is clear: monitors' mutexes pass */
-/* Set by auto_parent when it ended this thread's "inside fork()" mark
+/* Set by auto_postfork_parent when it ended this thread's "inside fork()" mark
  * (fork() below then leaves the count alone). */
 static __thread int fork_ended;
 
@@ -217,13 +216,124 @@ static int give_back(struct fsafe__at_thread *t)
  * does.  A look that took a mutex counts as busy: the next one confirms.
  * The last look (the wait ran out) takes what it can and keeps it.
  */
+/* Condition waiters (and threads on their way into a monitor's mutex) whose
+ * mutexes this look would take: gathered by scan_holds, taken by
+ * take_waits once nothing else is busy. */
+struct wait {
+    void *mutex, *cond;
+    int kind;
+};
+static struct wait waits[MAX_TAKEN];
+static int nwaits;
+
+/* One thread's holds: adds to waits; returns how many are busy (noted in
+ * into when it is not NULL). */
+static int scan_holds(struct fsafe__at_thread *t, struct noted *into, int *count, int *more)
+{
+    int busy = 0;
+    AO_t n = AO_load_acquire(&t->n);
+    if (n == 0)
+        return 0;
+    int forking = AO_load_acquire(&t->forking) != 0;
+    if (n > FSAFE__AT_CAP) {
+        busy++; /* holds it could not record */
+        if (into)
+            note(into, count, more, t, NULL, NULL);
+    }
+    for (AO_t j = 0; j < n && j < FSAFE__AT_CAP; j++) {
+        struct fsafe__at_entry *e = &t->e[j];
+        void *lock = fsafe__at_lock(e);
+        int state = fsafe__at_estate(e);
+        AO_nop_read(); /* HELD read before the lock word */
+        if (!lock || lock == FSAFE__AT_ANON) {
+            busy++; /* a slot being filled in (look again), or a hold not known */
+            continue;
+        }
+        if (forking && state != FSAFE__AT_WAITING &&
+            !(state == FSAFE__AT_HELD && fsafe__at_kind(e) == FSAFE__AT_GATE)) {
+            /* Two threads that fork holding locks cannot wait for each
+             * other: neither lets go before its fork returns.  A gate
+             * is the exception: libc's lock behind it cannot be reset in
+             * the child, so it stays busy and the fork backs off for
+             * that thread (backoff_helps). */
+            if (state == FSAFE__AT_HELD)
+                note(frozen, &nfrozen, &frozen_more, t, e, lock);
+            continue;
+        }
+        int waiting = state == FSAFE__AT_WAITING &&
+                      (fsafe__at_kind(e) == FSAFE_MUTEX || fsafe__at_kind(e) == FSAFE__AT_WORD);
+        if (waiting || (state == FSAFE__AT_ACQUIRING && fsafe__at_kind(e) == FSAFE_MUTEX &&
+                        fsafe__at_is_monitor(lock))) {
+            /* A waiter, or a thread on its way into a monitor's mutex
+             * while the fork was open: with its mutex taken (or held by
+             * the forker itself) it stays in its wait, or blocks in the
+             * lock call, until after the fork.  While the fork is still
+             * open, a thread blocked on a mutex the forker took gets it
+             * back (give_back). */
+            if (!waiting && fork_open && took(lock) && give_back(t)) {
+                busy++;
+                if (into)
+                    note(into, count, more, t, e, lock);
+                continue;
+            }
+            if (!forker_excludes(lock, FSAFE__AT_EXCL)) {
+                if (nwaits < MAX_TAKEN) {
+                    waits[nwaits].kind = fsafe__at_kind(e);
+                    waits[nwaits].mutex = lock;
+                    waits[nwaits++].cond = waiting ? (void *)AO_load(&e->cond) : NULL;
+                } else {
+                    taken_overflow = 1;
+                    busy++;
+                }
+            }
+            continue;
+        }
+        if (state == FSAFE__AT_WAITING && fsafe__at_kind(e) == FSAFE__AT_ABSL)
+            continue; /* released inside abseil for the wait (absl.c) */
+        if (forker_excludes(lock, fsafe__at_mode(e)))
+            continue;
+        if (state == FSAFE__AT_HELD && fsafe__at_kind(e) != FSAFE__AT_GATE &&
+            fsafe__at_mode(e) == FSAFE__AT_EXCL && fsafe__at_lock_free(lock, fsafe__at_kind(e)))
+            continue; /* released, by its owner or another thread: a stale record */
+        busy++;
+        if (into)
+            note(into, count, more, t, e, lock);
+    }
+    return busy;
+}
+
+/* Takes the gathered waiters' mutexes while nothing is busy (or on the last
+ * look); returns busy plus the mutexes that could not be taken. */
+static int take_waits(int busy, int last)
+{
+    for (int i = 0; i < nwaits && (!busy || last); i++) {
+        if (took(waits[i].mutex)) {
+            if (waits[i].cond)
+                for (int k = 0; k < ntaken; k++)
+                    if (taken[k].mutex == waits[i].mutex && !taken[k].cond)
+                        taken[k].cond = waits[i].cond;
+            continue;
+        }
+        int word = waits[i].kind == FSAFE__AT_WORD;
+        if (ntaken < MAX_TAKEN && (word ? word_trylock(waits[i].mutex)
+                                        : fsafe__real_mutex_trylock(waits[i].mutex)) == 0) {
+            taken[ntaken].mutex = waits[i].mutex;
+            taken[ntaken].kind = waits[i].kind;
+            taken[ntaken].shared_mem = fsafe__svc.mem_shared(waits[i].mutex, waits[i].kind);
+            taken[ntaken++].cond = waits[i].cond;
+        } else {
+            if (ntaken >= MAX_TAKEN)
+                taken_overflow = 1;
+            busy++; /* its waiter is waking up with it */
+        }
+    }
+    return busy;
+}
+
 static int scan(struct noted *into, int *count, int *more, int last)
 {
-    static struct {
-        void *mutex, *cond;
-        int kind;
-    } waits[MAX_TAKEN];
-    int busy = 0, nwaits = 0;
+    int busy = 0;
+    nwaits = 0;
     nfrozen = frozen_more = nin_fork = 0;
     for (struct fsafe__at_thread *t =
              (struct fsafe__at_thread *)AO_load_acquire(&fsafe__at_threads);
@@ -232,100 +342,11 @@ static int scan(struct noted *into, int *count, int *more, int last)
             in_fork[nin_fork++] = t;
     for (struct fsafe__at_thread *t =
              (struct fsafe__at_thread *)AO_load_acquire(&fsafe__at_threads);
-         t; t = t->next) {
-        if (t == forker || !fsafe__at_live(&t->in_use))
-            continue;
-        AO_t n = AO_load_acquire(&t->n);
-        if (n == 0)
-            continue;
-        int forking = AO_load_acquire(&t->forking) != 0;
-        if (n > FSAFE__AT_CAP) {
-            busy++; /* holds it could not record */
-            if (into)
-                note(into, count, more, t, NULL, NULL);
-        }
-        for (AO_t j = 0; j < n && j < FSAFE__AT_CAP; j++) {
-            struct fsafe__at_entry *e = &t->e[j];
-            void *lock = fsafe__at_lock(e);
-            int state = fsafe__at_estate(e);
-            AO_nop_read(); /* HELD read before the lock word */
-            if (!lock || lock == FSAFE__AT_ANON) {
-                busy++; /* a slot being filled in (look again), or a hold not known */
-                continue;
-            }
-            if (forking && state != FSAFE__AT_WAITING &&
-                !(state == FSAFE__AT_HELD && fsafe__at_kind(e) == FSAFE__AT_GATE)) {
-                /* Two threads that fork holding locks cannot wait for each
-                 * other: neither lets go before its fork returns.  A gate
-                 * is the exception: libc's lock behind it cannot be reset in
-                 * the child, so it stays busy and the fork backs off for
-                 * that thread (backoff_helps). */
-                if (state == FSAFE__AT_HELD)
-                    note(frozen, &nfrozen, &frozen_more, t, e, lock);
-                continue;
-            }
-            int waiting = state == FSAFE__AT_WAITING &&
-                          (fsafe__at_kind(e) == FSAFE_MUTEX || fsafe__at_kind(e) == FSAFE__AT_WORD);
-            if (waiting || (state == FSAFE__AT_ACQUIRING && fsafe__at_kind(e) == FSAFE_MUTEX &&
-                            fsafe__at_is_monitor(lock))) {
-                /* A waiter, or a thread on its way into a monitor's mutex
-                 * while the fork was open: with its mutex taken (or held by
-                 * the forker itself) it stays in its wait, or blocks in the
-                 * lock call, until after the fork.  While the fork is still
-                 * open, a thread blocked on a mutex the forker took gets it
-                 * back (give_back). */
-                if (!waiting && fork_open && took(lock) && give_back(t)) {
-                    busy++;
-                    if (into)
-                        note(into, count, more, t, e, lock);
-                    continue;
-                }
-                if (!forker_excludes(lock, FSAFE__AT_EXCL)) {
-                    if (nwaits < MAX_TAKEN) {
-                        waits[nwaits].kind = fsafe__at_kind(e);
-                        waits[nwaits].mutex = lock;
-                        waits[nwaits++].cond = waiting ? (void *)AO_load(&e->cond) : NULL;
-                    } else {
-                        taken_overflow = 1;
-                        busy++;
-                    }
-                }
-                continue;
-            }
-            if (state == FSAFE__AT_WAITING && fsafe__at_kind(e) == FSAFE__AT_ABSL)
-                continue; /* released inside abseil for the wait (absl.c) */
-            if (forker_excludes(lock, fsafe__at_mode(e)))
-                continue;
-            if (state == FSAFE__AT_HELD && fsafe__at_kind(e) != FSAFE__AT_GATE &&
-                fsafe__at_mode(e) == FSAFE__AT_EXCL && fsafe__at_lock_free(lock, fsafe__at_kind(e)))
-                continue; /* released, by its owner or another thread: a stale record */
-            busy++;
-            if (into)
-                note(into, count, more, t, e, lock);
-        }
-    }
+         t; t = t->next)
+        if (t != forker && fsafe__at_live(&t->in_use))
+            busy += scan_holds(t, into, count, more);
     if (!busy || last)
-        for (int i = 0; i < nwaits && (!busy || last); i++) {
-            if (took(waits[i].mutex)) {
-                if (waits[i].cond)
-                    for (int k = 0; k < ntaken; k++)
-                        if (taken[k].mutex == waits[i].mutex && !taken[k].cond)
-                            taken[k].cond = waits[i].cond;
-                continue;
-            }
-            int word = waits[i].kind == FSAFE__AT_WORD;
-            if (ntaken < MAX_TAKEN && (word ? word_trylock(waits[i].mutex)
-                                            : fsafe__real_mutex_trylock(waits[i].mutex)) == 0) {
-                taken[ntaken].mutex = waits[i].mutex;
-                taken[ntaken].kind = waits[i].kind;
-                taken[ntaken].shared_mem = fsafe__svc.mem_shared(waits[i].mutex, waits[i].kind);
-                taken[ntaken++].cond = waits[i].cond;
-            } else {
-                if (ntaken >= MAX_TAKEN)
-                    taken_overflow = 1;
-                busy++; /* its waiter is waking up with it */
-            }
-        }
+        busy = take_waits(busy, last);
     if (busy) {
         if (!last)
             release_taken();
@@ -477,7 +498,7 @@ static void unpark(void)
     fsafe__at_unpark_all();
 }
 
-static int auto_prepare(void)
+static int auto_prefork(void)
 {
     if (!fsafe__auto_on)
         return 0;
@@ -554,7 +575,7 @@ static int auto_prepare(void)
     return 0;
 }
 
-static void auto_abort(void)
+static void auto_prefork_abort(void)
 {
     if (!fsafe__auto_on)
         return;
@@ -659,7 +680,7 @@ static void report(void)
         fsafe__amsg("more than %d condition waits at one fork: some were not covered", MAX_TAKEN);
 }
 
-static void auto_parent(void)
+static void auto_postfork_parent(void)
 {
     if (!fsafe__auto_on)
         return;
@@ -737,7 +758,7 @@ static void retake_own(struct fsafe__at_thread *t)
     }
 }
 
-static void auto_child(void)
+static void auto_postfork_child(void)
 {
     if (!fsafe__auto_on)
         return;
@@ -762,9 +783,9 @@ static void auto_child(void)
     AO_t parent_token = fsafe__at_child_new_token(mine);
     if (mine)
         retake_own(mine);
-    fsafe__loader_child();
-    fsafe__sem_child(parent_token);
-    fsafe__omp_child();
+    fsafe__loader_postfork_child();
+    fsafe__sem_postfork_child(parent_token);
+    fsafe__omp_postfork_child();
 }
 
 /* ---- attach ----------------------------------------------------------------------------- */
@@ -788,10 +809,10 @@ static struct fsafe__ext_ops ops = {
     .waited_ns = auto_waited_ns,
     .handed_over = auto_handed_over,
     .busy_seen = auto_busy_seen,
-    .prepare = auto_prepare,
-    .abort = auto_abort,
-    .parent = auto_parent,
-    .child = auto_child,
+    .prefork = auto_prefork,
+    .prefork_abort = auto_prefork_abort,
+    .postfork_parent = auto_postfork_parent,
+    .postfork_child = auto_postfork_child,
 };
 
 /* After libfsafe's constructor (it is linked -z initfirst, and a dependency). */

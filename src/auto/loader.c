@@ -5,7 +5,7 @@
  * taking dl_load_lock once every other thread is quiet, and the child's
  * fix-up of both.  Below the lock tracking (track.c asks whether a thread is
  * inside the loader) and the libc gates (libc.c counts dl_iterate_phdr
- * callbacks in fsafe__in_iterate); calls only svc.c.  fsafe__loader_child
+ * callbacks in fsafe__in_iterate); calls only svc.c.  fsafe__loader_postfork_child
  * runs in the child of a multithreaded parent: async-signal-safe calls only.
  */
 #define _GNU_SOURCE
@@ -77,7 +77,7 @@ static int probe_cb(struct dl_phdr_info *info, size_t size, void *data)
     }
     if (fresh != 1)
         p->found = NULL; /* not sure which: leave it alone */
-    return 1; /* once is enough */
+    return 1;            /* once is enough */
 }
 
 /* Starts a probe of ld.so's _rtld_global: the recursive mutexes this thread
@@ -89,7 +89,8 @@ static int probe_start(struct probe *p)
     const ElfW(Sym) *sym = NULL;
     int (*addr1)(const void *, Dl_info *, void **, int) =
         NEXT(int (*)(const void *, Dl_info *, void **, int), "dladdr1");
-    if (!g || !addr1(g, &di, (void **)&sym, RTLD_DL_SYMENT) || !sym || sym->st_size < sizeof(pthread_mutex_t))
+    if (!g || !addr1(g, &di, (void **)&sym, RTLD_DL_SYMENT) || !sym ||
+        sym->st_size < sizeof(pthread_mutex_t))
         return -1;
     *p = (struct probe){.base = g, .size = sym->st_size, .tid = (pid_t)syscall(SYS_gettid)};
     p->nbefore = owned_by(p->base, p->size, p->tid, p->before, 8);
@@ -155,8 +156,8 @@ static void find_load_lock(void)
         /* Loaded RTLD_LOCAL: look it up in this library itself. */
         Dl_info di;
         void *h = dladdr((void *)find_load_lock, &di) && di.dli_fname
-                      ? NEXT(void *(*)(const char *, int), "dlopen")(
-                            di.dli_fname, RTLD_LAZY | RTLD_NOLOAD)
+                      ? NEXT(void *(*)(const char *, int), "dlopen")(di.dli_fname,
+                                                                     RTLD_LAZY | RTLD_NOLOAD)
                       : NULL;
         if (h) {
             sym = dlsym(h, "fsafe__ldprobe");
@@ -228,7 +229,7 @@ void fsafe__loader_init(void)
 }
 
 /* Async-signal-safe: plain loads and stores, and gettid. */
-void fsafe__loader_child(void)
+void fsafe__loader_postfork_child(void)
 {
 #ifdef __GLIBC__
     if (load_taken) {

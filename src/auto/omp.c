@@ -43,7 +43,7 @@ static __thread int started __attribute__((tls_model("initial-exec")));
  * thread from then on, in its children too. */
 static int one_thread;
 
-void fsafe__omp_child(void)
+void fsafe__omp_postfork_child(void)
 {
     if (!started || one_thread)
         return;

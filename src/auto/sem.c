@@ -4,7 +4,7 @@
  * sem_timedwait, sem_clockwait, sem_trywait, sem_post, sem_init and
  * sem_destroy, learns which semaphores behave as locks, and in the child
  * posts again each one that another thread held at the fork.  It never makes
- * the forker wait.  No malloc and no lock anywhere; fsafe__sem_child runs in
+ * the forker wait.  No malloc and no lock anywhere; fsafe__sem_postfork_child runs in
  * the child: async-signal-safe calls only.
  *
  * Why (CPython, read in its sources; checked on Debian 12's python3.11):
@@ -106,25 +106,10 @@ struct real {
 };
 static struct real real;
 
-/* Found with dlsym(RTLD_NEXT) at first use (a call may come before the
- * constructor); sem_post by the first thread that takes a semaphore too, so
- * that the child never needs dlsym. */
-static void *next_sym(void *volatile *slot, const char *name)
-{
-    void *p = *slot;
-    if (likely(p != NULL))
-        return p;
-    p = dlsym(RTLD_NEXT, name);
-    if (!p) {
-        static const char m[] = "fsafe: libfsafe-auto.so: dlsym(RTLD_NEXT) cannot find a "
-                                "semaphore function; aborting\n";
-        (void)!write(2, m, sizeof m - 1);
-        abort();
-    }
-    AO_store_release((AO_t *)slot, (AO_t)p);
-    return p;
-}
-#define REAL(field, name) ((__typeof__(real.field))next_sym((void *volatile *)&real.field, name))
+/* Found at first use (a call may come before the constructor) by
+ * fsafe__next_sym; sem_post by the first thread that takes a semaphore too,
+ * so that the child never needs dlsym. */
+#define REAL(field, name) FSAFE__NEXT_IN((AO_t *)&real.field, __typeof__(real.field), name)
 
 /* ---- per-semaphore state ---------------------------------------------------------- */
 /*
@@ -279,7 +264,7 @@ static inline struct rec *taking(sem_t *s)
     if (unlikely(!r)) {
         if (!(r = attach()))
             return NULL;
-        /* The child posts with it (fsafe__sem_child): found now, in the
+        /* The child posts with it (fsafe__sem_postfork_child): found now, in the
          * parent, once a thread takes a semaphore. */
         (void)REAL(post, "sem_post");
     }
@@ -484,7 +469,7 @@ void fsafe__sem_init(void)
 }
 
 /* In the child, on its only thread (the forker's copy): async-signal-safe. */
-void fsafe__sem_child(AO_t parent_token)
+void fsafe__sem_postfork_child(AO_t parent_token)
 {
     struct fsafe__addr_slot *t = tab;
     struct rec *mine = me;

@@ -362,7 +362,7 @@ static int waits_on_frozen(const struct fsafe__at_entry *e, const void *lock)
 {
 #ifdef __GLIBC__
     if (fsafe__at_kind(e) == FSAFE_MUTEX)
-        return holder_frozen(*fsafe__gl_mutex_owner(lock));
+        return holder_frozen((pid_t)AO_int_load((const unsigned *)fsafe__gl_mutex_owner(lock)));
 #endif
     (void)e, (void)lock;
     return 0;
@@ -679,49 +679,70 @@ static inline int acquired(int r)
 }
 
 /* ---- mutexes --------------------------------------------------------------- */
-#define TRACKED(kind, mode, lock, call, ok)                                                        \
-    do {                                                                                           \
+/* The slow start of a tracked hold (no record yet, a fork pending, a full
+ * set), with the one case where the call is not made at all: the forker's
+ * own lock call on a mutex its fork holds for it (fsafe__at_handover).
+ * Returns 1 then; else 0 with *slot for hold_done or hold_cancel. */
+static inline int begin_slow_handed(long *slot, void *lock, int kind, AO_t info, uintptr_t caller)
+{
+    *slot = hold_begin_slow(me, *slot, lock, kind, info, caller);
+    return unlikely(*slot == FSAFE__AT_FORKER_CALL) && kind == FSAFE_MUTEX &&
+           fsafe__at_handover(lock);
+}
+
+/* A tracked lock call, as an expression whose value is call's (0, pthread's
+ * and C11's success, when the call was handed over instead of made).
+ * held(r) says whether call's value r means the lock is now held. */
+#define TRACKED(kind, mode, lock, call, held)                                                      \
+    ({                                                                                             \
         long slot_ = 0;                                                                            \
+        int r_ = 0;                                                                                \
         AO_t info_ = FSAFE__AT_INFO((kind), (mode), FSAFE__AT_ACQUIRING);                          \
-        if (unlikely(!hold_begin_fast(&slot_, (lock), info_, CALLER))) {                           \
-            slot_ = hold_begin_slow(me, slot_, (lock), (kind), info_, CALLER);                     \
-            if (unlikely(slot_ == FSAFE__AT_FORKER_CALL) && (kind) == FSAFE_MUTEX &&               \
-                fsafe__at_handover(lock))                                                          \
-                return 0; /* pthread's and C11's success (thrd_success is 0) */                    \
+        if (likely(hold_begin_fast(&slot_, (lock), info_, CALLER)) ||                              \
+            !begin_slow_handed(&slot_, (lock), (kind), info_, CALLER)) {                           \
+            r_ = (call);                                                                           \
+            if (held(r_))                                                                          \
+                hold_done(slot_, (lock), FSAFE__AT_INFO((kind), (mode), FSAFE__AT_HELD));          \
+            else                                                                                   \
+                hold_cancel(slot_);                                                                \
         }                                                                                          \
-        int r_ = (call);                                                                           \
-        if (ok)                                                                                    \
-            hold_done(slot_, (lock), FSAFE__AT_INFO((kind), (mode), FSAFE__AT_HELD));              \
-        else                                                                                       \
-            hold_cancel(slot_);                                                                    \
-        return r_;                                                                                 \
-    } while (0)
-#define R_ r_
+        r_;                                                                                        \
+    })
+
+static inline int succeeded(int r)
+{
+    return r == 0;
+}
+
+static inline int thrd_ok(int r)
+{
+    return r == thrd_success;
+}
 
 FSAFE_EXPORT int pthread_mutex_lock(pthread_mutex_t *m)
 {
-    TRACKED(FSAFE_MUTEX, FSAFE__AT_EXCL, m, fsafe__real_mutex_lock(m), acquired(R_));
+    return TRACKED(FSAFE_MUTEX, FSAFE__AT_EXCL, m, fsafe__real_mutex_lock(m), acquired);
 }
 
 FSAFE_EXPORT int pthread_mutex_trylock(pthread_mutex_t *m)
 {
-    TRACKED(FSAFE_MUTEX, FSAFE__AT_EXCL, m, fsafe__real_mutex_trylock(m), acquired(R_));
+    return TRACKED(FSAFE_MUTEX, FSAFE__AT_EXCL, m, fsafe__real_mutex_trylock(m), acquired);
 }
 
 FSAFE_EXPORT int pthread_mutex_timedlock(pthread_mutex_t *m, const struct timespec *ts)
 {
-    TRACKED(
+    return TRACKED(
         FSAFE_MUTEX, FSAFE__AT_EXCL, m,
         NEXT(int (*)(pthread_mutex_t *, const struct timespec *), "pthread_mutex_timedlock")(m, ts),
-        acquired(R_));
+        acquired);
 }
 
 FSAFE_EXPORT int pthread_mutex_clocklock(pthread_mutex_t *m, clockid_t c, const struct timespec *ts)
 {
-    TRACKED(FSAFE_MUTEX, FSAFE__AT_EXCL, m,
-            NEXT(int (*)(pthread_mutex_t *, clockid_t, const struct timespec *),
-                 "pthread_mutex_clocklock")(m, c, ts),
-            acquired(R_));
+    return TRACKED(FSAFE_MUTEX, FSAFE__AT_EXCL, m,
+                   NEXT(int (*)(pthread_mutex_t *, clockid_t, const struct timespec *),
+                        "pthread_mutex_clocklock")(m, c, ts),
+                   acquired);
 }
 
 /*
@@ -823,56 +844,56 @@ FSAFE_EXPORT int pthread_mutex_destroy(pthread_mutex_t *m)
 /* ---- rwlocks --------------------------------------------------------------- */
 FSAFE_EXPORT int pthread_rwlock_rdlock(pthread_rwlock_t *l)
 {
-    TRACKED(FSAFE_RWLOCK, FSAFE__AT_SHARED, l, fsafe__real_rwlock_rdlock(l), R_ == 0);
+    return TRACKED(FSAFE_RWLOCK, FSAFE__AT_SHARED, l, fsafe__real_rwlock_rdlock(l), succeeded);
 }
 
 FSAFE_EXPORT int pthread_rwlock_tryrdlock(pthread_rwlock_t *l)
 {
-    TRACKED(FSAFE_RWLOCK, FSAFE__AT_SHARED, l, fsafe__real_rwlock_tryrdlock(l), R_ == 0);
+    return TRACKED(FSAFE_RWLOCK, FSAFE__AT_SHARED, l, fsafe__real_rwlock_tryrdlock(l), succeeded);
 }
 
 FSAFE_EXPORT int pthread_rwlock_timedrdlock(pthread_rwlock_t *l, const struct timespec *ts)
 {
-    TRACKED(FSAFE_RWLOCK, FSAFE__AT_SHARED, l,
-            NEXT(int (*)(pthread_rwlock_t *, const struct timespec *),
-                 "pthread_rwlock_timedrdlock")(l, ts),
-            R_ == 0);
+    return TRACKED(FSAFE_RWLOCK, FSAFE__AT_SHARED, l,
+                   NEXT(int (*)(pthread_rwlock_t *, const struct timespec *),
+                        "pthread_rwlock_timedrdlock")(l, ts),
+                   succeeded);
 }
 
 FSAFE_EXPORT int pthread_rwlock_clockrdlock(pthread_rwlock_t *l, clockid_t c,
                                             const struct timespec *ts)
 {
-    TRACKED(FSAFE_RWLOCK, FSAFE__AT_SHARED, l,
-            NEXT(int (*)(pthread_rwlock_t *, clockid_t, const struct timespec *),
-                 "pthread_rwlock_clockrdlock")(l, c, ts),
-            R_ == 0);
+    return TRACKED(FSAFE_RWLOCK, FSAFE__AT_SHARED, l,
+                   NEXT(int (*)(pthread_rwlock_t *, clockid_t, const struct timespec *),
+                        "pthread_rwlock_clockrdlock")(l, c, ts),
+                   succeeded);
 }
 
 FSAFE_EXPORT int pthread_rwlock_wrlock(pthread_rwlock_t *l)
 {
-    TRACKED(FSAFE_RWLOCK, FSAFE__AT_EXCL, l, fsafe__real_rwlock_wrlock(l), R_ == 0);
+    return TRACKED(FSAFE_RWLOCK, FSAFE__AT_EXCL, l, fsafe__real_rwlock_wrlock(l), succeeded);
 }
 
 FSAFE_EXPORT int pthread_rwlock_trywrlock(pthread_rwlock_t *l)
 {
-    TRACKED(FSAFE_RWLOCK, FSAFE__AT_EXCL, l, fsafe__real_rwlock_trywrlock(l), R_ == 0);
+    return TRACKED(FSAFE_RWLOCK, FSAFE__AT_EXCL, l, fsafe__real_rwlock_trywrlock(l), succeeded);
 }
 
 FSAFE_EXPORT int pthread_rwlock_timedwrlock(pthread_rwlock_t *l, const struct timespec *ts)
 {
-    TRACKED(FSAFE_RWLOCK, FSAFE__AT_EXCL, l,
-            NEXT(int (*)(pthread_rwlock_t *, const struct timespec *),
-                 "pthread_rwlock_timedwrlock")(l, ts),
-            R_ == 0);
+    return TRACKED(FSAFE_RWLOCK, FSAFE__AT_EXCL, l,
+                   NEXT(int (*)(pthread_rwlock_t *, const struct timespec *),
+                        "pthread_rwlock_timedwrlock")(l, ts),
+                   succeeded);
 }
 
 FSAFE_EXPORT int pthread_rwlock_clockwrlock(pthread_rwlock_t *l, clockid_t c,
                                             const struct timespec *ts)
 {
-    TRACKED(FSAFE_RWLOCK, FSAFE__AT_EXCL, l,
-            NEXT(int (*)(pthread_rwlock_t *, clockid_t, const struct timespec *),
-                 "pthread_rwlock_clockwrlock")(l, c, ts),
-            R_ == 0);
+    return TRACKED(FSAFE_RWLOCK, FSAFE__AT_EXCL, l,
+                   NEXT(int (*)(pthread_rwlock_t *, clockid_t, const struct timespec *),
+                        "pthread_rwlock_clockwrlock")(l, c, ts),
+                   succeeded);
 }
 
 FSAFE_EXPORT int pthread_rwlock_unlock(pthread_rwlock_t *l)
@@ -894,13 +915,13 @@ FSAFE_EXPORT int pthread_rwlock_destroy(pthread_rwlock_t *l)
 /* ---- spinlocks --------------------------------------------------------------- */
 FSAFE_EXPORT int pthread_spin_lock(pthread_spinlock_t *s)
 {
-    TRACKED(FSAFE_SPINLOCK, FSAFE__AT_EXCL, (void *)s, fsafe__real_spin_lock(s), R_ == 0);
+    return TRACKED(FSAFE_SPINLOCK, FSAFE__AT_EXCL, (void *)s, fsafe__real_spin_lock(s), succeeded);
 }
 
 FSAFE_EXPORT int pthread_spin_trylock(pthread_spinlock_t *s)
 {
-    TRACKED(FSAFE_SPINLOCK, FSAFE__AT_EXCL, (void *)s,
-            NEXT(int (*)(pthread_spinlock_t *), "pthread_spin_trylock")(s), R_ == 0);
+    return TRACKED(FSAFE_SPINLOCK, FSAFE__AT_EXCL, (void *)s,
+                   NEXT(int (*)(pthread_spinlock_t *), "pthread_spin_trylock")(s), succeeded);
 }
 
 FSAFE_EXPORT int pthread_spin_unlock(pthread_spinlock_t *s)
@@ -966,35 +987,39 @@ static void wait_end(void *arg)
         fsafe__at_set_estate(&t->e[h->slot], FSAFE__AT_HELD);
 }
 
+/* A condition wait, as an expression whose value is call's: the mutex's hold
+ * is marked WAITING on cond for the wait (also when the wait is cancelled). */
 #define COND_WAIT(cond, mutex, call)                                                               \
-    do {                                                                                           \
+    ({                                                                                             \
         struct cond_hold h_ = {wait_begin((cond), (mutex), FSAFE_MUTEX, CALLER)};                  \
         int r_;                                                                                    \
         pthread_cleanup_push(wait_end, &h_);                                                       \
         r_ = (call);                                                                               \
         pthread_cleanup_pop(1);                                                                    \
-        return r_;                                                                                 \
-    } while (0)
+        r_;                                                                                        \
+    })
 
 FSAFE_EXPORT int pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m)
 {
-    COND_WAIT(c, m, NEXT(int (*)(pthread_cond_t *, pthread_mutex_t *), "pthread_cond_wait")(c, m));
+    return COND_WAIT(c, m,
+                     NEXT(int (*)(pthread_cond_t *, pthread_mutex_t *), "pthread_cond_wait")(c, m));
 }
 
 FSAFE_EXPORT int pthread_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m,
                                         const struct timespec *ts)
 {
-    COND_WAIT(c, m,
-              NEXT(int (*)(pthread_cond_t *, pthread_mutex_t *, const struct timespec *),
-                   "pthread_cond_timedwait")(c, m, ts));
+    return COND_WAIT(c, m,
+                     NEXT(int (*)(pthread_cond_t *, pthread_mutex_t *, const struct timespec *),
+                          "pthread_cond_timedwait")(c, m, ts));
 }
 
 FSAFE_EXPORT int pthread_cond_clockwait(pthread_cond_t *c, pthread_mutex_t *m, clockid_t clk,
                                         const struct timespec *ts)
 {
-    COND_WAIT(c, m,
-              NEXT(int (*)(pthread_cond_t *, pthread_mutex_t *, clockid_t, const struct timespec *),
-                   "pthread_cond_clockwait")(c, m, clk, ts));
+    return COND_WAIT(
+        c, m,
+        NEXT(int (*)(pthread_cond_t *, pthread_mutex_t *, clockid_t, const struct timespec *),
+             "pthread_cond_clockwait")(c, m, clk, ts));
 }
 
 /* ---- other libraries' locks (auto.h) ------------------------------------------ */
@@ -1048,21 +1073,21 @@ FSAFE_EXPORT int pthread_cond_broadcast(pthread_cond_t *c)
 /* ---- C11 threads (glibc: mtx_t and cnd_t are the pthread objects) ----------------- */
 FSAFE_EXPORT int mtx_lock(mtx_t *m)
 {
-    TRACKED(FSAFE_MUTEX, FSAFE__AT_EXCL, (void *)m, NEXT(int (*)(mtx_t *), "mtx_lock")(m),
-            R_ == thrd_success);
+    return TRACKED(FSAFE_MUTEX, FSAFE__AT_EXCL, (void *)m, NEXT(int (*)(mtx_t *), "mtx_lock")(m),
+                   thrd_ok);
 }
 
 FSAFE_EXPORT int mtx_trylock(mtx_t *m)
 {
-    TRACKED(FSAFE_MUTEX, FSAFE__AT_EXCL, (void *)m, NEXT(int (*)(mtx_t *), "mtx_trylock")(m),
-            R_ == thrd_success);
+    return TRACKED(FSAFE_MUTEX, FSAFE__AT_EXCL, (void *)m, NEXT(int (*)(mtx_t *), "mtx_trylock")(m),
+                   thrd_ok);
 }
 
 FSAFE_EXPORT int mtx_timedlock(mtx_t *restrict m, const struct timespec *restrict ts)
 {
-    TRACKED(FSAFE_MUTEX, FSAFE__AT_EXCL, (void *)m,
-            NEXT(int (*)(mtx_t *, const struct timespec *), "mtx_timedlock")(m, ts),
-            R_ == thrd_success);
+    return TRACKED(FSAFE_MUTEX, FSAFE__AT_EXCL, (void *)m,
+                   NEXT(int (*)(mtx_t *, const struct timespec *), "mtx_timedlock")(m, ts),
+                   thrd_ok);
 }
 
 FSAFE_EXPORT int mtx_unlock(mtx_t *m)
@@ -1098,14 +1123,15 @@ FSAFE_EXPORT int cnd_broadcast(cnd_t *c)
 
 FSAFE_EXPORT int cnd_wait(cnd_t *c, mtx_t *m)
 {
-    COND_WAIT((void *)c, (void *)m, NEXT(int (*)(cnd_t *, mtx_t *), "cnd_wait")(c, m));
+    return COND_WAIT((void *)c, (void *)m, NEXT(int (*)(cnd_t *, mtx_t *), "cnd_wait")(c, m));
 }
 
 FSAFE_EXPORT int cnd_timedwait(cnd_t *restrict c, mtx_t *restrict m,
                                const struct timespec *restrict ts)
 {
-    COND_WAIT((void *)c, (void *)m,
-              NEXT(int (*)(cnd_t *, mtx_t *, const struct timespec *), "cnd_timedwait")(c, m, ts));
+    return COND_WAIT(
+        (void *)c, (void *)m,
+        NEXT(int (*)(cnd_t *, mtx_t *, const struct timespec *), "cnd_timedwait")(c, m, ts));
 }
 
 /* ---- gates (auto.h) ------------------------------------------------------------ */

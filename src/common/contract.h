@@ -74,10 +74,11 @@ struct fsafe__config {
 /*
  * libfsafe-auto.so links against libfsafe.so and attaches to its fork path
  * through fsafe__ext_attach(), the one private entry point libfsafe.so exports
- * (it is not in fsafe.h).  The hooks run on the fork-gate owner's thread:
- * prepare before the registry walk (wrapper and atfork paths alike), parent
- * after the registry's release, child after the registry's reset (async-signal-
- * safe calls only).  The services let the auto library use libfsafe's config,
+ * (it is not in fsafe.h).  The hooks run on the fork-gate owner's thread,
+ * named for the three fork phases as everywhere in fsafe (jemalloc's words):
+ * prefork before the registry walk (wrapper and atfork paths alike),
+ * postfork_parent after the registry's release, postfork_child after the
+ * registry's reset (async-signal-safe calls only).  The services let the auto library use libfsafe's config,
  * messages and lock resets without a second copy of them.
  */
 #define FSAFE__EXT_ABI 3
@@ -85,16 +86,16 @@ struct fsafe__ext_ops {
     int abi; /* FSAFE__EXT_ABI */
     /* 0, or -1 when it gave up (and undid itself) for a thread waiting at the
      * fork gate; the forker then backs off and calls it again. */
-    int (*prepare)(void);
-    void (*abort)(void); /* undoes a prepare that returned 0 */
+    int (*prefork)(void);
+    void (*prefork_abort)(void); /* undoes a prefork that returned 0 */
     pid_t (*real_fork)(void); /* libc's fork, as the auto library finds it */
-    void (*parent)(void);
-    void (*child)(void);
-    /* After a prepare that returned 0: ns it waited, mutexes handed over so
+    void (*postfork_parent)(void);
+    void (*postfork_child)(void);
+    /* After a prefork that returned 0: ns it waited, mutexes handed over so
      * far in this fork (the parent handler's count is final). */
     uint64_t (*waited_ns)(void);
     int (*handed_over)(void);
-    /* After a prepare that returned 0: holds of other threads its first look
+    /* After a prefork that returned 0: holds of other threads its first look
      * found (0: the fork did not wait for anyone). */
     int (*busy_seen)(void);
 };

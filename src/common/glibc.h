@@ -41,10 +41,11 @@ static inline volatile int *fsafe__gl_mutex_word(const pthread_mutex_t *m)
 {
     return (volatile int *)&m->__data.__lock;
 }
-/* The owner's tid while locked (all kinds), 0 when free. */
-static inline volatile int *fsafe__gl_mutex_owner(const pthread_mutex_t *m)
+/* The owner's tid while locked (all kinds), 0 when free.  A plain pointer:
+ * a thread that reads another's mutex reads it once with AO_int_load. */
+static inline int *fsafe__gl_mutex_owner(const pthread_mutex_t *m)
 {
-    return (volatile int *)&m->__data.__owner;
+    return (int *)&m->__data.__owner;
 }
 static inline int fsafe__gl_mutex_kind(const pthread_mutex_t *m)
 {
@@ -93,7 +94,7 @@ static inline unsigned *fsafe__gl_cond_wrefs(pthread_cond_t *c)
 /* ---- the fork walk's per-lock fast paths ----------------------------------
  * Inline because each runs once per lock per fork (src/core/walk.c). */
 /* Child: r's mutex, taken by the walk, re-initialised unlocked in place.
- * Returns 0, or -1 when it is not a plain mutex (fsafe__lock_reset_child). */
+ * Returns 0, or -1 when it is not a plain mutex (fsafe__lock_postfork_child). */
 static inline int fsafe__mutex_reset_plain(pthread_mutex_t *m)
 {
 #if defined(__GLIBC__) && !FSAFE_TSAN

@@ -2,7 +2,7 @@
 /*
  * The fork() wrapper and fsafe's pthread_atfork handlers.
  *
- * The path is a short straight line: enter the fork gate, prepare (flush,
+ * The path is a short straight line: enter the fork gate, the prelude (flush,
  * churn), take every registered lock in rank order, block signals, real fork,
  * release in the parent / reset in the child (from the atfork handlers, so
  * that other libraries' handlers already see usable locks), restore the signal
@@ -149,15 +149,15 @@ static void protocol_walk(int from_handler, uint64_t t0)
      * step may give up for a thread waiting at the gate (it may hold what the
      * step waits for); the auto step is then undone too. */
     for (unsigned backoff = 1;; backoff++) {
-        if (!ext || ext->prepare() == 0) {
+        if (!ext || ext->prefork() == 0) {
             if (ext) {
                 auto_ns += ext->waited_ns();
                 auto_busy = ext->busy_seen();
             }
-            if ((taken = fsafe__walk_acquire_all(fsafe__gate_contended)) >= 0)
+            if ((taken = fsafe__walk_prefork(fsafe__gate_contended)) >= 0)
                 break;
             if (ext)
-                ext->abort();
+                ext->prefork_abort();
         }
         gate_exit();
         struct timespec ts = {0, (long)(1 + (backoff * 7919 + (unsigned)getpid()) % 4) * 1000000L};
@@ -214,7 +214,28 @@ static void arm(sigset_t *old)
  * the wrapper, or here when it bypassed the wrapper. */
 static __thread int wrapper_counted;
 
-FSAFE_FORK_PATH static void on_prepare(void)
+/* The release after the real fork, once per armed fork: from fsafe's atfork
+ * handlers, or from the wrapper when the real fork ran none. */
+FSAFE_FORK_PATH static void release_parent(void)
+{
+    armed = 0;
+    fsafe__walk_postfork_parent();
+    if (ext) {
+        fsafe__stats.auto_handed_over += (uint64_t)ext->handed_over();
+        ext->postfork_parent();
+    }
+}
+
+FSAFE_FORK_PATH static void release_child(void)
+{
+    armed = 0;
+    fsafe__walk_postfork_child();
+    fsafe__walk_postfork_child_fixup();
+    if (ext)
+        ext->postfork_child();
+}
+
+FSAFE_FORK_PATH static void atfork_prefork(void)
 {
     if (fsafe__in_fork_self())
         return; /* our own wrapper already walked, or a nested fork: pass */
@@ -232,30 +253,21 @@ FSAFE_FORK_PATH static void on_prepare(void)
     arm(&handler_oldmask);
 }
 
-FSAFE_FORK_PATH static void on_parent(void)
+FSAFE_FORK_PATH static void atfork_postfork_parent(void)
 {
     if (!armed || nested || !fsafe__in_fork_self())
         return;
-    armed = 0;
-    fsafe__walk_release_parent();
-    if (ext) {
-        fsafe__stats.auto_handed_over += (uint64_t)ext->handed_over();
-        ext->parent();
-    }
+    release_parent();
     if (via_handler) {
         gate_exit();
         pthread_sigmask(SIG_SETMASK, &handler_oldmask, NULL);
     }
 }
 
-FSAFE_FORK_PATH static void on_child(void)
+FSAFE_FORK_PATH static void atfork_postfork_child(void)
 {
     if (armed && !nested && fsafe__in_fork_self()) {
-        armed = 0;
-        fsafe__walk_reset_child();
-        fsafe__walk_child_fixup();
-        if (ext)
-            ext->child();
+        release_child();
         if (via_handler) {
             gate_exit();
             pthread_sigmask(SIG_SETMASK, &handler_oldmask, NULL);
@@ -269,14 +281,13 @@ FSAFE_FORK_PATH static void on_child(void)
          * another thread was inside the protocol.  That thread does not exist
          * here: free its gate and reset what it had taken. */
         armed = 0;
-        fsafe__walk_reset_orphaned();
+        fsafe__walk_postfork_child_orphaned();
         AO_store_release(&gate, 0);
         if (ext)
-            ext->child();
+            ext->postfork_child();
     }
-    fsafe__walk_child_fixup();
+    fsafe__walk_postfork_child_fixup();
 }
-
 
 /* ---- set-up, at init --------------------------------------------------------- */
 void fsafe__fork_setup(void)
@@ -290,7 +301,7 @@ void fsafe__fork_setup(void)
 #else
     real_fork = fork;
 #endif
-    int r = pthread_atfork(on_prepare, on_parent, on_child);
+    int r = pthread_atfork(atfork_prefork, atfork_postfork_parent, atfork_postfork_child);
     if (r != 0)
         fsafe__msg("pthread_atfork failed (error %d): daemon() and forkpty() are not covered", r);
 }
@@ -347,19 +358,10 @@ FSAFE_FORK_PATH pid_t fsafe__fork(void)
     if (armed) {
         /* The real fork ran no atfork handlers (a libc that skips them on
          * failure): release here, exactly once. */
-        armed = 0;
-        if (pid == 0) {
-            fsafe__walk_reset_child();
-            fsafe__walk_child_fixup();
-            if (ext)
-                ext->child();
-        } else {
-            fsafe__walk_release_parent();
-            if (ext) {
-                fsafe__stats.auto_handed_over += (uint64_t)ext->handed_over();
-                ext->parent();
-            }
-        }
+        if (pid == 0)
+            release_child();
+        else
+            release_parent();
     }
     gate_exit();
     pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -367,4 +369,3 @@ FSAFE_FORK_PATH pid_t fsafe__fork(void)
         *errp = saved;
     return pid;
 }
-

@@ -19,6 +19,12 @@
 #include "contract.h"
 #include "glibc.h"
 
+/* Everything declared below is this library's own: the compiler then reaches
+ * another file's variable directly, not through the GOT (one instruction
+ * fewer per access on a lock call's path; -fvisibility=hidden covers only
+ * definitions). */
+#pragma GCC visibility push(hidden)
+
 /* ---- config.c: the FSAFE_* option table (struct fsafe__config), read once -- */
 extern struct fsafe__config fsafe__cfg;
 void fsafe__config_init(void);
@@ -106,7 +112,7 @@ int fsafe__elf_names_any(const char *path, uintptr_t base, const char *const *pr
  */
 int fsafe__addr_describe(const void *addr, char *out, size_t size);
 /* In a child: a cache left locked by a thread of the parent is abandoned. */
-void fsafe__elf_atfork_child(void);
+void fsafe__elf_postfork_child(void);
 
 /* ---- stats.c: the counters, FSAFE_STATS at exit ------------------------------ */
 extern struct fsafe_stats fsafe__stats; /* updated by the forker only */
@@ -185,6 +191,9 @@ struct fsafe__entry {
     unsigned char warned;            /* FSAFE_WARN_MS said so for this wait */
     unsigned char unseen;            /* the child's rebuild: not (yet) found in the list */
 };
+/* The docs (src/README.md, test/bench/README.md) and the memory figures quote
+ * these sizes; a field added must keep them or change them there too. */
+_Static_assert(sizeof(struct fsafe__entry) == 64, "a registered lock's entry is 64 bytes");
 const char *fsafe__entry_name(const struct fsafe__entry *e); /* any thread, e live */
 const struct fsafe_lock_ops *fsafe__entry_ops(const struct fsafe__entry *e);
 
@@ -203,7 +212,7 @@ void fsafe__store_free(struct fsafe__entry *e);
 struct fsafe__entry *fsafe__store_first(void); /* then (struct fsafe__entry *)e->next */
 struct fsafe__entry *fsafe__store_entry(uint32_t index);
 uint64_t fsafe__store_count(void);
-int fsafe__store_child_fixup(void); /* non-zero: a writer was inside */
+int fsafe__store_postfork_child(void); /* non-zero: a writer was inside */
 
 /* walk.c: a lock as the fork walk sees it, 16 bytes in a dense rank-ordered
  * array that the walk reads and, on the common path, never writes.  exc 0
@@ -218,18 +227,19 @@ struct fsafe__rec {
     unsigned char exc;   /* walker-only, this walk: FSAFE__EXC_* */
     unsigned char dead;  /* AO_char: set by unregister */
 };
+_Static_assert(sizeof(struct fsafe__rec) == 16, "a walk record is 16 bytes");
 /* Fork side: takes every live lock in rank order.  Returns the number taken,
  * or -1 when it gave everything back (another thread waits at the fork gate,
  * as contended() says, or a lock's holder seemed to wait for one the walk
  * held): the caller backs off and walks again. */
-long fsafe__walk_acquire_all(int (*contended)(void));
-void fsafe__walk_release_parent(void);
+long fsafe__walk_prefork(int (*contended)(void));
+void fsafe__walk_postfork_parent(void);
 /* 1 when the finished walk held mutex lock and hands it to the caller (the
  * forking thread's own lock call during the fork); 0 otherwise. */
 int fsafe__walk_handover(const void *lock);
-void fsafe__walk_reset_child(void);
-void fsafe__walk_reset_orphaned(void); /* child of a fork that bypassed the gate */
-void fsafe__walk_child_fixup(void);    /* child, every fork */
+void fsafe__walk_postfork_child(void);
+void fsafe__walk_postfork_child_orphaned(void); /* child of a fork that bypassed the gate */
+void fsafe__walk_postfork_child_fixup(void);    /* child, every fork */
 void fsafe__walk_poll(void);           /* walker: let go of unregistered locks */
 int fsafe__walk_is_self(void);         /* the calling thread is walking */
 /* The last walk ran in a single-threaded process: it took only the locks that
@@ -268,10 +278,10 @@ int fsafe__lock_acquire(const struct fsafe__rec *r,
 
 /* The walk's per-lock fast paths (fsafe__mutex_reset_plain,
  * fsafe__mutex_looks_free) are in glibc.h. */
-void fsafe__lock_release_parent(const struct fsafe__rec *r);
+void fsafe__lock_postfork_parent(const struct fsafe__rec *r);
 /* Async-signal-safe.  how: FSAFE__HOW_ACQUIRED or FSAFE__HOW_CALLER;
  * orphaned: the holder of the caller's holds is gone. */
-void fsafe__lock_reset_child(const struct fsafe__rec *r, int how, int orphaned);
+void fsafe__lock_postfork_child(const struct fsafe__rec *r, int how, int orphaned);
 /* Async-signal-safe: a mutex, rwlock or spinlock re-initialised unlocked, with
  * its attributes (auto mode's child reset). */
 void fsafe__lock_reset_unlocked(void *lock, int kind);
@@ -305,5 +315,7 @@ void fsafe__vmsg(const char *fmt, va_list ap);
 void fsafe__churn_before_fork(void);
 int fsafe__churn_set(int count); /* fsafe_set_churn */
 int fsafe__churn_effective(void); /* the count that will be used, 0 = off */
+
+#pragma GCC visibility pop
 
 #endif /* FSAFE_INTERNAL_H */

@@ -2,7 +2,7 @@
 /*
  * Per-kind lock operations: acquire before fork (polling, so that a long wait
  * can be reported and abandoned), release in the parent, reset in the child.
- * fsafe__lock_reset_child runs in the child of a multithreaded process: it
+ * fsafe__lock_postfork_child runs in the child of a multithreaded process: it
  * makes async-signal-safe calls only (glibc's mutex/rwlock/spin init and
  * attribute setters are plain stores), and never unlocks: owner thread ids are
  * stale in the child, so unlocking an inherited lock cannot be trusted.
@@ -53,7 +53,7 @@ static pid_t holder_of(const struct fsafe__entry *e)
 {
 #ifdef __GLIBC__
     if (e->kind == FSAFE_MUTEX)
-        return *fsafe__gl_mutex_owner(e->lock);
+        return (pid_t)AO_int_load((const unsigned *)fsafe__gl_mutex_owner(e->lock));
     if (e->kind == FSAFE_RWLOCK)
         return fsafe__gl_rwlock_writer(e->lock);
 #endif
@@ -355,7 +355,7 @@ int fsafe__lock_acquire(const struct fsafe__rec *r,
 
 /* Only locks the walk holds as taken (HOW_ACQUIRED) come here: the caller's
  * own holds stay the caller's. */
-void fsafe__lock_release_parent(const struct fsafe__rec *r)
+void fsafe__lock_postfork_parent(const struct fsafe__rec *r)
 {
     switch (r->kind) {
     case FSAFE_MUTEX:
@@ -373,7 +373,7 @@ void fsafe__lock_release_parent(const struct fsafe__rec *r)
     }
 }
 
-void fsafe__lock_reset_child(const struct fsafe__rec *r, int how, int orphaned)
+void fsafe__lock_postfork_child(const struct fsafe__rec *r, int how, int orphaned)
 {
     if (r->mem & FSAFE__MEM_SHARED)
         return; /* one lock word for both processes: the parent releases it */

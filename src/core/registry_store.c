@@ -427,7 +427,7 @@ void fsafe__store_unlock(void)
  * not survive.  Re-initialise it and rebuild before the next use.  Reads
  * before writing so that a clean store costs no copy-on-write fault.  Returns
  * non-zero if a writer was inside. */
-FSAFE_FORK_PATH int fsafe__store_child_fixup(void)
+FSAFE_FORK_PATH int fsafe__store_postfork_child(void)
 {
 #ifdef __GLIBC__
     int writer_was_inside = *fsafe__gl_mutex_word(&store_mutex) != 0;

@@ -361,7 +361,7 @@ void fsafe__walk_poll(void)
         unsigned char how = how_of(r);
         if (how != FSAFE__EXC_NONE && AO_char_load(&r->dead)) {
             if (how == FSAFE__EXC_HELD) {
-                fsafe__lock_release_parent(r);
+                fsafe__lock_postfork_parent(r);
                 held_cnt--;
             }
             exc_set(s, i, FSAFE__EXC_NONE); /* (a caller's hold: no reset in the child) */
@@ -480,12 +480,12 @@ static void release_held(struct snap *s)
     if (light()) {
         for (size_t k = exc_n; k-- > 0;)
             if (s->rec[s->exc_idx[k]].exc == FSAFE__EXC_HELD)
-                fsafe__lock_release_parent(&s->rec[s->exc_idx[k]]);
+                fsafe__lock_postfork_parent(&s->rec[s->exc_idx[k]]);
         return;
     }
     for (size_t i = walk_pos; i-- > 0;)
         if (how_of(&s->rec[i]) == FSAFE__EXC_HELD)
-            fsafe__lock_release_parent(&s->rec[i]);
+            fsafe__lock_postfork_parent(&s->rec[i]);
 }
 
 /* Ends the walk's epoch: clears this walk's exceptions; any unregister
@@ -521,13 +521,13 @@ static void order_backoff(struct snap *s, size_t i, uint64_t waited_ns)
                         waited_ns);
     for (size_t k = i; k-- > 0;)
         if (how_of(&s->rec[k]) == FSAFE__EXC_HELD) {
-            fsafe__lock_release_parent(&s->rec[k]);
+            fsafe__lock_postfork_parent(&s->rec[k]);
             exc_set(s, k, FSAFE__EXC_NONE);
         }
     held_cnt = 0;
     if (!AO_char_load(&s->rec[i].dead) &&
         fsafe__lock_acquire(&s->rec[i], abandon_free_wait) == FSAFE__HOW_ACQUIRED)
-        fsafe__lock_release_parent(&s->rec[i]);
+        fsafe__lock_postfork_parent(&s->rec[i]);
 }
 
 /* One record of a walk that is not a free plain mutex: returns 0, or -1 when
@@ -553,7 +553,7 @@ static int walk_slow(struct snap *s, size_t i)
     return 0;
 }
 
-long fsafe__walk_acquire_all(int (*contended)(void))
+long fsafe__walk_prefork(int (*contended)(void))
 {
     gate_contended = contended;
     AO_store_release(&walker, fsafe__self_id());
@@ -610,7 +610,7 @@ int fsafe__walk_handover(const void *lock)
     return 0;
 }
 
-void fsafe__walk_release_parent(void)
+void fsafe__walk_postfork_parent(void)
 {
     struct snap *s = (struct snap *)walk_snap;
     if (s)
@@ -620,17 +620,17 @@ void fsafe__walk_release_parent(void)
 
 /* A plain mutex the walk took is reset inline: pinned to one CPU, the
  * child's reset of 4096 mutexes takes 45 us inline and 50 us through
- * fsafe__lock_reset_child.  (The parent's release showed no such difference:
- * it goes through fsafe__lock_release_parent.) */
+ * fsafe__lock_postfork_child.  (The parent's release showed no such difference:
+ * it goes through fsafe__lock_postfork_parent.) */
 static void reset_one(const struct fsafe__rec *r, unsigned char how, int orphaned)
 {
     if (how == FSAFE__EXC_HELD) {
         if (r->kind == FSAFE_MUTEX && !(r->mem & FSAFE__MEM_SHARED) &&
             fsafe__mutex_reset_plain(r->lock) == 0)
             return;
-        fsafe__lock_reset_child(r, FSAFE__HOW_ACQUIRED, orphaned);
+        fsafe__lock_postfork_child(r, FSAFE__HOW_ACQUIRED, orphaned);
     } else if (how == FSAFE__EXC_CALLER) {
-        fsafe__lock_reset_child(r, FSAFE__HOW_CALLER, orphaned);
+        fsafe__lock_postfork_child(r, FSAFE__HOW_CALLER, orphaned);
     }
 }
 
@@ -646,7 +646,7 @@ static void reset_held(struct snap *s, size_t n, int orphaned)
         reset_one(&s->rec[i], how_of(&s->rec[i]), orphaned);
 }
 
-void fsafe__walk_reset_child(void)
+void fsafe__walk_postfork_child(void)
 {
     struct snap *s = (struct snap *)walk_snap;
     if (s)
@@ -656,7 +656,7 @@ void fsafe__walk_reset_child(void)
 
 /* The walking thread does not exist in this child: its locks, and its own
  * earlier holds, have no owner here.  Reset them unlocked. */
-void fsafe__walk_reset_orphaned(void)
+void fsafe__walk_postfork_child_orphaned(void)
 {
     if ((AO_load_acquire(&fork_epoch) & 1) == 0)
         return; /* it had not started walking, or had finished */
@@ -669,9 +669,9 @@ void fsafe__walk_reset_orphaned(void)
 /* Child, every fork: no unregister survives to wait, no walk of another
  * thread survives to end.  Reads before writing: a quiet registry costs the
  * child no copy-on-write fault. */
-FSAFE_FORK_PATH void fsafe__walk_child_fixup(void)
+FSAFE_FORK_PATH void fsafe__walk_postfork_child_fixup(void)
 {
-    if (fsafe__store_child_fixup())
+    if (fsafe__store_postfork_child())
         AO_store_release(&snap_stale, 1); /* a writer vanished: rebuild before use */
     AO_t t = AO_load_acquire(&unreg_seq);
     if (AO_load_acquire(&ack_seq) != t)

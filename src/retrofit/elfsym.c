@@ -52,7 +52,7 @@ static struct eobj *objs;
 static int elf_ready = -1; /* -1 not tried, 0 failed, 1 ok */
 static int abandoned;      /* a child whose parent had `mu` held: the cache is not used */
 
-void fsafe__elf_atfork_child(void)
+void fsafe__elf_postfork_child(void)
 {
     if (pthread_mutex_trylock(&mu) == 0) {
         pthread_mutex_unlock(&mu);

@@ -47,6 +47,111 @@ static int ieq(const char *a, size_t n, const char *word)
 }
 
 /* Returns NULL and fills out, or the reason the entry [p, p+n) is invalid. */
+/* OFFSET of symbol+OFFSET: bytes into the object, decimal or 0x hex. */
+static const char *parse_offset(const char *o, size_t olen, unsigned long *out)
+{
+    size_t i = 0;
+    int hex = olen > 2 && o[0] == '0' && (o[1] == 'x' || o[1] == 'X');
+    unsigned long v = 0;
+    if (hex)
+        i = 2;
+    if (olen == 0 || (olen == 2 && hex))
+        return "empty offset after '+'";
+    for (; i < olen; i++) {
+        char c = o[i];
+        int d = c >= '0' && c <= '9'                ? c - '0'
+                : hex && c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : hex && c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                              : -1;
+        if (d < 0)
+            return "offset is not a decimal or 0x hex number of bytes";
+        v = v * (hex ? 16 : 10) + (unsigned long)d;
+        if (v > 0x7fffffffUL)
+            return "offset out of range (at most 0x7fffffff bytes)";
+    }
+    *out = v;
+    return NULL;
+}
+
+/* symbol[+OFFSET] (without @library). */
+static const char *parse_symbol(const char *sym, size_t slen, struct fsafe__lock_spec *out)
+{
+    /* symbol+OFFSET: a lock inside an object, OFFSET bytes in. */
+    const char *plus = memchr(sym, '+', slen);
+    out->has_offset = 0;
+    out->offset = 0;
+    if (plus) {
+        const char *o = plus + 1;
+        const char *why = parse_offset(o, slen - (size_t)(o - sym), &out->offset);
+        if (why)
+            return why;
+        out->has_offset = 1;
+        slen = (size_t)(plus - sym);
+    }
+    if (slen == 0)
+        return "empty symbol name";
+    if (slen >= sizeof out->symbol)
+        return "symbol name longer than 127 bytes";
+    for (size_t i = 0; i < slen; i++)
+        if (!sym_char(sym[i], i == 0))
+            return "symbol name must be letters, digits, '_', '.' or '$', not starting with a digit "
+                   "(C++: the mangled name, as nm shows it without -C)";
+    memcpy(out->symbol, sym, slen);
+    out->symbol[slen] = '\0';
+    return NULL;
+}
+
+static const char *parse_library(const char *lib, size_t llen, struct fsafe__lock_spec *out)
+{
+    if (llen == 0)
+        return "empty library name after '@'";
+    if (llen >= sizeof out->library)
+        return "library name longer than 255 bytes";
+    for (size_t i = 0; i < llen; i++)
+        if ((unsigned char)lib[i] <= ' ' || (unsigned char)lib[i] == 0x7f)
+            return "library name contains a blank or a control character";
+    memcpy(out->library, lib, llen);
+    out->library[llen] = '\0';
+    return NULL;
+}
+
+static const char *parse_kind(const char *k, size_t klen, int *out)
+{
+    if (ieq(k, klen, "mutex"))
+        *out = FSAFE_MUTEX;
+    else if (ieq(k, klen, "rwlock"))
+        *out = FSAFE_RWLOCK;
+    else if (ieq(k, klen, "spin") || ieq(k, klen, "spinlock"))
+        *out = FSAFE_SPINLOCK;
+    else
+        return "unknown kind (expected mutex, rwlock or spin)";
+    return NULL;
+}
+
+static const char *parse_rank(const char *r, size_t rlen, int *out)
+{
+    size_t i = 0;
+    int neg = 0;
+    if (r[0] == '-' || r[0] == '+')
+        neg = r[0] == '-', i = 1;
+    if (i == rlen)
+        return "rank is not an integer";
+    long long v = 0;
+    for (; i < rlen; i++) {
+        if (r[i] < '0' || r[i] > '9')
+            return "rank is not an integer";
+        v = v * 10 + (r[i] - '0');
+        if (v > (long long)INT_MAX + 1)
+            return "rank out of range (an int)";
+    }
+    if (neg)
+        v = -v;
+    if (v > INT_MAX || v < INT_MIN)
+        return "rank out of range (an int)";
+    *out = (int)v;
+    return NULL;
+}
+
 static const char *parse_entry(const char *p, size_t n, struct fsafe__lock_spec *out)
 {
     /* Split at ':' into up to three fields; the first may carry "@library". */
@@ -66,98 +171,18 @@ static const char *parse_entry(const char *p, size_t n, struct fsafe__lock_spec 
     }
 
     const char *sym = field[0], *at = memchr(sym, '@', flen[0]);
-    size_t slen = at ? (size_t)(at - sym) : flen[0];
-    /* symbol+OFFSET: a lock inside an object, OFFSET bytes in, decimal or 0x hex. */
-    const char *plus = memchr(sym, '+', slen);
-    out->has_offset = 0;
-    out->offset = 0;
-    if (plus) {
-        const char *o = plus + 1;
-        size_t olen = slen - (size_t)(o - sym), i = 0;
-        int hex = olen > 2 && o[0] == '0' && (o[1] == 'x' || o[1] == 'X');
-        unsigned long v = 0;
-        if (hex)
-            i = 2;
-        if (olen == 0 || (olen == 2 && hex))
-            return "empty offset after '+'";
-        for (; i < olen; i++) {
-            char c = o[i];
-            int d = c >= '0' && c <= '9'                ? c - '0'
-                    : hex && c >= 'a' && c <= 'f' ? c - 'a' + 10
-                    : hex && c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                                  : -1;
-            if (d < 0)
-                return "offset is not a decimal or 0x hex number of bytes";
-            v = v * (hex ? 16 : 10) + (unsigned long)d;
-            if (v > 0x7fffffffUL)
-                return "offset out of range (at most 0x7fffffff bytes)";
-        }
-        out->has_offset = 1;
-        out->offset = v;
-        slen = (size_t)(plus - sym);
-    }
-    if (slen == 0)
-        return "empty symbol name";
-    if (slen >= sizeof out->symbol)
-        return "symbol name longer than 127 bytes";
-    for (size_t i = 0; i < slen; i++)
-        if (!sym_char(sym[i], i == 0))
-            return "symbol name must be letters, digits, '_', '.' or '$', not starting with a digit "
-                   "(C++: the mangled name, as nm shows it without -C)";
-    memcpy(out->symbol, sym, slen);
-    out->symbol[slen] = '\0';
-
+    const char *why = parse_symbol(sym, at ? (size_t)(at - sym) : flen[0], out);
+    if (why)
+        return why;
     out->library[0] = '\0';
-    if (at) {
-        const char *lib = at + 1;
-        size_t llen = flen[0] - (size_t)(lib - sym);
-        if (llen == 0)
-            return "empty library name after '@'";
-        if (llen >= sizeof out->library)
-            return "library name longer than 255 bytes";
-        for (size_t i = 0; i < llen; i++)
-            if ((unsigned char)lib[i] <= ' ' || (unsigned char)lib[i] == 0x7f)
-                return "library name contains a blank or a control character";
-        memcpy(out->library, lib, llen);
-        out->library[llen] = '\0';
-    }
-
+    if (at && (why = parse_library(at + 1, flen[0] - (size_t)(at + 1 - sym), out)) != NULL)
+        return why;
     out->kind = FSAFE_MUTEX;
-    if (nf >= 2 && flen[1]) {
-        const char *k = field[1];
-        if (ieq(k, flen[1], "mutex"))
-            out->kind = FSAFE_MUTEX;
-        else if (ieq(k, flen[1], "rwlock"))
-            out->kind = FSAFE_RWLOCK;
-        else if (ieq(k, flen[1], "spin") || ieq(k, flen[1], "spinlock"))
-            out->kind = FSAFE_SPINLOCK;
-        else
-            return "unknown kind (expected mutex, rwlock or spin)";
-    }
-
+    if (nf >= 2 && flen[1] && (why = parse_kind(field[1], flen[1], &out->kind)) != NULL)
+        return why;
     out->rank = 0;
-    if (nf == 3 && flen[2]) {
-        const char *r = field[2];
-        size_t i = 0;
-        int neg = 0;
-        if (r[0] == '-' || r[0] == '+')
-            neg = r[0] == '-', i = 1;
-        if (i == flen[2])
-            return "rank is not an integer";
-        long long v = 0;
-        for (; i < flen[2]; i++) {
-            if (r[i] < '0' || r[i] > '9')
-                return "rank is not an integer";
-            v = v * 10 + (r[i] - '0');
-            if (v > (long long)INT_MAX + 1)
-                return "rank out of range (an int)";
-        }
-        if (neg)
-            v = -v;
-        if (v > INT_MAX || v < INT_MIN)
-            return "rank out of range (an int)";
-        out->rank = (int)v;
-    }
+    if (nf == 3 && flen[2] && (why = parse_rank(field[2], flen[2], &out->rank)) != NULL)
+        return why;
     return NULL;
 }
 
@@ -393,53 +418,59 @@ struct found {
 
 /* Looks for s in the objects of cur (only those not in `old`, when given).
  * Returns 1 with *f, 0 when not found (why in *why), -1 after a message. */
+/* symbol@library: that library's definition (or the program's copy of it).
+ * Returns as lookup does. */
+static int lookup_in(const struct fsafe__lock_spec *s, const char *text, const struct objs *cur,
+                     struct found *f, char *why, size_t whysize)
+{
+    struct fsafe__elf_def d;
+    const struct obj *o = find_library(cur, s->library);
+    if (!o) {
+        snprintf(why, whysize, "library '%s' is not loaded", s->library);
+        return 0;
+    }
+    int r = fsafe__elf_find(o->path, o->base, s->symbol, &d);
+    if (r == FSAFE__ELF_ABSENT) {
+        fsafe__msg("FSAFE_LOCKS: %s: symbol not found in '%s'; not registered", text, s->library);
+        return -1;
+    }
+    if (r == FSAFE__ELF_STRIPPED) {
+        fsafe__msg("FSAFE_LOCKS: %s: symbol not found in '%s': the file is stripped (no "
+                   ".symtab) and its debug file %s is not installed, so only exported names "
+                   "can be found; not registered",
+                   text, s->library, d.debug_file);
+        return -1;
+    }
+    if (r == FSAFE__ELF_UNREADABLE) {
+        fsafe__msg("FSAFE_LOCKS: %s: cannot read the ELF file %s; not registered", text, o->path);
+        return -1;
+    }
+    if (d.count > 1) {
+        fsafe__msg("FSAFE_LOCKS: %s: '%s' defines %d different objects of that name (static "
+                   "in several source files); it cannot be told which; not registered",
+                   text, s->library, d.count);
+        return -1;
+    }
+    f->obj = o, f->d = d;
+    /* A copy relocation moves an exported object into the program, and the
+     * library's code then uses that copy: prefer it. */
+    struct fsafe__elf_def m;
+    if (d.exported && !o->is_main && cur->n && cur->v[0].is_main &&
+        fsafe__elf_find(cur->v[0].path, cur->v[0].base, s->symbol, &m) == FSAFE__ELF_FOUND &&
+        m.exported && m.type == STT_OBJECT)
+        f->obj = &cur->v[0], f->d = m;
+    return 1;
+}
+
 static int lookup(const struct fsafe__lock_spec *s, const char *text, const struct objs *cur,
                   const struct objs *old, struct found *f, char *why, size_t whysize)
 {
-    struct fsafe__elf_def d;
     why[0] = '\0';
-    if (s->library[0]) {
-        const struct obj *o = find_library(cur, s->library);
-        if (!o) {
-            snprintf(why, whysize, "library '%s' is not loaded", s->library);
-            return 0;
-        }
-        int r = fsafe__elf_find(o->path, o->base, s->symbol, &d);
-        if (r == FSAFE__ELF_ABSENT) {
-            fsafe__msg("FSAFE_LOCKS: %s: symbol not found in '%s'; not registered", text,
-                       s->library);
-            return -1;
-        }
-        if (r == FSAFE__ELF_STRIPPED) {
-            fsafe__msg("FSAFE_LOCKS: %s: symbol not found in '%s': the file is stripped (no "
-                       ".symtab) and its debug file %s is not installed, so only exported names "
-                       "can be found; not registered",
-                       text, s->library, d.debug_file);
-            return -1;
-        }
-        if (r == FSAFE__ELF_UNREADABLE) {
-            fsafe__msg("FSAFE_LOCKS: %s: cannot read the ELF file %s; not registered", text,
-                       o->path);
-            return -1;
-        }
-        if (d.count > 1) {
-            fsafe__msg("FSAFE_LOCKS: %s: '%s' defines %d different objects of that name (static "
-                       "in several source files); it cannot be told which; not registered",
-                       text, s->library, d.count);
-            return -1;
-        }
-        f->obj = o, f->d = d;
-        /* A copy relocation moves an exported object into the program, and the
-         * library's code then uses that copy: prefer it. */
-        struct fsafe__elf_def m;
-        if (d.exported && !o->is_main && cur->n && cur->v[0].is_main &&
-            fsafe__elf_find(cur->v[0].path, cur->v[0].base, s->symbol, &m) == FSAFE__ELF_FOUND &&
-            m.exported && m.type == STT_OBJECT)
-            f->obj = &cur->v[0], f->d = m;
-        return 1;
-    }
+    if (s->library[0])
+        return lookup_in(s, text, cur, f, why, whysize);
     /* A bare name: an exported definition as the loader finds it (the first in
      * load order), else the one object that defines it locally. */
+    struct fsafe__elf_def d;
     const struct obj *loc = NULL, *stripped = NULL;
     struct fsafe__elf_def locd;
     int nloc = 0, nstripped = 0;
@@ -672,7 +703,7 @@ static void atfork_child(void)
         pthread_mutex_init(&lmu, NULL);
         AO_store_release(&hooks_disabled, 1);
     }
-    fsafe__elf_atfork_child();
+    fsafe__elf_postfork_child();
 }
 
 #ifdef FSAFE_INTERPOSE

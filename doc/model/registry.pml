@@ -108,7 +108,7 @@ bool reg_done[NLOCKS];       /* P3: registration has returned, no unregister fin
 byte held_cnt;               /* walk.c held_cnt */
 
 /* ---- the user's lock, touched by fsafe only in these -------------------------- */
-inline fsafe_lock_release(i)   /* fsafe__lock_release_parent() */
+inline fsafe_lock_release(i)   /* fsafe__lock_postfork_parent() */
 {
     assert(!unreg_returned[i]);           /* P2 */
     assert(lock[i] == FORKER);            /* P1: released once, only if ours */
@@ -316,7 +316,7 @@ proctype registrar(byte me; byte mine; byte other; bool hold_lib; byte rounds)
     od
 }
 
-/* ---- the forker: fsafe_fork() -> fsafe__walk_acquire_all() ... end_epoch() ------- */
+/* ---- the forker: fsafe_fork() -> fsafe__walk_prefork() ... end_epoch() ------- */
 proctype forker()
 {
     byte i, j, k, t, n, aborts;
@@ -326,7 +326,7 @@ proctype forker()
     do
     :: n < FORKS ->
         aborts = 0;
-walk:   /* fsafe__walk_acquire_all() */
+walk:   /* fsafe__walk_prefork() */
         atomic {
             fork_epoch++;                   /* now odd; a full barrier */
             i = 0;
@@ -490,7 +490,7 @@ next:       atomic { walk_pos = i + 1; i++ }
         od;
         writer_unlock();
 
-        /* The real fork.  P3, then the child: fsafe__walk_reset_child(). */
+        /* The real fork.  P3, then the child: fsafe__walk_postfork_child(). */
         atomic {
             i = 0;
             do
@@ -514,7 +514,7 @@ next:       atomic { walk_pos = i + 1; i++ }
             walking = false;
             ok = false
         };
-        /* The parent: fsafe__walk_release_parent() = release_held(), end_epoch();
+        /* The parent: fsafe__walk_postfork_parent() = release_held(), end_epoch();
          * then the other library's parent handler. */
         release_held();
         end_epoch();

@@ -1,13 +1,15 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 # The Debian package (issue 28, part 6): builds fsafe's .debs from this tree
-# with dpkg-buildpackage in a Debian 12 chroot, runs lintian on them, installs
-# them with `apt-get install ./*.deb` into a fresh minimal Debian 12 chroot
-# and checks them there: first libfsafe0 and fsafe alone, no compiler:
+# with dpkg-buildpackage in a Debian 12 chroot (and the source package, for
+# lintian's source checks), runs lintian on them, installs them with
+# `apt-get install ./*.deb` into a fresh minimal Debian 12 chroot and checks
+# them there: first libfsafe0 and fsafe alone, no compiler:
 # fsafe-run on examples/hang (its children hang without fsafe, bounded by
 # hang's own 2 s per child, and complete under fsafe-run); then libfsafe-dev:
-# the man pages, pkg-config, consumers built against it (pkg-config shared
-# and static, CMake find_package shared and static); then a clean purge.
+# the man pages, pkg-config, the consumer it ships as an example built
+# against it (pkg-config shared and static, CMake find_package shared and
+# static); then a clean purge.
 # Last line: "platform debian-12-deb: N passed, M failed"; exit 1 on any failure.
 set -euo pipefail
 
@@ -187,8 +189,9 @@ if [ ! -f "$clean_dir/debootstrap.ok" ]; then
 fi
 
 # ---- 2. the build chroot: the clean one plus the Build-Depends -------------------
-# Again whenever debian/control changes.
-deps_key=$(md5sum <"$repo/debian/control" | cut -d' ' -f1)
+# Again whenever debian/control's Build-Depends change.
+deps_key=$(sed -n '/^Build-Depends:/,/^[^ ]/{/^Build-Depends:/p;/^ /p}' "$repo/debian/control" |
+  md5sum | cut -d' ' -f1)
 if [ "$(cat "$dir/build-deps.ok" 2>/dev/null)" != "$deps_key" ]; then
   remove_root "$broot"
   echo "== build chroot: copy of the clean one, apt-get build-dep, lintian (log: $dir/build-deps.log)"
@@ -220,6 +223,15 @@ else
     grep -zv -E '^build[^/]*/' | xargs -0 tar -c --no-recursion -f - 2>/dev/null) | tar -x -C "$src"
 fi
 mount_chroot "$broot"
+# The source package too (for lintian's source checks): the tree without
+# debian/ as the upstream tarball, made while the tree is still clean.
+if tar -C "$broot/build" --exclude="fsafe-$version/debian" -czf "$broot/build/fsafe_$version.orig.tar.gz" \
+    "fsafe-$version" && in_root "$broot" "cd /build && dpkg-source -b fsafe-$version" >"$dir/source.log" 2>&1; then
+  pass "dpkg-source -b (fsafe_$version-*.dsc)"
+else
+  tail -n 5 "$dir/source.log" >&2
+  fail "dpkg-source -b (log: $dir/source.log)"
+fi
 echo "== dpkg-buildpackage -b -us -uc (log: $dir/build.log)"
 t0=$(now)
 if in_root "$broot" "cd /build/fsafe-$version && dpkg-buildpackage -b -us -uc -j2" >"$dir/build.log" 2>&1; then
@@ -231,7 +243,8 @@ fi
 echo "package build $(($(now) - t0)) s" >>"$dir/times"
 rm -rf "$out"
 mkdir -p "$out"
-cp "$broot"/build/*.deb "$broot"/build/*.ddeb "$broot"/build/*.changes "$broot"/build/*.buildinfo "$out"/ 2>/dev/null || true
+cp "$broot"/build/*.deb "$broot"/build/*.ddeb "$broot"/build/*.changes "$broot"/build/*.buildinfo \
+  "$broot"/build/*.dsc "$broot"/build/*.tar.* "$out"/ 2>/dev/null || true
 declare -A deb=()
 for p in libfsafe0 fsafe libfsafe-dev; do
   set -- "$out/${p}"_*.deb
@@ -243,12 +256,15 @@ if [ "$failed" -ne 0 ]; then summary; exit 1; fi
   echo "($(stat -c %s "$f") bytes)"
 done) | tee "$dir/sizes.txt"
 
-# lintian: errors fail; the warnings and the rest are listed in lintian.log.
+# lintian on the binary packages and the source package: errors fail; the
+# warnings and the rest are listed in lintian.log.
 echo "== lintian (log: $dir/lintian.log)"
 t0=$(now)
 set -- "$broot"/build/*.changes
 changes=${1##*/}
-if in_root "$broot" "cd /build && lintian --fail-on error --display-info --pedantic $changes" \
+set -- "$broot"/build/*.dsc
+dsc=${1##*/}
+if in_root "$broot" "cd /build && lintian --fail-on error --display-info --pedantic $changes $dsc" \
   >"$dir/lintian.log" 2>&1; then
   pass "lintian: no error ($(grep -c '^W: ' "$dir/lintian.log" || true) warnings, $(grep -c '^[IP]: ' "$dir/lintian.log" || true) info/pedantic; $dir/lintian.log)"
 else
@@ -275,9 +291,8 @@ remove_root "$iroot"
 t0=$(now)
 cp -a "$clean" "$iroot"
 echo "copy of the clean chroot $(($(now) - t0)) s" >>"$dir/times"
-mkdir -p "$iroot/debs" "$iroot/src" "$iroot/work"
+mkdir -p "$iroot/debs" "$iroot/work"
 cp "$out"/*.deb "$iroot/debs/"
-cp -r "$src/examples" "$iroot/src/"
 cp "$broot/build/hang/hang" "$broot/build/hang/liblogq.so" "$iroot/work/" 2>/dev/null || true
 mount_chroot "$iroot"
 : >"$dir/install.log"
@@ -357,6 +372,8 @@ check "man fsafe-run (fsafe), man 3 fsafe_fork and a .so page (libfsafe-dev)" \
 check "pkg-config: --modversion $version, --libs -lfsafe" \
   "pkg-config --modversion fsafe | grep -qx '$version' && pkg-config --libs fsafe | grep -qx -- '-lfsafe *' &&
    pkg-config --variable=autolib fsafe | grep -qx '$libdir/libfsafe-auto.so.0'"
+# examples/consumer, as libfsafe-dev installs it
+ex=/usr/share/doc/libfsafe-dev/examples/consumer
 cat >"$iroot/usr/local/bin/run-consumer" <<'EOF'
 #!/bin/sh
 # run-consumer PROGRAM LIBDIR: runs examples/consumer (60 s at most); exit 0
@@ -369,16 +386,16 @@ used=$(echo "$out" | sed -n 's/.* from \(.*\): .*/\1/p')
 EOF
 chmod 755 "$iroot/usr/local/bin/run-consumer"
 check "examples/consumer with pkg-config, libfsafe.so (forks with a held lock)" \
-  "gcc -o consumer-shared /src/examples/consumer/consumer.c \$(pkg-config --cflags --libs fsafe) &&
+  "gcc -o consumer-shared $ex/consumer.c \$(pkg-config --cflags --libs fsafe) &&
    run-consumer ./consumer-shared $libdir"
 check "examples/consumer with pkg-config --static, libfsafe.a" \
-  "gcc -o consumer-static -DCONSUMER_STATIC /src/examples/consumer/consumer.c -static \$(pkg-config --static --cflags --libs fsafe) &&
+  "gcc -o consumer-static -DCONSUMER_STATIC $ex/consumer.c -static \$(pkg-config --static --cflags --libs fsafe) &&
    timeout -k 5 60 ./consumer-static"
 check "examples/consumer with CMake find_package(fsafe), fsafe::fsafe" \
-  "cmake -S /src/examples/consumer -B cm-shared >/dev/null && cmake --build cm-shared >/dev/null &&
+  "cmake -S $ex -B cm-shared >/dev/null && cmake --build cm-shared >/dev/null &&
    run-consumer cm-shared/fsafe-consumer $libdir"
 check "examples/consumer with CMake find_package(fsafe), fsafe::fsafe_static" \
-  "cmake -S /src/examples/consumer -B cm-static -DCONSUMER_STATIC=ON >/dev/null && cmake --build cm-static >/dev/null &&
+  "cmake -S $ex -B cm-static -DCONSUMER_STATIC=ON >/dev/null && cmake --build cm-static >/dev/null &&
    timeout -k 5 60 cm-static/fsafe-consumer"
 check "apt-get purge leaves no file of the packages" \
   "apt-get purge -y -q libfsafe-dev fsafe libfsafe0 >/dev/null &&

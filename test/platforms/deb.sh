@@ -31,7 +31,8 @@ Chroots, all Debian 12 bookworm, under FSAFE_MATRIX_CACHE (default
                            (apt-get build-dep) and lintian, cached
   bookworm-deb/install-root  a fresh copy of the clean one for every run,
                            removed at the end (unless --keep)
-The .debs, .changes and .buildinfo go to bookworm-deb/out/, the logs to
+The .debs, .changes, .buildinfo and the source package go to
+bookworm-deb/out/, the logs to
 bookworm-deb/*.log.  Needs root, debootstrap (installed with apt-get if
 missing) and the network to FSAFE_MATRIX_MIRROR (default
 http://deb.debian.org/debian): the install chroot fetches the packages'

@@ -63,7 +63,7 @@ set(_fuzz_targets config)
 # "fsafe_fuzz_all" builds just the fuzzers: with clang, libfsafe.so cannot link
 # under ASan (clang puts the ASan runtime only into executables).
 add_custom_target(fsafe_fuzz_all)
-if(EXISTS ${PROJECT_SOURCE_DIR}/src/locks_env.c)
+if(FSAFE_WITH_LOCKS) # src/locks_env.c is in this build
   list(APPEND _fuzz_targets locks)
 endif()
 foreach(t ${_fuzz_targets})
@@ -107,7 +107,9 @@ foreach(v rwlock rwlock-writer rwlock-pshared pp)
     endif()
   endforeach()
 endforeach()
-set_tests_properties(kinds.without.pp PROPERTIES LABELS no-tsan)
+if(TEST kinds.without.pp) # not on musl (test/core.cmake)
+  set_tests_properties(kinds.without.pp PROPERTIES LABELS no-tsan)
+endif()
 set_tests_properties(forkways.nested_child forkways.vfork PROPERTIES LABELS "forkways;no-tsan")
 set_tests_properties(stress.selftest PROPERTIES LABELS "stress;no-tsan")
 

@@ -288,6 +288,21 @@ void fsafe__registry_foreach(void (*fn)(const struct fsafe__entry *, void *), vo
 #define FSAFE__GL_KIND_PI 32
 #define FSAFE__GL_KIND_PP 64
 #define FSAFE__GL_KIND_PSHARED 128
+#elif defined(__linux__)
+/* musl's mutex (its pthread_impl.h; unchanged since musl 1.1): int words
+ * _m_type (the attribute bits: type & 3, robust 4, priority inheritance 8,
+ * process-shared 128), _m_lock (the owner's thread id for every kind but a
+ * plain NORMAL one; 0x40000000 owner died, 0x80000000 waiters) and _m_count
+ * (a recursive mutex's holds beyond the first).  musl defines no macro of its
+ * own: another Linux libc than glibc is taken for musl, and lockops.c checks
+ * this layout on a probe mutex before it relies on it. */
+#define FSAFE__MUSL 1
+#define FSAFE__MU_TYPE(m) (((volatile int *)(m))[0])
+#define FSAFE__MU_LOCK(m) (((volatile int *)(m))[1])
+#define FSAFE__MU_COUNT(m) (((volatile int *)(m))[5])
+#define FSAFE__MU_OWNED 15 /* type bits for which _m_lock holds the owner */
+#define FSAFE__MU_TID 0x3fffffff
+#define FSAFE__MU_PSHARED 128
 #endif
 
 /* Returns FSAFE__HOW_*; NONE when the lock could not or need not be taken.

@@ -110,6 +110,12 @@ static void case_ops_opaque_key(void)
  * every fork skips it (not taken, not reset), and nothing else changes. */
 static void case_destroyed(void)
 {
+#ifndef __GLIBC__
+    /* glibc marks a destroyed mutex (trylock says EINVAL); musl's destroy
+     * leaves a plain mutex as it was, so fork takes it like a live one. */
+    printf("SKIP: this libc leaves no mark on a destroyed mutex\n");
+    exit(T_SKIP);
+#endif
     static pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER, ok = PTHREAD_MUTEX_INITIALIZER;
     CHECK(pthread_mutex_destroy(&m) == 0);
     pthread_mutex_t before = m;

@@ -168,10 +168,15 @@ static void on_sig_reg(int sig)
     hits += inside;
 }
 
-static int stop_kicking;
+static int stop_kicking, start_kicking;
 static void *kick_loop(void *arg)
 {
     (void)arg;
+    /* Not before the forker is back from pthread_create: musl's holds a lock
+     * there with signals unblocked that its fork takes, so a fork from a
+     * handler that interrupted it waits for itself, fsafe or not. */
+    while (!__atomic_load_n(&start_kicking, __ATOMIC_SEQ_CST))
+        t_sleep_ms(1);
     while (!__atomic_load_n(&stop_kicking, __ATOMIC_SEQ_CST)) {
         /* One signal at a time: the next only once the handler has forked. */
         int seen = __atomic_load_n(&sig_forks, __ATOMIC_SEQ_CST);
@@ -192,6 +197,7 @@ static void case_signal_in_register(void)
     forker_th = pthread_self();
     pthread_t k;
     CHECK(pthread_create(&k, NULL, kick_loop, NULL) == 0);
+    __atomic_store_n(&start_kicking, 1, __ATOMIC_SEQ_CST);
     static pthread_mutex_t other[16];
     uint64_t t0 = 0;
     struct timespec ts;

@@ -47,6 +47,13 @@ target_link_libraries(test_plain PRIVATE Threads::Threads)
 fsafe_add_test(preload.plain_program_unchanged TIMEOUT 60
   COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/compare_preload.sh ${FSAFE_LIB} $<TARGET_FILE:test_plain>)
 
+# ---- a build without FSAFE_LOCKS (not glibc, or no libelf) ---------------------
+# test_plain forks ten times: the message comes once, at start-up.
+if(NOT FSAFE_WITH_LOCKS)
+  fsafe_add_test(core.locks_unsupported TIMEOUT 60
+    COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/locks_unsupported.sh ${FSAFE_LIB} $<TARGET_FILE:test_plain>)
+endif()
+
 # ---- static link: fsafe_fork() -------------------------------------------------
 add_executable(test_static test_static.c)
 target_include_directories(test_static PRIVATE ${PROJECT_SOURCE_DIR}/include ${CMAKE_CURRENT_SOURCE_DIR})

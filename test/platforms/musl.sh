@@ -143,14 +143,16 @@ checks_ok=1
 check() { # check DESCRIPTION COMMAND...: one line, ok or FAILED
   if "${@:2}"; then echo "   ok: $1"; else echo "   FAILED: $1"; checks_ok=0; fi
 }
-interp_is_musl() { readelf -l "$1" 2>/dev/null | grep -qF "[Requesting program interpreter: $ld_musl]"; }
+# (Outputs are read whole before grep -q, which may exit early: with pipefail
+# the writer's SIGPIPE would fail a check that matched.)
+interp_is_musl() { grep -qF "[Requesting program interpreter: $ld_musl]" <<<"$(readelf -l "$1" 2>/dev/null)"; }
 needs_only_musl() { # every NEEDED entry is libfsafe's own or musl's libc.so
   local n
   n=$(readelf -d "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | grep -v -e '^libc\.so$' -e '^libfsafe\.so\.' || true)
   [ -z "$n" ] || { echo "     $1 also needs: $n"; return 1; }
 }
-no_ao_symbols() { ! nm -D "$1" | grep -q ' U AO_'; }
-loads_with_musl() { "$ld_musl" --list "$1" | grep -q "libfsafe.so.0 => $build/libfsafe.so.0"; }
+no_ao_symbols() { ! grep -q ' U AO_' <<<"$(nm -D "$1")"; }
+loads_with_musl() { grep -qF "libfsafe.so.0 => $build/libfsafe.so.0" <<<"$("$ld_musl" --list "$1")"; }
 echo "== checks"
 check "libfsafe.so and libfsafe.a built" test -f "$build/libfsafe.so" -a -f "$build/libfsafe.a"
 check "no libfsafe-auto.so in a core-only build" test ! -e "$build/libfsafe-auto.so"
@@ -180,8 +182,9 @@ if [ "$total" -eq 0 ]; then
   failed=1
   echo "musl.sh: no test ran (see $build/ctest.log)" >&2
 fi
-printf '%s\n' "$results" | grep -E 'Skipped' | sed 's/^.*Test *#[0-9]*: \([^ ]*\) .*$/  skipped: \1/'
-printf '%s\n' "$results" | grep -vE ' Passed |Skipped|Not Run \(Disabled\)' |
+# (grep finds nothing when nothing was skipped or failed: not an error)
+{ printf '%s\n' "$results" | grep -E 'Skipped' || true; } | sed 's/^.*Test *#[0-9]*: \([^ ]*\) .*$/  skipped: \1/'
+{ printf '%s\n' "$results" | grep -vE ' Passed |Skipped|Not Run \(Disabled\)' || true; } |
   sed -n 's/^.*Test *#[0-9]*: \([^ ]*\) .*\*\*\*\(.*\)$/  failed: \1 (\2)/p' | sed 's/  *[0-9.]* sec)$/)/'
 echo "   times: build ${t_build}s ($warnings warnings), tests ${t_test}s"
 note=""

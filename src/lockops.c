@@ -74,7 +74,8 @@ __attribute__((constructor)) static void mu_probe(void)
     pthread_mutexattr_destroy(&a);
     if (!ok)
         return;
-    ok = (FSAFE__MU_TYPE(&m) & FSAFE__MU_OWNED) == PTHREAD_MUTEX_RECURSIVE && FSAFE__MU_LOCK(&m) == 0;
+    ok = (FSAFE__MU_TYPE(&m) & FSAFE__MU_OWNED) == PTHREAD_MUTEX_RECURSIVE &&
+         FSAFE__MU_LOCK(&m) == 0;
     pthread_mutex_lock(&m);
     pthread_mutex_lock(&m);
     ok = ok && (FSAFE__MU_LOCK(&m) & FSAFE__MU_TID) == fsafe__gettid() && FSAFE__MU_COUNT(&m) == 1;

@@ -247,7 +247,8 @@ int main(int argc, char **argv)
 #ifndef __GLIBC__
     /* common.h maps these to plain kinds; test/core.cmake configures them on
      * glibc only. */
-    if (strcmp(variants[V].name, "adaptive") == 0 || strcmp(variants[V].name, "rwlock-writer") == 0) {
+    if (strcmp(variants[V].name, "adaptive") == 0 ||
+        strcmp(variants[V].name, "rwlock-writer") == 0) {
         printf("SKIP: %s is a glibc lock kind\n", variants[V].name);
         return T_SKIP;
     }

@@ -10,8 +10,12 @@ set(FSAFE_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/fsafe)
 
 set_target_properties(fsafe_shared PROPERTIES EXPORT_NAME fsafe)
 set_target_properties(fsafe_static PROPERTIES EXPORT_NAME fsafe_static)
-set_target_properties(fsafe_auto PROPERTIES EXPORT_NAME fsafe_auto)
-install(TARGETS fsafe_shared fsafe_static fsafe_auto EXPORT fsafeTargets
+set(_fsafe_install_targets fsafe_shared fsafe_static)
+if(TARGET fsafe_auto) # not in a core-only build (FSAFE_AUTO off)
+  set_target_properties(fsafe_auto PROPERTIES EXPORT_NAME fsafe_auto)
+  list(APPEND _fsafe_install_targets fsafe_auto)
+endif()
+install(TARGETS ${_fsafe_install_targets} EXPORT fsafeTargets
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(FILES ${PROJECT_SOURCE_DIR}/include/fsafe.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})

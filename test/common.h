@@ -27,6 +27,18 @@
 #define T_TSAN 0
 #endif
 
+#ifndef __GLIBC__
+/* glibc's lock kinds, on another libc (musl, test/platforms/musl.sh): an
+ * adaptive mutex becomes the normal mutex it is apart from spinning, and
+ * rwlocks have no kind to choose.  Tests about the kinds themselves
+ * (test_kinds) skip them instead.  The typed static initializers are
+ * glibc's too: tests initialise such mutexes at run time there. */
+#define PTHREAD_MUTEX_ADAPTIVE_NP PTHREAD_MUTEX_NORMAL
+#define PTHREAD_RWLOCK_PREFER_READER_NP 0
+#define PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP 0
+#define pthread_rwlockattr_setkind_np(a, k) ((void)(a), (void)(k))
+#endif
+
 #define T_SKIP 77      /* CTest SKIP_RETURN_CODE: the platform cannot run this */
 #define T_TIMEOUT 124  /* the child did not finish in time (we killed it) */
 #define T_CHILD_HUNG 3 /* the child timed out on a lock by itself */
@@ -49,6 +61,16 @@ static inline void t_fail(const char *file, int line, const char *fmt, ...)
         if (a_ != b_)                                                                              \
             FAIL("%s == %lld, expected %s == %lld", #a, a_, #b, b_);                               \
     } while (0)
+
+/* m made a mutex of that type (glibc's typed static initializers, elsewhere). */
+static inline void t_mutex_init_type(pthread_mutex_t *m, int type)
+{
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_settype(&a, type);
+    CHECK_EQ(pthread_mutex_init(m, &a), 0);
+    pthread_mutexattr_destroy(&a);
+}
 
 /* Async-signal-safe message from a child. */
 static inline void t_say(const char *s)

@@ -9,6 +9,12 @@ set(FSAFE_KIND_VARIANTS normal errorcheck recursive adaptive robust robust-error
     spin-pshared ops)
 set(FSAFE_KIND_HANG normal errorcheck recursive adaptive robust robust-errorcheck pi
     pi-recursive pp rwlock rwlock-writer spin ops)
+if(NOT FSAFE_LIBC_GLIBC)
+  # glibc's own kinds, and priority protection, which musl does not have
+  # (test_kinds.c skips them there).
+  list(REMOVE_ITEM FSAFE_KIND_VARIANTS adaptive rwlock-writer pp)
+  list(REMOVE_ITEM FSAFE_KIND_HANG adaptive rwlock-writer pp)
+endif()
 foreach(v ${FSAFE_KIND_VARIANTS})
   fsafe_add_test(kinds.linked.${v} TIMEOUT 60 COMMAND test_kinds ${v} ok)
   fsafe_add_test(kinds.preload.${v} TIMEOUT 60 PRELOAD COMMAND test_kinds_opt ${v} ok)
@@ -40,6 +46,13 @@ add_executable(test_plain test_plain.c)
 target_link_libraries(test_plain PRIVATE Threads::Threads)
 fsafe_add_test(preload.plain_program_unchanged TIMEOUT 60
   COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/compare_preload.sh ${FSAFE_LIB} $<TARGET_FILE:test_plain>)
+
+# ---- a build without FSAFE_LOCKS (not glibc, or no libelf) ---------------------
+# test_plain forks ten times: the message comes once, at start-up.
+if(NOT FSAFE_WITH_LOCKS)
+  fsafe_add_test(core.locks_unsupported TIMEOUT 60
+    COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/locks_unsupported.sh ${FSAFE_LIB} $<TARGET_FILE:test_plain>)
+endif()
 
 # ---- static link: fsafe_fork() -------------------------------------------------
 add_executable(test_static test_static.c)

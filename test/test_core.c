@@ -19,7 +19,11 @@
 #include "fsafe.h"
 
 /* Registered by a constructor in every run (see case_constructor). */
+#ifdef PTHREAD_ERRORCHECK_MUTEX_INITIALIZER_NP
 static pthread_mutex_t ctor_m = PTHREAD_ERRORCHECK_MUTEX_INITIALIZER_NP;
+#else
+static pthread_mutex_t ctor_m; /* made errorcheck by register_early() */
+#endif
 
 /* Registered locks live to the end of the process, in static storage: fsafe
  * keeps its registry in mmap'd memory, which LeakSanitizer does not scan. */
@@ -254,10 +258,15 @@ static void case_self_held(void)
     CHECK(pthread_mutex_init(pe, &a) == 0);
     CHECK_EQ(fsafe_register_lock(re, FSAFE_MUTEX, 5, "robust errorcheck"), 0);
     CHECK_EQ(fsafe_register_lock(pe, FSAFE_MUTEX, 6, "pi errorcheck"), 0);
+#ifdef __GLIBC__
+    /* musl records no owner in a NORMAL mutex or a write-held rwlock: fsafe
+     * cannot tell the forker's own hold there, and the fork would wait for
+     * it (README, musl).  There these two are held but not registered. */
     CHECK_EQ(fsafe_register_lock(n, FSAFE_MUTEX, 1, "normal"), 0);
+    CHECK_EQ(fsafe_register_lock(w, FSAFE_RWLOCK, 4, "rwlock"), 0);
+#endif
     CHECK_EQ(fsafe_register_lock(e, FSAFE_MUTEX, 2, "errorcheck"), 0);
     CHECK_EQ(fsafe_register_lock(r, FSAFE_MUTEX, 3, "recursive"), 0);
-    CHECK_EQ(fsafe_register_lock(w, FSAFE_RWLOCK, 4, "rwlock"), 0);
     /* Another thread exists, so glibc takes its multithreaded fork path. */
     held_m = new_mutex(PTHREAD_MUTEX_NORMAL);
     CHECK_EQ(fsafe_register_lock(held_m, FSAFE_MUTEX, 0, "other"), 0);
@@ -482,6 +491,10 @@ static void deny_process_creation(void)
 {
     struct sock_filter f[] = {
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+#ifdef SYS_fork
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_fork, 0, 1), /* musl's fork() */
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EAGAIN),
+#endif
         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone3, 0, 1),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS), /* glibc falls back to clone */
         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone, 0, 3),
@@ -577,6 +590,9 @@ static void case_atfork_register(void)
 static int ctor_result = -1;
 __attribute__((constructor)) static void register_early(void)
 {
+#ifndef PTHREAD_ERRORCHECK_MUTEX_INITIALIZER_NP
+    t_mutex_init_type(&ctor_m, PTHREAD_MUTEX_ERRORCHECK);
+#endif
     ctor_result = fsafe_register_lock(&ctor_m, FSAFE_MUTEX, 1, "ctor");
 }
 
@@ -666,6 +682,11 @@ static void case_concurrent_forks_holder(void)
 {
     signal(SIGALRM, on_alarm_deadlock);
     sem_init(&cf_holds, 0, 0);
+#ifndef __GLIBC__
+    /* B forks holding L: fsafe sees that only where the mutex records its
+     * owner, which musl's NORMAL mutexes do not (README, musl). */
+    t_mutex_init_type(&cf_L, PTHREAD_MUTEX_ERRORCHECK);
+#endif
     CHECK_EQ(fsafe_register_lock(&cf_L, FSAFE_MUTEX, 1, "L"), 0);
     pthread_t b;
     pthread_create(&b, NULL, cf_thread, NULL);
@@ -714,6 +735,12 @@ static void *sg_thread(void *arg)
 static void case_stale_gate(void)
 {
     static const struct fsafe_lock_ops ops = {sg_acq_fail, NULL, sg_rel, sg_rel};
+#ifndef __GLIBC__
+    /* musl holds its atfork lock while the prepare handlers run, so C's fork
+     * would wait for A's handler, which waits for C's fork. */
+    printf("SKIP: this libc serialises forks through its atfork handlers\n");
+    exit(T_SKIP);
+#endif
     CHECK_EQ(fsafe_unregister_lock(&ctor_m), 0); /* the constructor case's lock */
     sem_init(&sg_a_in_fork, 0, 0);
     sem_init(&sg_c_done, 0, 0);

@@ -97,8 +97,14 @@ static void case_self_held(void)
 {
     need_one_thread();
     static pthread_mutex_t normal = PTHREAD_MUTEX_INITIALIZER;
+#ifdef PTHREAD_ERRORCHECK_MUTEX_INITIALIZER_NP
     static pthread_mutex_t check = PTHREAD_ERRORCHECK_MUTEX_INITIALIZER_NP;
     static pthread_mutex_t rec = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+#else
+    static pthread_mutex_t check, rec;
+    t_mutex_init_type(&check, PTHREAD_MUTEX_ERRORCHECK);
+    t_mutex_init_type(&rec, PTHREAD_MUTEX_RECURSIVE);
+#endif
     static pthread_rwlock_t wr = PTHREAD_RWLOCK_INITIALIZER, rd = PTHREAD_RWLOCK_INITIALIZER;
     static pthread_spinlock_t spin;
     CHECK_EQ(pthread_spin_init(&spin, PTHREAD_PROCESS_PRIVATE), 0);

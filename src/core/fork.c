@@ -112,8 +112,13 @@ static void check_auto_loaded(void)
     static int said;
     if (fsafe__cfg.auto_mode == 1 && !ext && !said) {
         said = 1;
+#ifdef __GLIBC__
         fsafe__msg("FSAFE_AUTO=1, but libfsafe-auto.so is not loaded: only registered locks are "
                    "taken at fork (preload libfsafe-auto.so, or use fsafe-run)");
+#else
+        fsafe__msg("FSAFE_AUTO=1, but auto mode is glibc-only and not part of this build: only "
+                   "registered locks are taken at fork");
+#endif
     }
 }
 

@@ -18,6 +18,7 @@
 #include "fsafe.h"
 #include "contract.h"
 #include "glibc.h"
+#include "musl.h"
 
 /* Everything declared below is this library's own: the compiler then reaches
  * another file's variable directly, not through the GOT (one instruction

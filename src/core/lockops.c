@@ -37,7 +37,17 @@ struct waiter {
 
 /* Deadlines are on CLOCK_MONOTONIC (pthread_*_clocklock), so that a step of the
  * wall clock cannot stretch a slice; only priority-inheritance mutexes, which
- * glibc may not support with CLOCK_MONOTONIC, use CLOCK_REALTIME. */
+ * glibc may not support with CLOCK_MONOTONIC, use CLOCK_REALTIME.  The
+ * clocklock calls are glibc's (2.30): with another libc (musl) every deadline
+ * is on CLOCK_REALTIME, and a step of the wall clock stretches or cuts the
+ * one slice it falls in. */
+#ifdef __GLIBC__
+#define HAVE_CLOCKLOCK 1
+#else
+#define HAVE_CLOCKLOCK 0
+#define pthread_mutex_clocklock(m, clock, ts) ((void)(clock), pthread_mutex_timedlock(m, ts))
+#define pthread_rwlock_clockwrlock(l, clock, ts) ((void)(clock), pthread_rwlock_timedwrlock(l, ts))
+#endif
 static void deadline_in(struct timespec *ts, clockid_t clock, long ns)
 {
     clock_gettime(clock, ts);
@@ -48,6 +58,42 @@ static void deadline_in(struct timespec *ts, clockid_t clock, long ns)
     }
 }
 
+#ifdef FSAFE__MUSL
+/* 1 once a probe mutex, before main, showed musl's layout (FSAFE__MU_*,
+ * internal.h); else 0 and the portable path (no owner known; the child
+ * unlocks what the walk took, which musl refuses for an owned kind). */
+static int mu_layout;
+
+__attribute__((constructor)) static void mu_probe(void)
+{
+    pthread_mutex_t m;
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+    int ok = pthread_mutex_init(&m, &a) == 0;
+    pthread_mutexattr_destroy(&a);
+    if (!ok)
+        return;
+    ok = (FSAFE__MU_TYPE(&m) & FSAFE__MU_OWNED) == PTHREAD_MUTEX_RECURSIVE &&
+         FSAFE__MU_LOCK(&m) == 0;
+    pthread_mutex_lock(&m);
+    pthread_mutex_lock(&m);
+    ok = ok && (FSAFE__MU_LOCK(&m) & FSAFE__MU_TID) == fsafe__gettid() && FSAFE__MU_COUNT(&m) == 1;
+    pthread_mutex_unlock(&m);
+    pthread_mutex_unlock(&m);
+    mu_layout = ok && FSAFE__MU_LOCK(&m) == 0;
+    pthread_mutex_destroy(&m);
+}
+
+/* The owner musl records, or 0 (a plain NORMAL mutex records none). */
+static pid_t mu_owner(const void *m)
+{
+    if (!mu_layout || !(FSAFE__MU_TYPE(m) & FSAFE__MU_OWNED))
+        return 0;
+    return FSAFE__MU_LOCK(m) & FSAFE__MU_TID;
+}
+#endif
+
 /* The thread that holds e's lock, where the lock records it; 0 if unknown. */
 static pid_t holder_of(const struct fsafe__entry *e)
 {
@@ -56,6 +102,9 @@ static pid_t holder_of(const struct fsafe__entry *e)
         return (pid_t)AO_int_load((const unsigned *)fsafe__gl_mutex_owner(e->lock));
     if (e->kind == FSAFE_RWLOCK)
         return fsafe__gl_rwlock_writer(e->lock);
+#elif defined(FSAFE__MUSL)
+    if (e->kind == FSAFE_MUTEX)
+        return mu_owner(e->lock);
 #endif
     (void)e;
     return 0;
@@ -116,6 +165,7 @@ static int wait_slices(struct waiter *w, int (*attempt)(void *, const struct tim
                        void *lock, int realtime)
 {
     w->start = fsafe__now_ns();
+    realtime |= !HAVE_CLOCKLOCK;
     for (;;) {
         struct timespec ts;
         deadline_in(&ts, realtime ? CLOCK_REALTIME : CLOCK_MONOTONIC, WAIT_SLICE_NS);
@@ -148,6 +198,9 @@ static int mutex_held_by_self(pthread_mutex_t *m)
 {
 #ifdef __GLIBC__
     return *fsafe__gl_mutex_owner(m) == fsafe__gettid();
+#elif defined(FSAFE__MUSL)
+    pid_t o = mu_owner(m);
+    return o && o == fsafe__gettid();
 #else
     (void)m;
     return 0;
@@ -233,6 +286,22 @@ static void mutex_reset(pthread_mutex_t *m, int how, int orphaned)
     for (unsigned i = 0; i < depth; i++)
         pthread_mutex_lock(m);
 #else
+#ifdef FSAFE__MUSL
+    /* musl's fork gives the child's thread a new id but leaves the mutexes
+     * the forking thread held owned by the old one, so no thread of the child
+     * could unlock them.  The child's thread becomes their owner (no waiter
+     * is left in the child; a robust mutex's owner-died bit was cleared when
+     * the walk took it), and musl's own unlock then lets go of the walk's
+     * hold, also taking the mutex off the thread's list of held ones. */
+    if (mu_layout && (FSAFE__MU_TYPE(m) & FSAFE__MU_OWNED)) {
+        FSAFE__MU_LOCK(m) = fsafe__gettid();
+        if (orphaned)
+            FSAFE__MU_COUNT(m) = 0;
+        if (how == FSAFE__HOW_ACQUIRED || orphaned)
+            pthread_mutex_unlock(m);
+        return;
+    }
+#endif
     (void)orphaned;
     if (how == FSAFE__HOW_ACQUIRED)
         pthread_mutex_unlock(m);
@@ -421,6 +490,9 @@ static int may_be_pshared(const void *lock, int kind)
         return (fsafe__gl_mutex_kind(lock) & FSAFE__GL_KIND_PSHARED) != 0;
     if (kind == FSAFE_RWLOCK)
         return fsafe__gl_rwlock_pshared(lock);
+#elif defined(FSAFE__MUSL)
+    if (kind == FSAFE_MUTEX && mu_layout)
+        return (FSAFE__MU_TYPE(lock) & FSAFE__MU_PSHARED) != 0;
 #endif
     (void)lock, (void)kind;
     return 1; /* spinlocks carry no such mark */

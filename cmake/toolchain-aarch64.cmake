@@ -1,0 +1,23 @@
+# SPDX-License-Identifier: MIT
+# Cross-build for 64-bit Arm Linux with Debian's cross compilers
+# (gcc-aarch64-linux-gnu, g++-aarch64-linux-gnu) and the arm64 -dev packages
+# installed by dpkg multiarch (libelf-dev:arm64, libatomic-ops-dev:arm64):
+#   cmake -S . -B build-arm64 -DCMAKE_TOOLCHAIN_FILE=cmake/toolchain-aarch64.cmake
+# The tests run the arm64 programs directly: the kernel hands them to
+# qemu-user through binfmt_misc (test/platforms/arm64.sh registers it), so the
+# shell scripts of the suite exec them, and LD_PRELOAD reaches them, unchanged.
+set(CMAKE_SYSTEM_NAME Linux)
+set(CMAKE_SYSTEM_PROCESSOR aarch64)
+set(CMAKE_C_COMPILER aarch64-linux-gnu-gcc)
+set(CMAKE_CXX_COMPILER aarch64-linux-gnu-g++)
+# Multiarch, not a sysroot: the arm64 libraries are in /usr/lib/aarch64-linux-gnu,
+# which CMake searches from CMAKE_LIBRARY_ARCHITECTURE (taken from the compiler).
+# pkg-config must read the arm64 .pc files only, never the host's.
+set(ENV{PKG_CONFIG_LIBDIR} "/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig")
+set(ENV{PKG_CONFIG_PATH} "")
+# No emulator here (CMAKE_CROSSCOMPILING_EMULATOR): a test that runs a shell
+# script, which execs the program, would not get it; binfmt_misc covers both.
+# The host's python3 is an x86-64 program with x86-64 headers
+# (pyconfig.h includes x86_64-linux-gnu/...): no Python extension is built
+# (examples/python, test/dropin.cmake), so the interp area cannot run.
+set(FSAFE_PYTHON /nonexistent/python3-for-aarch64 CACHE FILEPATH "No Python for the cross-build")

@@ -13,8 +13,9 @@ usage() {
 usage: test/platforms/arm64.sh [--areas LIST] [--source head|worktree] [--jobs N] [--help]
 
 Installs what it needs if missing (gcc-aarch64-linux-gnu, g++-aarch64-linux-gnu,
-qemu-user-static, and libc6, libstdc++6, libatomic-ops-dev, libelf-dev and
-zlib1g-dev for arm64, after `dpkg --add-architecture arm64`), makes sure
+qemu-user-static, and libc6, libstdc++6, libelf-dev and zlib1g-dev for arm64,
+after `dpkg --add-architecture arm64`; libatomic-ops-dev:arm64 is unpacked
+into the cache, since installing it would remove the host's), makes sure
 binfmt_misc runs arm64 programs with qemu-aarch64-static (mounts it and
 registers /usr/lib/binfmt.d/qemu-aarch64.conf if needed), copies this source
 tree, configures it with cmake/toolchain-aarch64.cmake (RelWithDebInfo, a fresh
@@ -37,7 +38,7 @@ Exit status 0 only if the build succeeded and no test failed; 2 on bad usage.
 Environment:
   FSAFE_ARM64_CACHE  the tree, the build and the logs (default
                      /var/cache/fsafe-arm64): CACHE/src, CACHE/build,
-                     CACHE/*.log and CACHE/failed.txt of the last run
+                     CACHE/atomic-ops, CACHE/*.log and CACHE/failed.txt
   FSAFE_ARM64_JOBS   default for --jobs
 
 Needs root (apt-get, binfmt_misc) and Debian's archive the first time.  The
@@ -88,8 +89,11 @@ now() { date +%s; }
 t_start=$(now)
 
 # ---- 1. the packages (only what is missing) --------------------------------------------
+# Not libatomic-ops-dev:arm64: it is not Multi-Arch: same in Debian 12, and
+# apt would remove the host's libatomic-ops-dev (the native build's) for it.
+# Its .deb is unpacked into the cache instead (below).
 pkgs="gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user-static libc6:arm64 libstdc++6:arm64
-      libatomic-ops-dev:arm64 libelf-dev:arm64 zlib1g-dev:arm64 libc6-dev:arm64 cmake make git"
+      libelf-dev:arm64 zlib1g-dev:arm64 libc6-dev:arm64 cmake make git"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
@@ -109,6 +113,25 @@ if [ -n "$missing" ]; then
     exit 1
   }
   t_deps=$(($(now) - t0))
+fi
+
+# libatomic_ops for arm64, unpacked from Debian's package (fetched by apt-get
+# download once) into CACHE/atomic-ops, with its .pc pointed there.
+ao=$cache/atomic-ops
+ao_pc=$ao/usr/lib/aarch64-linux-gnu/pkgconfig
+if [ ! -f "$ao_pc/atomic_ops.pc" ]; then
+  echo "== unpacking libatomic-ops-dev:arm64 into $ao"
+  rm -rf "$ao" "$cache/debs"
+  mkdir -p "$cache/debs"
+  # apt's _apt user must be able to write there
+  chown _apt "$cache/debs" 2>/dev/null || true
+  (cd "$cache/debs" && apt-get download -q libatomic-ops-dev:arm64) >>"$cache/deps.log" 2>&1 || {
+    tail -n 5 "$cache/deps.log" >&2
+    echo "platform debian-12-arm64: FAILED: apt-get download libatomic-ops-dev:arm64 (log: $cache/deps.log)"
+    exit 1
+  }
+  dpkg-deb -x "$cache"/debs/libatomic-ops-dev_*_arm64.deb "$ao"
+  sed -i "s|^prefix=.*|prefix=$ao/usr|" "$ao_pc/atomic_ops.pc"
 fi
 
 # ---- 2. binfmt_misc: arm64 programs run through qemu-aarch64-static ---------------------
@@ -149,7 +172,8 @@ echo "== building $(git -C "$repo" rev-parse --short HEAD 2>/dev/null)${source/h
 t0=$(now)
 build_ok=1
 if ! cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-     -DCMAKE_TOOLCHAIN_FILE="$src/cmake/toolchain-aarch64.cmake" >"$cache/build.log" 2>&1 </dev/null; then
+     -DCMAKE_TOOLCHAIN_FILE="$src/cmake/toolchain-aarch64.cmake" \
+     -DFSAFE_AARCH64_PKG_CONFIG_DIRS="$ao_pc" >"$cache/build.log" 2>&1 </dev/null; then
   tail -n 20 "$cache/build.log" >&2
   echo "$label: FAILED: cmake could not configure (log: $cache/build.log)"
   exit 1
@@ -194,6 +218,9 @@ fi
 printf '%s\n' "$results" | grep -vE ' Passed |Skipped|Not Run \(Disabled\)' |
   sed -n 's/^.*Test *#[0-9]*: \([^ ]*\) .*\*\*\*\(.*\)$/  failed: \1 (\2)/p' | sed 's/  *[0-9.]* sec)$/)/' >"$cache/failed.txt"
 cat "$cache/failed.txt"
+# Why tests skipped, as they said it ("SKIP: ...").
+grep -h '^SKIP' "$build/Testing/Temporary/LastTest.log" 2>/dev/null | sort | uniq -c |
+  sed 's/^ *\([0-9]*\) /  skipped (\1): /' || true
 echo "   times: packages $([ "$t_deps" = 0 ] && echo cached || echo "${t_deps}s"), build ${t_build}s ($warnings warnings), tests ${t_test}s, all $(($(now) - t_start))s"
 note=""
 [ "$build_ok" = 1 ] || { note="; the build FAILED in part (log: $cache/build.log)"; failed=$((failed > 0 ? failed : 1)); }

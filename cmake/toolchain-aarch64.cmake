@@ -18,9 +18,14 @@ set(CMAKE_CXX_COMPILER aarch64-linux-gnu-g++)
 # FSAFE_AARCH64_PKG_CONFIG_DIRS (':'-separated) comes first: arm64.sh puts
 # there libatomic-ops-dev:arm64, unpacked beside the host's libatomic-ops-dev
 # (the package is not Multi-Arch: same, so both cannot be installed).
-set(FSAFE_AARCH64_PKG_CONFIG_DIRS "" CACHE STRING "More arm64 pkg-config directories, searched first")
-set(ENV{PKG_CONFIG_LIBDIR} "${FSAFE_AARCH64_PKG_CONFIG_DIRS}:/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig")
-set(ENV{PKG_CONFIG_PATH} "")
+# Not inside a try_compile, which reads this file again without the cache
+# variable and whose ENV changes are the whole process's.
+get_property(_fsafe_in_try_compile GLOBAL PROPERTY IN_TRY_COMPILE)
+if(NOT _fsafe_in_try_compile)
+  set(FSAFE_AARCH64_PKG_CONFIG_DIRS "" CACHE STRING "More arm64 pkg-config directories, searched first")
+  set(ENV{PKG_CONFIG_LIBDIR} "${FSAFE_AARCH64_PKG_CONFIG_DIRS}:/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig")
+  set(ENV{PKG_CONFIG_PATH} "")
+endif()
 # No emulator here (CMAKE_CROSSCOMPILING_EMULATOR): a test that runs a shell
 # script, which execs the program, would not get it; binfmt_misc covers both.
 # The host's python3 is an x86-64 program with x86-64 headers

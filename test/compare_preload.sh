@@ -14,10 +14,10 @@ cmp -s "$dir/out1" "$dir/out2" || { echo "FAIL: stdout differs"; diff "$dir/out1
 cmp -s "$dir/err1" "$dir/err2" || { echo "FAIL: stderr differs"; diff "$dir/err1" "$dir/err2"; fail=1; }
 [ "$rc1" = "$rc2" ] || { echo "FAIL: exit status $rc1 plain, $rc2 with fsafe"; fail=1; }
 # The preloaded run must really have loaded fsafe: the loader's own account
-# (LD_DEBUG=files) from the program itself.  Not from a helper shell, which
-# may be of another architecture than the library (arm64 programs run on an
-# x86-64 host through qemu-user: test/platforms/arm64.sh).
+# (LD_DEBUG=files: it ran the library's initialiser), from the program itself.
+# Not from a helper shell, which may be of another architecture than the
+# library (arm64 programs on an x86-64 host, test/platforms/arm64.sh).
 LD_PRELOAD="$lib${LD_PRELOAD:+:$LD_PRELOAD}" LD_DEBUG=files "$@" 2>&1 >/dev/null |
-  grep -qF "file=$lib " || { echo "FAIL: $lib did not load"; fail=1; }
+  grep -qF "calling init: $lib" || { echo "FAIL: $lib did not load"; fail=1; }
 [ $fail = 0 ] && echo "ok: identical stdout ($(wc -l <"$dir/out1") lines), stderr and exit status ($rc1)"
 exit $fail

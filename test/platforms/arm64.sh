@@ -23,6 +23,8 @@ build directory each run), builds it, and runs the chosen test areas with
 ctest (each test's TIMEOUT of test/*.cmake doubled, FSAFE_ARM64_TIMEOUT_SCALE).  Then one line:
   platform debian-12-arm64 (glibc 2.36, gcc 12, qemu-user): N passed, M failed, K skipped
 Exit status 0 only if the build succeeded and no test failed; 2 on bad usage.
+Skips are named with their reasons.  auto.child_history is not run (qemu's
+own page faults are in its count); it is counted as skipped and named.
 
   --areas LIST      comma-separated test areas (default core,auto,libc), the
                     same names as matrix.sh (test/platforms/areas.sh).  No
@@ -195,9 +197,28 @@ if [ "$build_ok" = 0 ]; then
 fi
 
 # ---- 4. the tests ------------------------------------------------------------------------
-echo "== ctest -R '$regex' (log: $cache/ctest.log)"
+# Tests whose subject qemu-user itself changes: not run, counted as skipped
+# and named with the reason on every run.
+#   auto.child_history counts the child's page faults (at most 10 more with
+#   auto mode than plain), and under qemu those are qemu's too, the code it
+#   translates in each child: plain 155-191 faults, auto mode 202-312 (x86-64
+#   natively: 17-19 and 25).  The excess is there with one thread (45-60), is
+#   no larger with 3000 threads than with 1000 (the fault this test guards
+#   against added about 420 per 1000 threads), and nearly as large with
+#   FSAFE_AUTO=0, where nothing is tracked (35-84).
+excluded='auto.child_history'
+excluded_why='its page-fault count includes qemu-user'"'"'s own (see arm64.sh)'
+echo "== ctest -R '$regex' -E '^($excluded)\$' (log: $cache/ctest.log)"
 t0=$(now)
-(cd "$build" && ctest -j"$jobs" --output-on-failure -R "$regex") >"$cache/ctest.log" 2>&1 </dev/null || true
+(cd "$build" && ctest -j"$jobs" --output-on-failure -R "$regex" -E "^($excluded)\$") >"$cache/ctest.log" 2>&1 </dev/null || true
+# the excluded tests that the areas hold
+n_excluded=0
+for t in ${excluded//|/ }; do
+  if printf '%s\n' "$t" | grep -qE "$regex"; then
+    n_excluded=$((n_excluded + 1))
+    echo "  not run under qemu-user: $t ($excluded_why)"
+  fi
+done
 t_test=$(($(now) - t0))
 
 # One line per test: "N/T Test #I: NAME ....   Passed  0.1 sec".  "Not Run
@@ -214,10 +235,12 @@ count() { # count REGEX-OF-NAMES: "passed failed skipped" among those tests
 for a in "${area_list[@]}"; do
   r=$(area_regex "$a")
   set -- $(count "${r#^}")
-  printf '   %-6s %3d passed, %d failed, %d skipped\n' "$a" "$1" "$2" "$3"
+  x=0
+  for t in ${excluded//|/ }; do printf '%s\n' "$t" | grep -qE "$r" && x=$((x + 1)); done
+  printf '   %-6s %3d passed, %d failed, %d skipped\n' "$a" "$1" "$2" "$(($3 + x))"
 done
 set -- $(count '.')
-passed=$1 failed=$2 skipped=$3
+passed=$1 failed=$2 skipped=$(($3 + n_excluded))
 if [ $((passed + failed + skipped)) -eq 0 ]; then
   failed=1
   echo "arm64.sh: no test ran (see $cache/ctest.log)" >&2

@@ -236,7 +236,9 @@ for a in "${area_list[@]}"; do
   r=$(area_regex "$a")
   set -- $(count "${r#^}")
   x=0
-  for t in ${excluded//|/ }; do printf '%s\n' "$t" | grep -qE "$r" && x=$((x + 1)); done
+  for t in ${excluded//|/ }; do
+    if printf '%s\n' "$t" | grep -qE "$r"; then x=$((x + 1)); fi
+  done
   printf '   %-6s %3d passed, %d failed, %d skipped\n' "$a" "$1" "$2" "$(($3 + x))"
 done
 set -- $(count '.')

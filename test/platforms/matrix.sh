@@ -81,15 +81,11 @@ done
 case $source in head|worktree) ;; *) echo "matrix.sh: --source must be head or worktree" >&2; exit 2 ;; esac
 case $jobs in ''|*[!0-9]*|0) echo "matrix.sh: --jobs must be a positive number" >&2; exit 2 ;; esac
 
-# Test areas as CTest regexes (names as test/*.cmake defines them).
+# Test areas as CTest regexes (test/platforms/areas.sh, shared with arm64.sh).
+. "$(dirname "$0")/areas.sh"
 regex=""
 for a in ${areas//,/ }; do
-  case $a in
-    core) r='^(core|kinds|misuse|forkways|onethread|order|static|preload)\.' ;;
-    auto|libc|sem|dropin|omp|churn|compose) r="^$a\\." ;;
-    interp) r='^(optional|python|ruby|install)\.' ;;
-    *) echo "matrix.sh: unknown area '$a' (see --help)" >&2; exit 2 ;;
-  esac
+  r=$(area_regex "$a") || { echo "matrix.sh: unknown area '$a' (see --help)" >&2; exit 2; }
   regex=${regex:+$regex|}$r
 done
 [ -n "$regex" ] || { echo "matrix.sh: no test area given" >&2; exit 2; }

@@ -23,14 +23,28 @@ pkg-config)
     pkg-config --exists --print-errors fsafe
     if [ "$link" = static ]; then
         # A fully static program: Libs.private must carry what libfsafe.a needs.
+        # Some systems' libelf.a cannot be linked statically at all (elfutils
+        # 0.192, Debian 13: elf_begin.o needs eu_search_tree_init, which no
+        # installed archive defines; sourceware bug 32293): then there is
+        # nothing of fsafe's to test, and the test says so and is skipped.
+        # shellcheck disable=SC2046
+        if pkg-config --static --libs fsafe | grep -q -- '-lelf' &&
+            ! printf '#include <libelf.h>\nint main(void){return elf_version(EV_CURRENT)==EV_NONE;}\n' |
+                "$cc" -x c -o "$work/elf-probe" - -static $(pkg-config --static --cflags --libs libelf) \
+                    >"$work/elf-probe.log" 2>&1; then
+            echo "SKIP: this system's libelf.a does not link statically by itself:" >&2
+            grep -m2 'undefined reference' "$work/elf-probe.log" >&2 || tail -n 2 "$work/elf-probe.log" >&2
+            exit 77
+        fi
         # shellcheck disable=SC2046
         "$cc" -o "$work/fsafe-consumer" -DCONSUMER_STATIC "$src/consumer.c" -static \
             $(pkg-config --static --cflags --libs fsafe)
     else
         # shellcheck disable=SC2046
-        # -ldl: the consumer itself calls dladdr, in libdl before glibc 2.34.
+        # -ldl, -pthread: the consumer itself calls dladdr and pthread_create,
+        # in libdl and libpthread before glibc 2.34 (Debian 11).
         "$cc" -o "$work/fsafe-consumer" "$src/consumer.c" $(pkg-config --cflags --libs fsafe) \
-            -Wl,-rpath,"$(pkg-config --variable=libdir fsafe)" -ldl
+            -Wl,-rpath,"$(pkg-config --variable=libdir fsafe)" -ldl -pthread
     fi
     ;;
 *) echo "usage: $0 cmake|pkg-config shared|static PREFIX LIBDIR SRCDIR WORKDIR CC CMAKE" >&2; exit 2 ;;

@@ -314,6 +314,19 @@ void fsafe__at_unlocked(void *lock);
 long fsafe__at_wait_begin(void *lock, int kind, uintptr_t caller);
 void fsafe__at_wait_end(long slot);
 
+/* ---- watch.c: the child's watch (issue 24) ------------------------------ */
+/* Non-zero in the child of a multithreaded fork while it has one thread and
+ * has said nothing yet: its waits without a timeout go through these. */
+extern AO_t fsafe__watch_armed;
+void fsafe__watch_prefork(void);
+void fsafe__watch_postfork_child(void); /* async-signal-safe */
+/* The waits the program asked for, with the same results and errno; one
+ * line first when FSAFE_CHILD_WATCH_MS runs out and nothing can end them.
+ * fn: the call's name in that line; caller: its return address. */
+int fsafe__watch_cond_wait(pthread_cond_t *c, pthread_mutex_t *m, const char *fn,
+                           uintptr_t caller);
+int fsafe__watch_sem_wait(sem_t *s, uintptr_t caller);
+
 /* ---- omp.c: OpenMP's pool (issue 24) ------------------------------------ */
 /* Async-signal-safe: from now on every parallel region of this child has one
  * thread if the forker had started one in the parent (its pool is gone). */

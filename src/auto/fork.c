@@ -503,6 +503,7 @@ static int auto_prefork(void)
     if (!fsafe__auto_on)
         return 0;
     int saved = errno;
+    fsafe__watch_prefork();
     forker = fsafe__at_current();
     ntaken = nconds = nseen = seen_more = nstuck = stuck_more = nfrozen = frozen_more = handed = 0;
     taken_overflow = timed_out = 0;
@@ -786,6 +787,7 @@ static void auto_postfork_child(void)
     fsafe__loader_postfork_child();
     fsafe__sem_postfork_child(parent_token);
     fsafe__omp_postfork_child();
+    fsafe__watch_postfork_child();
 }
 
 /* ---- attach ----------------------------------------------------------------------------- */

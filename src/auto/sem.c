@@ -73,26 +73,16 @@
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
-/* glibc's sem_t on LP64 (nptl/semaphoreP.h, "struct new_sem" with 64-bit
- * atomics): the value in the low 32 bits of the first word, the waiter count
- * in the high 32 bits; then `private`, 0 for a process-private semaphore and
- * FUTEX_PRIVATE_FLAG (128) for pshared=1 and sem_open.  Elsewhere the
- * interposers only pass calls through. */
+/* glibc's sem_t on LP64 (src/common/glibc.h).  Elsewhere the interposers
+ * only pass calls through. */
 #if defined(__GLIBC__) && defined(__LP64__)
 #define SEM_TRACK 1
 #else
 #define SEM_TRACK 0
 #endif
 
-static inline unsigned sem_value(const sem_t *s)
-{
-    return (unsigned)(*(const volatile uint64_t *)(const void *)s & 0xffffffffu);
-}
-
-static inline int sem_private(const sem_t *s)
-{
-    return ((const volatile int *)(const void *)s)[2] == 0;
-}
+#define sem_value fsafe__gl_sem_value
+#define sem_private fsafe__gl_sem_private
 
 /* ---- the real functions ------------------------------------------------------ */
 struct real {
@@ -327,6 +317,8 @@ static inline int taken(struct rec *r, sem_t *s, int ret)
 FSAFE_EXPORT int sem_wait(sem_t *s)
 {
     struct rec *r = TAKING(s);
+    if (SEM_TRACK && unlikely(AO_load(&fsafe__watch_armed))) /* the child's watch */
+        return taken(r, s, fsafe__watch_sem_wait(s, (uintptr_t)__builtin_return_address(0)));
     return taken(r, s, REAL(wait, "sem_wait")(s));
 }
 

@@ -999,8 +999,14 @@ static void wait_end(void *arg)
         r_;                                                                                        \
     })
 
+/* In the child of a multithreaded fork, waits without a timeout go through
+ * the child's watch (watch.c). */
+#define WATCHED unlikely(AO_load(&fsafe__watch_armed))
+
 FSAFE_EXPORT int pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m)
 {
+    if (WATCHED)
+        return COND_WAIT(c, m, fsafe__watch_cond_wait(c, m, "pthread_cond_wait", CALLER));
     return COND_WAIT(c, m,
                      NEXT(int (*)(pthread_cond_t *, pthread_mutex_t *), "pthread_cond_wait")(c, m));
 }
@@ -1123,6 +1129,14 @@ FSAFE_EXPORT int cnd_broadcast(cnd_t *c)
 
 FSAFE_EXPORT int cnd_wait(cnd_t *c, mtx_t *m)
 {
+    /* glibc's cnd_t and mtx_t are its pthread objects (nptl/cnd_wait.c). */
+    if (WATCHED)
+        return COND_WAIT((void *)c, (void *)m,
+                         fsafe__watch_cond_wait((pthread_cond_t *)(void *)c,
+                                                (pthread_mutex_t *)(void *)m, "cnd_wait",
+                                                CALLER) == 0
+                             ? thrd_success
+                             : thrd_error);
     return COND_WAIT((void *)c, (void *)m, NEXT(int (*)(cnd_t *, mtx_t *), "cnd_wait")(c, m));
 }
 

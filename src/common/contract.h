@@ -70,6 +70,7 @@ struct fsafe__config {
     int auto_mode;     /* FSAFE_AUTO: 1 on, 0 off, -1 unset (on when libfsafe-auto is loaded) */
     long auto_wait_ms; /* FSAFE_AUTO_WAIT_MS: bound on fork's wait for tracked locks */
     int auto_keep;     /* FSAFE_AUTO_ON_TIMEOUT=keep: leave still-held locks as they are */
+    long child_watch_ms; /* FSAFE_CHILD_WATCH_MS: the child's watch (auto), 0 = off */
 };
 
 /* ---- ext: the auto library's hooks (libfsafe-auto.so, src/auto) ---------- */
@@ -83,7 +84,7 @@ struct fsafe__config {
  * registry's reset (async-signal-safe calls only).  The services let the auto library use libfsafe's config,
  * messages and lock resets without a second copy of them.
  */
-#define FSAFE__EXT_ABI 3
+#define FSAFE__EXT_ABI 4
 struct fsafe__ext_ops {
     int abi; /* FSAFE__EXT_ABI */
     /* 0, or -1 when it gave up (and undid itself) for a thread waiting at the

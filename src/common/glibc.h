@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * glibc's lock layout, in one place.  Every file of both libraries that looks
- * inside a pthread_mutex_t, pthread_rwlock_t or pthread_cond_t beyond the
+ * inside a pthread_mutex_t, pthread_rwlock_t, pthread_cond_t or sem_t beyond the
  * POSIX calls does it with the names here.  The fields are glibc's public
  * struct members (bits/struct_mutex.h, bits/struct_rwlock.h,
  * bits/thread-shared-types.h); what their bits mean is nptl's (pthreadP.h,
@@ -14,6 +14,8 @@
 #define FSAFE_GLIBC_H
 
 #include <pthread.h>
+#include <semaphore.h>
+#include <stdint.h>
 
 #include "contract.h" /* FSAFE_TSAN */
 
@@ -89,6 +91,22 @@ static inline unsigned *fsafe__gl_cond_wrefs(pthread_cond_t *c)
 {
     return &c->__data.__wrefs;
 }
+
+#ifdef __LP64__
+/* ---- semaphore: struct new_sem (nptl/semaphoreP.h, 64-bit atomics) -------
+ * The value in the low 32 bits of the first word, the waiter count in the
+ * high 32 bits; then `private`, 0 for a process-private semaphore and
+ * FUTEX_PRIVATE_FLAG (128) for pshared=1 and sem_open. */
+static inline unsigned fsafe__gl_sem_value(const sem_t *s)
+{
+    return (unsigned)(*(const volatile uint64_t *)(const void *)s & 0xffffffffu);
+}
+
+static inline int fsafe__gl_sem_private(const sem_t *s)
+{
+    return ((const volatile int *)(const void *)s)[2] == 0;
+}
+#endif
 #endif /* __GLIBC__ */
 
 /* ---- the fork walk's per-lock fast paths ----------------------------------

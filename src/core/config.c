@@ -26,6 +26,7 @@ struct fsafe__config fsafe__cfg = {
     .log_fd = 2,
     .auto_mode = -1,
     .auto_wait_ms = 250,
+    .child_watch_ms = 10000,
 };
 
 int fsafe__parse_bool(const char *s, int *out)
@@ -115,6 +116,9 @@ static const struct opt options[] = {
      "how long fork waits for other threads to leave their critical sections (default 250)"},
     {"FSAFE_AUTO_ON_TIMEOUT", OPT_ON_TIMEOUT, &fsafe__cfg.auto_keep, "'reset' or 'keep'",
      "what the child does with locks still held when the wait runs out"},
+    {"FSAFE_CHILD_WATCH_MS", OPT_MS, &fsafe__cfg.child_watch_ms, "milliseconds, 0 to 86400000",
+     "auto mode: one line when a child of a multithreaded fork has waited this long on "
+     "something no thread of it can end (default 10000, 0 = off)"},
 };
 
 static void warn_bad(const struct opt *o, const char *value, const char *dflt)
@@ -217,13 +221,14 @@ void fsafe__config_show(int churn_effective)
     else
         snprintf(churn, sizeof churn, "%d", fsafe__cfg.churn); /* at init, not in a child */
     fsafe__msg("fsafe %s in %s: verbose=%d stats=%d warn_ms=%ld flush=%d warn_threads=%d churn=%s "
-               "(effective %d) log_fd=%d auto=%s auto_wait_ms=%ld auto_on_timeout=%s locks=%s",
+               "(effective %d) log_fd=%d auto=%s auto_wait_ms=%ld auto_on_timeout=%s "
+               "child_watch_ms=%ld locks=%s",
                FSAFE_VERSION_STRING, fsafe__prog_name(), fsafe__cfg.verbose, fsafe__cfg.stats,
                fsafe__cfg.warn_ms, fsafe__cfg.flush, fsafe__cfg.warn_threads, churn,
                churn_effective, fsafe__cfg.log_fd,
                fsafe__cfg.auto_mode < 0 ? "default" : fsafe__cfg.auto_mode ? "on" : "off",
                fsafe__cfg.auto_wait_ms, fsafe__cfg.auto_keep ? "keep" : "reset",
-               fsafe__cfg.locks ? fsafe__cfg.locks : "(none)");
+               fsafe__cfg.child_watch_ms, fsafe__cfg.locks ? fsafe__cfg.locks : "(none)");
 }
 
 /* Edit distance between a and b (case-insensitive, an adjacent swap counts as

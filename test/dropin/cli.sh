@@ -19,7 +19,7 @@ help)
     for o in $(sed -n 's/^ *\(-., \)\{0,1\}\(--[a-z-]*\).*/\2/p' "$tmp/out"); do
         case $o in --help | --version) continue ;; esac
         case $o in
-        --warn-ms | --churn | --log-fd | --auto-wait-ms) arg="$o=1" ;;
+        --warn-ms | --churn | --log-fd | --auto-wait-ms | --child-watch-ms) arg="$o=1" ;;
         --locks) arg="$o=x" ;;
         --auto-on-timeout) arg="$o=keep" ;;
         *) arg=$o ;;
@@ -50,7 +50,8 @@ bad-value)
     for a in --warn-ms=abc --log-fd=-1 --churn=lots --locks= "--warn-ms" --churn=5000 \
              --churn=1025 --log-fd=99 --log-fd=8 --locks=1bad --locks=a:semaphore \
              --locks=ok,a:b:c:d --locks=a:mutex:2147483648 --auto-wait-ms=86400001 \
-             --warn-ms=86400001 --auto-on-timeout=later --auto-wait-ms=-1; do
+             --warn-ms=86400001 --auto-on-timeout=later --auto-wait-ms=-1 --child-watch-ms=x \
+             --child-watch-ms=86400001; do
         "$run" $a sh -c 'echo ran' >"$tmp/out" 2>"$tmp/err"
         st=$?
         [ $st = 2 ] || fail "$a: exit status $st, expected 2"

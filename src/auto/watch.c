@@ -1,0 +1,254 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The child's watch (issue 24): one line when the child of a multithreaded
+ * fork blocks in a wait that no thread of the child can end.
+ *
+ * fsafe cannot see every lock: a condition wait whose predicate is a flag
+ * (libxml2's recursive mutex), a semaphore that another thread posts
+ * (CPython 3.13.1+'s PyMutex parks its waiters on one), a futex word that a
+ * library waits on through syscall() (GLib's own g_mutex calls, Rust's and
+ * Qt's mutexes, abseil).  When the thread that would have ended such a wait
+ * stayed in the parent, the child waits forever, and fsafe used to say
+ * nothing.  Now, in such a child, these waits without a timeout are made
+ * with FSAFE_CHILD_WATCH_MS as the timeout first; when it runs out and the
+ * child still has only the one thread, fsafe writes one line naming the
+ * object, the call and the code that called it, and then makes the wait the
+ * program asked for, unchanged.  The program sees the same results and the
+ * same errno.
+ *
+ * When nothing can end the wait, so that a healthy program never sees it:
+ * - only in a child whose parent had more than one thread (glibc's
+ *   __libc_single_threaded at the fork; glibc < 2.32: every child), and
+ *   only while the child has one thread (/proc/self/stat): once it has
+ *   made a thread, the watch is off for good, as after its one line;
+ * - only for process-private objects (a process-shared one may be ended
+ *   by another process);
+ * - a condition wait: nothing but another thread may signal it
+ *   (pthread_cond_signal is not async-signal-safe);
+ * - a semaphore or a futex word: a signal handler may post or wake it
+ *   (sem_post is async-signal-safe, and is used so), so not when a handler
+ *   is installed for a signal this thread does not block.
+ *
+ * Everything here runs in the child: async-signal-safe calls only
+ * (open/read, clock_gettime, sigaction, pthread_sigmask, write through
+ * fsafe__amsg), and dladdr, whose loader lock glibc's fork re-initialises
+ * in the child (and that auto mode keeps out of other threads' hands at
+ * the fork: loader.c) and which allocates nothing.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "auto.h"
+#include "glibc.h"
+
+#if defined(__GLIBC__) && defined(__has_include)
+#if __has_include(<sys/single_threaded.h>)
+#include <sys/single_threaded.h> /* glibc 2.32 */
+#define HAVE_SINGLE_THREADED 1
+#endif
+#endif
+
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+AO_t fsafe__watch_armed;
+static int parent_threaded; /* at the last prefork */
+
+void fsafe__watch_prefork(void)
+{
+#ifdef HAVE_SINGLE_THREADED
+    parent_threaded = !__libc_single_threaded;
+#else
+    parent_threaded = 1;
+#endif
+}
+
+void fsafe__watch_postfork_child(void)
+{
+    AO_store(&fsafe__watch_armed, parent_threaded && fsafe__svc.cfg->child_watch_ms > 0);
+}
+
+static void disarm(void)
+{
+    AO_store(&fsafe__watch_armed, 0);
+}
+
+/* Whether this process has exactly one thread: the 20th field of
+ * /proc/self/stat (num_threads), after the command name in parentheses. */
+static int alone(void)
+{
+    char buf[512];
+    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')');
+    /* ") S ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
+     * utime stime cutime cstime priority nice num_threads" */
+    for (int field = 2; p && field < 20; field++)
+        p = strchr(p + 1, ' ');
+    return p && p[1] == '1' && p[2] == ' ';
+}
+
+/* Whether a signal handler may run on this thread (and so post a
+ * semaphore or wake a futex word). */
+static int handler_may_run(void)
+{
+    sigset_t blocked;
+    if (pthread_sigmask(SIG_BLOCK, NULL, &blocked) != 0)
+        return 1;
+    for (int sig = 1; sig < NSIG; sig++) {
+        struct sigaction sa;
+        if (sigismember(&blocked, sig) == 1 || sigaction(sig, NULL, &sa) != 0)
+            continue;
+        if ((sa.sa_flags & SA_SIGINFO) || (sa.sa_handler != SIG_DFL && sa.sa_handler != SIG_IGN))
+            return 1;
+    }
+    return 0;
+}
+
+static struct timespec deadline(clockid_t clock)
+{
+    long ms = fsafe__svc.cfg->child_watch_ms;
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L)
+        ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+    return ts;
+}
+
+/* The one line: fn (the call) on a kind object, called from caller. */
+static void say(const char *fn, const char *kind, const void *object, uintptr_t caller)
+{
+    Dl_info di;
+    int (*dladdr_)(const void *, Dl_info *) = NEXT(int (*)(const void *, Dl_info *), "dladdr");
+    const char *head = "the program", *obj = "", *open_ = "", *close_ = "";
+    uintptr_t off = caller;
+    if (caller && dladdr_((const void *)caller, &di)) {
+        if (di.dli_fname && di.dli_fname[0])
+            head = di.dli_fname;
+        off = caller - (uintptr_t)di.dli_fbase;
+        if (di.dli_sname) /* "sym+0x1c (object)"; else "object+0x1c40" */
+            obj = head, head = di.dli_sname, off = caller - (uintptr_t)di.dli_saddr, open_ = " (",
+            close_ = ")";
+    }
+    fsafe__amsg("this child of a multithreaded process has waited %ld ms (FSAFE_CHILD_WATCH_MS) "
+                "in %s on %s %p, called from %s+0x%lx%s%s%s, and has no other thread that could "
+                "end the wait (the one that would have stayed in the parent): it waits forever",
+                fsafe__svc.cfg->child_watch_ms, fn, kind, object, head, (unsigned long)off, open_,
+                obj, close_);
+    disarm();
+}
+
+/* ---- condition waits (track.c) ------------------------------------------------------ */
+int fsafe__watch_cond_wait(pthread_cond_t *c, pthread_mutex_t *m, const char *fn,
+                           uintptr_t caller)
+{
+    int (*wait_)(pthread_cond_t *, pthread_mutex_t *) =
+        NEXT(int (*)(pthread_cond_t *, pthread_mutex_t *), "pthread_cond_wait");
+    if ((*fsafe__gl_cond_wrefs(c) & FSAFE__GL_COND_PSHARED) || !alone()) {
+        disarm();
+        return wait_(c, m);
+    }
+    /* Alone: no thread can signal c, so none can do it between the timed
+     * wait's return and the wait below (a lost wake-up). */
+    struct timespec ts = deadline(CLOCK_MONOTONIC);
+    int r = NEXT(int (*)(pthread_cond_t *, pthread_mutex_t *, clockid_t, const struct timespec *),
+                 "pthread_cond_clockwait")(c, m, CLOCK_MONOTONIC, &ts);
+    if (r != ETIMEDOUT)
+        return r;
+    say(fn, "condition variable", c, caller);
+    return wait_(c, m);
+}
+
+/* ---- semaphores (sem.c) -------------------------------------------------------------- */
+int fsafe__watch_sem_wait(sem_t *s, uintptr_t caller)
+{
+    int saved = errno;
+    int (*wait_)(sem_t *) = NEXT(int (*)(sem_t *), "sem_wait");
+    if (NEXT(int (*)(sem_t *), "sem_trywait")(s) == 0)
+        return 0;
+    errno = saved;
+    if (!fsafe__gl_sem_private(s) || !alone()) {
+        disarm();
+        return wait_(s);
+    }
+    struct timespec ts = deadline(CLOCK_MONOTONIC);
+    int r = NEXT(int (*)(sem_t *, clockid_t, const struct timespec *), "sem_clockwait")(
+        s, CLOCK_MONOTONIC, &ts);
+    if (r == 0 || errno != ETIMEDOUT)
+        return r;
+    errno = saved;
+    if (!handler_may_run() && alone())
+        say("sem_wait", "semaphore", s, caller);
+    else
+        disarm();
+    return wait_(s);
+}
+
+/* ---- futex words waited on through syscall() ------------------------------------------ */
+/* A wait without a timeout on a private word whose value is still the
+ * expected one (else the kernel returns at once, and so does this). */
+static long watch_futex(long (*real)(long, ...), long a[6], uintptr_t caller)
+{
+    int op = (int)a[1];
+    int cmd = op & FUTEX_CMD_MASK;
+    if ((cmd != FUTEX_WAIT && cmd != FUTEX_WAIT_BITSET) || a[3] != 0 ||
+        !(op & FUTEX_PRIVATE_FLAG) || !a[0] || *(volatile int *)a[0] != (int)a[2])
+        return real(SYS_futex, a[0], a[1], a[2], a[3], a[4], a[5]);
+    if (!alone()) {
+        disarm();
+        return real(SYS_futex, a[0], a[1], a[2], a[3], a[4], a[5]);
+    }
+    int saved = errno;
+    struct timespec ts;
+    if (cmd == FUTEX_WAIT) { /* relative */
+        long ms = fsafe__svc.cfg->child_watch_ms;
+        ts.tv_sec = ms / 1000, ts.tv_nsec = (ms % 1000) * 1000000L;
+    } else { /* absolute, on the clock the operation names */
+        ts = deadline((op & FUTEX_CLOCK_REALTIME) ? CLOCK_REALTIME : CLOCK_MONOTONIC);
+    }
+    long r = real(SYS_futex, a[0], a[1], a[2], (long)&ts, a[4], a[5]);
+    if (r == 0 || errno != ETIMEDOUT)
+        return r;
+    errno = saved;
+    if (!handler_may_run() && alone())
+        say("syscall(SYS_futex, FUTEX_WAIT)", "futex word", (void *)a[0], caller);
+    else
+        disarm();
+    return real(SYS_futex, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
+
+/*
+ * syscall() is interposed for this alone: outside a watched child it passes
+ * every call through.  Its six arguments are read as longs whatever the
+ * call passed, as glibc's own syscall() reads six registers (the x86-64 and
+ * AArch64 calling conventions pass variadic integers as fixed ones).
+ */
+FSAFE_EXPORT long syscall(long number, ...)
+{
+    va_list ap;
+    long a[6];
+    va_start(ap, number);
+    for (int i = 0; i < 6; i++)
+        a[i] = va_arg(ap, long);
+    va_end(ap);
+    long (*real)(long, ...) = NEXT(long (*)(long, ...), "syscall");
+    if (unlikely(AO_load(&fsafe__watch_armed)) && number == SYS_futex)
+        return watch_futex(real, a, (uintptr_t)__builtin_return_address(0));
+    return real(number, a[0], a[1], a[2], a[3], a[4], a[5]);
+}

@@ -71,10 +71,6 @@ fsafe_libc_test(nested)
 # the other callers, blocked on the forker's lock (its own gate excludes them).
 fsafe_libc_test(account_fork)
 fsafe_add_test(libc.signal.with TIMEOUT 60 ENV ${_auto_patient} COMMAND test_libc_locks signal none)
-# The same with the account file parsers: a handler fork inside sgetspent
-# (with exclusive gates, another thread's fork went ahead of it and its
-# child found the lock held: 4 of 6 runs).
-fsafe_add_test(libc.signal_entry.with TIMEOUT 60 ENV ${_auto_patient} COMMAND test_libc_locks signal_entry none)
 # A call held in flight: the fork waits FSAFE_AUTO_WAIT_MS and names it.
 fsafe_add_test(libc.held TIMEOUT 60 ENV ${_auto} COMMAND test_libc_locks held ${CMAKE_CURRENT_BINARY_DIR})
 fsafe_add_test(libc.held_entry TIMEOUT 60 ENV ${_auto} COMMAND test_libc_locks held_entry)

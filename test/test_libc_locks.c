@@ -12,7 +12,7 @@
  *   test_libc_locks iterate_fork|ctor_fork LIB|account_fork|nested|signal|signal_entry none|some
  *     the self-deadlock cases (see each).
  *   test_libc_locks held FIFO_DIR: a call held in flight, the bounded wait.
- *   test_libc_locks held_entry: the same with fgetpwent (an exclusive gate).
+ *   test_libc_locks held_entry: the same with fgetpwent.
  *   test_libc_locks runpath: dlopen of a bare name keeps the caller's RUNPATH.
  *
  * Children run code that is not async-signal-safe on purpose: that is the
@@ -716,10 +716,12 @@ static int op_nested_child(void)
 /* ---- signal handlers ------------------------------------------------------------- */
 /* Workers convert time; a signal handler on them calls dladdr (another gated
  * family) or forks.  Neither may deadlock fsafe's bookkeeping.  In the
- * "entry" variant the workers parse shadow and gshadow lines (exclusive
- * gates, each call holding its glibc lock throughout; no malloc once the
- * static buffers are made, so the handler cannot interrupt one) and the
- * handler converts time (the time zone family) or forks. */
+ * "entry" variant the workers parse shadow and gshadow lines (each call holds
+ * its glibc lock throughout; no malloc once the static buffers are made, so
+ * the handler cannot interrupt one) and the handler converts time (the time
+ * zone family) or forks.  signal_entry is not a CTest yet: with auto mode it
+ * still leaves a hung child in some runs (issue 23, open; see the branch
+ * libc23's report). */
 static int op_sgetent(void)
 {
     return sgetspent("fsafe:*:19000:0:99999:7:::") == NULL || sgetsgent("fsafe:*::fsafe") == NULL;

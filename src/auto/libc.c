@@ -523,12 +523,10 @@ static struct fsafe__gate loader_gate = {"loader (dlopen, dlmopen, dlclose, dlad
  * callbacks included (fgetpwent's read, fmtmsg's write to stderr).  A fork
  * from such a callback does not wait for the function's other callers
  * (blocked on the lock the forker holds: the forker's own gate excludes
- * them; libc.account_fork).  The gates are not exclusive: with an exclusive
- * gate a thread that forks from a signal handler inside sgetspent excluded
- * its own hold from another thread's concurrent fork, whose child then
- * found the lock held (libc.signal_entry: 4 of 6 runs had a hung child,
- * 0 of 6 without); a gate that is not exclusive makes that fork back off
- * instead (fork.c: holds_against, backoff_helps). */
+ * them; libc.account_fork).  Like the other per-function gates they are
+ * not exclusive: an exclusive gate held by a thread that forks from a signal
+ * handler would let another thread's fork go ahead of it (fork.c:
+ * holds_against). */
 #define ENTRY_FUNCTIONS(X, V)                                                                      \
     X(struct passwd *, fgetpwent, ACCT, (FILE * f), (f))                                           \
     X(struct group *, fgetgrent, ACCT, (FILE * f), (f))                                            \

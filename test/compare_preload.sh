@@ -15,7 +15,8 @@ cmp -s "$dir/err1" "$dir/err2" || { echo "FAIL: stderr differs"; diff "$dir/err1
 [ "$rc1" = "$rc2" ] || { echo "FAIL: exit status $rc1 plain, $rc2 with fsafe"; fail=1; }
 # The preloaded run must really have loaded fsafe: asked, it reports at exit.
 # (PROGRAM itself, not sh: a libfsafe.so built for musl loads into musl
-# programs only.)
+# programs only, one built for arm64 into arm64 programs only; and musl's
+# loader has no LD_DEBUG.)
 LD_PRELOAD="$lib" FSAFE_STATS=1 "$@" 2>&1 >/dev/null | grep -q '^fsafe\[[0-9]*\]: stats for ' ||
   { echo "FAIL: $lib did not load"; fail=1; }
 [ $fail = 0 ] && echo "ok: identical stdout ($(wc -l <"$dir/out1") lines), stderr and exit status ($rc1)"

@@ -505,7 +505,14 @@ static void deny_process_creation(void)
     };
     struct sock_fprog prog = {sizeof f / sizeof *f, f};
     CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0);
-    CHECK(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0);
+    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0 && errno == EINVAL) {
+        /* No seccomp filters: a kernel without CONFIG_SECCOMP_FILTER, or
+         * qemu-user, which refuses them to keep the syscalls it needs
+         * (test/platforms/arm64.sh).  No other way to make fork fail. */
+        printf("SKIP: cannot install a seccomp filter here (%s)\n", strerror(errno));
+        fflush(stdout);
+        _exit(T_SKIP);
+    }
 }
 
 static void case_fork_fails(void)

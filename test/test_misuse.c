@@ -9,6 +9,7 @@
 #include "common.h"
 
 #include <sys/mman.h>
+#include <sys/uio.h>
 
 #include "fsafe.h"
 
@@ -60,6 +61,16 @@ static void case_bogus_misaligned(void)
 
 static void case_bogus_unmapped(void)
 {
+    /* fsafe reads the lock's memory with process_vm_readv on itself to tell
+     * an unmapped pointer; where that call is refused (a seccomp profile
+     * without ptrace rights, qemu-user: ENOSYS) it checks the alignment only
+     * (src/registry.c), and this case has nothing to show. */
+    char probe_src = 1, probe_dst = 0;
+    struct iovec pl = {&probe_dst, 1}, pr = {&probe_src, 1};
+    if (process_vm_readv(getpid(), &pl, 1, &pr, 1, 0) != 1) {
+        printf("SKIP: process_vm_readv on this process is refused here (%s)\n", strerror(errno));
+        exit(T_SKIP);
+    }
     long pg = sysconf(_SC_PAGESIZE);
     char *p = mmap(NULL, (size_t)pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     CHECK(p != MAP_FAILED);

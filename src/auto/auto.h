@@ -217,17 +217,20 @@ AO_t fsafe__at_child_new_token(struct fsafe__at_thread *mine);
 int fsafe__at_lock_free(const void *lock, int kind);
 
 /* Real functions, resolved once (track.c). */
-/* The next definition of name after this library (dlsym(RTLD_NEXT)), found
- * at the first call and kept in *slot; aborts with a message naming it when
- * there is none.  NEXT(type, "name") keeps a slot per call site. */
-void *fsafe__next_sym(AO_t *slot, const char *name);
+/* The next definition of name after this library (dlsym(RTLD_NEXT)), or,
+ * for a caller outside the global scope (a plugin loaded RTLD_LOCAL), the
+ * one in the caller's own scope; found at the first call and kept in *slot;
+ * aborts with a message naming it when there is none.  caller: the return
+ * address of the interposed call.  NEXT(type, "name") keeps a slot per call
+ * site. */
+void *fsafe__next_sym(AO_t *slot, const char *name, const void *caller);
 /* The function in *slot, with the load inline (a lock call's fast path); the
  * first call resolves it. */
 #define FSAFE__NEXT_IN(slot, type, name)                                                           \
     ({                                                                                             \
         void *p_ = (void *)AO_load_acquire(slot);                                                  \
         if (__builtin_expect(p_ == NULL, 0))                                                       \
-            p_ = fsafe__next_sym((slot), (name));                                                  \
+            p_ = fsafe__next_sym((slot), (name), __builtin_return_address(0));                                                  \
         (type) p_;                                                                                 \
     })
 #define NEXT(type, name)                                                                           \

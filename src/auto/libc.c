@@ -623,7 +623,7 @@ FSAFE_EXPORT sem_t *sem_open(const char *name, int oflag, ...)
         va_end(ap);
     }
     sem_t *(*real_)(const char *, int, ...) =
-        (sem_t * (*)(const char *, int, ...)) fsafe__next_sym(&real_sem_open, "sem_open");
+        (sem_t * (*)(const char *, int, ...)) fsafe__next_sym(&real_sem_open, "sem_open", NULL);
     return GATE_CALL(&gate_sem_open, real_(name, oflag, mode, value));
 }
 
@@ -670,7 +670,7 @@ static struct fsafe__gate gate_fflush = {STDIO " (fflush(NULL))", 0};
 
 FSAFE_EXPORT int fflush(FILE *fp)
 {
-    int (*real_)(FILE *) = (int (*)(FILE *))fsafe__next_sym(&real_fflush, "fflush");
+    int (*real_)(FILE *) = (int (*)(FILE *))fsafe__next_sym(&real_fflush, "fflush", NULL);
     return fp ? real_(fp) : GATE_CALL(&gate_fflush, real_(NULL));
 }
 
@@ -679,7 +679,7 @@ static AO_t real_dlopen, real_dlmopen, real_dlclose, real_dladdr, real_dladdr1, 
 
 
 /* The real function's slot, resolved; a call of it inside the loader gate. */
-#define REAL(slot, name, type) ((type)fsafe__next_sym(&(slot), (name)))
+#define REAL(slot, name, type) ((type)fsafe__next_sym(&(slot), (name), NULL))
 #define LOADER_CALL(call) GATE_CALL(&loader_gate, call)
 
 /* Whether dlopen(file) depends on who calls it: glibc looks at the caller

@@ -28,26 +28,85 @@ void fsafe__amsg(const char *fmt, ...)
 
 /* ---- the real functions ---------------------------------------------------- */
 /* Found with dlsym(RTLD_NEXT) at first use and kept: a call may come before
- * any constructor has run.  dlsym takes only the loader's own lock. */
-void *fsafe__next_sym(AO_t *slot, const char *name)
+ * any constructor has run.  dlsym takes only the loader's own lock.
+ *
+ * RTLD_NEXT searches the global scope after this library.  An object loaded
+ * by dlopen without RTLD_GLOBAL (a plugin, every CPython extension module)
+ * is not in it, nor are the libraries it brought: libstdc++ under a C++
+ * plugin of a C program, libglib or libgomp under an extension module.  The
+ * plugin's calls bind to this library all the same (the global scope comes
+ * first in every lookup), so the definition they would have reached is
+ * looked for where the loader found it: in the calling object's own scope
+ * (dlsym on a handle of the caller searches the caller and its
+ * dependencies, breadth first, as the loader does after the global scope).
+ * The object that defines it is then marked RTLD_NODELETE, since the
+ * address is kept for the life of the process: a dlclose of the plugin
+ * leaves that library mapped, where without fsafe it could be unloaded. */
+static AO_t real_dlopen, real_dlclose, real_dladdr; /* libc's: libc.c gates these names */
+#define DLOPEN ((void *(*)(const char *, int))fsafe__next_sym(&real_dlopen, "dlopen", NULL))
+#define DLCLOSE ((int (*)(void *))fsafe__next_sym(&real_dlclose, "dlclose", NULL))
+#define DLADDR ((int (*)(const void *, Dl_info *))fsafe__next_sym(&real_dladdr, "dladdr", NULL))
+
+/* Non-zero when addr is in this library. */
+static int is_mine(const void *addr)
+{
+    Dl_info at, me;
+    return DLADDR(addr, &at) && DLADDR((const void *)is_mine, &me) && at.dli_fbase == me.dli_fbase;
+}
+
+/* A handle of the loaded object that holds addr, without loading anything;
+ * NULL for the main program (its scope is the global one) and for an object
+ * of another namespace (dlmopen). */
+static void *handle_of(const void *addr, int flags)
+{
+    Dl_info at;
+    if (!DLADDR(addr, &at) || !at.dli_fname || !at.dli_fname[0])
+        return NULL;
+    return DLOPEN(at.dli_fname, RTLD_LAZY | RTLD_NOLOAD | flags);
+}
+
+static void *in_caller_scope(const char *name, const void *caller)
+{
+    if (!caller || is_mine(caller))
+        return NULL;
+    void *scope = handle_of(caller, 0);
+    if (!scope)
+        return NULL;
+    void *p = dlsym(scope, name), *definer = NULL;
+    if (p && !is_mine(p))
+        definer = handle_of(p, RTLD_NODELETE);
+    if (definer)
+        DLCLOSE(definer);
+    DLCLOSE(scope);
+    return definer ? p : NULL;
+}
+
+static _Noreturn void not_found(const char *name)
+{
+    /* Nothing sensible can follow: the caller was bound to this library's
+     * definition, and there is no other in its scope to forward to. */
+    if (fsafe__svc.vmsg) {
+        fsafe__amsg("libfsafe-auto.so: no definition of %s after this library; aborting", name);
+        abort();
+    }
+    static const char m1[] = "fsafe: libfsafe-auto.so: no definition of ";
+    static const char m2[] = " after this library; aborting\n";
+    (void)!write(2, m1, sizeof m1 - 1);
+    (void)!write(2, name, __builtin_strlen(name));
+    (void)!write(2, m2, sizeof m2 - 1);
+    abort();
+}
+
+void *fsafe__next_sym(AO_t *slot, const char *name, const void *caller)
 {
     void *p = (void *)AO_load_acquire(slot);
     if (likely(p != NULL))
         return p;
     p = dlsym(RTLD_NEXT, name);
-    if (!p) {
-        /* Nothing sensible can follow: every caller would fail. */
-        if (fsafe__svc.vmsg) {
-            fsafe__amsg("libfsafe-auto.so: dlsym(RTLD_NEXT) cannot find %s; aborting", name);
-            abort();
-        }
-        static const char m1[] = "fsafe: libfsafe-auto.so: dlsym(RTLD_NEXT) cannot find ";
-        static const char m2[] = "; aborting\n";
-        (void)!write(2, m1, sizeof m1 - 1);
-        (void)!write(2, name, __builtin_strlen(name));
-        (void)!write(2, m2, sizeof m2 - 1);
-        abort();
-    }
+    if (!p)
+        p = in_caller_scope(name, caller);
+    if (!p)
+        not_found(name);
     AO_store_release(slot, (AO_t)p);
     return p;
 }

@@ -44,8 +44,10 @@
 #endif
 
 /* The calling thread's identity (fork gate, walker, tracked holds): the thread
- * pointer, which glibc's pthread_self() also returns, read without a call into
- * libc (and without faulting in a libc text page in every child). */
+ * pointer, read without a call into libc (and without faulting in a libc text
+ * page in every child).  On x86-64 it is what glibc's pthread_self() returns;
+ * on aarch64 the two differ by a constant, which is harmless: every
+ * comparison uses this one function. */
 static inline AO_t fsafe__self_id(void)
 {
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__aarch64__)) && __GNUC__ >= 11

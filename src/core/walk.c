@@ -240,6 +240,18 @@ static unsigned char how_of(const struct fsafe__rec *r)
     return x != FSAFE__EXC_DFLT ? x : walk_dflt;
 }
 
+/* The same, for an unregister deciding the walk is done with r's lock: an
+ * acquire load, paired with exc_set's release, so that the walk's last use of
+ * the lock (fsafe__walk_poll's unlock of a dead record, before it sets NONE)
+ * happens before the caller frees or destroys it.  (ThreadSanitizer reported
+ * the unlock and a pthread_rwlock_destroy as a race in the stress run: the
+ * relaxed load gave no order, on a weakly ordered CPU either.) */
+static unsigned char how_of_acquire(const struct fsafe__rec *r)
+{
+    unsigned char x = AO_char_load_acquire(&r->exc);
+    return x != FSAFE__EXC_DFLT ? x : walk_dflt;
+}
+
 static void exc_set(struct snap *s, size_t i, unsigned char how)
 {
     struct fsafe__rec *r = &s->rec[i];
@@ -328,7 +340,7 @@ uint64_t fsafe__walk_retire(const struct fsafe__entry *e, AO_t *epoch)
      * counts the record; end_epoch resets exc before it clears walk_pos). */
     size_t i = (size_t)(r - cur_snap()->rec);
     if (AO_load_acquire(&walk_snap) == (AO_t)cur_snap() && i < AO_load_acquire(&walk_pos) &&
-        how_of(r) == FSAFE__EXC_NONE && AO_load_acquire(&fork_epoch) == ep)
+        how_of_acquire(r) == FSAFE__EXC_NONE && AO_load_acquire(&fork_epoch) == ep)
         return 0;
     return AO_fetch_and_add_full(&unreg_seq, 1) + 1;
 }

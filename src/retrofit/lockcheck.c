@@ -82,8 +82,11 @@ static const char *rwlock_check(const pthread_rwlock_t *pr)
         return "its writer field is no thread id";
     if (r.__pad3 || r.__pad4 || r.__pad2)
         return "its padding is not zero";
+    /* __pad1 is unsigned char[7] on x86-64 and an unsigned long on aarch64
+     * (glibc's generic bits/struct_rwlock.h): compared byte by byte. */
+    const unsigned char *pad1 = (const unsigned char *)&r.__pad1;
     for (size_t i = 0; i < sizeof r.__pad1; i++)
-        if (r.__pad1[i])
+        if (pad1[i])
             return "its padding is not zero";
 #else
     (void)pr;

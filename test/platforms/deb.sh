@@ -78,44 +78,9 @@ flock -w 3600 9 || { echo "deb.sh: another run holds $dir/lock" >&2; exit 1; }
 version=$(sed -n '1s/^fsafe (\([^)-]*\)-[^)]*).*/\1/p' "$repo/debian/changelog")
 [ -n "$version" ] || { echo "deb.sh: no version in debian/changelog" >&2; exit 1; }
 
-# ---- mounts: every one is recorded and undone on exit (as matrix.sh) ----------
-mounts=()
-cur_root=""
-bg_pid=""
-kill_inside() { # kills what still runs inside a chroot, by pid
-  local root=$1 p link
-  for p in /proc/[0-9]*; do
-    link=$(readlink "$p/root" 2>/dev/null) || continue
-    if [ "$link" = "$root" ]; then kill -KILL "${p#/proc/}" 2>/dev/null || true; fi
-  done
-}
-umount_stale() { # whatever is mounted under ROOT (also a SIGKILLed run's)
-  local m
-  for m in $(findmnt -rn -o TARGET | grep -F "$1/" | sort -r); do
-    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
-  done
-}
-umount_all() {
-  local i
-  if [ -n "$bg_pid" ]; then kill -TERM "$bg_pid" 2>/dev/null || true; fi
-  bg_pid=""
-  [ -n "$cur_root" ] && kill_inside "$cur_root"
-  for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do
-    umount "${mounts[i]}" 2>/dev/null || umount -l "${mounts[i]}" 2>/dev/null ||
-      echo "deb.sh: could not unmount ${mounts[i]}" >&2
-  done
-  mounts=()
-  [ -n "$cur_root" ] && umount_stale "$cur_root"
-  cur_root=""
-}
-remove_root() { # rm -rf of a chroot, never while something is mounted in it
-  umount_stale "$1"
-  if findmnt -rn -o TARGET | grep -qF "$1/"; then
-    echo "deb.sh: still mounted under $1; not removing it" >&2
-    exit 1
-  fi
-  rm -rf "$1"
-}
+# ---- mounts: every one is recorded and undone on exit (chroot.sh) -----------
+# shellcheck source=chroot.sh
+. "$(dirname "$0")/chroot.sh"
 on_exit() {
   umount_all
   if [ "$keep" = 0 ] && [ -d "$iroot" ]; then remove_root "$iroot"; fi
@@ -123,33 +88,11 @@ on_exit() {
 trap 'on_exit' EXIT
 trap 'on_exit; trap - EXIT; exit 130' INT
 trap 'on_exit; trap - EXIT; exit 143' TERM
-mount_chroot() {
-  local root=$1
-  umount_stale "$root"
-  cur_root=$root
-  mkdir -p "$root/proc" "$root/dev" "$root/dev/pts" "$root/dev/shm"
-  mount -t proc proc "$root/proc" && mounts+=("$root/proc")
-  mount --bind /dev "$root/dev" && mounts+=("$root/dev")
-  mount --make-rslave "$root/dev" 2>/dev/null || true
-  mount --bind /dev/pts "$root/dev/pts" && mounts+=("$root/dev/pts")
-  mount --bind /dev/shm "$root/dev/shm" && mounts+=("$root/dev/shm")
-  cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
-  # no service starts in the chroot
-  printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
-  chmod 755 "$root/usr/sbin/policy-rc.d"
+chroot_prepare() { # after mount_chroot: apt can resolve names, no service starts
+  cp /etc/resolv.conf "$1/etc/resolv.conf" 2>/dev/null || true
+  printf '#!/bin/sh\nexit 101\n' >"$1/usr/sbin/policy-rc.d"
+  chmod 755 "$1/usr/sbin/policy-rc.d"
 }
-in_root() { # in_root ROOT COMMAND...: a shell command line in the chroot
-  local root=$1 pid
-  shift
-  # In the background and waited for, so that INT and TERM stop it at once.
-  env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
-    DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8 LANG=C.UTF-8 TERM=dumb \
-    chroot "$root" /bin/sh -c "$*" </dev/null &
-  pid=$!
-  bg_pid=$pid
-  wait "$pid"
-}
-now() { date +%s; }
 
 passed=0
 failed=0

@@ -81,15 +81,11 @@ done
 case $source in head|worktree) ;; *) echo "matrix.sh: --source must be head or worktree" >&2; exit 2 ;; esac
 case $jobs in ''|*[!0-9]*|0) echo "matrix.sh: --jobs must be a positive number" >&2; exit 2 ;; esac
 
-# Test areas as CTest regexes (names as test/*.cmake defines them).
+# Test areas as CTest regexes (test/platforms/areas.sh, shared with arm64.sh).
+. "$(dirname "$0")/areas.sh"
 regex=""
 for a in ${areas//,/ }; do
-  case $a in
-    core) r='^(core|kinds|misuse|forkways|onethread|order|static|preload)\.' ;;
-    auto|libc|sem|dropin|omp|churn|compose) r="^$a\\." ;;
-    interp) r='^(optional|python|ruby|install)\.' ;;
-    *) echo "matrix.sh: unknown area '$a' (see --help)" >&2; exit 2 ;;
-  esac
+  r=$(area_regex "$a") || { echo "matrix.sh: unknown area '$a' (see --help)" >&2; exit 2; }
   regex=${regex:+$regex|}$r
 done
 [ -n "$regex" ] || { echo "matrix.sh: no test area given" >&2; exit 2; }
@@ -104,76 +100,12 @@ fi
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 mkdir -p "$cache"
 
-# ---- mounts: every one is recorded and undone on exit -------------------------
-mounts=()
-cur_root=""
-# Kills what still runs inside a chroot (a child a test left behind), by pid.
-kill_inside() {
-  local root=$1 p link
-  for p in /proc/[0-9]*; do
-    link=$(readlink "$p/root" 2>/dev/null) || continue
-    if [ "$link" = "$root" ]; then kill -KILL "${p#/proc/}" 2>/dev/null || true; fi
-  done
-}
-bg_pid=""
-umount_all() {
-  local i m
-  if [ -n "$bg_pid" ]; then kill -TERM "$bg_pid" 2>/dev/null || true; fi
-  bg_pid=""
-  [ -n "$cur_root" ] && kill_inside "$cur_root"
-  for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do
-    m=${mounts[i]}
-    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || echo "matrix.sh: could not unmount $m" >&2
-  done
-  mounts=()
-  # anything else mounted under the chroot (debootstrap's own /proc, /sys)
-  [ -n "$cur_root" ] && umount_stale "$cur_root"
-  cur_root=""
-}
-# Mounts left by a run that was killed with SIGKILL (no trap ran).
-umount_stale() {
-  local root=$1 m
-  for m in $(findmnt -rn -o TARGET | grep -F "$root/" | sort -r); do
-    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
-  done
-}
-# rm -rf of a chroot, never while something (the host's /dev) is mounted in it.
-remove_root() {
-  umount_stale "$1"
-  if findmnt -rn -o TARGET | grep -qF "$1/"; then
-    echo "matrix.sh: still mounted under $1; not removing it" >&2
-    exit 1
-  fi
-  rm -rf "$1"
-}
+# ---- mounts: every one is recorded and undone on exit (chroot.sh) -----------
+# shellcheck source=chroot.sh
+. "$repo/test/platforms/chroot.sh"
 trap 'umount_all' EXIT
 trap 'umount_all; trap - EXIT; exit 130' INT
 trap 'umount_all; trap - EXIT; exit 143' TERM
-mount_chroot() {
-  local root=$1
-  umount_stale "$root"
-  cur_root=$root
-  mkdir -p "$root/proc" "$root/dev" "$root/dev/pts" "$root/dev/shm"
-  mount -t proc proc "$root/proc" && mounts+=("$root/proc")
-  mount --bind /dev "$root/dev" && mounts+=("$root/dev")
-  mount --make-rslave "$root/dev" 2>/dev/null || true
-  mount --bind /dev/pts "$root/dev/pts" && mounts+=("$root/dev/pts")
-  mount --bind /dev/shm "$root/dev/shm" && mounts+=("$root/dev/shm")
-}
-in_root() { # in_root ROOT COMMAND...: runs a shell command line in the chroot
-  local root=$1 pid
-  shift
-  # In the background and waited for: bash runs a trap only when the
-  # foreground command ends, but interrupts `wait` at once (INT, TERM).
-  env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
-    DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8 LANG=C.UTF-8 CI=${CI:-} TERM=dumb \
-    chroot "$root" /bin/sh -c "$*" </dev/null &
-  pid=$!
-  bg_pid=$pid
-  wait "$pid"
-}
-
-now() { date +%s; }
 # The packages: test/packages.txt minus what only other builds use.
 packages() {
   local p out=""

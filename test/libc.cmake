@@ -48,7 +48,7 @@ function(fsafe_libc_test name)
 endfunction()
 
 foreach(f localtime rand atexit utmp strerror cxa_guard sem_open popen setenv_tzset syslog iconv newlocale getpwnam gethostbyaddr getaddrinfo
-          dl_iterate_phdr)
+          dl_iterate_phdr getservent_r getrpcbyname netgroup resolv account_files fmtmsg lckpwdf)
   fsafe_libc_test(${f} SOME)
 endforeach()
 fsafe_libc_test(dlopen SOME ARGS ${_plugin})
@@ -67,9 +67,17 @@ fsafe_libc_test(cookie_flush)
 fsafe_libc_test(iterate_fork SOME)
 fsafe_libc_test(ctor_fork ARGS $<TARGET_FILE:fsafe_ctor_fork>)
 fsafe_libc_test(nested)
+# A fork from a stream callback inside fgetpwent: the fork does not wait for
+# the other callers, blocked on the forker's lock (its own gate excludes them).
+fsafe_libc_test(account_fork)
 fsafe_add_test(libc.signal.with TIMEOUT 60 ENV ${_auto_patient} COMMAND test_libc_locks signal none)
+# The same with the account file parsers in the workers, the time zone in the
+# handler: a handler fork inside sgetspent must not let another thread's fork
+# skip the other parsers' calls (an exclusive gate did: 25 of 40 runs hung).
+fsafe_add_test(libc.signal_entry.with TIMEOUT 60 ENV ${_auto_patient} COMMAND test_libc_locks signal_entry none)
 # A call held in flight: the fork waits FSAFE_AUTO_WAIT_MS and names it.
 fsafe_add_test(libc.held TIMEOUT 60 ENV ${_auto} COMMAND test_libc_locks held ${CMAKE_CURRENT_BINARY_DIR})
+fsafe_add_test(libc.held_entry TIMEOUT 60 ENV ${_auto} COMMAND test_libc_locks held_entry)
 # The dlopen wrapper keeps the caller's RUNPATH (a tail call), plain and with.
 fsafe_add_test(libc.dlopen_runpath.with TIMEOUT 30 ENV ${_auto} COMMAND test_libc_locks runpath)
 fsafe_add_test(libc.dlopen_runpath.without TIMEOUT 30 COMMAND test_libc_locks runpath)

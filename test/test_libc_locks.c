@@ -9,9 +9,10 @@
  *     none: no child may hang or fail, and fsafe prints nothing (a fork that
  *           ran out of FSAFE_AUTO_WAIT_MS would say so);
  *     some: at least one child hangs (plain run: the hang fsafe removes).
- *   test_libc_locks iterate_fork|ctor_fork LIB|nested|signal none|some
+ *   test_libc_locks iterate_fork|ctor_fork LIB|account_fork|nested|signal|signal_entry none|some
  *     the self-deadlock cases (see each).
  *   test_libc_locks held FIFO_DIR: a call held in flight, the bounded wait.
+ *   test_libc_locks held_entry: the same with fgetpwent.
  *   test_libc_locks runpath: dlopen of a bare name keeps the caller's RUNPATH.
  *
  * Children run code that is not async-signal-safe on purpose: that is the
@@ -20,6 +21,9 @@
 #include "common.h"
 
 #include <dlfcn.h>
+#include <fmtmsg.h>
+#include <grp.h>
+#include <gshadow.h>
 #include <fcntl.h>
 #include <gnu/libc-version.h>
 #include <iconv.h>
@@ -29,6 +33,9 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pwd.h>
+#include <resolv.h>
+#include <rpc/netdb.h>
+#include <shadow.h>
 #include <semaphore.h>
 #include <stdatomic.h>
 #include <sys/stat.h>
@@ -271,6 +278,131 @@ static int op_cookie(void)
     return fflush(NULL) != 0;
 }
 
+/* An enumeration's _r form: glibc takes the database's lock
+ * (nss/getXXent_r.c) in getservent_r as in setservent and endservent. */
+static int op_getservent_r(void)
+{
+    struct servent se, *res;
+    char buf[1024];
+    setservent(0);
+    for (int i = 0; i < 4 && getservent_r(&se, buf, sizeof buf, &res) == 0; i++) {
+    }
+    endservent();
+    return 0;
+}
+
+/* The rpc database (/etc/rpc): getrpcbyname's static lock
+ * (nss/getXXbyYY.c), held across the lookup. */
+static int op_getrpcbyname(void)
+{
+    return getrpcbyname("portmapper") == NULL;
+}
+
+/* The netgroup functions: their own lock (inet/getnetgrent_r.c), held across
+ * the NSS calls, whether or not a netgroup service answers (Debian 12's
+ * nsswitch.conf says nis, not installed: the calls fail, under the lock). */
+static int op_netgroup(void)
+{
+    char *h, *u, *d;
+    if (setnetgrent("fsafe-test"))
+        while (getnetgrent(&h, &u, &d)) {
+        }
+    endnetgrent();
+    return 0;
+}
+
+/* The resolver's entry points: res_init and res_mkquery get the resolver
+ * context, which takes the resolv.conf lock (resolv/resolv_conf.c) to find
+ * and attach the configuration and to drop its reference.  No packet is
+ * sent. */
+static int op_resolv(void)
+{
+    unsigned char q[512];
+    if (res_init() != 0)
+        return 1;
+    return res_mkquery(QUERY, "localhost", C_IN, T_A, NULL, 0, NULL, q, sizeof q) <= 0;
+}
+
+/* The account file parsers with a static result, each with its own lock held
+ * across the read and the parse (pwd/fgetpwent.c grp/fgetgrent.c
+ * shadow/fgetspent.c shadow/sgetspent.c gshadow/fgetsgent.c
+ * gshadow/sgetsgent.c), from memory streams. */
+static int parse_stream(const char *text, int (*one)(FILE *))
+{
+    FILE *f = fmemopen((void *)text, strlen(text), "r");
+    if (!f)
+        return 1;
+    int r = one(f);
+    fclose(f);
+    return r;
+}
+static int one_pw(FILE *f)
+{
+    return fgetpwent(f) == NULL;
+}
+static int one_gr(FILE *f)
+{
+    return fgetgrent(f) == NULL;
+}
+static int one_sp(FILE *f)
+{
+    return fgetspent(f) == NULL;
+}
+static int one_sg(FILE *f)
+{
+    return fgetsgent(f) == NULL;
+}
+static int op_fgetpwent(void)
+{
+    return parse_stream("fsafe:x:1000:1000:fsafe:/home/fsafe:/bin/sh\n", one_pw);
+}
+static int op_account_files(void)
+{
+    static const char sp[] = "fsafe:*:19000:0:99999:7:::\n", sg[] = "fsafe:*::fsafe\n";
+    return parse_stream("fsafe:x:1000:1000:fsafe:/home/fsafe:/bin/sh\n", one_pw) |
+           parse_stream("fsafe:x:1000:fsafe\n", one_gr) | parse_stream(sp, one_sp) |
+           parse_stream(sg, one_sg) | (sgetspent(sp) == NULL) | (sgetsgent(sg) == NULL);
+}
+
+/* fmtmsg's lock (stdlib/fmtmsg.c), taken by addseverity and by fmtmsg even
+ * when nothing is to be printed (MM_NULLMC). */
+static int op_fmtmsg(void)
+{
+    static atomic_int n;
+    char sev[16];
+    snprintf(sev, sizeof sev, "SEV%d", atomic_fetch_add(&n, 1) & 7);
+    if (addseverity(5, sev) != MM_OK)
+        return 1;
+    return fmtmsg(MM_NULLMC, "fsafe:test", 5, "text", "action", "fsafe:1") != MM_OK;
+}
+
+/* lckpwdf's lock (shadow/lckpwdf.c), held while the lock file is opened and,
+ * up to 15 s, while its fcntl lock is awaited.  The process's own hold of
+ * the file lock is one (lock_fd): the workers take turns with a mutex of
+ * their own.  The child must not wait for the file lock its parent holds
+ * (that wait is not a lost lock), so it calls what takes glibc's lock
+ * without it: ulckpwdf with an inherited descriptor (root), lckpwdf when
+ * the lock file cannot be opened (anyone else). */
+static pthread_mutex_t pwlock_mu = PTHREAD_MUTEX_INITIALIZER;
+static int op_lckpwdf(void)
+{
+    pthread_mutex_lock(&pwlock_mu);
+    int r = lckpwdf();
+    if (r == 0)
+        r = ulckpwdf();
+    pthread_mutex_unlock(&pwlock_mu);
+    return r != 0 && geteuid() == 0;
+}
+
+static int op_lckpwdf_child(void)
+{
+    if (geteuid() == 0)
+        ulckpwdf();
+    else
+        lckpwdf();
+    return 0;
+}
+
 struct family {
     const char *name;
     int (*op)(void);
@@ -297,6 +429,13 @@ static const struct family families[] = {
     {"getpwnam", op_getpwnam, NULL, 0, 0, 0},
     {"gethostbyaddr", op_gethostbyaddr, NULL, 0, 0, 0},
     {"getaddrinfo", op_getaddrinfo, NULL, 0, 0, 0},
+    {"getservent_r", op_getservent_r, NULL, 0, 0, 0},
+    {"getrpcbyname", op_getrpcbyname, NULL, 0, 0, 0},
+    {"netgroup", op_netgroup, NULL, 0, 0, 0},
+    {"resolv", op_resolv, NULL, 0, 0, 0},
+    {"account_files", op_account_files, NULL, 0, 0, 0},
+    {"fmtmsg", op_fmtmsg, NULL, 0, 0, 0},
+    {"lckpwdf", op_lckpwdf, op_lckpwdf_child, 0, 0, 0},
     {"dl_iterate_phdr", op_iterate, NULL, 0, 0, 0},
     {"dlopen", op_dlopen, NULL, 0, 0, 0},
     /* A bare name (issue 25): glibc's fork resets dl_load_lock in the child,
@@ -508,6 +647,76 @@ static void run_ctor_fork(int some)
     verdict(&t, "fork from a constructor run by dlopen", some, some ? 0 : release_stderr(NULL));
 }
 
+/* ---- a fork from a stream callback inside fgetpwent ----------------------------- */
+/* fgetpwent holds its lock (pwd/fgetpwent.c) across the stream's read, so
+ * a fopencookie read callback that forks runs with it held.  Other threads
+ * call fgetpwent meanwhile, and wait for that lock: the fork must not wait
+ * for them (it would wait out FSAFE_AUTO_WAIT_MS and say so).  The child returns from the callback, finishes
+ * the parse (the lock is a plain word: its unlock works there) and parses
+ * again. */
+static const char cookie_pw[] = "fsafe:x:1000:1000:fsafe:/home/fsafe:/bin/sh\n";
+struct cookie_src {
+    size_t off;
+    int fork_now;
+};
+
+static ssize_t cookie_read(void *c, char *buf, size_t n)
+{
+    struct cookie_src *src = c;
+    if (src->fork_now) {
+        src->fork_now = 0;
+        t_sleep_ms(2); /* the other threads queue up on the lock */
+        forked = fork();
+    }
+    size_t left = sizeof cookie_pw - 1 - src->off;
+    if (n > left)
+        n = left;
+    memcpy(buf, cookie_pw + src->off, n);
+    src->off += n;
+    return (ssize_t)n;
+}
+
+/* glibc's parser asks the stream for its position (to step back over an
+ * entry too long for its buffer): a stream without seek fails with EIO. */
+static int cookie_seek(void *c, off64_t *pos, int whence)
+{
+    struct cookie_src *src = c;
+    off64_t to = whence == SEEK_SET ? *pos : whence == SEEK_CUR ? (off64_t)src->off + *pos : -1;
+    if (to < 0 || to > (off64_t)sizeof cookie_pw - 1)
+        return -1;
+    src->off = (size_t)to;
+    *pos = to;
+    return 0;
+}
+
+static void run_account_fork(int some)
+{
+    pthread_t th[THREADS];
+    struct tally t = {0, 0, 0};
+    if (!some)
+        capture_stderr();
+    start_workers(th, worker, (void *)op_fgetpwent);
+    for (int i = 0; i < (some ? FORKS_SOME : 20) && !(some && t.hung); i++) {
+        pid_t self = getpid();
+        struct cookie_src src = {0, 1};
+        FILE *f = fopencookie(&src, "r", (cookie_io_functions_t){.read = cookie_read, .seek = cookie_seek});
+        if (!f)
+            FAIL("fopencookie: %s", strerror(errno));
+        struct passwd *pw = fgetpwent(f);
+        fclose(f);
+        if (getpid() != self)
+            _exit(!pw || op_account_files() ? 2 : 0);
+        if (forked < 0)
+            FAIL("fork: %s", strerror(errno));
+        if (!pw)
+            FAIL("fgetpwent from the cookie stream found no entry");
+        count(&t, t_wait(forked, some ? CHILD_MS_SOME : CHILD_MS_NONE));
+    }
+    stop_workers(th);
+    verdict(&t, "fork from a stream callback inside fgetpwent", some,
+            some ? 0 : release_stderr(NULL));
+}
+
 /* ---- nested gated calls -------------------------------------------------------- */
 /* Calls inside calls: a dl_iterate_phdr callback that resolves names, reads
  * the password file and converts time (loader, then NSS and time zone). */
@@ -530,14 +739,31 @@ static int op_nested_child(void)
 
 /* ---- signal handlers ------------------------------------------------------------- */
 /* Workers convert time; a signal handler on them calls dladdr (another gated
- * family) or forks.  Neither may deadlock fsafe's bookkeeping. */
+ * family) or forks.  Neither may deadlock fsafe's bookkeeping.  In the
+ * "entry" variant the workers parse shadow and gshadow lines (each call holds
+ * its glibc lock throughout; no malloc once the static buffers are made, so
+ * the handler cannot interrupt one) and the handler converts time (the time
+ * zone family) or forks.  Both catch a gate that a thread inside fork()
+ * made exclusive (libc.c, the gates' slots): another thread's fork then went
+ * ahead without waiting for the calls in flight, and its child hung on
+ * tzset_lock (signal: 15 of 40 runs) or a parser's lock (signal_entry: 25 of
+ * 40); 0 of 40 each with the gates not exclusive. */
+static int op_sgetent(void)
+{
+    return sgetspent("fsafe:*:19000:0:99999:7:::") == NULL || sgetsgent("fsafe:*::fsafe") == NULL;
+}
+
 static pthread_t victims[THREADS];
+static int signal_entry;
 static void on_usr1(int sig)
 {
     (void)sig;
     Dl_info di;
     int e = errno;
-    dladdr((void *)on_usr1, &di);
+    if (signal_entry)
+        op_localtime();
+    else
+        dladdr((void *)on_usr1, &di);
     errno = e;
 }
 
@@ -573,13 +799,17 @@ static void run_signal(void)
     sigaction(SIGUSR1, &sa, NULL);
     sa.sa_handler = on_usr2;
     sigaction(SIGUSR2, &sa, NULL);
-    start_workers(victims, worker, (void *)op_localtime);
+    if (signal_entry && (op_sgetent() || op_localtime())) /* the static buffers, the zone */
+        FAIL("sgetspent, sgetsgent or localtime_r fails even before any fork");
+    start_workers(victims, worker, (void *)(signal_entry ? op_sgetent : op_localtime));
     pthread_t sig;
     pthread_create(&sig, NULL, signaller, NULL);
     for (int i = 0; i < FORKS_NONE; i++) {
         pid_t pid = fork();
         if (pid == 0) {
             Dl_info di;
+            if (signal_entry)
+                _exit(op_sgetent() || op_localtime() ? 2 : 0);
             _exit(op_localtime() || !dladdr((void *)run_signal, &di) ? 2 : 0);
         }
         count(&t, t_wait(pid, CHILD_MS_NONE));
@@ -639,6 +869,74 @@ static void run_held(const char *dir)
         FAIL("no message naming \"time zone (tzset)\"");
 }
 
+/* fgetpwent held in flight: a thread reads an entry from a pipe nobody
+ * writes yet (through a cookie stream that can tell its position, which
+ * glibc's parser asks first), with glibc's fgetpwent lock held.  The fork
+ * waits FSAFE_AUTO_WAIT_MS and names the call. */
+struct pipe_src {
+    int fd;
+    off64_t pos;
+};
+
+static ssize_t pipe_read(void *c, char *buf, size_t n)
+{
+    struct pipe_src *src = c;
+    ssize_t r = read(src->fd, buf, n);
+    if (r > 0)
+        src->pos += r;
+    return r;
+}
+
+static int pipe_seek(void *c, off64_t *pos, int whence)
+{
+    struct pipe_src *src = c;
+    if (whence != SEEK_CUR || *pos != 0)
+        return -1;
+    *pos = src->pos;
+    return 0;
+}
+
+static void *pw_reader(void *p)
+{
+    return fgetpwent((FILE *)p);
+}
+
+static void run_held_entry(void)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        FAIL("pipe: %s", strerror(errno));
+    struct pipe_src src = {fds[0], 0};
+    FILE *f = fopencookie(&src, "r", (cookie_io_functions_t){.read = pipe_read, .seek = pipe_seek});
+    if (!f)
+        FAIL("fopencookie: %s", strerror(errno));
+    capture_stderr();
+    pthread_t th;
+    pthread_create(&th, NULL, pw_reader, f);
+    t_sleep_ms(200); /* the reader is blocked in read() by now */
+    double t0 = now_ms();
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(0);
+    double held = now_ms() - t0;
+    int st = t_wait(pid, CHILD_MS_NONE);
+    if (write(fds[1], cookie_pw, sizeof cookie_pw - 1) < 0)
+        FAIL("write: %s", strerror(errno));
+    close(fds[1]);
+    void *pw;
+    pthread_join(th, &pw);
+    fclose(f);
+    close(fds[0]);
+    int named = release_stderr("account files (fgetpwent)");
+    printf("fork held up %.1f ms by a fgetpwent() in flight; message names it: %s\n", held,
+           named ? "yes" : "no");
+    CHECK_EQ(st, 0);
+    if (!pw)
+        FAIL("the reader's fgetpwent found no entry: it was not the call in flight");
+    if (!named)
+        FAIL("no message naming \"account files (fgetpwent)\"");
+}
+
 /* ---- dlopen keeps the caller's RUNPATH --------------------------------------------- */
 /* rp_load() lives in a library whose RUNPATH holds the plugin's directory; the
  * program's does not.  A dlopen wrapper that calls the real one as itself
@@ -665,6 +963,10 @@ int main(int argc, char **argv)
         run_runpath();
         return 0;
     }
+    if (argc >= 2 && strcmp(argv[1], "held_entry") == 0) {
+        run_held_entry();
+        return 0;
+    }
     if (argc >= 3 && strcmp(argv[1], "held") == 0) {
         run_held(argv[2]);
         return 0;
@@ -679,8 +981,14 @@ int main(int argc, char **argv)
         run_iterate_fork(some);
     if (strcmp(argv[1], "ctor_fork") == 0)
         run_ctor_fork(some);
+    if (strcmp(argv[1], "account_fork") == 0)
+        run_account_fork(some);
     if (strcmp(argv[1], "signal") == 0)
         run_signal();
+    if (strcmp(argv[1], "signal_entry") == 0) {
+        signal_entry = 1;
+        run_signal();
+    }
     if (strcmp(argv[1], "nested") == 0) {
         struct family f = {"nested", op_nested, op_nested_child, 0, 0, 0};
         run_family(&f, some);

@@ -276,9 +276,15 @@ FSAFE__REAL_CALLS(FSAFE__REAL_DECLARE)
 #define FSAFE__AT_ABSL 5
 struct fsafe__gate {
     const char *family; /* named in messages: "time zone (localtime_r)" */
-    /* Non-zero when a call inside the gate holds libc's lock for its whole
-     * duration, callbacks included (the loader): a thread inside it then
-     * excludes every other caller, as an exclusive lock does. */
+    /* Non-zero when a hold of the gate by a thread inside fork() excludes
+     * every other caller, as an exclusive lock does: another thread's fork
+     * then waits for none of the gate's holds, that thread's included
+     * (fork.c: holds_against).  A call that holds libc's lock for its whole
+     * duration is not enough (a fork from a signal handler may have
+     * interrupted it inside or outside the lock): the fork must make the
+     * lock safe itself, as it does for the loader's (it takes dl_load_lock;
+     * loader.c repairs dl_load_write_lock in the child).  The loader's gate
+     * only (libc.c, the gates' slots). */
     int exclusive;
 };
 void fsafe__gate_enter(struct fsafe__gate *g, uintptr_t caller);

@@ -30,8 +30,15 @@
  *   getspnam gethostbyname(2) gethostbyaddr    its static buffer
  *   getservbyname/port getprotobyname/number   (nss/getXXbyYY.c), then as _r
  *   getnetbyname/addr
+ * getsgnam getaliasbyname getrpcbyname      the same (gshadow/getsgnam.c,       no     gate "NSS"
+ *   getrpcbynumber, their _r forms             inet/getaliasname.c, inet/getrpc*.c)
  * get*ent set*ent end*ent, get*ent_r         one static lock per database       no     gate "NSS"
- *   (pw gr sp host serv proto net)             (nss/getXXent_r.c)
+ *   (pw gr sp sg host serv proto net alias     (nss/getXXent_r.c)
+ *   rpc)
+ * setnetgrent getnetgrent(_r) endnetgrent    lock (inet/getnetgrent_r.c)        no     gate "NSS"
+ * res_init res_ninit res_query res_search    the resolv.conf lock (resolv/      no     gate "NSS"
+ *   res_querydomain res_mkquery res_send,      resolv_conf.c), through the
+ *   their res_n* forms                         resolver context
  * the *_r lookups, getaddrinfo getnameinfo   nss_module_list_lock                no     gate "NSS"
  *   getgrouplist initgroups                    (nss/nss_module.c), the
  *                                              resolv.conf lock (resolv/
@@ -62,6 +69,13 @@
  * fflush(NULL) fcloseall _flushlbf           _IO_list_all_lock (libio/genops.c)  yes    gate "stdio"
  *                                              held while each stream is flushed,
  *                                              so around a fopencookie callback
+ * fgetpwent fgetgrent fgetspent sgetspent    a lock each for the static result  no     gate "account files"
+ *   fgetsgent sgetsgent                        (pwd/fgetpwent.c ... gshadow/
+ *                                              sgetsgent.c), held across the read
+ * fmtmsg addseverity                         lock (stdlib/fmtmsg.c)              no     gate "fmtmsg"
+ * lckpwdf ulckpwdf                           lock (shadow/lckpwdf.c), held while no     gate "password file
+ *                                              lckpwdf waits up to 15 s for the         lock"
+ *                                              lock file
  *
  * popen: glibc 2.36 holds the list of popen streams' lock across the
  * posix_spawn of the command (glibc 2.41's fork takes it).  pclose takes it
@@ -96,13 +110,19 @@
 #undef _FORTIFY_SOURCE /* the wrappers define syslog and __syslog_chk themselves */
 #include <dlfcn.h>
 #include <errno.h>
+#include <aliases.h>
 #include <fcntl.h>
+#include <fmtmsg.h>
+#include <gshadow.h>
 #include <grp.h>
 #include <iconv.h>
 #include <libintl.h>
 #include <link.h>
 #include <locale.h>
 #include <netdb.h>
+#include <netinet/ether.h>
+#include <resolv.h>
+#include <rpc/netdb.h>
 #include <pwd.h>
 #include <regex.h>
 #include <signal.h>
@@ -154,6 +174,9 @@ static struct fsafe__gate loader_gate = {"loader (dlopen, dlmopen, dlclose, dlad
 #define POPEN "popen"
 #define EXITFN "exit handlers"
 #define UTMP "utmp"
+#define ACCT "account files"
+#define PWLOCK "password file lock"
+#define FMTMSG "fmtmsg"
 #define GATED_FUNCTIONS(X, V)                                                                      \
     X(int, fcloseall, STDIO, (void), ())                                                           \
     V(_flushlbf, STDIO, (void), ())                                                                \
@@ -360,7 +383,164 @@ static struct fsafe__gate loader_gate = {"loader (dlopen, dlmopen, dlclose, dlad
     X(struct netent *, getnetbyaddr, NSS, (uint32_t net, int type), (net, type))                   \
     X(struct netent *, getnetent, NSS, (void), ())                                                 \
     V(setnetent, NSS, (int stay), (stay))                                                          \
-    V(endnetent, NSS, (void), ())
+    V(endnetent, NSS, (void), ())                                                                  \
+    X(int, getnetbyname_r, NSS,                                                                    \
+      (const char *restrict name, struct netent *restrict ne, char *restrict buf, size_t len,      \
+       struct netent **restrict res, int *restrict herr),                                          \
+      (name, ne, buf, len, res, herr))                                                             \
+    X(int, getnetbyaddr_r, NSS,                                                                    \
+      (uint32_t net, int type, struct netent *restrict ne, char *restrict buf, size_t len,         \
+       struct netent **restrict res, int *restrict herr),                                          \
+      (net, type, ne, buf, len, res, herr))                                                        \
+    NSS_MORE_FUNCTIONS(X, V)
+
+/* The enumerations' _r forms and the databases the list above lacked
+ * (gshadow, aliases, rpc): the same per-function and per-database locks
+ * (nss/getXXbyYY.c, nss/getXXent.c, nss/getXXent_r.c); the netgroup
+ * functions, whose own lock (inet/getnetgrent_r.c) is held across the NSS
+ * calls (innetgr takes none, only the NSS locks below it); ether_hostton
+ * and ether_ntohost, NSS lookups of the ethers database. */
+#define NSS_MORE_FUNCTIONS(X, V)                                                                   \
+    X(int, getspent_r, NSS, (struct spwd * sp, char *buf, size_t len, struct spwd **res),          \
+      (sp, buf, len, res))                                                                         \
+    X(int, gethostent_r, NSS,                                                                      \
+      (struct hostent *restrict he, char *restrict buf, size_t len, struct hostent **restrict res, \
+       int *restrict herr),                                                                        \
+      (he, buf, len, res, herr))                                                                   \
+    X(int, getservent_r, NSS,                                                                      \
+      (struct servent *restrict se, char *restrict buf, size_t len,                                \
+       struct servent **restrict res),                                                             \
+      (se, buf, len, res))                                                                         \
+    X(int, getprotoent_r, NSS,                                                                     \
+      (struct protoent *restrict pe, char *restrict buf, size_t len,                               \
+       struct protoent **restrict res),                                                            \
+      (pe, buf, len, res))                                                                         \
+    X(int, getnetent_r, NSS,                                                                       \
+      (struct netent *restrict ne, char *restrict buf, size_t len, struct netent **restrict res,   \
+       int *restrict herr),                                                                        \
+      (ne, buf, len, res, herr))                                                                   \
+    X(struct sgrp *, getsgnam, NSS, (const char *name), (name))                                    \
+    X(int, getsgnam_r, NSS,                                                                        \
+      (const char *name, struct sgrp *sg, char *buf, size_t len, struct sgrp **res),               \
+      (name, sg, buf, len, res))                                                                   \
+    X(struct sgrp *, getsgent, NSS, (void), ())                                                    \
+    X(int, getsgent_r, NSS, (struct sgrp * sg, char *buf, size_t len, struct sgrp **res),          \
+      (sg, buf, len, res))                                                                         \
+    V(setsgent, NSS, (void), ())                                                                   \
+    V(endsgent, NSS, (void), ())                                                                   \
+    X(struct aliasent *, getaliasbyname, NSS, (const char *name), (name))                          \
+    X(int, getaliasbyname_r, NSS,                                                                  \
+      (const char *restrict name, struct aliasent *restrict al, char *restrict buf, size_t len,    \
+       struct aliasent **restrict res),                                                            \
+      (name, al, buf, len, res))                                                                   \
+    X(struct aliasent *, getaliasent, NSS, (void), ())                                             \
+    X(int, getaliasent_r, NSS,                                                                     \
+      (struct aliasent *restrict al, char *restrict buf, size_t len,                               \
+       struct aliasent **restrict res),                                                            \
+      (al, buf, len, res))                                                                         \
+    V(setaliasent, NSS, (void), ())                                                                \
+    V(endaliasent, NSS, (void), ())                                                                \
+    X(struct rpcent *, getrpcbyname, NSS, (const char *name), (name))                              \
+    X(struct rpcent *, getrpcbynumber, NSS, (int number), (number))                                \
+    X(int, getrpcbyname_r, NSS,                                                                    \
+      (const char *name, struct rpcent *re, char *buf, size_t len, struct rpcent **res),           \
+      (name, re, buf, len, res))                                                                   \
+    X(int, getrpcbynumber_r, NSS,                                                                  \
+      (int number, struct rpcent *re, char *buf, size_t len, struct rpcent **res),                 \
+      (number, re, buf, len, res))                                                                 \
+    X(struct rpcent *, getrpcent, NSS, (void), ())                                                 \
+    X(int, getrpcent_r, NSS, (struct rpcent * re, char *buf, size_t len, struct rpcent **res),     \
+      (re, buf, len, res))                                                                         \
+    V(setrpcent, NSS, (int stay), (stay))                                                          \
+    V(endrpcent, NSS, (void), ())                                                                  \
+    X(int, setnetgrent, NSS, (const char *group), (group))                                         \
+    V(endnetgrent, NSS, (void), ())                                                                \
+    X(int, getnetgrent, NSS,                                                                       \
+      (char **restrict host, char **restrict user, char **restrict domain),                        \
+      (host, user, domain))                                                                        \
+    X(int, getnetgrent_r, NSS,                                                                     \
+      (char **restrict host, char **restrict user, char **restrict domain, char *restrict buf,     \
+       size_t len),                                                                                \
+      (host, user, domain, buf, len))                                                              \
+    X(int, innetgr, NSS,                                                                           \
+      (const char *group, const char *host, const char *user, const char *domain),                 \
+      (group, host, user, domain))                                                                 \
+    X(int, ether_hostton, NSS, (const char *host, struct ether_addr *addr), (host, addr))          \
+    X(int, ether_ntohost, NSS, (char *host, const struct ether_addr *addr), (host, addr))          \
+    RESOLVER_FUNCTIONS(X, V)
+
+/* The resolver's own entry points (libc since glibc 2.34; mail and DNS
+ * tools call them): each gets the resolver context, which takes the
+ * resolv.conf lock (resolv/resolv_conf.c) to find, load or attach the
+ * configuration and to drop its reference.  resolv.h makes res_init and
+ * res_ninit macros for __res_init and __res_ninit, the exported names;
+ * the older __res_query etc. (GLIBC_2.2.5, not default) are not
+ * interposed. */
+#define RESOLVER_FUNCTIONS(X, V)                                                                   \
+    X(int, __res_init, NSS, (void), ())                                                            \
+    X(int, __res_ninit, NSS, (res_state st), (st))                                                 \
+    X(int, res_query, NSS, (const char *dname, int cls, int type, unsigned char *ans, int len),    \
+      (dname, cls, type, ans, len))                                                                \
+    X(int, res_search, NSS, (const char *dname, int cls, int type, unsigned char *ans, int len),   \
+      (dname, cls, type, ans, len))                                                                \
+    X(int, res_querydomain, NSS,                                                                   \
+      (const char *name, const char *domain, int cls, int type, unsigned char *ans, int len),      \
+      (name, domain, cls, type, ans, len))                                                         \
+    X(int, res_mkquery, NSS,                                                                       \
+      (int op, const char *dname, int cls, int type, const unsigned char *data, int datalen,       \
+       const unsigned char *newrr, unsigned char *buf, int buflen),                                \
+      (op, dname, cls, type, data, datalen, newrr, buf, buflen))                                   \
+    X(int, res_send, NSS, (const unsigned char *msg, int msglen, unsigned char *ans, int anslen),  \
+      (msg, msglen, ans, anslen))                                                                  \
+    X(int, res_nquery, NSS,                                                                        \
+      (res_state st, const char *dname, int cls, int type, unsigned char *ans, int len),           \
+      (st, dname, cls, type, ans, len))                                                            \
+    X(int, res_nsearch, NSS,                                                                       \
+      (res_state st, const char *dname, int cls, int type, unsigned char *ans, int len),           \
+      (st, dname, cls, type, ans, len))                                                            \
+    X(int, res_nquerydomain, NSS,                                                                  \
+      (res_state st, const char *name, const char *domain, int cls, int type, unsigned char *ans,  \
+       int len),                                                                                   \
+      (st, name, domain, cls, type, ans, len))                                                     \
+    X(int, res_nmkquery, NSS,                                                                      \
+      (res_state st, int op, const char *dname, int cls, int type, const unsigned char *data,      \
+       int datalen, const unsigned char *newrr, unsigned char *buf, int buflen),                   \
+      (st, op, dname, cls, type, data, datalen, newrr, buf, buflen))                               \
+    X(int, res_nsend, NSS,                                                                         \
+      (res_state st, const unsigned char *msg, int msglen, unsigned char *ans, int anslen),        \
+      (st, msg, msglen, ans, anslen))                                                              \
+    ENTRY_FUNCTIONS(X, V)
+
+/* The account file parsers with a static result (pwd/fgetpwent.c,
+ * grp/fgetgrent.c, shadow/fgetspent.c, shadow/sgetspent.c,
+ * gshadow/fgetsgent.c, gshadow/sgetsgent.c: a lock each, held across the
+ * read and the parse), fmtmsg's (stdlib/fmtmsg.c: held while the message is
+ * written, and by addseverity), and lckpwdf's (shadow/lckpwdf.c).
+ * lckpwdf holds its lock while it waits, up to 15 s, for the fcntl lock on
+ * /etc/.pwd.lock: gated like any call, so a fork waits for it at most
+ * FSAFE_AUTO_WAIT_MS and then names it, as for a tzset that blocks.
+ * Each of these holds its lock for the whole call, a stream's cookie
+ * callbacks included (fgetpwent's read, fmtmsg's write to stderr).  A fork
+ * from such a callback does not wait for the function's other callers
+ * (blocked on the lock the forker holds: the forker's own gate excludes
+ * them; libc.account_fork).  Like the other per-function gates they are
+ * not exclusive: an exclusive gate held by a thread that forks from a signal
+ * handler would let another thread's fork go ahead of it (fork.c:
+ * holds_against). */
+#define ENTRY_FUNCTIONS(X, V)                                                                      \
+    X(struct passwd *, fgetpwent, ACCT, (FILE * f), (f))                                           \
+    X(struct group *, fgetgrent, ACCT, (FILE * f), (f))                                            \
+    X(struct spwd *, fgetspent, ACCT, (FILE * f), (f))                                             \
+    X(struct spwd *, sgetspent, ACCT, (const char *s), (s))                                        \
+    X(struct sgrp *, fgetsgent, ACCT, (FILE * f), (f))                                             \
+    X(struct sgrp *, sgetsgent, ACCT, (const char *s), (s))                                        \
+    X(int, lckpwdf, PWLOCK, (void), ())                                                            \
+    X(int, ulckpwdf, PWLOCK, (void), ())                                                           \
+    X(int, fmtmsg, FMTMSG,                                                                         \
+      (long cls, const char *label, int sev, const char *text, const char *action,                 \
+       const char *tag),                                                                           \
+      (cls, label, sev, text, action, tag))                                                        \
+    X(int, addseverity, FMTMSG, (int sev, const char *s), (sev, s))
 
 /* libintl.h makes these macros when optimising. */
 #undef gettext
@@ -370,7 +550,24 @@ static struct fsafe__gate loader_gate = {"loader (dlopen, dlmopen, dlclose, dlad
 #undef dngettext
 #undef dcngettext
 
-/* Slots for the real functions, and their gates. */
+/*
+ * Slots for the real functions, and their gates: none exclusive (0).  An
+ * exclusive gate held by a thread inside fork() makes another thread's fork
+ * skip every hold of that gate, that thread's own included (fork.c:
+ * holds_against, scan_holds).  That is sound only when the fork makes the
+ * lock behind the gate safe itself, as it does for the loader's (it takes
+ * dl_load_lock; the child repairs dl_load_write_lock, loader.c).  For
+ * libc's other locks the skipped thread may hold the lock itself (a signal
+ * handler that forks interrupted its localtime_r inside tzset_lock), or may
+ * have been interrupted outside it while another thread's call, skipped
+ * too, holds it: either way the other fork went ahead with tzset_lock held
+ * and its child hung on it.  Issue 23's branch had made these gates
+ * exclusive: libc.signal.with hung a child in 15 of 40 runs, signal_entry
+ * in 25 of 40; a hung child's copy of the records showed the handler's
+ * forker (forking 1) and the other worker both inside localtime_r.  Not
+ * exclusive, the fork waits for the calls in flight and backs off for the
+ * thread inside fork() (backoff_helps): 0 of 40 each.
+ */
 #define SLOT_X(ret, name, fam, params, args)                                                       \
     static AO_t real_##name;                                                                       \
     static struct fsafe__gate gate_##name = {fam " (" #name ")", 0};

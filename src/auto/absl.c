@@ -19,8 +19,10 @@
  * names (the Itanium C++ ABI: `this` first; absl::Duration and absl::Time
  * are 16-byte trivially copyable structs, passed in two registers; bool
  * returns in al) for each inline namespace given to ABSL_WRAPPERS below:
- * Debian 12 builds abseil 20220623 as absl::debian3, upstream's LTS release
- * of the same version is absl::lts_20220623.  Calls that abseil makes to
+ * Debian builds each abseil release under its own (Debian 11's 20200923 as
+ * absl::debian1, Debian 12's 20220623 as absl::debian3, Debian 13's
+ * 20240722 as absl::debian7), upstream under absl::lts_<version>.  An
+ * abseil whose namespace is not listed is not tracked (as without fsafe).  Calls that abseil makes to
  * itself (absl::Notification, its own CondVar internals) are not seen.
  */
 #include "auto.h"
@@ -190,6 +192,52 @@ static __thread int inside __attribute__((tls_model("initial-exec")));
     ABSL_CV_TIMED_WAIT(tag##_cvwait_to, P "7CondVar15WaitWithTimeoutEPNS0_5MutexE" DUR)            \
     ABSL_CV_TIMED_WAIT(tag##_cvwait_dl, P "7CondVar16WaitWithDeadlineEPNS0_5MutexE" TIME)
 
-/* The inline namespaces: Debian 12's, and upstream's LTS of that version. */
-ABSL_WRAPPERS(debian3, "_ZN4absl7debian3")
-ABSL_WRAPPERS(lts_20220623, "_ZN4absl12lts_20220623")
+/* Abseil 20230802 and later make the waits inline in mutex.h, each a call
+ * of one out-of-line member with a synchronization_internal::KernelTimeout
+ * (one 64-bit word; forwarded unchanged, so whether the ABI passes it in a
+ * register or by reference does not matter here): LockWhenCommon(cond, t,
+ * write) -> bool, AwaitCommon(cond, t) -> bool, CondVar::WaitCommon(mu, t)
+ * -> bool.  The plain lock calls keep their names. */
+#define KT "NS0_24synchronization_internal13KernelTimeoutE"
+#define ABSL_KT_LOCK(fn, sym)                                                                      \
+    FSAFE_EXPORT bool fn(void *mu, const void *c, uint64_t t, bool write) __asm__(sym);            \
+    bool fn(void *mu, const void *c, uint64_t t, bool write)                                       \
+    {                                                                                              \
+        static AO_t real_;                                                                         \
+        return ABSL_LOCK(write ? FSAFE__AT_EXCL : FSAFE__AT_SHARED,                                \
+                         REAL(bool (*)(void *, const void *, uint64_t, bool), sym)(mu, c, t, write), \
+                         1);                                                                       \
+    }
+#define ABSL_KT_WAIT(fn, sym)                                                                      \
+    FSAFE_EXPORT bool fn(void *mu, const void *c, uint64_t t) __asm__(sym);                        \
+    bool fn(void *mu, const void *c, uint64_t t)                                                   \
+    {                                                                                              \
+        static AO_t real_;                                                                         \
+        return ABSL_WAIT(REAL(bool (*)(void *, const void *, uint64_t), sym)(mu, c, t));           \
+    }
+#define ABSL_KT_CV_WAIT(fn, sym)                                                                   \
+    FSAFE_EXPORT bool fn(void *cv, void *mu, uint64_t t) __asm__(sym);                             \
+    bool fn(void *cv, void *mu, uint64_t t)                                                        \
+    {                                                                                              \
+        static AO_t real_;                                                                         \
+        return ABSL_WAIT(REAL(bool (*)(void *, void *, uint64_t), sym)(cv, mu, t));                \
+    }
+#define ABSL_WRAPPERS_KT(tag, P)                                                                   \
+    ABSL_PLAIN_LOCK(tag##_lock, P "5Mutex4LockEv", FSAFE__AT_EXCL)                                 \
+    ABSL_PLAIN_LOCK(tag##_rlock, P "5Mutex10ReaderLockEv", FSAFE__AT_SHARED)                       \
+    ABSL_TRY_LOCK(tag##_trylock, P "5Mutex7TryLockEv", FSAFE__AT_EXCL)                             \
+    ABSL_TRY_LOCK(tag##_rtrylock, P "5Mutex13ReaderTryLockEv", FSAFE__AT_SHARED)                   \
+    ABSL_UNLOCK_FN(tag##_unlock, P "5Mutex6UnlockEv")                                              \
+    ABSL_UNLOCK_FN(tag##_runlock, P "5Mutex12ReaderUnlockEv")                                      \
+    ABSL_KT_LOCK(tag##_lockwhen, P "5Mutex14LockWhenCommon" COND KT "b")                           \
+    ABSL_KT_WAIT(tag##_await, P "5Mutex11AwaitCommon" COND KT)                                     \
+    ABSL_KT_CV_WAIT(tag##_cvwait, P "7CondVar10WaitCommonEPNS0_5MutexE" KT)
+
+/* The inline namespaces, each Debian release's and upstream's LTS name of
+ * the same version (nm -D libabsl_synchronization.so): */
+ABSL_WRAPPERS(debian1, "_ZN4absl7debian1")                  /* Debian 11: 20200923 */
+ABSL_WRAPPERS(lts_2020_09_23, "_ZN4absl14lts_2020_09_23")   /* its upstream LTS */
+ABSL_WRAPPERS(debian3, "_ZN4absl7debian3")                  /* Debian 12: 20220623 */
+ABSL_WRAPPERS(lts_20220623, "_ZN4absl12lts_20220623")       /* its upstream LTS */
+ABSL_WRAPPERS_KT(debian7, "_ZN4absl7debian7")               /* Debian 13: 20240722 */
+ABSL_WRAPPERS_KT(lts_20240722, "_ZN4absl12lts_20240722")    /* its upstream LTS */

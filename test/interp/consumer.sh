@@ -29,7 +29,7 @@ pkg-config)
         # nothing of fsafe's to test, and the test says so and is skipped.
         # shellcheck disable=SC2046
         if pkg-config --static --libs fsafe | grep -q -- '-lelf' &&
-            ! printf '#include <libelf.h>\nint main(void){return elf_version(EV_CURRENT)==EV_NONE;}\n' |
+            ! printf '#include <libelf.h>\nint main(void){return elf_end(elf_begin(-1, ELF_C_READ, 0));}\n' |
                 "$cc" -x c -o "$work/elf-probe" - -static $(pkg-config --static --cflags --libs libelf) \
                     >"$work/elf-probe.log" 2>&1; then
             echo "SKIP: this system's libelf.a does not link statically by itself:" >&2

@@ -6,7 +6,7 @@
 area_regex() {
   case $1 in
     core) echo '^(core|kinds|misuse|forkways|onethread|order|static|preload)\.' ;;
-    auto|libc|sem|dropin|omp|churn|compose|glib|absl|local_scope) echo "^$1\\." ;;
+    auto|libc|sem|dropin|omp|churn|compose|glib|absl|local_scope|watch) echo "^$1\\." ;;
     interp) echo '^(optional|python|ruby|install)\.' ;;
     *) return 1 ;;
   esac

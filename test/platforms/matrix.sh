@@ -25,13 +25,14 @@ Exit status 0 only if every release built and no test failed; 2 on bad usage.
   --releases LIST   comma-separated Debian code names (default bullseye,trixie;
                     bookworm works too, and any release debootstrap knows)
   --areas LIST      comma-separated test areas (default
-                    core,auto,libc,sem,dropin,interp,omp,glib,absl,local_scope);
+                    core,auto,libc,sem,dropin,interp,omp,glib,absl,local_scope,
+                    watch);
                     each is a regex over CTest names:
                       core    core kinds misuse forkways onethread order static preload
                       auto    auto.*          libc    libc.*        sem   sem.*
                       dropin  dropin.*        omp     omp.*
                       glib    glib.*          absl    absl.*
-                      local_scope  local_scope.*
+                      local_scope  local_scope.*     watch  watch.*
                       interp  optional.* python.* ruby.* install.*
                       churn   churn.*         compose compose.*
                     (stress, soak, model and fuzz are never run here)
@@ -62,7 +63,7 @@ cache=${FSAFE_MATRIX_CACHE:-/var/cache/fsafe-matrix}
 mirror=${FSAFE_MATRIX_MIRROR:-http://deb.debian.org/debian}
 jobs=${FSAFE_MATRIX_JOBS:-2}
 releases=bullseye,trixie
-areas=core,auto,libc,sem,dropin,interp,omp,glib,absl,local_scope
+areas=core,auto,libc,sem,dropin,interp,omp,glib,absl,local_scope,watch
 source=head
 rebuild=0
 while [ $# -gt 0 ]; do

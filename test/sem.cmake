@@ -37,6 +37,13 @@ foreach(w lock rlock buffered)
     COMMAND ${FSAFE_PYTHON} ${PYT}/held_lock.py --what ${w} --expect hang --forks 3)
 endforeach()
 
+# CPython 3.13.1+: a PyMutex held at the fork is out of reach, and the
+# child's watch names it (skipped, exit 77, on an older interpreter).
+fsafe_add_test(sem.python.pymutex_watch TIMEOUT 60 ENV FSAFE_CHILD_WATCH_MS=500
+  COMMAND ${NOERR} ${FSAFE_RUN_SCRIPT} ${FSAFE_PYTHON} ${PYT}/pymutex_watch.py --expect line)
+fsafe_add_test(sem.python.pymutex_watch.without TIMEOUT 60 ENV FSAFE_CHILD_WATCH_MS=500
+  COMMAND ${FSAFE_PYTHON} ${PYT}/pymutex_watch.py --expect silent)
+
 # issue 15's program: multiprocessing (fork) while a thread logs to a file.
 # The "getaddrinfo" pair adds a thread resolving localhost: the child then
 # also needs glibc's resolver locks (libc gates, src/auto/libc.c).

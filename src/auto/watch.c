@@ -27,7 +27,11 @@
  *   (pthread_cond_signal is not async-signal-safe);
  * - a semaphore or a futex word: a signal handler may post or wake it
  *   (sem_post is async-signal-safe, and is used so), so not when a handler
- *   is installed for a signal this thread does not block.
+ *   is installed for a signal this thread does not block, unless the
+ *   caller is one known to wait for another thread (`known`, by its
+ *   dynamic symbol: CPython's parking lot, whose PyMutex waits a Python
+ *   child would otherwise never be told about, Python having a SIGINT
+ *   handler).
  *
  * Everything here runs in the child: async-signal-safe calls only
  * (open/read, clock_gettime, sigaction, pthread_sigmask, write through
@@ -131,14 +135,51 @@ static struct timespec deadline(clockid_t clock)
     return ts;
 }
 
+/* Callers known by name (their library's dynamic symbol): what they wait
+ * for, and whether only another thread can end it (no signal handler). */
+static const struct known {
+    const char *sym;
+    int threads_only;
+    const char *what;
+} known[] = {
+    /* Python/parking_lot.c: a parked thread's semaphore, posted only by the
+     * thread that unparks it (_PySemaphore_Wakeup). */
+    {"_PySemaphore_Wait", 1,
+     "; CPython's parking lot: a PyMutex (threading.Lock in 3.13.1 and later, "
+     "the interpreter's own locks) that a thread of the parent held"},
+};
+
+/* dladdr for caller into *di (0 when nothing is known), and *k the known
+ * caller it is, or NULL. */
+static int where(uintptr_t caller, Dl_info *di, const struct known **k)
+{
+    int (*dladdr_)(const void *, Dl_info *) = NEXT(int (*)(const void *, Dl_info *), "dladdr");
+    *k = NULL;
+    if (!caller || !dladdr_((const void *)caller, di))
+        return 0;
+    for (size_t i = 0; di->dli_sname && i < sizeof known / sizeof *known; i++)
+        if (strcmp(di->dli_sname, known[i].sym) == 0)
+            *k = &known[i];
+    return 1;
+}
+
+/* Whether a wait on a semaphore or futex word may be ended by a signal
+ * handler; not for a caller known to wait for another thread. */
+static int handler_may_end(uintptr_t caller)
+{
+    Dl_info di;
+    const struct known *k;
+    return !(where(caller, &di, &k) && k && k->threads_only) && handler_may_run();
+}
+
 /* The one line: fn (the call) on a kind object, called from caller. */
 static void say(const char *fn, const char *kind, const void *object, uintptr_t caller)
 {
     Dl_info di;
-    int (*dladdr_)(const void *, Dl_info *) = NEXT(int (*)(const void *, Dl_info *), "dladdr");
+    const struct known *k;
     const char *head = "the program", *obj = "", *open_ = "", *close_ = "";
     uintptr_t off = caller;
-    if (caller && dladdr_((const void *)caller, &di)) {
+    if (where(caller, &di, &k)) {
         if (di.dli_fname && di.dli_fname[0])
             head = di.dli_fname;
         off = caller - (uintptr_t)di.dli_fbase;
@@ -148,9 +189,9 @@ static void say(const char *fn, const char *kind, const void *object, uintptr_t 
     }
     fsafe__amsg("this child of a multithreaded process has waited %ld ms (FSAFE_CHILD_WATCH_MS) "
                 "in %s on %s %p, called from %s+0x%lx%s%s%s, and has no other thread that could "
-                "end the wait (the one that would have stayed in the parent): it waits forever",
+                "end the wait (the one that would have stayed in the parent): it waits forever%s",
                 fsafe__svc.cfg->child_watch_ms, fn, kind, object, head, (unsigned long)off, open_,
-                obj, close_);
+                obj, close_, k ? k->what : "");
     disarm();
 }
 
@@ -193,7 +234,7 @@ int fsafe__watch_sem_wait(sem_t *s, uintptr_t caller)
     if (r == 0 || errno != ETIMEDOUT)
         return r;
     errno = saved;
-    if (!handler_may_run() && alone())
+    if (!handler_may_end(caller) && alone())
         say("sem_wait", "semaphore", s, caller);
     else
         disarm();
@@ -226,7 +267,7 @@ static long watch_futex(long (*real)(long, ...), long a[6], uintptr_t caller)
     if (r == 0 || errno != ETIMEDOUT)
         return r;
     errno = saved;
-    if (!handler_may_run() && alone())
+    if (!handler_may_end(caller) && alone())
         say("syscall(SYS_futex, FUTEX_WAIT)", "futex word", (void *)a[0], caller);
     else
         disarm();

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: MIT
 """A Python-level lock that another thread holds at os.fork(): can the child
 take it?  One behaviour per --what:
-  lock      a threading.Lock (CPython 3.11: a POSIX semaphore)
+  lock      a threading.Lock (CPython 3.11: a POSIX semaphore; from 3.13.1
+            a PyMutex, out of reach: --expect ok exits 77, skipped)
   rlock     a threading.RLock (the C RLock; its inner lock is a semaphore)
   buffered  the lock of a BufferedWriter whose owner thread is blocked in
             write(2) on a full pipe (the lock of every buffered file object)
@@ -24,6 +25,13 @@ ap.add_argument("--forks", type=int, default=10)
 ap.add_argument("--child-timeout", type=float, default=1.0)
 ap.add_argument("--kill-after", type=float, default=5.0)
 a = ap.parse_args()
+# CPython 3.13.1 made threading.Lock a PyMutex, 3.14 RLock too: out of
+# fsafe's reach (sem.python.pymutex_watch shows what fsafe says instead).
+pymutex = {"lock": (3, 13, 1), "rlock": (3, 14)}.get(a.what)
+if a.expect == "ok" and pymutex and sys.version_info >= pymutex:
+    print(f"held_lock {a.what}: Python {sys.version.split()[0]}: a PyMutex, which fsafe cannot "
+          "reach (sem.python.pymutex_watch)")
+    sys.exit(77)
 
 held = threading.Event()
 stop = threading.Event()

@@ -87,4 +87,4 @@ fsafe_add_test(libc.dlopen_runpath.without TIMEOUT 30 COMMAND test_libc_locks ru
 fsafe_add_test(libc.enumeration TIMEOUT 30
                COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/libc/check_enumeration.sh
                        ${PROJECT_SOURCE_DIR}/src/auto/glibc-locks.tsv ${PROJECT_SOURCE_DIR}/src/auto/libc.c
-                       ${CMAKE_BINARY_DIR})
+                       ${CMAKE_BINARY_DIR} ${PROJECT_SOURCE_DIR}/src/README.md)

@@ -9,17 +9,20 @@
 #   - every function of a gate:<family> row is interposed by src/auto/libc.c,
 #     and, for the functions of its GATED_FUNCTIONS lists and the gates it
 #     defines by hand, in that family.
+#   - with README (src/README.md), that it has the counts sentence of this
+#     file word for word ("**N rows**: ...", below), so the docs' numbers
+#     are the data's.
 # Then prints the rows per fsafe value and every not-covered row.
 #
-# Usage: check_enumeration.sh TSV AUTO_LIBC_C BUILD_DIR
+# Usage: check_enumeration.sh TSV AUTO_LIBC_C BUILD_DIR [README]
 set -u
 export LC_ALL=C
 
-if [ $# -ne 3 ]; then
-    echo "usage: $0 glibc-locks.tsv src/auto/libc.c build-dir" >&2
+if [ $# -ne 3 ] && [ $# -ne 4 ]; then
+    echo "usage: $0 glibc-locks.tsv src/auto/libc.c build-dir [src/README.md]" >&2
     exit 2
 fi
-tsv=$1 src=$2 build=$3
+tsv=$1 src=$2 build=$3 readme=${4:-}
 for f in "$tsv" "$src"; do
     [ -r "$f" ] || { echo "check_enumeration: cannot read $f" >&2; exit 2; }
 done
@@ -152,3 +155,20 @@ awk -F'\t' -v tests="$tests" -v wrappers="$wrappers" -v tsv="$tsv" '
         if (errors) { printf "libc.enumeration: %d error(s)\n", errors; exit 1 }
         print "libc.enumeration: ok"
     }' "$tsv"
+st=$?
+[ $st -eq 0 ] || exit $st
+if [ -n "$readme" ]; then
+    sentence=$(awk -F '\t' '
+        /^#/ || $1 == "id" || NF < 2 { next }
+        { n++; v = $7; sub(/:.*/, "", v); c[v]++ }
+        END {
+            printf "**%d rows**: %d gated, %d by lock tracking, %d by auto mode'"'"'s fork, ", n, c["gate"], c["tracked"], c["fork"]
+            printf "%d by glibc'"'"'s own fork, %d unreachable, %d not covered.", c["glibc"], c["unreachable"], c["not-covered"]
+        }' "$tsv")
+    if ! grep -qF -- "$sentence" "$readme"; then
+        echo "libc.enumeration: $readme does not have the counts of $tsv; expected the line:" >&2
+        echo "  $sentence" >&2
+        exit 1
+    fi
+    echo "libc.enumeration: $readme's counts match: $sentence"
+fi

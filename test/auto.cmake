@@ -55,7 +55,7 @@ endforeach()
 # Under TSan: its runtime keeps its own object behind each pthread_cond_t (a
 # pointer stored in the condition variable), which the child's reset cannot
 # know, and its C11 thread interceptors crash with or without fsafe.
-set_tests_properties(auto.cond_wait.ok auto.c11.ok auto.cond_wait_holding.ok
+set_tests_properties(auto.cond_wait.ok auto.cond_versions.ok auto.c11.ok auto.cond_wait_holding.ok
                      auto.forker_holds_cond_mutex.ok auto.pshared_cond_wait.ok
                      PROPERTIES LABELS no-tsan)
 foreach(c ${FSAFE_AUTO_HANG})

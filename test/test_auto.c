@@ -243,6 +243,84 @@ static void cond_wait_case(void)
     run_children(NULL, cv_child, expect_ok ? 100 : 40);
 }
 
+/* ---- one condition variable through every wait and wake call ------------------------ */
+/*
+ * No fork: the interposed calls must be the program's own.  Before glibc
+ * 2.34 dlsym finds the GLIBC_2.2.5 condition variable calls, whose object
+ * is a pointer in the first word of the program's; pthread_cond_clockwait
+ * and C11's cnd_* (one version each) use the object itself: a wait made
+ * with one and a wake-up with the other is lost (Debian 11).  A waiter
+ * waits each way in turn, with a 5 s bound, for a round number that the
+ * main thread sets and wakes it for each way: every round must end well
+ * within the bound.
+ */
+static pthread_mutex_t cvv_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cvv_cond = PTHREAD_COND_INITIALIZER;
+static int cvv_round, cvv_seen = -1, cvv_late;
+
+static void *cvv_waiter(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&cvv_lock);
+    for (int r = 0; r < 60; r++) {
+        struct timespec ts;
+        while (cvv_round == r) {
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            ts.tv_sec += 5;
+            int e = 0;
+            switch (r % 3) {
+            case 0:
+                e = pthread_cond_clockwait(&cvv_cond, &cvv_lock, CLOCK_MONOTONIC, &ts);
+                break;
+            case 1:
+                t_deadline(&ts, 5000);
+                e = pthread_cond_timedwait(&cvv_cond, &cvv_lock, &ts);
+                break;
+            default:
+                t_deadline(&ts, 5000);
+                e = cnd_timedwait((cnd_t *)(void *)&cvv_cond, (mtx_t *)(void *)&cvv_lock, &ts) ==
+                            thrd_timedout
+                        ? ETIMEDOUT
+                        : 0;
+            }
+            if (e == ETIMEDOUT)
+                cvv_late++;
+        }
+        cvv_seen = r;
+    }
+    pthread_mutex_unlock(&cvv_lock);
+    return NULL;
+}
+
+static void cond_versions(void)
+{
+    pthread_t t;
+    pthread_create(&t, NULL, cvv_waiter, NULL);
+    for (int r = 0; r < 60; r++) {
+        t_sleep_ms(2); /* the waiter is (most likely) waiting */
+        pthread_mutex_lock(&cvv_lock);
+        cvv_round = r + 1;
+        switch (r % 4) { /* every wake-up call against every wait */
+        case 0:
+            pthread_cond_signal(&cvv_cond);
+            break;
+        case 1:
+            pthread_cond_broadcast(&cvv_cond);
+            break;
+        case 2:
+            cnd_signal((cnd_t *)(void *)&cvv_cond);
+            break;
+        default:
+            cnd_broadcast((cnd_t *)(void *)&cvv_cond);
+        }
+        pthread_mutex_unlock(&cvv_lock);
+    }
+    pthread_join(t, NULL);
+    printf("cond_versions: 60 rounds, %d waits ran out their 5 s\n", cvv_late);
+    CHECK_EQ(cvv_late, 0);
+    CHECK_EQ(cvv_seen, 59);
+}
+
 /* ---- C11 mtx_t and cnd_t ------------------------------------------------------------------ */
 static mtx_t c11_lock;
 static cnd_t c11_cv;
@@ -1236,6 +1314,7 @@ static const struct t_case cases[] = {
     {"cxx_shared_mutex_write", cxx_shared_mutex_write},
     {"cxx_shared_mutex_read", cxx_shared_mutex_read},
     {"cond_wait", cond_wait_case},
+    {"cond_versions", cond_versions},
     {"c11", c11},
     {"dlopen_later", dlopen_later},
     {"recursive_twice", recursive_twice},

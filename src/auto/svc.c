@@ -97,12 +97,36 @@ static _Noreturn void not_found(const char *name)
     abort();
 }
 
+/*
+ * Before glibc 2.34, dlsym gives the oldest version of a symbol that has
+ * several, not the default one (seen on Debian 11's 2.31: for the condition
+ * variable calls, the GLIBC_2.2.5 compatibility functions, which keep a
+ * pointer to a separate new-style condvar in the first word of the
+ * program's).  Those calls would then use one layout and the program's
+ * pthread_cond_init, pthread_cond_clockwait and libc's own calls the other:
+ * lost wake-ups.  So they are asked for by their current version; where it
+ * does not exist (AArch64's only version is GLIBC_2.17) dlsym's answer is
+ * the only one.
+ */
+static void *next_default(const char *name)
+{
+    static const char *const cond_calls[] = {"pthread_cond_wait", "pthread_cond_timedwait",
+                                             "pthread_cond_signal", "pthread_cond_broadcast"};
+    for (size_t i = 0; i < sizeof cond_calls / sizeof *cond_calls; i++)
+        if (__builtin_strcmp(name, cond_calls[i]) == 0) {
+            void *p = dlvsym(RTLD_NEXT, name, "GLIBC_2.3.2");
+            if (p)
+                return p;
+        }
+    return dlsym(RTLD_NEXT, name);
+}
+
 void *fsafe__next_sym(AO_t *slot, const char *name, const void *caller)
 {
     void *p = (void *)AO_load_acquire(slot);
     if (likely(p != NULL))
         return p;
-    p = dlsym(RTLD_NEXT, name);
+    p = next_default(name);
     if (!p)
         p = in_caller_scope(name, caller);
     if (!p)

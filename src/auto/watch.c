@@ -18,7 +18,8 @@
  *
  * When nothing can end the wait, so that a healthy program never sees it:
  * - only in a child whose parent had more than one thread (glibc's
- *   __libc_single_threaded at the fork; glibc < 2.32: every child), and
+ *   __libc_single_threaded at the fork; before glibc 2.32, which has no
+ *   such flag, the thread count in /proc/self/stat), and
  *   only while the child has one thread (/proc/self/stat): once it has
  *   made a thread, the watch is off for good, as after its one line;
  * - only for process-private objects (a process-shared one may be ended
@@ -68,10 +69,12 @@ static int parent_threaded; /* at the last prefork */
 
 void fsafe__watch_prefork(void)
 {
+    if (fsafe__svc.cfg->child_watch_ms <= 0)
+        return;
 #ifdef HAVE_SINGLE_THREADED
     parent_threaded = !__libc_single_threaded;
 #else
-    parent_threaded = 1;
+    parent_threaded = thread_count() != 1; /* glibc < 2.32: asked of the kernel */
 #endif
 }
 
@@ -85,25 +88,33 @@ static void disarm(void)
     AO_store(&fsafe__watch_armed, 0);
 }
 
-/* Whether this process has exactly one thread: the 20th field of
- * /proc/self/stat (num_threads), after the command name in parentheses. */
-static int alone(void)
+/* This process's number of threads, the 20th field of /proc/self/stat
+ * (num_threads, after the command name in parentheses); -1 if unreadable. */
+static int thread_count(void)
 {
     char buf[512];
     int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return 0;
+        return -1;
     ssize_t n = read(fd, buf, sizeof buf - 1);
     close(fd);
     if (n <= 0)
-        return 0;
+        return -1;
     buf[n] = '\0';
     const char *p = strrchr(buf, ')');
     /* ") S ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
      * utime stime cutime cstime priority nice num_threads" */
     for (int field = 2; p && field < 20; field++)
         p = strchr(p + 1, ' ');
-    return p && p[1] == '1' && p[2] == ' ';
+    int count = 0;
+    for (p = p ? p + 1 : NULL; p && *p >= '0' && *p <= '9'; p++)
+        count = count * 10 + (*p - '0');
+    return p ? count : -1;
+}
+
+static int alone(void)
+{
+    return thread_count() == 1;
 }
 
 /* Whether a signal handler may run on this thread (and so post a

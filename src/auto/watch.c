@@ -67,22 +67,6 @@
 AO_t fsafe__watch_armed;
 static int parent_threaded; /* at the last prefork */
 
-void fsafe__watch_prefork(void)
-{
-    if (fsafe__svc.cfg->child_watch_ms <= 0)
-        return;
-#ifdef HAVE_SINGLE_THREADED
-    parent_threaded = !__libc_single_threaded;
-#else
-    parent_threaded = thread_count() != 1; /* glibc < 2.32: asked of the kernel */
-#endif
-}
-
-void fsafe__watch_postfork_child(void)
-{
-    AO_store(&fsafe__watch_armed, parent_threaded && fsafe__svc.cfg->child_watch_ms > 0);
-}
-
 static void disarm(void)
 {
     AO_store(&fsafe__watch_armed, 0);
@@ -115,6 +99,22 @@ static int thread_count(void)
 static int alone(void)
 {
     return thread_count() == 1;
+}
+
+void fsafe__watch_prefork(void)
+{
+    if (fsafe__svc.cfg->child_watch_ms <= 0)
+        return;
+#ifdef HAVE_SINGLE_THREADED
+    parent_threaded = !__libc_single_threaded;
+#else
+    parent_threaded = thread_count() != 1; /* glibc < 2.32: asked of the kernel */
+#endif
+}
+
+void fsafe__watch_postfork_child(void)
+{
+    AO_store(&fsafe__watch_armed, parent_threaded && fsafe__svc.cfg->child_watch_ms > 0);
 }
 
 /* Whether a signal handler may run on this thread (and so post a

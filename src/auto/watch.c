@@ -20,8 +20,9 @@
  * - only in a child whose parent had more than one thread (glibc's
  *   __libc_single_threaded at the fork; before glibc 2.32, which has no
  *   such flag, the thread count in /proc/self/stat), and
- *   only while the child has one thread (/proc/self/stat): once it has
- *   made a thread, the watch is off for good, as after its one line;
+ *   only while the child has one thread (/proc/self/stat): once a wait
+ *   finds that it has made a thread, the watch is off for good, as after
+ *   its one line;
  * - only for process-private objects (a process-shared one may be ended
  *   by another process);
  * - a condition wait: nothing but another thread may signal it
@@ -212,8 +213,10 @@ int fsafe__watch_cond_wait(pthread_cond_t *c, pthread_mutex_t *m, const char *fn
 {
     int (*wait_)(pthread_cond_t *, pthread_mutex_t *) =
         NEXT(int (*)(pthread_cond_t *, pthread_mutex_t *), "pthread_cond_wait");
-    if ((*fsafe__gl_cond_wrefs(c) & FSAFE__GL_COND_PSHARED) || !alone()) {
-        disarm();
+    if (*fsafe__gl_cond_wrefs(c) & FSAFE__GL_COND_PSHARED)
+        return wait_(c, m); /* another process may signal it */
+    if (!alone()) {
+        disarm(); /* the child made a thread: the watch is over */
         return wait_(c, m);
     }
     /* Alone: no thread can signal c, so none can do it between the timed
@@ -235,37 +238,33 @@ int fsafe__watch_sem_wait(sem_t *s, uintptr_t caller)
     if (NEXT(int (*)(sem_t *), "sem_trywait")(s) == 0)
         return 0;
     errno = saved;
-    if (!fsafe__gl_sem_private(s) || !alone()) {
-        disarm();
-        return wait_(s);
-    }
+    if (!fsafe__gl_sem_private(s))
+        return wait_(s); /* another process may post it */
+    /* As for a futex word: alone or not is asked when the watch runs out. */
     struct timespec ts = deadline(CLOCK_MONOTONIC);
     int r = NEXT(int (*)(sem_t *, clockid_t, const struct timespec *), "sem_clockwait")(
         s, CLOCK_MONOTONIC, &ts);
     if (r == 0 || errno != ETIMEDOUT)
         return r;
     errno = saved;
-    if (!handler_may_end(caller) && alone())
-        say("sem_wait", "semaphore", s, caller);
-    else
+    if (!alone())
         disarm();
+    else if (!handler_may_end(caller))
+        say("sem_wait", "semaphore", s, caller);
     return wait_(s);
 }
 
 /* ---- futex words waited on through syscall() ------------------------------------------ */
-/* A wait without a timeout on a private word whose value is still the
- * expected one (else the kernel returns at once, and so does this). */
+/* A wait without a timeout on a private word. */
 static long watch_futex(long (*real)(long, ...), long a[6], uintptr_t caller)
 {
     int op = (int)a[1];
     int cmd = op & FUTEX_CMD_MASK;
-    if ((cmd != FUTEX_WAIT && cmd != FUTEX_WAIT_BITSET) || a[3] != 0 ||
-        !(op & FUTEX_PRIVATE_FLAG) || !a[0] || *(volatile int *)a[0] != (int)a[2])
+    if ((cmd != FUTEX_WAIT && cmd != FUTEX_WAIT_BITSET) || a[3] != 0 || !(op & FUTEX_PRIVATE_FLAG))
         return real(SYS_futex, a[0], a[1], a[2], a[3], a[4], a[5]);
-    if (!alone()) {
-        disarm();
-        return real(SYS_futex, a[0], a[1], a[2], a[3], a[4], a[5]);
-    }
+    /* A word's wait may time out and be made again at no cost to its
+     * meaning (the kernel compares the word each time), so whether the
+     * child is alone is asked only when the watch runs out. */
     int saved = errno;
     struct timespec ts;
     if (cmd == FUTEX_WAIT) { /* relative */
@@ -278,10 +277,10 @@ static long watch_futex(long (*real)(long, ...), long a[6], uintptr_t caller)
     if (r == 0 || errno != ETIMEDOUT)
         return r;
     errno = saved;
-    if (!handler_may_end(caller) && alone())
-        say("syscall(SYS_futex, FUTEX_WAIT)", "futex word", (void *)a[0], caller);
-    else
+    if (!alone())
         disarm();
+    else if (!handler_may_end(caller))
+        say("syscall(SYS_futex, FUTEX_WAIT)", "futex word", (void *)a[0], caller);
     return real(SYS_futex, a[0], a[1], a[2], a[3], a[4], a[5]);
 }
 

@@ -590,16 +590,21 @@ GATED_FUNCTIONS(SLOT_X, SLOT_V)
         fsafe__gate_leave(gate);                                                                   \
         r_;                                                                                        \
     })
+/* The real function's name is the wrapper's after macro expansion (before
+ * glibc 2.34 resolv.h defines res_mkquery as __res_mkquery, the name that
+ * is exported then: the wrapper is defined as that, and forwards to it). */
+#define EXPANDED_NAME_(name) #name
+#define EXPANDED_NAME(name) EXPANDED_NAME_(name)
 #define WRAP_X(ret, name, fam, params, args)                                                       \
     FSAFE_EXPORT ret name params                                                                   \
     {                                                                                              \
-        ret(*real_) params = FSAFE__NEXT_IN(&real_##name, ret(*) params, #name);                   \
+        ret(*real_) params = FSAFE__NEXT_IN(&real_##name, ret(*) params, EXPANDED_NAME(name));     \
         return GATE_CALL(&gate_##name, real_ args);                                                \
     }
 #define WRAP_V(name, fam, params, args)                                                            \
     FSAFE_EXPORT void name params                                                                  \
     {                                                                                              \
-        void(*real_) params = FSAFE__NEXT_IN(&real_##name, void(*) params, #name);                 \
+        void(*real_) params = FSAFE__NEXT_IN(&real_##name, void(*) params, EXPANDED_NAME(name));   \
         fsafe__gate_enter(&gate_##name, CALLER);                                                   \
         real_ args;                                                                                \
         fsafe__gate_leave(&gate_##name);                                                           \

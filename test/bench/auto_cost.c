@@ -21,6 +21,9 @@
  *              Instructions per iteration = (I(2N) - I(N)) / N: start-up
  *              and exit cancel out.
  *   mutex pair one pthread_mutex_lock + unlock, the same way.
+ *   GMutex pair one g_mutex_lock + g_mutex_unlock (GLib, issue 24: found with
+ *              dlopen and dlsym(RTLD_DEFAULT), as a program linked to GLib
+ *              binds them), the same way; "-" without libglib-2.0.so.0.
  *   /bin/true  the whole process, start-up to exit.
  *   python     one concurrent.futures.ThreadPoolExecutor(4) task (submit and
  *              result), (I(2N) - I(N)) / N, with --python (callgrind only).
@@ -33,9 +36,10 @@
  *              shown apart and the load average.  --forks N (default 300;
  *              0 skips the row).
  *
- *   auto_cost --worker loop|pair|fork N    the measured program itself
+ *   auto_cost --worker loop|pair|gmutex|fork N    the measured program itself
  */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -182,10 +186,34 @@ static int worker_forks(long forks)
     return 0;
 }
 
+#define GLIB_SONAME "libglib-2.0.so.0"
+
+/* N GMutex pairs through whatever the program's calls bind to. */
+static int worker_gmutex(long n)
+{
+    static union {
+        void *p;
+        unsigned i[2];
+    } gmutex; /* a GMutex: zero is unlocked */
+    if (!dlopen(GLIB_SONAME, RTLD_NOW | RTLD_GLOBAL))
+        return 3;
+    void (*lock)(void *) = (void (*)(void *))dlsym(RTLD_DEFAULT, "g_mutex_lock");
+    void (*unlock)(void *) = (void (*)(void *))dlsym(RTLD_DEFAULT, "g_mutex_unlock");
+    if (!lock || !unlock)
+        return 3;
+    for (long i = 0; i < n; i++) {
+        lock(&gmutex);
+        unlock(&gmutex);
+    }
+    return 0;
+}
+
 static int worker(const char *what, long n)
 {
     if (strcmp(what, "fork") == 0)
         return worker_forks(n);
+    if (strcmp(what, "gmutex") == 0)
+        return worker_gmutex(n);
     pthread_t t;
     if (pthread_create(&t, NULL, gone, NULL) != 0 || pthread_join(t, NULL) != 0)
         return 1;
@@ -389,9 +417,15 @@ static int driver(long iters, const char *python, long forks)
     char n1[32], n2[32];
     snprintf(n1, sizeof n1, "%ld", iters);
     snprintf(n2, sizeof n2, "%ld", 2 * iters);
-    const char *what[] = {"loop", "pair"};
-    const char *label[] = {"lock loop", "mutex pair"};
-    for (int w = 0; w < 2; w++) {
+    const char *what[] = {"loop", "pair", "gmutex"};
+    const char *label[] = {"lock loop", "mutex pair", "GMutex pair"};
+    void *glib = dlopen(GLIB_SONAME, RTLD_LAZY);
+    for (int w = 0; w < 3; w++) {
+        if (w == 2 && !glib) {
+            double none[NVARIANTS] = {-1, -1, -1, -1};
+            row(label[w], "no " GLIB_SONAME, none);
+            continue;
+        }
         char *a1[] = {self, "--worker", (char *)what[w], n1, NULL};
         char *a2[] = {self, "--worker", (char *)what[w], n2, NULL};
         double r[NVARIANTS];
@@ -471,7 +505,7 @@ static int driver(long iters, const char *python, long forks)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: auto_cost [--iters N] [--forks N] [--time] [--python PYTHON]\n"
-               "       auto_cost --worker loop|pair|fork N\n"
+               "       auto_cost --worker loop|pair|gmutex|fork N\n"
                "Prints what auto mode costs per lock operation and per process, in callgrind\n"
                "instructions (wall time with --time or without valgrind), beside no preload,\n"
                "an empty preloaded library and libfsafe.so with FSAFE_AUTO=0, and fork latency\n"

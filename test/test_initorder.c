@@ -25,6 +25,14 @@ static void *holder(void *arg)
 
 int main(void)
 {
+#if defined(__GLIBC__) && __GLIBC__ == 2 && __GLIBC_MINOR__ < 34
+    /* libpthread.so.0 is itself INITFIRST there, and ld.so keeps one such
+     * object: fsafe's -z initfirst is lost, and a library constructor that
+     * calls pthread_atfork runs before fsafe's (test/platforms/README.md,
+     * Debian 11).  A known limitation of fsafe on those releases. */
+    printf("SKIP: glibc < 2.34: libpthread's INITFIRST takes fsafe's place (a known limitation)\n");
+    return T_SKIP;
+#endif
     CHECK_EQ(initorder_registered, 0); /* fsafe is preloaded */
     sem_init(&held, 0, 0);
     pthread_t t;

@@ -114,7 +114,9 @@ void fsafe__watch_prefork(void)
 
 void fsafe__watch_postfork_child(void)
 {
-    AO_store(&fsafe__watch_armed, parent_threaded && fsafe__svc.cfg->child_watch_ms > 0);
+    AO_t armed = parent_threaded && fsafe__svc.cfg->child_watch_ms > 0;
+    if (AO_load(&fsafe__watch_armed) != armed) /* no page written for nothing (issue 25) */
+        AO_store(&fsafe__watch_armed, armed);
 }
 
 /* Whether a signal handler may run on this thread (and so post a

@@ -24,6 +24,9 @@
  *   GMutex pair one g_mutex_lock + g_mutex_unlock (GLib, issue 24: found with
  *              dlopen and dlsym(RTLD_DEFAULT), as a program linked to GLib
  *              binds them), the same way; "-" without libglib-2.0.so.0.
+ *   absl pair  one absl::Mutex Lock + Unlock (abseil, issue 24; the same way,
+ *              by mangled name in Debian 11's, 12's or 13's namespace); "-"
+ *              without a shared libabsl_synchronization.
  *   /bin/true  the whole process, start-up to exit.
  *   python     one concurrent.futures.ThreadPoolExecutor(4) task (submit and
  *              result), (I(2N) - I(N)) / N, with --python (callgrind only).
@@ -36,7 +39,7 @@
  *              shown apart and the load average.  --forks N (default 300;
  *              0 skips the row).
  *
- *   auto_cost --worker loop|pair|gmutex|fork N    the measured program itself
+ *   auto_cost --worker loop|pair|gmutex|absl|fork N    the measured program itself
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -208,12 +211,51 @@ static int worker_gmutex(long n)
     return 0;
 }
 
+/* Debian's shared abseil, newest first (SONAME, inline namespace). */
+static const char *const absl_libs[][2] = {
+    {"libabsl_synchronization.so.20240722", "_ZN4absl7debian75Mutex"},
+    {"libabsl_synchronization.so.20220623", "_ZN4absl7debian35Mutex"},
+    {"libabsl_synchronization.so.20200923", "_ZN4absl7debian15Mutex"},
+};
+
+/* The first abseil found: its lock and unlock members, or 0. */
+static int absl_calls(void (**lock)(void *), void (**unlock)(void *))
+{
+    for (size_t i = 0; i < sizeof absl_libs / sizeof *absl_libs; i++) {
+        if (!dlopen(absl_libs[i][0], RTLD_NOW | RTLD_GLOBAL))
+            continue;
+        char l[96], u[96];
+        snprintf(l, sizeof l, "%s4LockEv", absl_libs[i][1]);
+        snprintf(u, sizeof u, "%s6UnlockEv", absl_libs[i][1]);
+        *lock = (void (*)(void *))dlsym(RTLD_DEFAULT, l);
+        *unlock = (void (*)(void *))dlsym(RTLD_DEFAULT, u);
+        return *lock && *unlock;
+    }
+    return 0;
+}
+
+/* N absl::Mutex pairs (a zero word is an unlocked absl::Mutex). */
+static int worker_absl(long n)
+{
+    static intptr_t mu;
+    void (*lock)(void *), (*unlock)(void *);
+    if (!absl_calls(&lock, &unlock))
+        return 3;
+    for (long i = 0; i < n; i++) {
+        lock(&mu);
+        unlock(&mu);
+    }
+    return 0;
+}
+
 static int worker(const char *what, long n)
 {
     if (strcmp(what, "fork") == 0)
         return worker_forks(n);
     if (strcmp(what, "gmutex") == 0)
         return worker_gmutex(n);
+    if (strcmp(what, "absl") == 0)
+        return worker_absl(n);
     pthread_t t;
     if (pthread_create(&t, NULL, gone, NULL) != 0 || pthread_join(t, NULL) != 0)
         return 1;
@@ -417,13 +459,14 @@ static int driver(long iters, const char *python, long forks)
     char n1[32], n2[32];
     snprintf(n1, sizeof n1, "%ld", iters);
     snprintf(n2, sizeof n2, "%ld", 2 * iters);
-    const char *what[] = {"loop", "pair", "gmutex"};
-    const char *label[] = {"lock loop", "mutex pair", "GMutex pair"};
-    void *glib = dlopen(GLIB_SONAME, RTLD_LAZY);
-    for (int w = 0; w < 3; w++) {
-        if (w == 2 && !glib) {
+    const char *what[] = {"loop", "pair", "gmutex", "absl"};
+    const char *label[] = {"lock loop", "mutex pair", "GMutex pair", "absl pair"};
+    void (*al)(void *), (*au)(void *);
+    int have[] = {1, 1, dlopen(GLIB_SONAME, RTLD_LAZY) != NULL, absl_calls(&al, &au)};
+    for (int w = 0; w < 4; w++) {
+        if (!have[w]) {
             double none[NVARIANTS] = {-1, -1, -1, -1};
-            row(label[w], "no " GLIB_SONAME, none);
+            row(label[w], "library not found", none);
             continue;
         }
         char *a1[] = {self, "--worker", (char *)what[w], n1, NULL};
@@ -505,7 +548,7 @@ static int driver(long iters, const char *python, long forks)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: auto_cost [--iters N] [--forks N] [--time] [--python PYTHON]\n"
-               "       auto_cost --worker loop|pair|gmutex|fork N\n"
+               "       auto_cost --worker loop|pair|gmutex|absl|fork N\n"
                "Prints what auto mode costs per lock operation and per process, in callgrind\n"
                "instructions (wall time with --time or without valgrind), beside no preload,\n"
                "an empty preloaded library and libfsafe.so with FSAFE_AUTO=0, and fork latency\n"

@@ -136,6 +136,19 @@ static int handler_may_run(void)
     return 0;
 }
 
+/* A function glibc may not have (the clockwait calls are glibc 2.30's):
+ * the next definition, or NULL, looked up once. */
+static void *optional(AO_t *slot, const char *name)
+{
+    AO_t p = AO_load_acquire(slot);
+    if (p == 0) {
+        void *f = dlsym(RTLD_NEXT, name);
+        p = f ? (AO_t)f : 1;
+        AO_store_release(slot, p);
+    }
+    return p == 1 ? NULL : (void *)p;
+}
+
 static struct timespec deadline(clockid_t clock)
 {
     long ms = fsafe__svc.cfg->child_watch_ms;
@@ -222,9 +235,20 @@ int fsafe__watch_cond_wait(pthread_cond_t *c, pthread_mutex_t *m, const char *fn
     }
     /* Alone: no thread can signal c, so none can do it between the timed
      * wait's return and the wait below (a lost wake-up). */
-    struct timespec ts = deadline(CLOCK_MONOTONIC);
-    int r = NEXT(int (*)(pthread_cond_t *, pthread_mutex_t *, clockid_t, const struct timespec *),
-                 "pthread_cond_clockwait")(c, m, CLOCK_MONOTONIC, &ts);
+    static AO_t clockwait_slot;
+    int (*clockwait)(pthread_cond_t *, pthread_mutex_t *, clockid_t, const struct timespec *) =
+        optional(&clockwait_slot, "pthread_cond_clockwait");
+    int r;
+    if (clockwait) {
+        struct timespec ts = deadline(CLOCK_MONOTONIC);
+        r = clockwait(c, m, CLOCK_MONOTONIC, &ts);
+    } else { /* before glibc 2.30: on the clock c was made with */
+        struct timespec ts = deadline((*fsafe__gl_cond_wrefs(c) & FSAFE__GL_COND_MONOTONIC)
+                                          ? CLOCK_MONOTONIC
+                                          : CLOCK_REALTIME);
+        r = NEXT(int (*)(pthread_cond_t *, pthread_mutex_t *, const struct timespec *),
+                 "pthread_cond_timedwait")(c, m, &ts);
+    }
     if (r != ETIMEDOUT)
         return r;
     say(fn, "condition variable", c, caller);
@@ -242,9 +266,17 @@ int fsafe__watch_sem_wait(sem_t *s, uintptr_t caller)
     if (!fsafe__gl_sem_private(s))
         return wait_(s); /* another process may post it */
     /* As for a futex word: alone or not is asked when the watch runs out. */
-    struct timespec ts = deadline(CLOCK_MONOTONIC);
-    int r = NEXT(int (*)(sem_t *, clockid_t, const struct timespec *), "sem_clockwait")(
-        s, CLOCK_MONOTONIC, &ts);
+    static AO_t clockwait_slot;
+    int (*clockwait)(sem_t *, clockid_t, const struct timespec *) =
+        optional(&clockwait_slot, "sem_clockwait");
+    int r;
+    if (clockwait) {
+        struct timespec ts = deadline(CLOCK_MONOTONIC);
+        r = clockwait(s, CLOCK_MONOTONIC, &ts);
+    } else { /* before glibc 2.30 */
+        struct timespec ts = deadline(CLOCK_REALTIME);
+        r = NEXT(int (*)(sem_t *, const struct timespec *), "sem_timedwait")(s, &ts);
+    }
     if (r == 0 || errno != ETIMEDOUT)
         return r;
     errno = saved;

@@ -86,6 +86,7 @@ static inline int fsafe__gl_rwlock_pshared(const pthread_rwlock_t *l)
 /* ---- condition variable: __wrefs ------------------------------------------ */
 /* Bit 0 process-shared, bit 1 the clock; waiter references above bit 2. */
 #define FSAFE__GL_COND_PSHARED 1u
+#define FSAFE__GL_COND_MONOTONIC 2u /* pthread_condattr_setclock(CLOCK_MONOTONIC) */
 #define FSAFE__GL_COND_FLAGS 3u
 static inline unsigned *fsafe__gl_cond_wrefs(pthread_cond_t *c)
 {

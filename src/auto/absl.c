@@ -21,7 +21,8 @@
  * returns in al) for each inline namespace given to ABSL_WRAPPERS below:
  * Debian builds each abseil release under its own (Debian 11's 20200923 as
  * absl::debian1, Debian 12's 20220623 as absl::debian3, Debian 13's
- * 20240722 as absl::debian7), upstream under absl::lts_<version>.  An
+ * 20240722 as absl::debian7, unstable's 20260526 as absl::debian10),
+ * upstream under absl::lts_<version>.  An
  * abseil whose namespace is not listed is not tracked (as without fsafe).  Calls that abseil makes to
  * itself (absl::Notification, its own CondVar internals) are not seen.
  */
@@ -233,6 +234,20 @@ static __thread int inside __attribute__((tls_model("initial-exec")));
     ABSL_KT_WAIT(tag##_await, P "5Mutex11AwaitCommon" COND KT)                                     \
     ABSL_KT_CV_WAIT(tag##_cvwait, P "7CondVar10WaitCommonEPNS0_5MutexE" KT)
 
+/* Abseil 20260526 (Debian unstable) renames the lock members after the
+ * standard library's (lock, unlock, try_lock, lock_shared, unlock_shared,
+ * try_lock_shared); Lock() and the others become inline calls of them. */
+#define ABSL_WRAPPERS_STD(tag, P)                                                                  \
+    ABSL_PLAIN_LOCK(tag##_lock, P "5Mutex4lockEv", FSAFE__AT_EXCL)                                 \
+    ABSL_PLAIN_LOCK(tag##_rlock, P "5Mutex11lock_sharedEv", FSAFE__AT_SHARED)                      \
+    ABSL_TRY_LOCK(tag##_trylock, P "5Mutex8try_lockEv", FSAFE__AT_EXCL)                            \
+    ABSL_TRY_LOCK(tag##_rtrylock, P "5Mutex15try_lock_sharedEv", FSAFE__AT_SHARED)                 \
+    ABSL_UNLOCK_FN(tag##_unlock, P "5Mutex6unlockEv")                                              \
+    ABSL_UNLOCK_FN(tag##_runlock, P "5Mutex13unlock_sharedEv")                                     \
+    ABSL_KT_LOCK(tag##_lockwhen, P "5Mutex14LockWhenCommon" COND KT "b")                           \
+    ABSL_KT_WAIT(tag##_await, P "5Mutex11AwaitCommon" COND KT)                                     \
+    ABSL_KT_CV_WAIT(tag##_cvwait, P "7CondVar10WaitCommonEPNS0_5MutexE" KT)
+
 /* The inline namespaces, each Debian release's and upstream's LTS name of
  * the same version (nm -D libabsl_synchronization.so): */
 ABSL_WRAPPERS(debian1, "_ZN4absl7debian1")                  /* Debian 11: 20200923 */
@@ -241,3 +256,5 @@ ABSL_WRAPPERS(debian3, "_ZN4absl7debian3")                  /* Debian 12: 202206
 ABSL_WRAPPERS(lts_20220623, "_ZN4absl12lts_20220623")       /* its upstream LTS */
 ABSL_WRAPPERS_KT(debian7, "_ZN4absl7debian7")               /* Debian 13: 20240722 */
 ABSL_WRAPPERS_KT(lts_20240722, "_ZN4absl12lts_20240722")    /* its upstream LTS */
+ABSL_WRAPPERS_STD(debian10, "_ZN4absl8debian10")            /* unstable: 20260526 */
+ABSL_WRAPPERS_STD(lts_20260526, "_ZN4absl12lts_20260526")   /* its upstream LTS */

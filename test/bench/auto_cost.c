@@ -212,10 +212,11 @@ static int worker_gmutex(long n)
 }
 
 /* Debian's shared abseil, newest first (SONAME, inline namespace). */
-static const char *const absl_libs[][2] = {
-    {"libabsl_synchronization.so.20240722", "_ZN4absl7debian75Mutex"},
-    {"libabsl_synchronization.so.20220623", "_ZN4absl7debian35Mutex"},
-    {"libabsl_synchronization.so.20200923", "_ZN4absl7debian15Mutex"},
+static const char *const absl_libs[][3] = {
+    {"libabsl_synchronization.so.20260526", "_ZN4absl8debian105Mutex", "lock"},
+    {"libabsl_synchronization.so.20240722", "_ZN4absl7debian75Mutex", "Lock"},
+    {"libabsl_synchronization.so.20220623", "_ZN4absl7debian35Mutex", "Lock"},
+    {"libabsl_synchronization.so.20200923", "_ZN4absl7debian15Mutex", "Lock"},
 };
 
 /* The first abseil found: its lock and unlock members, or 0. */
@@ -225,8 +226,9 @@ static int absl_calls(void (**lock)(void *), void (**unlock)(void *))
         if (!dlopen(absl_libs[i][0], RTLD_NOW | RTLD_GLOBAL))
             continue;
         char l[96], u[96];
-        snprintf(l, sizeof l, "%s4LockEv", absl_libs[i][1]);
-        snprintf(u, sizeof u, "%s6UnlockEv", absl_libs[i][1]);
+        /* "Lock"/"Unlock", or from 20260526 "lock"/"unlock" */
+        snprintf(l, sizeof l, "%s4%sEv", absl_libs[i][1], absl_libs[i][2]);
+        snprintf(u, sizeof u, "%s6%cnlockEv", absl_libs[i][1], absl_libs[i][2][0] == 'L' ? 'U' : 'u');
         *lock = (void (*)(void *))dlsym(RTLD_DEFAULT, l);
         *unlock = (void (*)(void *))dlsym(RTLD_DEFAULT, u);
         return *lock && *unlock;

@@ -103,8 +103,9 @@ static _Noreturn void not_found(const char *name)
  * variable calls, the GLIBC_2.2.5 compatibility functions, which keep a
  * pointer to a separate new-style condvar in the first word of the
  * program's).  Those calls would then use one layout and the program's
- * pthread_cond_init, pthread_cond_clockwait and libc's own calls the other:
- * lost wake-ups.  So they are asked for by their current version; where it
+ * pthread_cond_init, pthread_cond_clockwait and C11's cnd_* the other: a
+ * program that waited with one and woke with the other crashed (SIGSEGV,
+ * auto.cond_versions).  So they are asked for by their current version; where it
  * does not exist (AArch64's only version is GLIBC_2.17) dlsym's answer is
  * the only one.
  */

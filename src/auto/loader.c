@@ -84,15 +84,23 @@ static int probe_cb(struct dl_phdr_info *info, size_t size, void *data)
  * holds there now.  Returns 0, or -1 if _rtld_global cannot be read. */
 static int probe_start(struct probe *p)
 {
-    void *g = dlsym(RTLD_DEFAULT, "_rtld_global");
-    Dl_info di;
-    const ElfW(Sym) *sym = NULL;
-    int (*addr1)(const void *, Dl_info *, void **, int) =
-        NEXT(int (*)(const void *, Dl_info *, void **, int), "dladdr1");
-    if (!g || !addr1(g, &di, (void **)&sym, RTLD_DL_SYMENT) || !sym ||
-        sym->st_size < sizeof(pthread_mutex_t))
-        return -1;
-    *p = (struct probe){.base = g, .size = sym->st_size, .tid = (pid_t)syscall(SYS_gettid)};
+    /* Where _rtld_global is, found once for both probes (each lookup is a
+     * few thousand instructions of every process's start-up: issue 26). */
+    static void *g;
+    static size_t size;
+    if (!g) {
+        void *at = dlsym(RTLD_DEFAULT, "_rtld_global");
+        Dl_info di;
+        const ElfW(Sym) *sym = NULL;
+        int (*addr1)(const void *, Dl_info *, void **, int) =
+            NEXT(int (*)(const void *, Dl_info *, void **, int), "dladdr1");
+        if (!at || !addr1(at, &di, (void **)&sym, RTLD_DL_SYMENT) || !sym ||
+            sym->st_size < sizeof(pthread_mutex_t))
+            return -1;
+        size = sym->st_size;
+        g = at;
+    }
+    *p = (struct probe){.base = g, .size = size, .tid = (pid_t)syscall(SYS_gettid)};
     p->nbefore = owned_by(p->base, p->size, p->tid, p->before, 8);
     return 0;
 }

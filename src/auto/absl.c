@@ -171,13 +171,28 @@ static __thread int inside __attribute__((tls_model("initial-exec")));
 #define COND "ERKNS0_9ConditionE"
 #define DUR "NS0_8DurationE"
 #define TIME "NS0_4TimeE"
+/* The plain lock members (lock, reader lock, their try forms, the two
+ * unlocks), given as the mangled names after "5Mutex": MEMBERS names the
+ * list of a release (ABSL_MEMBERS_CAPS or ABSL_MEMBERS_STD, below). */
+#define ABSL_LOCKS(tag, P, ...) ABSL_LOCKS_(tag, P, __VA_ARGS__)
+#define ABSL_LOCKS_(tag, P, lk, rlk, tlk, rtlk, ulk, rulk)                                         \
+    ABSL_PLAIN_LOCK(tag##_lock, P "5Mutex" lk, FSAFE__AT_EXCL)                                     \
+    ABSL_PLAIN_LOCK(tag##_rlock, P "5Mutex" rlk, FSAFE__AT_SHARED)                                 \
+    ABSL_TRY_LOCK(tag##_trylock, P "5Mutex" tlk, FSAFE__AT_EXCL)                                   \
+    ABSL_TRY_LOCK(tag##_rtrylock, P "5Mutex" rtlk, FSAFE__AT_SHARED)                               \
+    ABSL_UNLOCK_FN(tag##_unlock, P "5Mutex" ulk)                                                   \
+    ABSL_UNLOCK_FN(tag##_runlock, P "5Mutex" rulk)
+/* Lock, ReaderLock, ... up to 20240722; from 20260526 the standard
+ * library's names (lock, lock_shared, ...), Lock() and the others being
+ * inline calls of them. */
+#define ABSL_MEMBERS_CAPS                                                                          \
+    "4LockEv", "10ReaderLockEv", "7TryLockEv", "13ReaderTryLockEv", "6UnlockEv", "12ReaderUnlockEv"
+#define ABSL_MEMBERS_STD                                                                           \
+    "4lockEv", "11lock_sharedEv", "8try_lockEv", "15try_lock_sharedEv", "6unlockEv",               \
+        "13unlock_sharedEv"
+
 #define ABSL_WRAPPERS(tag, P)                                                                      \
-    ABSL_PLAIN_LOCK(tag##_lock, P "5Mutex4LockEv", FSAFE__AT_EXCL)                                 \
-    ABSL_PLAIN_LOCK(tag##_rlock, P "5Mutex10ReaderLockEv", FSAFE__AT_SHARED)                       \
-    ABSL_TRY_LOCK(tag##_trylock, P "5Mutex7TryLockEv", FSAFE__AT_EXCL)                             \
-    ABSL_TRY_LOCK(tag##_rtrylock, P "5Mutex13ReaderTryLockEv", FSAFE__AT_SHARED)                   \
-    ABSL_UNLOCK_FN(tag##_unlock, P "5Mutex6UnlockEv")                                              \
-    ABSL_UNLOCK_FN(tag##_runlock, P "5Mutex12ReaderUnlockEv")                                      \
+    ABSL_LOCKS(tag, P, ABSL_MEMBERS_CAPS)                                                          \
     ABSL_COND_LOCK(tag##_lockwhen, P "5Mutex8LockWhen" COND, FSAFE__AT_EXCL)                       \
     ABSL_COND_LOCK(tag##_rlockwhen, P "5Mutex14ReaderLockWhen" COND, FSAFE__AT_SHARED)             \
     ABSL_TIMED_LOCK(tag##_lockwhen_to, P "5Mutex19LockWhenWithTimeout" COND DUR, FSAFE__AT_EXCL)   \
@@ -198,7 +213,8 @@ static __thread int inside __attribute__((tls_model("initial-exec")));
  * (one 64-bit word; forwarded unchanged, so whether the ABI passes it in a
  * register or by reference does not matter here): LockWhenCommon(cond, t,
  * write) -> bool, AwaitCommon(cond, t) -> bool, CondVar::WaitCommon(mu, t)
- * -> bool.  The plain lock calls keep their names. */
+ * -> bool.  The plain lock members keep their names until 20260526
+ * (ABSL_MEMBERS_CAPS, then ABSL_MEMBERS_STD). */
 #define KT "NS0_24synchronization_internal13KernelTimeoutE"
 #define ABSL_KT_LOCK(fn, sym)                                                                      \
     FSAFE_EXPORT bool fn(void *mu, const void *c, uint64_t t, bool write) __asm__(sym);            \
@@ -223,27 +239,9 @@ static __thread int inside __attribute__((tls_model("initial-exec")));
         static AO_t real_;                                                                         \
         return ABSL_WAIT(REAL(bool (*)(void *, void *, uint64_t), sym)(cv, mu, t));                \
     }
-#define ABSL_WRAPPERS_KT(tag, P)                                                                   \
-    ABSL_PLAIN_LOCK(tag##_lock, P "5Mutex4LockEv", FSAFE__AT_EXCL)                                 \
-    ABSL_PLAIN_LOCK(tag##_rlock, P "5Mutex10ReaderLockEv", FSAFE__AT_SHARED)                       \
-    ABSL_TRY_LOCK(tag##_trylock, P "5Mutex7TryLockEv", FSAFE__AT_EXCL)                             \
-    ABSL_TRY_LOCK(tag##_rtrylock, P "5Mutex13ReaderTryLockEv", FSAFE__AT_SHARED)                   \
-    ABSL_UNLOCK_FN(tag##_unlock, P "5Mutex6UnlockEv")                                              \
-    ABSL_UNLOCK_FN(tag##_runlock, P "5Mutex12ReaderUnlockEv")                                      \
-    ABSL_KT_LOCK(tag##_lockwhen, P "5Mutex14LockWhenCommon" COND KT "b")                           \
-    ABSL_KT_WAIT(tag##_await, P "5Mutex11AwaitCommon" COND KT)                                     \
-    ABSL_KT_CV_WAIT(tag##_cvwait, P "7CondVar10WaitCommonEPNS0_5MutexE" KT)
-
-/* Abseil 20260526 (Debian unstable) renames the lock members after the
- * standard library's (lock, unlock, try_lock, lock_shared, unlock_shared,
- * try_lock_shared); Lock() and the others become inline calls of them. */
-#define ABSL_WRAPPERS_STD(tag, P)                                                                  \
-    ABSL_PLAIN_LOCK(tag##_lock, P "5Mutex4lockEv", FSAFE__AT_EXCL)                                 \
-    ABSL_PLAIN_LOCK(tag##_rlock, P "5Mutex11lock_sharedEv", FSAFE__AT_SHARED)                      \
-    ABSL_TRY_LOCK(tag##_trylock, P "5Mutex8try_lockEv", FSAFE__AT_EXCL)                            \
-    ABSL_TRY_LOCK(tag##_rtrylock, P "5Mutex15try_lock_sharedEv", FSAFE__AT_SHARED)                 \
-    ABSL_UNLOCK_FN(tag##_unlock, P "5Mutex6unlockEv")                                              \
-    ABSL_UNLOCK_FN(tag##_runlock, P "5Mutex13unlock_sharedEv")                                     \
+/* The waits of abseil 20230802 and later; its lock members by MEMBERS. */
+#define ABSL_WRAPPERS_KT(tag, P, members)                                                          \
+    ABSL_LOCKS(tag, P, members)                                                                    \
     ABSL_KT_LOCK(tag##_lockwhen, P "5Mutex14LockWhenCommon" COND KT "b")                           \
     ABSL_KT_WAIT(tag##_await, P "5Mutex11AwaitCommon" COND KT)                                     \
     ABSL_KT_CV_WAIT(tag##_cvwait, P "7CondVar10WaitCommonEPNS0_5MutexE" KT)
@@ -254,7 +252,7 @@ ABSL_WRAPPERS(debian1, "_ZN4absl7debian1")                  /* Debian 11: 202009
 ABSL_WRAPPERS(lts_2020_09_23, "_ZN4absl14lts_2020_09_23")   /* its upstream LTS */
 ABSL_WRAPPERS(debian3, "_ZN4absl7debian3")                  /* Debian 12: 20220623 */
 ABSL_WRAPPERS(lts_20220623, "_ZN4absl12lts_20220623")       /* its upstream LTS */
-ABSL_WRAPPERS_KT(debian7, "_ZN4absl7debian7")               /* Debian 13: 20240722 */
-ABSL_WRAPPERS_KT(lts_20240722, "_ZN4absl12lts_20240722")    /* its upstream LTS */
-ABSL_WRAPPERS_STD(debian10, "_ZN4absl8debian10")            /* unstable: 20260526 */
-ABSL_WRAPPERS_STD(lts_20260526, "_ZN4absl12lts_20260526")   /* its upstream LTS */
+ABSL_WRAPPERS_KT(debian7, "_ZN4absl7debian7", ABSL_MEMBERS_CAPS)        /* Debian 13: 20240722 */
+ABSL_WRAPPERS_KT(lts_20240722, "_ZN4absl12lts_20240722", ABSL_MEMBERS_CAPS) /* its upstream LTS */
+ABSL_WRAPPERS_KT(debian10, "_ZN4absl8debian10", ABSL_MEMBERS_STD)       /* unstable: 20260526 */
+ABSL_WRAPPERS_KT(lts_20260526, "_ZN4absl12lts_20260526", ABSL_MEMBERS_STD) /* its upstream LTS */

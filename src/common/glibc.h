@@ -19,6 +19,25 @@
 
 #include "contract.h" /* FSAFE_TSAN */
 
+#if defined(__GLIBC__) && defined(__has_include)
+#if __has_include(<sys/single_threaded.h>)
+#include <sys/single_threaded.h> /* glibc 2.32 */
+#define FSAFE__GL_HAVE_SINGLE_THREADED 1
+#endif
+#endif
+
+/* glibc's __libc_single_threaded (2.32): 1 while this process has never
+ * had a second thread, 0 once it has; -1 where the build's libc has no
+ * such flag (glibc < 2.32, musl), so that a caller must ask otherwise. */
+static inline int fsafe__gl_single_threaded(void)
+{
+#ifdef FSAFE__GL_HAVE_SINGLE_THREADED
+    return __libc_single_threaded;
+#else
+    return -1;
+#endif
+}
+
 #ifdef __GLIBC__
 /* ---- mutex: __kind -------------------------------------------------------- */
 #define FSAFE__GL_KIND_TYPE 3 /* NORMAL 0, RECURSIVE 1, ERRORCHECK 2, ADAPTIVE 3 */

@@ -37,13 +37,6 @@
 
 #include "internal.h"
 
-#if defined(__GLIBC__) && defined(__has_include)
-#if __has_include(<sys/single_threaded.h>)
-#include <sys/single_threaded.h> /* glibc 2.32 */
-#define HAVE_SINGLE_THREADED 1
-#endif
-#endif
-
 #if !defined(AO_HAVE_char_load) || !defined(AO_HAVE_char_store_release)
 #error "fsafe needs AO_char_load and AO_char_store_release"
 #endif
@@ -276,11 +269,7 @@ int fsafe__walk_was_light(void)
 
 static int single_threaded(void)
 {
-#ifdef HAVE_SINGLE_THREADED
-    return __libc_single_threaded;
-#else
-    return 0;
-#endif
+    return fsafe__gl_single_threaded() == 1;
 }
 
 /* A light walk of only free mutexes takes nothing and leaves nothing for the

@@ -55,13 +55,6 @@
 #include "auto.h"
 #include "glibc.h"
 
-#if defined(__GLIBC__) && defined(__has_include)
-#if __has_include(<sys/single_threaded.h>)
-#include <sys/single_threaded.h> /* glibc 2.32 */
-#define HAVE_SINGLE_THREADED 1
-#endif
-#endif
-
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
 AO_t fsafe__watch_armed;
@@ -77,11 +70,12 @@ static void disarm(void)
 static int thread_count(void)
 {
     char buf[512];
+    int saved = errno; /* the program's, whatever the calls below do */
     int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    errno = saved;
     if (n <= 0)
         return -1;
     buf[n] = '\0';
@@ -105,11 +99,9 @@ void fsafe__watch_prefork(void)
 {
     if (fsafe__svc.cfg->child_watch_ms <= 0)
         return;
-#ifdef HAVE_SINGLE_THREADED
-    parent_threaded = !__libc_single_threaded;
-#else
-    parent_threaded = thread_count() != 1; /* glibc < 2.32: asked of the kernel */
-#endif
+    int single = fsafe__gl_single_threaded();
+    /* glibc < 2.32 has no flag: the kernel is asked */
+    parent_threaded = single >= 0 ? !single : thread_count() != 1;
 }
 
 void fsafe__watch_postfork_child(void)
@@ -189,23 +181,24 @@ static int where(uintptr_t caller, Dl_info *di, const struct known **k)
     return 1;
 }
 
-/* Whether a wait on a semaphore or futex word may be ended by a signal
- * handler; not for a caller known to wait for another thread. */
-static int handler_may_end(uintptr_t caller)
+/* The one line: fn (the call) on a kind object, called from caller.
+ * signallable: a signal handler could end this wait (a semaphore, a futex
+ * word), so nothing is said while one may run, unless the caller is known
+ * to wait for another thread. */
+static void say(const char *fn, const char *kind, const void *object, uintptr_t caller,
+                int signallable)
 {
     Dl_info di;
     const struct known *k;
-    return !(where(caller, &di, &k) && k && k->threads_only) && handler_may_run();
-}
-
-/* The one line: fn (the call) on a kind object, called from caller. */
-static void say(const char *fn, const char *kind, const void *object, uintptr_t caller)
-{
-    Dl_info di;
-    const struct known *k;
+    int saved = errno; /* the program's, whatever the calls below do */
+    int found = where(caller, &di, &k);
+    if (signallable && !(k && k->threads_only) && handler_may_run()) {
+        errno = saved;
+        return;
+    }
     const char *head = "the program", *obj = "", *open_ = "", *close_ = "";
     uintptr_t off = caller;
-    if (where(caller, &di, &k)) {
+    if (found) {
         if (di.dli_fname && di.dli_fname[0])
             head = di.dli_fname;
         off = caller - (uintptr_t)di.dli_fbase;
@@ -219,6 +212,17 @@ static void say(const char *fn, const char *kind, const void *object, uintptr_t 
                 fsafe__svc.cfg->child_watch_ms, fn, kind, object, head, (unsigned long)off, open_,
                 obj, close_, k ? k->what : "");
     disarm();
+    errno = saved;
+}
+
+/* A semaphore's or futex word's wait ran out of the watch: a child that
+ * has made a thread ends the watch; one still alone may be told so. */
+static void ran_out(const char *fn, const char *kind, const void *object, uintptr_t caller)
+{
+    if (!alone())
+        disarm();
+    else
+        say(fn, kind, object, caller, 1);
 }
 
 /* ---- condition waits (track.c) ------------------------------------------------------ */
@@ -251,7 +255,7 @@ int fsafe__watch_cond_wait(pthread_cond_t *c, pthread_mutex_t *m, const char *fn
     }
     if (r != ETIMEDOUT)
         return r;
-    say(fn, "condition variable", c, caller);
+    say(fn, "condition variable", c, caller, 0);
     return wait_(c, m);
 }
 
@@ -280,10 +284,7 @@ int fsafe__watch_sem_wait(sem_t *s, uintptr_t caller)
     if (r == 0 || errno != ETIMEDOUT)
         return r;
     errno = saved;
-    if (!alone())
-        disarm();
-    else if (!handler_may_end(caller))
-        say("sem_wait", "semaphore", s, caller);
+    ran_out("sem_wait", "semaphore", s, caller);
     return wait_(s);
 }
 
@@ -310,10 +311,7 @@ static long watch_futex(long (*real)(long, ...), long a[6], uintptr_t caller)
     if (r == 0 || errno != ETIMEDOUT)
         return r;
     errno = saved;
-    if (!alone())
-        disarm();
-    else if (!handler_may_end(caller))
-        say("syscall(SYS_futex, FUTEX_WAIT)", "futex word", (void *)a[0], caller);
+    ran_out("syscall(SYS_futex, FUTEX_WAIT)", "futex word", (void *)a[0], caller);
     return real(SYS_futex, a[0], a[1], a[2], a[3], a[4], a[5]);
 }
 

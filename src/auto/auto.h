@@ -238,8 +238,9 @@ void *fsafe__next_sym(AO_t *slot, const char *name, const void *caller);
         static AO_t sym_;                                                                          \
         FSAFE__NEXT_IN(&sym_, type, name);                                                         \
     })
-/* The real lock calls the other files use too, one slot each (track.c):
- * fsafe__real_mutex_lock(m) calls libc's pthread_mutex_lock. */
+/* The real lock calls the other files use too, one pointer each (svc.c):
+ * fsafe__real_mutex_lock(m) calls libc's pthread_mutex_lock.  Never NULL:
+ * each starts at a function that resolves it on the first call. */
 #define FSAFE__REAL_CALLS(X)                                                                       \
     X(mutex_lock, pthread_mutex_t)                                                                 \
     X(mutex_trylock, pthread_mutex_t)                                                              \
@@ -250,12 +251,7 @@ void *fsafe__next_sym(AO_t *slot, const char *name, const void *caller);
     X(rwlock_trywrlock, pthread_rwlock_t)                                                          \
     X(rwlock_unlock, pthread_rwlock_t)                                                             \
     X(spin_lock, pthread_spinlock_t)
-#define FSAFE__REAL_DECLARE(op, type)                                                              \
-    extern AO_t fsafe__sym_##op;                                                                   \
-    static inline int fsafe__real_##op(type *l)                                                    \
-    {                                                                                              \
-        return FSAFE__NEXT_IN(&fsafe__sym_##op, int (*)(type *), "pthread_" #op)(l);               \
-    }
+#define FSAFE__REAL_DECLARE(op, type) extern int (*fsafe__real_##op)(type *);
 FSAFE__REAL_CALLS(FSAFE__REAL_DECLARE)
 
 /* ---- gates: libc calls that must not be in flight at fork (libc.c) ---- */

@@ -242,10 +242,11 @@ static int rec_swap(struct rec *r, void *from, void *to)
 }
 
 /* ---- the rules ------------------------------------------------------------------------- */
-/* Before a wait on s: notes that r is taking s, so that a fork between the
- * decrement and took() still knows who has it.  Returns the record, or NULL
- * when s is not tracked. */
-static inline struct rec *taking(sem_t *s)
+/* Before a wait on s: notes that r is taking s (entry s | ACQUIRING), so
+ * that a fork between the decrement and took() still knows who has it.
+ * Returns the record, or NULL when s is not tracked; *at is the entry's
+ * slot (REC_CAP when the record was full). */
+static inline struct rec *taking(sem_t *s, AO_t *at)
 {
     struct fsafe__addr_slot *t = (struct fsafe__addr_slot *)AO_load_acquire((AO_t *)&tab);
     if (!t || !sem_private(s))
@@ -258,13 +259,22 @@ static inline struct rec *taking(sem_t *s)
          * parent, once a thread takes a semaphore. */
         (void)REAL(post, "sem_post");
     }
-    rec_add(r, (void *)((uintptr_t)s | ACQUIRING));
+    void *pending = (void *)((uintptr_t)s | ACQUIRING);
+    AO_t n = r->n;
+    if (unlikely(n >= REC_CAP)) {
+        rec_add_full(r, pending);
+        *at = REC_CAP;
+        return r;
+    }
+    r->held[n] = pending;
+    AO_store_release(&r->n, n + 1);
+    *at = n;
     return r;
 }
 
 /* Thread r took s (a wait returned 0): the entry `taking` made becomes a
- * hold, or goes when s is not (or no longer) a lock. */
-static void took(struct rec *r, sem_t *s)
+ * hold, or goes when s is not (or no longer) a lock.  Touches no errno. */
+static __attribute__((noinline)) void took(struct rec *r, sem_t *s)
 {
     void *pending = (void *)((uintptr_t)s | ACQUIRING);
     struct fsafe__addr_slot *e = slot_find(tab, s, 1);
@@ -297,47 +307,70 @@ static void took(struct rec *r, sem_t *s)
         rec_add(r, s); /* (the record was full at `taking`) */
 }
 
-/* After a wait on s that r noted with `taking`. */
-static inline int taken(struct rec *r, sem_t *s, int ret)
+/*
+ * After a wait on s that r noted with `taking` in slot at.  The usual case
+ * inline: s known in its first table slot and named by nobody (0, or LOCK
+ * after its holder's post), the entry still in its slot (no signal
+ * handler's wait pruned the record in between): one CAS and one store.
+ */
+static inline int taken(struct rec *r, sem_t *s, AO_t at, int ret)
 {
-    if (r) {
+    if (!r)
+        return ret;
+    void *pending = (void *)((uintptr_t)s | ACQUIRING);
+    if (ret != 0) {
+        if (likely(at < REC_CAP && at + 1 == r->n && r->held[at] == pending)) {
+            AO_store_release(&r->n, at);
+            return ret;
+        }
         int saved = errno;
-        if (ret == 0)
-            took(r, s);
-        else
-            rec_swap(r, (void *)((uintptr_t)s | ACQUIRING), NULL);
+        rec_swap(r, pending, NULL);
         errno = saved;
+        return ret;
     }
+    struct fsafe__addr_slot *e = &tab[fsafe__addr_hash(s, TAB_BITS)];
+    AO_t st;
+    if (likely(AO_load_acquire(&e->key) == (AO_t)s) && likely(at < REC_CAP) &&
+        likely(r->held[at] == pending) && likely(((st = AO_load_acquire(&e->state)) & ~LOCK) == 0) &&
+        likely(AO_compare_and_swap_full(&e->state, st, (AO_t)r | st))) {
+        r->held[at] = s;
+        return ret;
+    }
+    took(r, s);
     return ret;
 }
 
 /* ---- interposers ------------------------------------------------------------------------ */
-#define TAKING(s) (SEM_TRACK ? taking(s) : NULL)
+#define TAKING(s, at) (SEM_TRACK ? taking((s), (at)) : NULL)
 
 FSAFE_EXPORT int sem_wait(sem_t *s)
 {
-    struct rec *r = TAKING(s);
+    AO_t at = REC_CAP;
+    struct rec *r = TAKING(s, &at);
     if (SEM_TRACK && unlikely(AO_load(&fsafe__watch_armed))) /* the child's watch */
-        return taken(r, s, fsafe__watch_sem_wait(s, (uintptr_t)__builtin_return_address(0)));
-    return taken(r, s, REAL(wait, "sem_wait")(s));
+        return taken(r, s, at, fsafe__watch_sem_wait(s, (uintptr_t)__builtin_return_address(0)));
+    return taken(r, s, at, REAL(wait, "sem_wait")(s));
 }
 
 FSAFE_EXPORT int sem_trywait(sem_t *s)
 {
-    struct rec *r = TAKING(s);
-    return taken(r, s, REAL(trywait, "sem_trywait")(s));
+    AO_t at = REC_CAP;
+    struct rec *r = TAKING(s, &at);
+    return taken(r, s, at, REAL(trywait, "sem_trywait")(s));
 }
 
 FSAFE_EXPORT int sem_timedwait(sem_t *restrict s, const struct timespec *restrict ts)
 {
-    struct rec *r = TAKING(s);
-    return taken(r, s, REAL(timedwait, "sem_timedwait")(s, ts));
+    AO_t at = REC_CAP;
+    struct rec *r = TAKING(s, &at);
+    return taken(r, s, at, REAL(timedwait, "sem_timedwait")(s, ts));
 }
 
 FSAFE_EXPORT int sem_clockwait(sem_t *restrict s, clockid_t c, const struct timespec *restrict ts)
 {
-    struct rec *r = TAKING(s);
-    return taken(r, s, REAL(clockwait, "sem_clockwait")(s, c, ts));
+    AO_t at = REC_CAP;
+    struct rec *r = TAKING(s, &at);
+    return taken(r, s, at, REAL(clockwait, "sem_clockwait")(s, c, ts));
 }
 
 /*
@@ -367,12 +400,16 @@ FSAFE_EXPORT int sem_post(sem_t *s)
         return post(s);
     }
     int ret = post(s);
-    int saved = errno;
+    /* (Nothing below touches errno: post's own value stays the caller's.) */
     AO_compare_and_swap_full(&e->state, st, LOCK); /* taken and given back: a lock */
-    rec_drop(r, s);
-    if (ret == 0 && sem_value(s) > 1)
+    AO_t n = r->n;
+    if (likely(n - 1 < REC_CAP) && likely(r->held[n - 1] == s)) {
+        AO_store_release(&r->n, n - 1); /* the usual case: the topmost entry */
+    } else {
+        rec_drop(r, s);
+    }
+    if (unlikely(ret == 0 && sem_value(s) > 1))
         AO_store_release(&e->state, SIGNAL);
-    errno = saved;
     return ret;
 }
 

@@ -122,12 +122,9 @@ static void *next_default(const char *name)
     return dlsym(RTLD_NEXT, name);
 }
 
-void *fsafe__next_sym(AO_t *slot, const char *name, const void *caller)
+static void *resolve(AO_t *slot, const char *name, const void *caller)
 {
-    void *p = (void *)AO_load_acquire(slot);
-    if (likely(p != NULL))
-        return p;
-    p = next_default(name);
+    void *p = next_default(name);
     if (!p)
         p = in_caller_scope(name, caller);
     if (!p)
@@ -136,5 +133,22 @@ void *fsafe__next_sym(AO_t *slot, const char *name, const void *caller)
     return p;
 }
 
-#define REAL_SLOT(op, type) AO_t fsafe__sym_##op;
+void *fsafe__next_sym(AO_t *slot, const char *name, const void *caller)
+{
+    void *p = (void *)AO_load_acquire(slot);
+    if (likely(p != NULL))
+        return p;
+    return resolve(slot, name, caller);
+}
+
+/* Each slot starts at a function that resolves it and makes the call, so
+ * the lock calls' fast paths load and call, with no test (libc's pthread
+ * calls: always in the global scope, no caller needed). */
+#define REAL_SLOT(op, type)                                                                        \
+    static int first_##op(type *l);                                                                \
+    int (*fsafe__real_##op)(type *) = first_##op;                                                  \
+    static int first_##op(type *l)                                                                 \
+    {                                                                                              \
+        return ((int (*)(type *))resolve((AO_t *)&fsafe__real_##op, "pthread_" #op, NULL))(l);     \
+    }
 FSAFE__REAL_CALLS(REAL_SLOT)

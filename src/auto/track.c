@@ -581,8 +581,8 @@ static __attribute__((noinline)) void hold_done_moved(struct fsafe__at_thread *t
  * it). */
 static inline void hold_done(long i, void *lock, AO_t info)
 {
-    struct fsafe__at_thread *t = me;
-    if (likely((unsigned long)i < FSAFE__AT_CAP && t && fsafe__at_lock(&t->e[i]) == lock)) {
+    struct fsafe__at_thread *t = me; /* (not NULL: slot i was reserved in it) */
+    if (likely((unsigned long)i < FSAFE__AT_CAP && fsafe__at_lock(&t->e[i]) == lock)) {
         AO_nop_write(); /* the lock word's update before the state */
         AO_store_release(&t->e[i].info, info);
         return;

@@ -28,13 +28,46 @@ typedef int (*iterate_cb)(struct dl_phdr_info *, size_t, void *);
 /* ---- dl_load_write_lock ------------------------------------------------------------ */
 static pthread_mutex_t *write_lock; /* NULL when it could not be found */
 
-/* The recursive mutexes in [base, base + size) that thread tid holds. */
-static int owned_by(const char *base, size_t size, pid_t tid, pthread_mutex_t **out, int max)
+/*
+ * Both probes look for a recursive mutex in _rtld_global that this thread
+ * holds inside a loader call and not outside.  The mutexes are found once,
+ * by their kind word alone (recursive, as glibc's loader locks are made),
+ * before either probe: each probe then reads only those, not every word of
+ * _rtld_global again (four scans of it were about 13,000 instructions of
+ * every process's start-up: issue 26).  A kind word can be any field that
+ * happens to hold 1; the ownership test in owned_by() sorts them out.  More
+ * candidates than MAX_CAND: no probe (the locks stay unknown, as when
+ * _rtld_global cannot be read).
+ */
+#define MAX_CAND 64
+static pthread_mutex_t *cand[MAX_CAND];
+static int ncand = -1; /* -1: not found (yet), or too many */
+
+static void find_candidates(const char *base, size_t size)
 {
     int n = 0;
 #ifdef __GLIBC__
     for (size_t off = 0; off + sizeof(pthread_mutex_t) <= size; off += sizeof(long)) {
         pthread_mutex_t *m = (pthread_mutex_t *)(void *)(base + off);
+        if ((fsafe__gl_mutex_kind(m) & FSAFE__GL_KIND_LOCAL) != PTHREAD_MUTEX_RECURSIVE_NP)
+            continue;
+        if (n == MAX_CAND)
+            return; /* ncand stays -1 */
+        cand[n++] = m;
+    }
+#else
+    (void)base, (void)size;
+#endif
+    ncand = n;
+}
+
+/* The candidates that thread tid holds now. */
+static int owned_by(pid_t tid, pthread_mutex_t **out, int max)
+{
+    int n = 0;
+#ifdef __GLIBC__
+    for (int i = 0; i < ncand; i++) {
+        pthread_mutex_t *m = cand[i];
         if (*fsafe__gl_mutex_owner(m) == tid && *fsafe__gl_mutex_word(m) != 0 &&
             fsafe__gl_mutex_count(m) >= 1 &&
             (fsafe__gl_mutex_kind(m) & FSAFE__GL_KIND_LOCAL) == PTHREAD_MUTEX_RECURSIVE_NP) {
@@ -44,14 +77,13 @@ static int owned_by(const char *base, size_t size, pid_t tid, pthread_mutex_t **
         }
     }
 #else
-    (void)base, (void)size, (void)tid, (void)out, (void)max;
+    (void)tid, (void)out, (void)max;
 #endif
     return n;
 }
 
 struct probe {
-    const char *base;
-    size_t size;
+    int on; /* started, not yet finished */
     pid_t tid;
     pthread_mutex_t *before[8];
     int nbefore;
@@ -63,7 +95,7 @@ static int probe_cb(struct dl_phdr_info *info, size_t size, void *data)
     (void)info, (void)size;
     struct probe *p = data;
     pthread_mutex_t *now[8];
-    int n = owned_by(p->base, p->size, p->tid, now, 8), fresh = 0;
+    int n = owned_by(p->tid, now, 8), fresh = 0;
     if (n > 8)
         return 1;
     for (int i = 0; i < n; i++) {
@@ -80,15 +112,13 @@ static int probe_cb(struct dl_phdr_info *info, size_t size, void *data)
     return 1;            /* once is enough */
 }
 
-/* Starts a probe of ld.so's _rtld_global: the recursive mutexes this thread
- * holds there now.  Returns 0, or -1 if _rtld_global cannot be read. */
+/* Starts a probe of ld.so's _rtld_global: the candidates this thread holds
+ * now.  Returns 0, or -1 if _rtld_global cannot be read. */
 static int probe_start(struct probe *p)
 {
-    /* Where _rtld_global is, found once for both probes (each lookup is a
-     * few thousand instructions of every process's start-up: issue 26). */
-    static void *g;
-    static size_t size;
-    if (!g) {
+    static int looked;
+    if (!looked) {
+        looked = 1;
         void *at = dlsym(RTLD_DEFAULT, "_rtld_global");
         Dl_info di;
         const ElfW(Sym) *sym = NULL;
@@ -97,11 +127,12 @@ static int probe_start(struct probe *p)
         if (!at || !addr1(at, &di, (void **)&sym, RTLD_DL_SYMENT) || !sym ||
             sym->st_size < sizeof(pthread_mutex_t))
             return -1;
-        size = sym->st_size;
-        g = at;
+        find_candidates(at, sym->st_size);
     }
-    *p = (struct probe){.base = g, .size = size, .tid = (pid_t)syscall(SYS_gettid)};
-    p->nbefore = owned_by(p->base, p->size, p->tid, p->before, 8);
+    if (ncand < 0)
+        return -1;
+    *p = (struct probe){.on = 1, .tid = (pid_t)syscall(SYS_gettid)};
+    p->nbefore = owned_by(p->tid, p->before, 8);
     return 0;
 }
 
@@ -148,7 +179,7 @@ static void ldprobe_body(void)
 __attribute__((no_sanitize_address, no_sanitize("thread"))) static probe_fn ldprobe_resolve(void)
 {
     struct probe *p = &load_probe;
-    if (p->base)
+    if (p->on)
         probe_cb(NULL, 0, p);
     return ldprobe_body;
 }
@@ -174,7 +205,7 @@ static void find_load_lock(void)
     }
     if (sym && load_probe.found != write_lock)
         load_lock = load_probe.found;
-    load_probe.base = NULL;
+    load_probe.on = 0;
 }
 
 int fsafe__loader_holds(pid_t tid)

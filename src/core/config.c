@@ -304,11 +304,28 @@ static void check_unknown(void)
     }
 }
 
+/* Whether the environment has an FSAFE_ variable at all: most processes
+ * under fsafe-run have none, and then one pass over it is the whole cost of
+ * the settings (issue 26).  Secure execution reads none either. */
+static int any_setting(void)
+{
+    if (secure < 0)
+        secure = getauxval(AT_SECURE) != 0;
+    if (secure)
+        return 0;
+    for (char **env = environ ? environ : ctor_envp; env && *env; env++)
+        if ((*env)[0] == 'F' && strncmp(*env, "FSAFE_", 6) == 0)
+            return 1;
+    return 0;
+}
+
 void fsafe__config_init(void)
 {
-    for (size_t i = 0; i < sizeof options / sizeof *options; i++)
+    int any = any_setting();
+    for (size_t i = 0; any && i < sizeof options / sizeof *options; i++)
         read_option(&options[i]);
     /* Reports at exit may find the log descriptor closed: keep a copy. */
     fsafe__diag_init(fsafe__cfg.stats || fsafe__cfg.warn_threads);
-    check_unknown();
+    if (any)
+        check_unknown();
 }

@@ -5,7 +5,7 @@
  * on a shared machine) or, without valgrind, in wall time.  Prints numbers
  * and ratios; judges nothing.
  *
- *   auto_cost [--iters N] [--forks N] [--time] [--python PYTHON]
+ *   auto_cost [--iters N] [--forks N] [--requests N] [--time] [--python PYTHON]
  *
  * Variants, each a separate process that never loaded what it does not name:
  *   plain      no preload
@@ -30,6 +30,13 @@
  *   /bin/true  the whole process, start-up to exit.
  *   python     one concurrent.futures.ThreadPoolExecutor(4) task (submit and
  *              result), (I(2N) - I(N)) / N, with --python (callgrind only).
+ *   memcached  instructions (or ns) per request of a memcached server (4
+ *              threads, at most 256 connections, loopback, started by this program with the variant's
+ *              preload; Debian's memcached) under memcaslap's load (-T 1 -c 16,
+ *              get/set mix, libmemcached-tools, never preloaded): (I(2N) -
+ *              I(N)) / N requests, N = --requests (default 20000); "-" when
+ *              either program is missing.  Each run is bounded (60 s plain,
+ *              600 s under callgrind) and killed past it.
  *   fork       fork() latency in microseconds (wall time, always): p50, p99
  *              and max of FORKS forks while 8 threads take one of 8 mutexes
  *              for a short critical section, and every 64th time format a
@@ -45,11 +52,15 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -407,6 +418,179 @@ static int run_numbers(const struct variant *v, char *const argv[], double *out,
     return n;
 }
 
+/* ---- memcached under load ------------------------------------------------------------------ */
+/* Starts argv (variant v's environment, or no preload when v is NULL),
+ * stdout to /dev/null, stderr too when quiet; nofile > 0 sets both
+ * RLIMIT_NOFILE limits to it first. */
+static pid_t spawn(const struct variant *v, char *const argv[], int quiet, long nofile)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct rlimit rl = {(rlim_t)nofile, (rlim_t)nofile};
+        if (nofile > 0)
+            setrlimit(RLIMIT_NOFILE, &rl);
+        if (v)
+            variant_env(v);
+        else
+            unsetenv("LD_PRELOAD");
+        int null = open("/dev/null", O_RDWR);
+        if (null >= 0) {
+            dup2(null, 1);
+            if (quiet)
+                dup2(null, 2);
+        }
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* Waits for pid until deadline (CLOCK_MONOTONIC seconds); kills it past
+ * that.  Returns its wait status, or -1 when it had to be killed. */
+static int wait_until(pid_t pid, double deadline)
+{
+    for (;;) {
+        int st;
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid)
+            return st;
+        if (r < 0 && errno != EINTR)
+            return -1;
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if ((double)now.tv_sec + (double)now.tv_nsec / 1e9 > deadline) {
+            kill(pid, SIGKILL);
+            while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+            }
+            return -1;
+        }
+        usleep(20000);
+    }
+}
+
+static double mono_s(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+}
+
+/* A loopback port nobody listens on now (the kernel's pick). */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    int port = -1;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+static int port_open(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((unsigned short)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+/*
+ * memcached sets both limits on descriptors to its connection limit (-c), and
+ * valgrind refuses a new hard limit unless it is the one its client sees:
+ * the real one less the descriptors valgrind keeps for itself.  So under
+ * callgrind memcached starts with a hard limit of MAXCONNS plus those.
+ */
+#define MAXCONNS 256
+static long valgrind_nofile(void)
+{
+    FILE *f = popen("valgrind --tool=none --log-file=/dev/null sh -c 'ulimit -Hn'", "r");
+    long seen = -1;
+    if (f) {
+        if (fscanf(f, "%ld", &seen) != 1)
+            seen = -1;
+        pclose(f);
+    }
+    struct rlimit rl;
+    if (seen <= 0 || getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_max == RLIM_INFINITY ||
+        (long)rl.rlim_max < seen)
+        return 0;
+    long kept = (long)rl.rlim_max - seen;
+    return MAXCONNS + kept <= (long)rl.rlim_max ? MAXCONNS + kept : 0;
+}
+
+/* One memcached run serving `requests` requests from memcaslap: its
+ * instructions (callgrind) or the wall time of the load (--time); -1 on
+ * failure, with a line on stderr. */
+static double run_memcached(const struct variant *v, long requests)
+{
+    char out[] = "/tmp/fsafe-auto-cost-XXXXXX", outopt[64], portarg[16], server[32], nreq[32];
+    int fd = mkstemp(out), port = free_port();
+    if (fd < 0 || port < 0)
+        return -1;
+    close(fd);
+    snprintf(outopt, sizeof outopt, "--callgrind-out-file=%s", out);
+    snprintf(portarg, sizeof portarg, "%d", port);
+    snprintf(server, sizeof server, "127.0.0.1:%d", port);
+    snprintf(nreq, sizeof nreq, "%ld", requests);
+    char *mc[] = {"valgrind", "--tool=callgrind", "--log-file=/dev/null", outopt,
+                  "memcached", "-u", "root", "-l", "127.0.0.1", "-p", portarg, "-U", "0",
+                  "-t", "4", "-c", "256", NULL};
+    _Static_assert(MAXCONNS == 256, "-c above");
+    static long nofile = -1;
+    if (nofile < 0)
+        nofile = use_time ? 0 : valgrind_nofile();
+    char **argv = use_time ? mc + 4 : mc;
+    double limit = use_time ? 60 : 600, t0 = mono_s(), result = -1;
+    pid_t srv = spawn(v, argv, 1, nofile);
+    while (srv > 0 && !port_open(port) && mono_s() - t0 < limit && waitpid(srv, NULL, WNOHANG) == 0)
+        usleep(50000);
+    if (srv > 0 && port_open(port)) {
+        char *load[] = {"memcaslap", "-s", server, "-T", "1", "-c", "16", "-x", nreq, NULL};
+        double l0 = mono_s();
+        int st = wait_until(spawn(NULL, load, 1, 0), t0 + limit);
+        double l1 = mono_s();
+        if (st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0)
+            result = use_time ? (l1 - l0) * 1e9 : 0;
+        else
+            fprintf(stderr, "auto_cost: memcaslap failed against memcached (%s)\n", v->name);
+    } else {
+        fprintf(stderr, "auto_cost: memcached (%s) did not start listening\n", v->name);
+    }
+    if (srv > 0) {
+        kill(srv, SIGTERM); /* memcached exits; callgrind writes its counts */
+        int st = wait_until(srv, mono_s() + limit);
+        if (st < 0)
+            result = -1;
+    }
+    if (result == 0) {
+        result = -1;
+        FILE *f = fopen(out, "r");
+        char line[512];
+        while (f && fgets(line, sizeof line, f))
+            if (strncmp(line, "summary: ", 9) == 0 || strncmp(line, "totals: ", 8) == 0)
+                result = strtod(strchr(line, ' ') + 1, NULL);
+        if (f)
+            fclose(f);
+    }
+    unlink(out);
+    return result;
+}
+
+static int have_program(const char *name)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "command -v %s >/dev/null 2>&1", name);
+    return system(cmd) == 0;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -448,7 +632,7 @@ static void row(const char *name, const char *unit, double r[NVARIANTS])
     fflush(stdout);
 }
 
-static int driver(long iters, const char *python, long forks)
+static int driver(long iters, const char *python, long forks, long requests)
 {
     use_time = use_time || system("valgrind --version >/dev/null 2>&1") != 0;
     const char *unit = use_time ? "ns" : "instructions";
@@ -491,6 +675,26 @@ static int driver(long iters, const char *python, long forks)
             r[i] = k ? s[k / 2] : -1;
         }
         row("/bin/true", use_time ? "ns per process" : "instructions per process", r);
+    }
+    if (requests > 0) {
+        double r[NVARIANTS] = {-1, -1, -1, -1};
+        if (have_program("memcached") && have_program("memcaslap")) {
+            for (size_t i = 0; i < NVARIANTS; i++) {
+                double s[5];
+                int k = 0;
+                for (int rep = 0; rep < reps; rep++) {
+                    double a = run_memcached(&variants[i], requests);
+                    double b = a < 0 ? -1 : run_memcached(&variants[i], 2 * requests);
+                    if (a >= 0 && b >= 0)
+                        s[k++] = (b - a) / (double)requests;
+                }
+                qsort(s, (size_t)k, sizeof s[0], cmp_double);
+                r[i] = k ? s[k / 2] : -1;
+            }
+            row("memcached", use_time ? "ns per request" : "instructions per request", r);
+        } else {
+            row("memcached", "memcached or memcaslap not installed", r);
+        }
     }
     if (forks > 0) {
         /* plain and auto alternating, 3 runs each; medians of each figure */
@@ -549,19 +753,20 @@ static int driver(long iters, const char *python, long forks)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: auto_cost [--iters N] [--forks N] [--time] [--python PYTHON]\n"
+    fprintf(f, "usage: auto_cost [--iters N] [--forks N] [--requests N] [--time] [--python PYTHON]\n"
                "       auto_cost --worker loop|pair|gmutex|absl|fork N\n"
                "Prints what auto mode costs per lock operation and per process, in callgrind\n"
                "instructions (wall time with --time or without valgrind), beside no preload,\n"
                "an empty preloaded library and libfsafe.so with FSAFE_AUTO=0, and fork latency\n"
-               "with 8 busy threads, plain against auto mode.\n");
+               "with 8 busy threads, plain against auto mode.  --requests N: memcached\n"
+               "requests per run under memcaslap's load (default 20000; 0 skips the row).\n");
 }
 
 int main(int argc, char **argv)
 {
     if (argc == 4 && strcmp(argv[1], "--worker") == 0)
         return worker(argv[2], atol(argv[3]));
-    long iters = 20000, forks = 300;
+    long iters = 20000, forks = 300, requests = 20000;
     const char *python = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--iters") == 0 && i + 1 < argc) {
@@ -576,6 +781,13 @@ int main(int argc, char **argv)
             forks = strtol(argv[++i], &end, 10);
             if (*end || forks < 0) {
                 fprintf(stderr, "auto_cost: --forks wants a number, not '%s'\n", argv[i]);
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--requests") == 0 && i + 1 < argc) {
+            char *end;
+            requests = strtol(argv[++i], &end, 10);
+            if (*end || requests < 0) {
+                fprintf(stderr, "auto_cost: --requests wants a number, not '%s'\n", argv[i]);
                 return 2;
             }
         } else if (strcmp(argv[i], "--time") == 0) {
@@ -597,5 +809,5 @@ int main(int argc, char **argv)
         return 1;
     }
     self[len] = '\0';
-    return driver(iters, python, forks);
+    return driver(iters, python, forks, requests);
 }

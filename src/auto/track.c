@@ -662,6 +662,15 @@ static inline void hold_end(void *lock)
         AO_store_release(&t->n, n - 1);
         return;
     }
+    /* The next most usual case, two locks released in the order they were
+     * taken (lock A, lock B, unlock A: memcached's item and slab locks):
+     * the topmost entry moves into the released one's slot. */
+    if (n - 2 < FSAFE__AT_CAP - 1 && fsafe__at_lock(&t->e[n - 2]) == lock) {
+        entry_move(t, (long)n - 2, (long)n - 1);
+        AO_compiler_barrier();
+        AO_store_release(&t->n, n - 1);
+        return;
+    }
     hold_end_slow(t, lock);
 }
 
@@ -1149,10 +1158,15 @@ FSAFE_EXPORT int cnd_timedwait(cnd_t *restrict c, mtx_t *restrict m,
 }
 
 /* ---- gates (auto.h) ------------------------------------------------------------ */
+/* A gate has no lock word to wait for: its entry is HELD from the start
+ * (one store, where a lock call stores ACQUIRING and then HELD). */
 void fsafe__gate_enter(struct fsafe__gate *g, uintptr_t caller)
 {
-    hold_done(hold_begin(g, FSAFE__AT_GATE, FSAFE__AT_EXCL, caller), g,
-              FSAFE__AT_INFO(FSAFE__AT_GATE, FSAFE__AT_EXCL, FSAFE__AT_HELD));
+    AO_t info = FSAFE__AT_INFO(FSAFE__AT_GATE, FSAFE__AT_EXCL, FSAFE__AT_HELD);
+    long i = 0;
+    if (likely(hold_begin_fast(&i, g, info, caller)))
+        return;
+    (void)hold_begin_slow(me, i, g, FSAFE__AT_GATE, info, caller);
 }
 
 void fsafe__gate_leave(struct fsafe__gate *g)

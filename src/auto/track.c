@@ -688,32 +688,73 @@ static inline int acquired(int r)
 }
 
 /* ---- mutexes --------------------------------------------------------------- */
-/* The slow start of a tracked hold (no record yet, a fork pending, a full
- * set), with the one case where the call is not made at all: the forker's
- * own lock call on a mutex its fork holds for it (fsafe__at_handover).
- * Returns 1 then; else 0 with *slot for hold_done or hold_cancel. */
-static inline int begin_slow_handed(long *slot, void *lock, int kind, AO_t info, uintptr_t caller)
+/* TRACKED's fast path: reserves the next slot and fills it in; returns its
+ * entry, or NULL when the slow path must go on (no record yet, a fork
+ * pending, a hold past the capacity: the slot stays reserved, n = i + 1).
+ * The entry, not its index, is what the lock call's end needs: one register
+ * kept across the call, no recomputation. */
+static inline struct fsafe__at_entry *enter_fast(void *lock, AO_t info, uintptr_t caller)
 {
-    *slot = hold_begin_slow(me, *slot, lock, kind, info, caller);
-    return unlikely(*slot == FSAFE__AT_FORKER_CALL) && kind == FSAFE_MUTEX &&
+    struct fsafe__at_thread *t = me;
+    if (unlikely(!t))
+        return NULL;
+    AO_t i = t->n;
+    AO_store_release(&t->n, i + 1); /* reserve first: a signal handler nests above */
+    AO_compiler_barrier();
+    if (unlikely(AO_load(&fsafe__at_state)) || unlikely(i >= FSAFE__AT_CAP))
+        return NULL;
+    struct fsafe__at_entry *e = &t->e[i];
+    AO_store(&e->info, info);
+    AO_store(&e->caller, caller);
+    AO_store_release(&e->lock, (AO_t)lock);
+    return e;
+}
+
+/* The slow start of a tracked hold, after enter_fast returned NULL: the
+ * slot for hold_done or hold_cancel (-1: not tracked), or
+ * FSAFE__AT_FORKER_CALL. */
+static __attribute__((noinline)) long enter_slow(void *lock, int kind, AO_t info, uintptr_t caller)
+{
+    struct fsafe__at_thread *t = me;
+    return hold_begin_slow(t, t ? (long)t->n - 1 : 0, lock, kind, info, caller);
+}
+
+/* The one case where the lock call is not made at all: the forker's own
+ * lock call on a mutex its fork holds for it (fsafe__at_handover). */
+static inline int handed(long slot, void *lock, int kind)
+{
+    return unlikely(slot == FSAFE__AT_FORKER_CALL) && kind == FSAFE_MUTEX &&
            fsafe__at_handover(lock);
+}
+
+/* The slot of entry e of this thread's record (the paths that are not the
+ * fast one: a signal handler moved the entry, or the call failed). */
+static inline long slot_of(const struct fsafe__at_entry *e)
+{
+    return e - me->e;
 }
 
 /* A tracked lock call, as an expression whose value is call's (0, pthread's
  * and C11's success, when the call was handed over instead of made).
- * held(r) says whether call's value r means the lock is now held. */
+ * held(r) says whether call's value r means the lock is now held.  The
+ * usual end is inline: the entry still holds this lock (no signal handler
+ * moved it), and becomes HELD with one store. */
 #define TRACKED(kind, mode, lock, call, held)                                                      \
     ({                                                                                             \
-        long slot_ = 0;                                                                            \
         int r_ = 0;                                                                                \
         AO_t info_ = FSAFE__AT_INFO((kind), (mode), FSAFE__AT_ACQUIRING);                          \
-        if (likely(hold_begin_fast(&slot_, (lock), info_, CALLER)) ||                              \
-            !begin_slow_handed(&slot_, (lock), (kind), info_, CALLER)) {                           \
+        AO_t done_ = FSAFE__AT_INFO((kind), (mode), FSAFE__AT_HELD);                               \
+        struct fsafe__at_entry *e_ = enter_fast((lock), info_, CALLER);                            \
+        long slot_ = likely(e_ != NULL) ? 0 : enter_slow((lock), (kind), info_, CALLER);           \
+        if (likely(e_ != NULL) || !handed(slot_, (lock), (kind))) {                                \
             r_ = (call);                                                                           \
-            if (held(r_))                                                                          \
-                hold_done(slot_, (lock), FSAFE__AT_INFO((kind), (mode), FSAFE__AT_HELD));          \
-            else                                                                                   \
-                hold_cancel(slot_);                                                                \
+            if (!held(r_))                                                                         \
+                hold_cancel(e_ ? slot_of(e_) : slot_);                                             \
+            else if (likely(e_ != NULL) && likely(fsafe__at_lock(e_) == (void *)(lock))) {         \
+                AO_nop_write(); /* the lock word's update before the state */                      \
+                AO_store_release(&e_->info, done_);                                                \
+            } else                                                                                 \
+                hold_done(e_ ? slot_of(e_) : slot_, (lock), done_);                                \
         }                                                                                          \
         r_;                                                                                        \
     })

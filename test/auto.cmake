@@ -47,7 +47,11 @@ foreach(c ${FSAFE_AUTO_CASES})
   if(c STREQUAL "failed_attempts")
     list(APPEND env FSAFE_VERBOSE=1 FSAFE_AUTO_WAIT_MS=5000)
   endif()
-  if(c MATCHES "^(acquiring_not_stale|cond_wait_holding|forker_holds_cond_mutex|forker_reads_writer_waits|previous_forker_releases)$")
+  # signal_handler: its worker's lock call once stayed unfinished for the
+  # default 250 ms on a loaded machine (Debian 13 chroot beside two builds,
+  # load average 6; 0 of 110 runs after): the test asks that no fork ever
+  # waits out its bound, which a protocol bug makes every fork do.
+  if(c MATCHES "^(acquiring_not_stale|cond_wait_holding|forker_holds_cond_mutex|forker_reads_writer_waits|previous_forker_releases|signal_handler)$")
     list(APPEND env FSAFE_AUTO_WAIT_MS=5000)
   endif()
   fsafe_add_test(auto.${c}.ok TIMEOUT 120 COMMAND test_auto ${c} ok ENV ${env})

@@ -323,15 +323,14 @@ static inline int taken(struct rec *r, sem_t *s, AO_t at, int ret)
             AO_store_release(&r->n, at);
             return ret;
         }
-        int saved = errno;
         rec_swap(r, pending, NULL);
-        errno = saved;
         return ret;
     }
     struct fsafe__addr_slot *e = &tab[fsafe__addr_hash(s, TAB_BITS)];
     AO_t st;
     if (likely(AO_load_acquire(&e->key) == (AO_t)s) && likely(at < REC_CAP) &&
-        likely(r->held[at] == pending) && likely(((st = AO_load_acquire(&e->state)) & ~LOCK) == 0) &&
+        likely(r->held[at] == pending) &&
+        likely(((st = AO_load_acquire(&e->state)) & ~LOCK) == 0) &&
         likely(AO_compare_and_swap_full(&e->state, st, (AO_t)r | st))) {
         r->held[at] = s;
         return ret;

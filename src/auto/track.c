@@ -530,21 +530,42 @@ static __attribute__((noinline)) long hold_begin_slow(struct fsafe__at_thread *t
     return i;
 }
 
-/* The fast path of hold_begin: reserves slot *i, and fills it in unless a
- * fork is pending, the hold is past the capacity or the thread has no
- * record yet (returns 0: hold_begin_slow(me, *i, ...) goes on). */
-static inline int hold_begin_fast(long *i, void *lock, AO_t info, uintptr_t caller)
+/* The fast path of a hold's start: reserves the next slot and fills it in;
+ * returns its entry, or NULL when the slow path must go on (no record yet, a
+ * fork pending, a hold past the capacity: the slot stays reserved, n = i + 1).
+ * The entry, not its index, is what the lock call's end needs: one register
+ * kept across the call, no recomputation. */
+static inline struct fsafe__at_entry *enter_fast(void *lock, AO_t info, uintptr_t caller)
 {
     struct fsafe__at_thread *t = me;
     if (unlikely(!t))
-        return 0;
-    *i = (long)t->n;
-    AO_store_release(&t->n, (AO_t)*i + 1); /* reserve first: a signal handler nests above */
+        return NULL;
+    AO_t i = t->n;
+    AO_store_release(&t->n, i + 1); /* reserve first: a signal handler nests above */
     AO_compiler_barrier();
-    if (unlikely(AO_load(&fsafe__at_state)) || unlikely(*i >= FSAFE__AT_CAP))
-        return 0;
-    entry_fill(t, *i, lock, info, caller);
-    return 1;
+    if (unlikely(AO_load(&fsafe__at_state)) || unlikely(i >= FSAFE__AT_CAP))
+        return NULL;
+    struct fsafe__at_entry *e = &t->e[i];
+    AO_store(&e->info, info);
+    AO_store(&e->caller, caller);
+    AO_store_release(&e->lock, (AO_t)lock);
+    return e;
+}
+
+/* The slow start of a tracked hold, after enter_fast returned NULL: the
+ * slot for hold_done or hold_cancel (-1: not tracked), or
+ * FSAFE__AT_FORKER_CALL. */
+static __attribute__((noinline)) long enter_slow(void *lock, int kind, AO_t info, uintptr_t caller)
+{
+    struct fsafe__at_thread *t = me;
+    return hold_begin_slow(t, t ? (long)t->n - 1 : 0, lock, kind, info, caller);
+}
+
+/* The slot of entry e of this thread's record (the paths that are not the
+ * fast one: a signal handler moved the entry, or the call failed). */
+static inline long slot_of(const struct fsafe__at_entry *e)
+{
+    return e - me->e;
 }
 
 /* Records a hold (or an acquisition about to block) of lock; returns the
@@ -552,10 +573,8 @@ static inline int hold_begin_fast(long *i, void *lock, AO_t info, uintptr_t call
 static inline long hold_begin(void *lock, int kind, int mode, uintptr_t caller)
 {
     AO_t info = FSAFE__AT_INFO(kind, mode, FSAFE__AT_ACQUIRING);
-    long i = 0;
-    if (likely(hold_begin_fast(&i, lock, info, caller)))
-        return i;
-    return hold_begin_slow(me, i, lock, kind, info, caller);
+    struct fsafe__at_entry *e = enter_fast(lock, info, caller);
+    return likely(e != NULL) ? slot_of(e) : enter_slow(lock, kind, info, caller);
 }
 
 /* The lock call succeeded, and a signal handler moved its entry (it pruned
@@ -688,50 +707,12 @@ static inline int acquired(int r)
 }
 
 /* ---- mutexes --------------------------------------------------------------- */
-/* TRACKED's fast path: reserves the next slot and fills it in; returns its
- * entry, or NULL when the slow path must go on (no record yet, a fork
- * pending, a hold past the capacity: the slot stays reserved, n = i + 1).
- * The entry, not its index, is what the lock call's end needs: one register
- * kept across the call, no recomputation. */
-static inline struct fsafe__at_entry *enter_fast(void *lock, AO_t info, uintptr_t caller)
-{
-    struct fsafe__at_thread *t = me;
-    if (unlikely(!t))
-        return NULL;
-    AO_t i = t->n;
-    AO_store_release(&t->n, i + 1); /* reserve first: a signal handler nests above */
-    AO_compiler_barrier();
-    if (unlikely(AO_load(&fsafe__at_state)) || unlikely(i >= FSAFE__AT_CAP))
-        return NULL;
-    struct fsafe__at_entry *e = &t->e[i];
-    AO_store(&e->info, info);
-    AO_store(&e->caller, caller);
-    AO_store_release(&e->lock, (AO_t)lock);
-    return e;
-}
-
-/* The slow start of a tracked hold, after enter_fast returned NULL: the
- * slot for hold_done or hold_cancel (-1: not tracked), or
- * FSAFE__AT_FORKER_CALL. */
-static __attribute__((noinline)) long enter_slow(void *lock, int kind, AO_t info, uintptr_t caller)
-{
-    struct fsafe__at_thread *t = me;
-    return hold_begin_slow(t, t ? (long)t->n - 1 : 0, lock, kind, info, caller);
-}
-
 /* The one case where the lock call is not made at all: the forker's own
  * lock call on a mutex its fork holds for it (fsafe__at_handover). */
 static inline int handed(long slot, void *lock, int kind)
 {
     return unlikely(slot == FSAFE__AT_FORKER_CALL) && kind == FSAFE_MUTEX &&
            fsafe__at_handover(lock);
-}
-
-/* The slot of entry e of this thread's record (the paths that are not the
- * fast one: a signal handler moved the entry, or the call failed). */
-static inline long slot_of(const struct fsafe__at_entry *e)
-{
-    return e - me->e;
 }
 
 /* A tracked lock call, as an expression whose value is call's (0, pthread's
@@ -1204,10 +1185,8 @@ FSAFE_EXPORT int cnd_timedwait(cnd_t *restrict c, mtx_t *restrict m,
 void fsafe__gate_enter(struct fsafe__gate *g, uintptr_t caller)
 {
     AO_t info = FSAFE__AT_INFO(FSAFE__AT_GATE, FSAFE__AT_EXCL, FSAFE__AT_HELD);
-    long i = 0;
-    if (likely(hold_begin_fast(&i, g, info, caller)))
-        return;
-    (void)hold_begin_slow(me, i, g, FSAFE__AT_GATE, info, caller);
+    if (unlikely(!enter_fast(g, info, caller)))
+        (void)enter_slow(g, FSAFE__AT_GATE, info, caller);
 }
 
 void fsafe__gate_leave(struct fsafe__gate *g)

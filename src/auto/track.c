@@ -554,11 +554,24 @@ static inline struct fsafe__at_entry *enter_fast(void *lock, AO_t info, uintptr_
 
 /* The slow start of a tracked hold, after enter_fast returned NULL: the
  * slot for hold_done or hold_cancel (-1: not tracked), or
- * FSAFE__AT_FORKER_CALL. */
+ * FSAFE__AT_FORKER_CALL.  enter_fast reserved slot n - 1 if the thread had
+ * a record (n >= 1 then: a signal handler gives back what it reserves);
+ * with none, a signal handler may have made one since, with n == 0: the
+ * slot is reserved here then. */
 static __attribute__((noinline)) long enter_slow(void *lock, int kind, AO_t info, uintptr_t caller)
 {
     struct fsafe__at_thread *t = me;
-    return hold_begin_slow(t, t ? (long)t->n - 1 : 0, lock, kind, info, caller);
+    long i = 0;
+    if (t) {
+        i = (long)AO_load(&t->n);
+        if (i == 0) {
+            AO_store_release(&t->n, 1);
+            AO_compiler_barrier();
+        } else {
+            i--;
+        }
+    }
+    return hold_begin_slow(t, i, lock, kind, info, caller);
 }
 
 /* The slot of entry e of this thread's record (the paths that are not the

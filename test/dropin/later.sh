@@ -13,7 +13,8 @@ dlclose)
     ;;
 chained) # another library's dlopen/dlclose hooks call fsafe's through RTLD_NEXT
     lib=$(sed -n "s/^lib='\(.*\)'$/\1/p" "$run")
-    LD_PRELOAD="$3 $lib" FSAFE_LOCKS=plugin_lock@libfsafe_plugin_test.so \
+    elf_lib=$(sed -n "s/^elf_lib='\(.*\)'$/\1/p" "$run")
+    LD_PRELOAD="$3 $elf_lib $lib" FSAFE_LOCKS=plugin_lock@libfsafe_plugin_test.so \
         "$bin/test_dropin_dlclose" "$2" >"$tmp/out" 2>"$tmp/err" || fail "status $?"
     grep -q "chained dlopen/dlclose calls: [1-9]" "$tmp/out" || fail "the other hooks were not in the chain"
     ;;

@@ -115,6 +115,11 @@ endforeach()
 foreach(c without no-locks with with-library env no-reader needed unchanged resolve-errors offset)
   fsafe_dropin_test(retrofit.${c} TIMEOUT 60 SCRIPT retrofit.sh ARGS ${c})
 endforeach()
+# Auto mode's report names a static function: the report loads the symbol
+# reader itself; without it, exported names.
+foreach(c lazy fallback)
+  fsafe_dropin_test(report.${c} TIMEOUT 60 SCRIPT report.sh ARGS ${c})
+endforeach()
 foreach(c without global static libstatic ambiguous stripped futex)
   fsafe_dropin_test(symtab.${c} TIMEOUT 60 SCRIPT symtab.sh ARGS ${c})
 endforeach()

@@ -59,10 +59,17 @@ static pthread_once_t load_once = PTHREAD_ONCE_INIT;
  * handlers, which a library whose constructor calls pthread_atfork would wait
  * for forever, but neither libfsafe-elf.so, libelf nor libz registers
  * anything at load (they import no pthread_atfork; their constructors are the
- * compiler's frame_dummy).  Never closed.  A failure says nothing: the report
- * falls back to exported names.  The loaded reader's cache mutex needs no
- * child handler: only describe takes it, on the forking thread inside fsafe's
- * fork gate, and with auto mode attached every fork waits at that gate.
+ * compiler's frame_dummy).  The report runs with every signal blocked (from
+ * before the real fork until the handlers are done), so no handler on this
+ * thread can interrupt the load.  A fork made from a signal handler reports
+ * there too; as the reader's own look-ups always did (dladdr, malloc), the
+ * load then relies on what glibc's fork of a multithreaded process already
+ * needed: the interrupted code held no malloc lock (fork takes them all).
+ * With the reader preloaded (FSAFE_LOCKS) nothing is loaded here.  Never
+ * closed.  A failure says nothing: the report falls back to exported names.
+ * The loaded reader's cache mutex needs no child handler: only describe
+ * takes it, on the forking thread inside fsafe's fork gate, and with auto
+ * mode attached every fork waits at that gate.
  */
 static void load_reader(void)
 {

@@ -125,6 +125,8 @@ foreach(c without global static libstatic ambiguous stripped futex)
 endforeach()
 fsafe_dropin_test(later.dlclose TIMEOUT 60 SCRIPT later.sh
                   ARGS dlclose $<TARGET_FILE:fsafe_plugin_test>)
+fsafe_dropin_test(later.no-reader TIMEOUT 60 SCRIPT later.sh
+                  ARGS no-reader $<TARGET_FILE:fsafe_plugin_test>)
 fsafe_dropin_test(later.chained TIMEOUT 60 SCRIPT later.sh
                   ARGS chained $<TARGET_FILE:fsafe_plugin_test> $<TARGET_FILE:fsafe_chain_test>)
 if(TARGET fsafe_lockext)

@@ -1,5 +1,7 @@
 # SPDX-License-Identifier: MIT
-# Installation: header, libfsafe.so*/libfsafe.a, fsafe-run (when the drop-in
+# Installation: header, libfsafe.so*/libfsafe.a, libfsafe-auto.so*,
+# libfsafe-elf.so* (the symbol reader, beside libfsafe.so: fsafe-run and
+# libfsafe.so's reports find it there), fsafe-run (when the drop-in
 # part defines FSAFE_RUN_INSTALL_SCRIPT), fsafe.pc, the CMake package
 # (find_package(fsafe) -> fsafe::fsafe, fsafe::fsafe_static) and the man pages.
 # Everything installed is relocatable: `cmake --install build --prefix P` works.
@@ -14,6 +16,10 @@ set(_fsafe_install_targets fsafe_shared fsafe_static)
 if(TARGET fsafe_auto) # not in a core-only build (FSAFE_AUTO off)
   set_target_properties(fsafe_auto PROPERTIES EXPORT_NAME fsafe_auto)
   list(APPEND _fsafe_install_targets fsafe_auto)
+endif()
+if(TARGET fsafe_elf) # not in a build without FSAFE_LOCKS (no libelf)
+  set_target_properties(fsafe_elf PROPERTIES EXPORT_NAME fsafe_elf)
+  list(APPEND _fsafe_install_targets fsafe_elf)
 endif()
 install(TARGETS ${_fsafe_install_targets} EXPORT fsafeTargets
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}

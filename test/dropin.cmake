@@ -24,7 +24,11 @@ target_include_directories(test_startup_state PRIVATE ${CMAKE_CURRENT_SOURCE_DIR
 target_link_libraries(test_startup_state PRIVATE legacy_test m)
 target_link_options(test_startup_state PRIVATE -Wl,--no-as-needed)
 # Linked with fsafe: secure execution ignores LD_PRELOAD from the build tree.
-fsafe_test_exe(test_dropin_secure SOURCES test_dropin_secure.c LIBS legacy_test)
+# Linked with the symbol reader too (nothing calls it by name: --no-as-needed),
+# so that FSAFE_LOCKS works in the control run, and the secure run shows it is
+# ignored for AT_SECURE, not for want of the reader.
+fsafe_test_exe(test_dropin_secure SOURCES test_dropin_secure.c
+               LIBS legacy_test -Wl,--no-as-needed fsafe_elf -Wl,--as-needed)
 # The FSAFE_LOCKS parser, through the static library's internal symbol.
 add_executable(test_dropin_parse test_dropin_parse.c)
 target_include_directories(test_dropin_parse PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}
@@ -108,14 +112,21 @@ foreach(c help version unknown bad-value no-command not-found not-executable exi
           exec no-dashdash keep-preload options locks-syntax)
   fsafe_dropin_test(cli.${c} TIMEOUT 30 SCRIPT cli.sh ARGS ${c} ${PROJECT_VERSION})
 endforeach()
-foreach(c without no-locks with with-library env unchanged resolve-errors offset)
+foreach(c without no-locks with with-library env no-reader needed unchanged resolve-errors offset)
   fsafe_dropin_test(retrofit.${c} TIMEOUT 60 SCRIPT retrofit.sh ARGS ${c})
+endforeach()
+# Auto mode's report names a static function: the report loads the symbol
+# reader itself; without it, exported names.
+foreach(c lazy fallback)
+  fsafe_dropin_test(report.${c} TIMEOUT 60 SCRIPT report.sh ARGS ${c})
 endforeach()
 foreach(c without global static libstatic ambiguous stripped futex)
   fsafe_dropin_test(symtab.${c} TIMEOUT 60 SCRIPT symtab.sh ARGS ${c})
 endforeach()
 fsafe_dropin_test(later.dlclose TIMEOUT 60 SCRIPT later.sh
                   ARGS dlclose $<TARGET_FILE:fsafe_plugin_test>)
+fsafe_dropin_test(later.no-reader TIMEOUT 60 SCRIPT later.sh
+                  ARGS no-reader $<TARGET_FILE:fsafe_plugin_test>)
 fsafe_dropin_test(later.chained TIMEOUT 60 SCRIPT later.sh
                   ARGS chained $<TARGET_FILE:fsafe_plugin_test> $<TARGET_FILE:fsafe_chain_test>)
 if(TARGET fsafe_lockext)

@@ -66,9 +66,14 @@ if(NOT FSAFE_SANITIZE)
   else()
     set(with_run no-fsafe-run)
   endif()
+  if(TARGET fsafe_elf)
+    set(with_elf with-elf)
+  else()
+    set(with_elf no-elf)
+  endif()
   add_test(NAME install.contents
     COMMAND ${IT}/check-install.sh ${prefix} ${CMAKE_INSTALL_LIBDIR} ${CMAKE_INSTALL_INCLUDEDIR}
-            ${CMAKE_INSTALL_BINDIR} ${CMAKE_INSTALL_MANDIR} ${with_run})
+            ${CMAKE_INSTALL_BINDIR} ${CMAKE_INSTALL_MANDIR} ${with_run} ${with_elf})
   set(install_tests install.contents)
   # man fsafe, man fsafe-run, man FUNCTION and man -k fsafe from the install tree.
   add_test(NAME install.man
@@ -89,6 +94,15 @@ if(NOT FSAFE_SANITIZE)
       COMMAND ${IT}/no-stderr.sh ${prefix}/${CMAKE_INSTALL_BINDIR}/fsafe-run
               $<TARGET_FILE:optional-demo> --expect ok --registered yes)
     list(APPEND install_tests install.fsafe-run)
+    if(TARGET fsafe_elf AND TARGET test_dropin_retrofit)
+      # --locks: the installed wrapper preloads the installed symbol reader.
+      # Without it the entry is ignored, and the child hangs on legacy_lock
+      # (the program bounds the wait and exits non-zero).
+      add_test(NAME install.fsafe-run.locks
+        COMMAND ${IT}/no-stderr.sh ${prefix}/${CMAKE_INSTALL_BINDIR}/fsafe-run --no-auto
+                --locks=legacy_lock:mutex:10 $<TARGET_FILE:test_dropin_retrofit> ok)
+      list(APPEND install_tests install.fsafe-run.locks)
+    endif()
   endif()
   set_tests_properties(${install_tests} PROPERTIES TIMEOUT 120 FIXTURES_REQUIRED fsafe_install
                                                    SKIP_RETURN_CODE 77)

@@ -100,7 +100,7 @@ int fsafe__fork_attach(const struct fsafe__ext_ops *ops, struct fsafe__ext_servi
     out->mem_shared = fsafe__lock_mem_shared;
     out->now_ns = fsafe__now_ns;
     out->gate_contended = fsafe__gate_contended;
-    out->describe = fsafe__addr_describe;
+    out->describe = fsafe__elf_describe;
     out->walk_handover = fsafe__walk_handover;
     ext = ops;
     return 0;

@@ -96,6 +96,14 @@ struct fsafe__elf_def {
     int from_debug;       /* found in the separate debug file */
     char debug_file[96];  /* STRIPPED: the debug file looked for */
 };
+/*
+ * The reader's entry points, defined in elfsym.c: libfsafe-elf.so (libfsafe.so
+ * does not link libelf), or built into libfsafe.a.  Exported (default
+ * visibility), so that libfsafe.so's weak references to them (elf_reader.c)
+ * find them in libfsafe-elf.so.  libfsafe.so's other files call them only
+ * through fsafe__elf below, never by name.
+ */
+#pragma GCC visibility push(default)
 /* Looks name up in the object loaded from path at base (dlpi_addr; for the
  * program, path "/proc/self/exe").  Files are mapped once and cached.  Not for
  * the fork path: takes a mutex, may malloc and open files. */
@@ -114,6 +122,26 @@ int fsafe__elf_names_any(const char *path, uintptr_t base, const char *const *pr
 int fsafe__addr_describe(const void *addr, char *out, size_t size);
 /* In a child: a cache left locked by a thread of the parent is abandoned. */
 void fsafe__elf_postfork_child(void);
+#pragma GCC visibility pop
+
+/* ---- elf_reader.c: libfsafe.so's way to the reader ------------------------ */
+struct fsafe__elf_reader {
+    int (*find)(const char *path, uintptr_t base, const char *name, struct fsafe__elf_def *out);
+    int (*names_any)(const char *path, uintptr_t base, const char *const *prefixes);
+    int (*describe)(const void *addr, char *out, size_t size);
+    void (*postfork_child)(void);
+};
+/* The functions above when the reader is loaded with libfsafe.so (preloaded
+ * or linked: in the global scope at start-up), all NULL when it is not; bound
+ * by the loader before any constructor runs, read-only after.  Every caller
+ * checks.  In libfsafe.a, always the built-in reader. */
+extern const struct fsafe__elf_reader fsafe__elf;
+/* For reports that name addresses (auto mode's, in the parent after a fork):
+ * fsafe__elf.describe, else libfsafe-elf.so loaded for it once, else the
+ * exported name dladdr finds.  Same output and return as fsafe__addr_describe.
+ * In the parent after a fork (other threads running again): never before
+ * the fork or in a child. */
+int fsafe__elf_describe(const void *addr, char *out, size_t size);
 
 /* ---- stats.c: the counters, FSAFE_STATS at exit ------------------------------ */
 extern struct fsafe_stats fsafe__stats; /* updated by the forker only */

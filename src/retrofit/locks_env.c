@@ -4,7 +4,9 @@
  * of fsafe.  The parser never allocates, never prints and accepts any bytes (a
  * fuzz target calls it).  Resolution runs at init, in the constructor, and
  * after each dlopen/dlclose: never on the fork path, where the loader's locks
- * could be held by another thread, and never with dlopen (below).
+ * could be held by another thread, and never with dlopen (below).  The symbol
+ * tables are read by libfsafe-elf.so (fsafe__elf, elf_reader.c): without it,
+ * FSAFE_LOCKS is ignored with one line.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -429,7 +431,7 @@ static int lookup_in(const struct fsafe__lock_spec *s, const char *text, const s
         snprintf(why, whysize, "library '%s' is not loaded", s->library);
         return 0;
     }
-    int r = fsafe__elf_find(o->path, o->base, s->symbol, &d);
+    int r = fsafe__elf.find(o->path, o->base, s->symbol, &d);
     if (r == FSAFE__ELF_ABSENT) {
         fsafe__msg("FSAFE_LOCKS: %s: symbol not found in '%s'; not registered", text, s->library);
         return -1;
@@ -456,7 +458,7 @@ static int lookup_in(const struct fsafe__lock_spec *s, const char *text, const s
      * library's code then uses that copy: prefer it. */
     struct fsafe__elf_def m;
     if (d.exported && !o->is_main && cur->n && cur->v[0].is_main &&
-        fsafe__elf_find(cur->v[0].path, cur->v[0].base, s->symbol, &m) == FSAFE__ELF_FOUND &&
+        fsafe__elf.find(cur->v[0].path, cur->v[0].base, s->symbol, &m) == FSAFE__ELF_FOUND &&
         m.exported && m.type == STT_OBJECT)
         f->obj = &cur->v[0], f->d = m;
     return 1;
@@ -479,7 +481,7 @@ static int lookup(const struct fsafe__lock_spec *s, const char *text, const stru
         const struct obj *o = &cur->v[i];
         if (old && seen_in(old, o))
             continue;
-        int r = fsafe__elf_find(o->path, o->base, s->symbol, &d);
+        int r = fsafe__elf.find(o->path, o->base, s->symbol, &d);
         if (r == FSAFE__ELF_STRIPPED && nstripped++ == 0)
             stripped = o;
         if (r != FSAFE__ELF_FOUND)
@@ -587,7 +589,7 @@ static void *check(const struct fsafe__lock_spec *s, const char *text, const str
      * name local to its object can be taken only by that object's code, so
      * if the object calls no function of the kind, it is not such a lock.
      * (An exported name may be taken by any object's code: not decidable.) */
-    if (!d->exported && fsafe__elf_names_any(f->obj->path, f->obj->base, kind_calls(s->kind)) == 0) {
+    if (!d->exported && fsafe__elf.names_any(f->obj->path, f->obj->base, kind_calls(s->kind)) == 0) {
         fsafe__msg("FSAFE_LOCKS: %s: the name is local to %s, which calls no %s function (its "
                    "dynamic symbol table names none of %s*), so no code takes it as a glibc %s: "
                    "it is a lock of another kind (a futex word, such as Rust's "
@@ -703,7 +705,7 @@ static void atfork_child(void)
         pthread_mutex_init(&lmu, NULL);
         AO_store_release(&hooks_disabled, 1);
     }
-    fsafe__elf_postfork_child();
+    fsafe__elf.postfork_child(); /* registered only with the reader loaded */
 }
 
 #ifdef FSAFE_INTERPOSE
@@ -715,6 +717,18 @@ void fsafe__locks_env_register(void)
 {
     if (!fsafe__cfg.locks)
         return;
+    /* Without the reader (libfsafe-elf.so not preloaded or linked), as in a
+     * build without FSAFE_LOCKS (locks_none.c): one line, and nothing else,
+     * now or for libraries loaded later (the dlopen hooks stay off).  It
+     * cannot be loaded here: a dlopen in this initfirst constructor would
+     * start libc with no environment. */
+    if (!fsafe__elf.find || !fsafe__elf.names_any || !fsafe__elf.postfork_child) {
+        if (fsafe__cfg.locks[0])
+            fsafe__msg("FSAFE_LOCKS is read by libfsafe-elf.so, which is not loaded: ignored "
+                       "(fsafe-run loads it; with LD_PRELOAD, list libfsafe-elf.so before "
+                       "libfsafe.so)");
+        return;
+    }
     size_t n = 0;
     fsafe__locks_parse(fsafe__cfg.locks, count_one, report_bad, &n);
     if (n == 0 || !(ents = calloc(n, sizeof *ents)))

@@ -19,7 +19,7 @@ void fsafe__locks_env_register(void)
 
 /* No symbol tables here: nothing written, and the caller (auto/fork.c's
  * reports) prints the raw address. */
-int fsafe__addr_describe(const void *addr, char *out, size_t size)
+int fsafe__elf_describe(const void *addr, char *out, size_t size)
 {
     (void)addr;
     if (size)

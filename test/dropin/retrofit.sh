@@ -1,10 +1,15 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # Retrofitting fork safety onto the legacy library, with no code change:
-#   retrofit.sh FSAFE_RUN BINDIR without|no-locks|with|with-library|env|unchanged|
-#                     resolve-errors|offset
+#   retrofit.sh FSAFE_RUN BINDIR without|no-locks|with|with-library|env|no-reader|
+#                     needed|unchanged|resolve-errors|offset
 . "$(dirname "$0")/lib.sh"
 prog=$bin/test_dropin_retrofit
+# The libraries fsafe-run preloads (the build tree's: absolute paths).
+lib=$(sed -n "s/^lib='\(.*\)'$/\1/p" "$run")
+auto_lib=$(sed -n "s/^auto_lib='\(.*\)'$/\1/p" "$run")
+elf_lib=$(sed -n "s/^elf_lib='\(.*\)'$/\1/p" "$run")
+[ -f "$lib" ] && [ -f "$auto_lib" ] && [ -f "$elf_lib" ] || fail "cannot find the libraries in $run"
 case $1 in
 without) # no fsafe at all: the child hangs on legacy_lock
     "$prog" hang >"$tmp/out" 2>"$tmp/err" || fail "status $?"
@@ -21,10 +26,53 @@ with-library) # pinned to the library, through a copy relocation if the program 
         || fail "status $?"
     [ ! -s "$tmp/err" ] || fail "unexpected messages"
     ;;
-env) # the plain environment variables, without fsafe-run
-    lib=$(sed -n "s/^lib='\(.*\)'$/\1/p" "$run")
-    [ -f "$lib" ] || fail "cannot find the library in $run"
-    LD_PRELOAD=$lib FSAFE_LOCKS=legacy_lock "$prog" ok >"$tmp/out" 2>"$tmp/err" || fail "status $?"
+env) # the plain environment variables, without fsafe-run: the reader first
+    LD_PRELOAD=$elf_lib:$lib FSAFE_LOCKS=legacy_lock "$prog" ok >"$tmp/out" 2>"$tmp/err" ||
+        fail "status $?"
+    [ ! -s "$tmp/err" ] || fail "unexpected messages"
+    ;;
+no-reader) # libfsafe.so without libfsafe-elf.so: one line, FSAFE_LOCKS ignored, the
+    # program's output and status its own.  An entry that the reader would
+    # report as not found shows that nothing was resolved.
+    cmd='echo out; echo err >&2; exit 3'
+    LD_PRELOAD=$lib FSAFE_LOCKS=fsafe_no_such_symbol,legacy_lock /bin/sh -c "$cmd" \
+        >"$tmp/out" 2>"$tmp/err"
+    st=$?
+    [ $st = 3 ] || fail "exit status $st, expected 3"
+    [ "$(cat "$tmp/out")" = out ] || fail "stdout changed"
+    [ "$(wc -l <"$tmp/err")" = 2 ] || fail "expected the program's line and one more on stderr"
+    [ "$(sed -n 2p "$tmp/err")" = err ] || fail "the program's stderr changed"
+    grep -qx "${M}FSAFE_LOCKS is read by libfsafe-elf.so, which is not loaded: ignored (fsafe-run loads it; with LD_PRELOAD, list libfsafe-elf.so before libfsafe.so)" \
+        "$tmp/err" || fail "not the line saying the reader is not loaded"
+    # The twin: with the reader before libfsafe.so the entries are resolved.
+    LD_PRELOAD=$elf_lib:$lib FSAFE_LOCKS=fsafe_no_such_symbol /bin/sh -c "$cmd" \
+        >"$tmp/out2" 2>"$tmp/err2"
+    st=$?
+    [ $st = 3 ] || fail "with the reader: exit status $st, expected 3"
+    grep -q "^${M}FSAFE_LOCKS: fsafe_no_such_symbol: symbol not found" "$tmp/err2" ||
+        fail "with the reader: the entry was not looked for"
+    ! grep -q "not loaded" "$tmp/err2" || fail "with the reader: said it is not loaded"
+    cat "$tmp/out" >>"$tmp/out2"
+    mv "$tmp/out2" "$tmp/out"
+    echo "one line without the reader, entries looked for with it" >>"$tmp/out"
+    ;;
+needed) # libfsafe.so and libfsafe-auto.so do not load libelf; libfsafe-elf.so does
+    for f in "$lib" "$auto_lib" "$elf_lib"; do
+        readelf -dW "$f" >"$tmp/dyn" || fail "readelf -d $f"
+        grep -q '(NEEDED).*\[libc\.so' "$tmp/dyn" || fail "no NEEDED entries read from $f"
+        case $f in
+        "$elf_lib") grep -q '(NEEDED).*\[libelf\.so' "$tmp/dyn" || fail "$f does not need libelf" ;;
+        *) ! grep -q '(NEEDED).*\[lib\(elf\|z\|fsafe-elf\)\.so' "$tmp/dyn" ||
+            fail "$f needs $(grep -o '\[lib\(elf\|z\|fsafe-elf\)\.so[^]]*' "$tmp/dyn" | head -1)" ;;
+        esac
+    done
+    # In a running process under fsafe-run (auto mode, no FSAFE_LOCKS):
+    "$run" cat /proc/self/maps >"$tmp/maps" || fail "fsafe-run cat: status $?"
+    grep -q 'libfsafe\.so' "$tmp/maps" || fail "libfsafe.so is not mapped under fsafe-run"
+    ! grep -q 'lib\(elf\|fsafe-elf\)[-.]' "$tmp/maps" || fail "libelf or libfsafe-elf.so mapped under fsafe-run"
+    "$run" --locks=fsafe_x cat /proc/self/maps >"$tmp/maps" 2>/dev/null || fail "fsafe-run --locks cat: status $?"
+    grep -q 'libfsafe-elf\.so' "$tmp/maps" || fail "libfsafe-elf.so not mapped under fsafe-run --locks"
+    echo "no libelf in libfsafe.so or libfsafe-auto.so; libfsafe-elf.so mapped with --locks only" >"$tmp/out"
     ;;
 unchanged) # neither the program nor the library knows fsafe
     for f in "$prog" "$bin/liblegacy_test.so"; do

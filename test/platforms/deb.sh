@@ -6,7 +6,8 @@
 # `apt-get install ./*.deb` into a fresh minimal Debian 12 chroot and checks
 # them there: first libfsafe0 and fsafe alone, no compiler:
 # fsafe-run on examples/hang (its children hang without fsafe, bounded by
-# hang's own 2 s per child, and complete under fsafe-run); then libfsafe-dev:
+# hang's own 2 s per child, and complete under fsafe-run, in auto mode and with
+# --locks, which preloads the symbol reader libfsafe-elf.so.0); then libfsafe-dev:
 # the man pages, pkg-config, the consumer it ships as an example built
 # against it (pkg-config shared and static, CMake find_package shared and
 # static); then a clean purge.
@@ -279,8 +280,8 @@ check "no -dev package, no compiler: only the runtime packages and their depende
 check "fsafe-run --version is $version" \
   "fsafe-run --version && fsafe-run --version | grep -qx 'fsafe-run (fsafe) $version'"
 check "the packages' files are where fsafe-run looks" \
-  "set -e; for f in $libdir/libfsafe.so.0 $libdir/libfsafe-auto.so.0 /usr/bin/fsafe-run; do dpkg -S \$f; done;
-   fsafe-run --help | grep -F '$libdir/libfsafe-auto.so.0'"
+  "set -e; for f in $libdir/libfsafe.so.0 $libdir/libfsafe-auto.so.0 $libdir/libfsafe-elf.so.0 /usr/bin/fsafe-run; do dpkg -S \$f; done;
+   fsafe-run --help | grep -F '$libdir/libfsafe-auto.so.0'; fsafe-run --help | grep -F '$libdir/libfsafe-elf.so.0'"
 # Without fsafe at least one child must hang (hang exits 1); a loaded machine
 # can let all 3 children through (the flusher not yet running), so up to 3 runs.
 check "examples/hang without fsafe: a child hangs (killed after 2 s)" \
@@ -288,9 +289,17 @@ check "examples/hang without fsafe: a child hangs (killed after 2 s)" \
      [ \$rc -eq 1 ] && exit 0; [ \$rc -eq 0 ] || exit 1; done; exit 1"
 check "examples/hang under fsafe-run: every child completes" \
   "timeout -k 5 60 fsafe-run ./hang"
+# The static lock and the static function that took it are named by the
+# symbol reader, libfsafe-elf.so.0, which the report loads itself (no
+# FSAFE_LOCKS here, so fsafe-run does not preload it).
 check "examples/hang under fsafe-run -v: every child completes, the fork waited for queue_lock" \
   "rc=0; timeout -k 5 60 fsafe-run -v ./hang >hang-v.log 2>&1 || rc=\$?; cat hang-v.log;
-   [ \$rc -eq 0 ] && grep -q 'queue_lock (liblogq.so) held by thread' hang-v.log"
+   [ \$rc -eq 0 ] && grep -q 'queue_lock (liblogq.so) held by thread.*(flusher+0x' hang-v.log"
+# FSAFE_LOCKS: fsafe-run preloads the packaged reader; the lock is registered
+# by name (a static of liblogq.so's .symtab) and no child hangs.
+check "examples/hang under fsafe-run --no-auto --locks=queue_lock@liblogq.so: every child completes" \
+  "rc=0; timeout -k 5 60 fsafe-run --no-auto -v --locks=queue_lock@liblogq.so ./hang >hang-l.log 2>&1 || rc=\$?;
+   cat hang-l.log; [ \$rc -eq 0 ] && grep -q \"FSAFE_LOCKS: registered 'queue_lock'\" hang-l.log"
 echo "checks of the runtime packages $(($(now) - t0)) s" >>"$dir/times"
 
 # The -dev package, then what its consumers need.

@@ -131,7 +131,13 @@ static int probe_start(struct probe *p)
     }
     if (ncand < 0)
         return -1;
-    *p = (struct probe){.on = 1, .tid = (pid_t)syscall(SYS_gettid)};
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 30)
+    pid_t tid = gettid(); /* (syscall() is this library's own, watch.c: a first
+                           * call through it resolves the real one) */
+#else
+    pid_t tid = (pid_t)syscall(SYS_gettid);
+#endif
+    *p = (struct probe){.on = 1, .tid = tid};
     p->nbefore = owned_by(p->tid, p->before, 8);
     return 0;
 }

@@ -325,7 +325,9 @@ void fsafe__config_init(void)
     for (size_t i = 0; any && i < sizeof options / sizeof *options; i++)
         read_option(&options[i]);
     /* Reports at exit may find the log descriptor closed: keep a copy. */
-    fsafe__diag_init(fsafe__cfg.stats || fsafe__cfg.warn_threads);
+    /* The program's name is printed by these only (config_show, stats.c). */
+    fsafe__diag_init(fsafe__cfg.stats || fsafe__cfg.warn_threads,
+                     fsafe__cfg.verbose || fsafe__cfg.stats || fsafe__cfg.warn_threads);
     if (any)
         check_unknown();
 }

@@ -141,15 +141,9 @@ void fsafe__diag_set_log_fd(int fd)
     log_fd = fd;
 }
 
-/*
- * At init, in the process that read the configuration (never in a child):
- * the program's name from /proc/self/comm (program_invocation_short_name is
- * not set yet when an initfirst library's constructor runs), and, when keep_fd
- * is set, a private close-on-exec duplicate of the log descriptor at a high
- * number, so that a report at exit still gets out after the program closed
- * the descriptor (coreutils closes stderr before it exits).
- */
-void fsafe__diag_init(int keep_fd)
+/* The program's name from /proc/self/comm, and from argv[0] when the kernel
+ * cut it at 15 bytes. */
+static void read_name(void)
 {
     int fd = open("/proc/self/comm", O_RDONLY | O_CLOEXEC);
     ssize_t n = fd >= 0 ? read(fd, prog, sizeof prog - 1) : -1;
@@ -173,6 +167,23 @@ void fsafe__diag_init(int keep_fd)
     }
     if (prog[0] == '\0')
         memcpy(prog, "?", 2);
+}
+
+/*
+ * At init, in the process that read the configuration (never in a child):
+ * the program's name from /proc/self/comm (program_invocation_short_name is
+ * not set yet when an initfirst library's constructor runs) when want_name
+ * is set (only the settings that print it need it: otherwise three system
+ * calls and five first calls of libc functions in every process, issue 26),
+ * and, when keep_fd is set, a private close-on-exec duplicate of the log
+ * descriptor at a high number, so that a report at exit still gets out after
+ * the program closed the descriptor (coreutils closes stderr before it
+ * exits).
+ */
+void fsafe__diag_init(int keep_fd, int want_name)
+{
+    if (want_name)
+        read_name();
     if (!keep_fd || log_dup >= 0)
         return;
     /* High, but not so high that the kernel grows the descriptor table

@@ -42,8 +42,9 @@ int fsafe__parse_churn(const char *s, int *out);
  * ends the line.  Async-signal-safe.  Falls back to a private duplicate of the
  * log descriptor (fsafe__diag_init) when the program has closed it. */
 void fsafe__msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* At init only: reads the program's name; keep_fd: duplicate the log fd. */
-void fsafe__diag_init(int keep_fd);
+/* At init only: want_name: reads the program's name (fsafe__prog_name; "?"
+ * otherwise); keep_fd: duplicates the log fd. */
+void fsafe__diag_init(int keep_fd, int want_name);
 void fsafe__diag_set_log_fd(int fd); /* FSAFE_LOG_FD (default 2) */
 const char *fsafe__prog_name(void); /* "?" when unknown; set at init */
 int fsafe__format(char *buf, size_t size, const char *fmt, va_list ap);

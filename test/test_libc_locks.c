@@ -11,9 +11,10 @@
  *     some: at least one child hangs (plain run: the hang fsafe removes);
  *     tally: 20 forks, 1.5 s per child, prints how many children hung (a
  *           measurement, not a test: it always passes).
- *   test_libc_locks iterate_fork|ctor_fork LIB|account_fork|nested|signal|signal_entry|kill_fork
- *                   none|some
- *     the self-deadlock cases (see each).
+ *   test_libc_locks iterate_fork|ctor_fork LIB|account_fork|nested|signal|signal_entry|kill_fork|
+ *                   sched_fork|tz_fork none|some
+ *     the self-deadlock cases (see each; sched_fork and tz_fork livelock
+ *     today: test/libc.cmake).
  *   test_libc_locks held FIFO_DIR: a call held in flight, the bounded wait.
  *   test_libc_locks held_entry: the same with fgetpwent.
  *   test_libc_locks held_regex: the same with a long regexec.
@@ -914,13 +915,15 @@ static void run_account_fork(int some)
 /* ---- nested gated calls -------------------------------------------------------- */
 /* Calls inside calls: a dl_iterate_phdr callback that resolves names, reads
  * the password file, converts time, matches the shared pattern, reads the
- * shared directory and signals the main thread (loader, then NSS, time zone,
- * regex, directory streams, thread signals). */
+ * shared directory, signals the main thread, sets its scheduling and
+ * registers a printf conversion (loader, then NSS, time zone, regex,
+ * directory streams, thread signals, thread attributes, printf
+ * registration). */
 static int nested_cb(struct dl_phdr_info *info, size_t size, void *data)
 {
     (void)info, (void)size, (void)data;
     return op_getaddrinfo() | op_getpwnam() | op_localtime() | op_regexec() | op_readdir() |
-           op_kill() | 1;
+           op_kill() | op_schedparam() | op_printf_register() | 1;
 }
 
 static int op_nested(void)
@@ -932,7 +935,7 @@ static int op_nested(void)
 static int op_nested_child(void)
 {
     return op_nested() | op_getaddrinfo() | op_getpwnam() | op_localtime() | op_regexec() |
-           op_readdir() | op_kill_child();
+           op_readdir() | op_kill_child() | op_schedparam_child() | op_printf_register();
 }
 
 /* ---- signal handlers ------------------------------------------------------------- */
@@ -1018,34 +1021,58 @@ static void run_signal(void)
     verdict(&t, "signal handlers", 0, release_stderr(NULL));
 }
 
-/* ---- forks from handlers of signals sent with pthread_kill ----------------------- */
-/* Two workers signal the main thread (pthread_kill(main, 0): its exit_lock);
- * a third thread sends SIGUSR2 to the workers, whose handler forks, often
- * from inside their gated pthread_kill (the gate's hold is the forker's own:
- * the fork must not wait for it); the main thread sends SIGUSR2 to itself
- * (that pthread_kill passes through ungated: its handler runs before it
- * returns) and forks in the handler.  Every child signals its own thread
- * from a second thread (op_kill_child). */
-static atomic_int kf_hung, kf_failed, kf_forks;
-static void on_usr2_kill(int sig)
+/* ---- forks from signal handlers, other threads calling on the forker -------------- */
+/* Two workers call on the main thread: pthread_kill(main, 0) (its
+ * exit_lock: kill_fork) or pthread_setschedparam/getschedparam (its
+ * descriptor lock: sched_fork).  A third thread sends SIGUSR2 to the
+ * workers, whose handler forks, often from inside their gated call (the
+ * gate's hold is the forker's own: the fork must not wait for it; the lock
+ * it may hold is the main thread's, not the forker's); the main thread sends
+ * SIGUSR2 to itself (that pthread_kill passes through ungated: its handler
+ * runs before it returns) and forks in the handler.  Every child makes the
+ * family's child call on itself.  (pthread_kill blocks all signals while it
+ * holds the lock; the descriptor lock is never the forker's own here.)
+ * tz_fork: the same with localtime_r and mktime by turns (tzset_lock, one
+ * glibc lock behind two gates); its children touch no time zone, since a
+ * handler may have interrupted the forker's own call inside the lock (the
+ * known limit), so only the parent is under test. */
+static int op_tz_mixed(void)
+{
+    static __thread unsigned k;
+    time_t t = time(NULL);
+    struct tm tm;
+    if (k++ & 1)
+        return localtime_r(&t, &tm) == NULL;
+    localtime_r(&t, &tm);
+    return mktime(&tm) == (time_t)-1;
+}
+
+static int op_nothing(void)
+{
+    return 0;
+}
+
+static atomic_int hf_hung, hf_failed, hf_forks;
+static int (*hf_child_op)(void);
+static void on_usr2_fork(int sig)
 {
     (void)sig;
     int e = errno;
     pid_t pid = fork();
     if (pid == 0)
-        _exit(op_kill_child() ? 2 : 0);
+        _exit(hf_child_op() ? 2 : 0);
     if (pid > 0) {
         int st = t_wait(pid, CHILD_MS_NONE);
-        atomic_fetch_add(&kf_forks, 1);
+        atomic_fetch_add(&hf_forks, 1);
         if (st == T_TIMEOUT)
-            atomic_fetch_add(&kf_hung, 1);
+            atomic_fetch_add(&hf_hung, 1);
         else if (st != 0)
-            atomic_fetch_add(&kf_failed, 1);
+            atomic_fetch_add(&hf_failed, 1);
     }
     errno = e;
 }
 
-static void *kill_signaller(void *p)
+static void *fork_signaller(void *p)
 {
     (void)p;
     for (unsigned i = 0; !atomic_load(&stop); i++) {
@@ -1055,16 +1082,19 @@ static void *kill_signaller(void *p)
     return NULL;
 }
 
-static void run_kill_fork(void)
+static void run_handler_fork(int (*op)(void), int (*child_op)(void), const char *what)
 {
     struct sigaction sa = {0};
     capture_stderr();
+    hf_child_op = child_op;
     sa.sa_flags = SA_RESTART;
-    sa.sa_handler = on_usr2_kill;
+    sa.sa_handler = on_usr2_fork;
     sigaction(SIGUSR2, &sa, NULL);
-    start_workers(victims, worker, (void *)op_kill);
+    if (op())
+        FAIL("%s: the call fails even before any fork", what);
+    start_workers(victims, worker, (void *)op);
     pthread_t sig;
-    pthread_create(&sig, NULL, kill_signaller, NULL);
+    pthread_create(&sig, NULL, fork_signaller, NULL);
     for (int i = 0; i < FORKS_NONE; i++) {
         if (pthread_kill(pthread_self(), SIGUSR2) != 0)
             FAIL("pthread_kill(self)");
@@ -1073,10 +1103,10 @@ static void run_kill_fork(void)
     atomic_store(&stop, 1);
     pthread_join(sig, NULL);
     stop_workers(victims);
-    struct tally t = {atomic_load(&kf_forks), atomic_load(&kf_hung), atomic_load(&kf_failed)};
+    struct tally t = {atomic_load(&hf_forks), atomic_load(&hf_hung), atomic_load(&hf_failed)};
     if (t.forks <= FORKS_NONE)
-        FAIL("only %d forks: no worker's handler forked", t.forks);
-    verdict(&t, "forks from handlers of pthread_kill signals", 0, release_stderr(NULL));
+        FAIL("%s: only %d forks: no worker's handler forked", what, t.forks);
+    verdict(&t, what, 0, release_stderr(NULL));
 }
 
 /* ---- a call held in flight: the bounded wait ------------------------------------- */
@@ -1308,7 +1338,12 @@ int main(int argc, char **argv)
         run_signal();
     }
     if (strcmp(argv[1], "kill_fork") == 0)
-        run_kill_fork();
+        run_handler_fork(op_kill, op_kill_child, "forks from handlers, pthread_kill on the forker");
+    if (strcmp(argv[1], "tz_fork") == 0)
+        run_handler_fork(op_tz_mixed, op_nothing, "forks from handlers, localtime_r and mktime");
+    if (strcmp(argv[1], "sched_fork") == 0)
+        run_handler_fork(op_schedparam, op_schedparam_child,
+                         "forks from handlers, pthread_setschedparam on the forker");
     if (strcmp(argv[1], "nested") == 0) {
         struct family f = {"nested", op_nested, op_nested_child, 0, 0, 0, 0};
         run_family(&f, some);

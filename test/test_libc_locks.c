@@ -1317,7 +1317,8 @@ int main(int argc, char **argv)
         run_held(argv[2]);
         return 0;
     }
-    if (argc < 3 || (strcmp(argv[2], "none") && strcmp(argv[2], "some") && strcmp(argv[2], "tally"))) {
+    if (argc < 3 ||
+        (strcmp(argv[2], "none") && strcmp(argv[2], "some") && strcmp(argv[2], "tally"))) {
         fprintf(stderr, "usage: %s FAMILY none|some|tally [ARG]\n", argv[0]);
         return 2;
     }

@@ -8,11 +8,16 @@
  *   test_libc_locks FAMILY none|some [ARG]
  *     none: no child may hang or fail, and fsafe prints nothing (a fork that
  *           ran out of FSAFE_AUTO_WAIT_MS would say so);
- *     some: at least one child hangs (plain run: the hang fsafe removes).
- *   test_libc_locks iterate_fork|ctor_fork LIB|account_fork|nested|signal|signal_entry none|some
- *     the self-deadlock cases (see each).
+ *     some: at least one child hangs (plain run: the hang fsafe removes);
+ *     tally: 20 forks, 1.5 s per child, prints how many children hung (a
+ *           measurement, not a test: it always passes).
+ *   test_libc_locks iterate_fork|ctor_fork LIB|account_fork|nested|signal|signal_entry|kill_fork|
+ *                   sched_fork|tz_fork none|some
+ *     the self-deadlock cases (see each; sched_fork and tz_fork livelock
+ *     today: test/libc.cmake).
  *   test_libc_locks held FIFO_DIR: a call held in flight, the bounded wait.
  *   test_libc_locks held_entry: the same with fgetpwent.
+ *   test_libc_locks held_regex: the same with a long regexec.
  *   test_libc_locks runpath: dlopen of a bare name keeps the caller's RUNPATH.
  *
  * Children run code that is not async-signal-safe on purpose: that is the
@@ -20,11 +25,13 @@
  */
 #include "common.h"
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <fmtmsg.h>
 #include <grp.h>
 #include <gshadow.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <gnu/libc-version.h>
 #include <iconv.h>
 #include <link.h>
@@ -32,7 +39,10 @@
 #include <locale.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <printf.h>
+#include <regex.h>
 #include <pwd.h>
+#include <sched.h>
 #include <resolv.h>
 #include <rpc/netdb.h>
 #include <shadow.h>
@@ -406,6 +416,149 @@ static int op_lckpwdf_child(void)
     return 0;
 }
 
+/* ---- issue 23: another thread's own locks, per-object locks, registrations ---- */
+static pthread_t main_thread; /* the forker of the table's families */
+
+/* pd->lock of the thread named (nptl/pthread_getschedparam.c,
+ * pthread_setschedparam.c): the workers read and set the main thread's
+ * scheduling (SCHED_OTHER, as it is); the child reads its own, with the same
+ * descriptor. */
+static int op_schedparam(void)
+{
+    struct sched_param sp = {0};
+    int policy;
+    return pthread_setschedparam(main_thread, SCHED_OTHER, &sp) != 0 ||
+           pthread_getschedparam(main_thread, &policy, &sp) != 0;
+}
+
+static int op_schedparam_child(void)
+{
+    struct sched_param sp;
+    int policy;
+    return pthread_getschedparam(pthread_self(), &policy, &sp) != 0;
+}
+
+/* pd->exit_lock of the thread signalled (nptl/pthread_kill.c): signal 0
+ * checks that the main thread exists and sends nothing, under the lock.  In
+ * the child a second thread does the same to the child's thread (the
+ * forker's descriptor), as a thread that signals its process's main thread
+ * would; it waits forever on a lock held at the fork. */
+static int op_kill(void)
+{
+    return pthread_kill(main_thread, 0) != 0;
+}
+
+static void *kill_helper(void *p)
+{
+    return (void *)(intptr_t)pthread_kill(*(pthread_t *)p, 0);
+}
+
+static int op_kill_child(void)
+{
+    pthread_t self = pthread_self(), th;
+    void *r;
+    if (pthread_create(&th, NULL, kill_helper, &self) != 0 || pthread_join(th, &r) != 0)
+        return 1;
+    return r != NULL;
+}
+
+/* The printf registration tables' lock (stdio-common/reg-printf.c): the same
+ * conversion registered again and again. */
+static int printf_w(FILE *f, const struct printf_info *info, const void *const *args)
+{
+    (void)info, (void)args;
+    return fputs("w", f) == EOF ? -1 : 1;
+}
+
+static int printf_w_info(const struct printf_info *info, size_t n, int *types, int *size)
+{
+    (void)info, (void)n, (void)types, (void)size;
+    return 0;
+}
+
+/* The modifier and type tables' locks too: register_printf_type only hands
+ * out a number (ENOSPC once they run out, under the same lock), and
+ * register_printf_modifier adds a record each time, so one call in 256. */
+static int op_printf_register(void)
+{
+    static atomic_uint n;
+    static const wchar_t modifier[] = L"fsafe";
+    (void)register_printf_type(NULL);
+    if ((atomic_fetch_add(&n, 1) & 255) == 0 && register_printf_modifier(modifier) < 0)
+        return 1;
+    return register_printf_specifier('W', printf_w, printf_w_info) != 0;
+}
+
+/* bindresvport's lock (inet/bindresvport.c), held across its bind attempts
+ * (a port below 1024: as root the bind works, as anyone else it fails, under
+ * the same lock: only a hang counts). */
+static int op_bindresvport(void)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    if (fd < 0)
+        return 1;
+    (void)bindresvport(fd, NULL);
+    close(fd);
+    return 0;
+}
+
+/* A compiled pattern's lock (re_dfa_t.lock, posix/regexec.c), held for the
+ * whole match: one regex_t, made before the threads, matched by all. */
+static regex_t shared_re;
+static pthread_once_t re_once = PTHREAD_ONCE_INIT;
+static void re_make(void)
+{
+    if (regcomp(&shared_re, "^([a-z]+)@([a-z]+)\\.(com|org)$", REG_EXTENDED) != 0)
+        FAIL("regcomp");
+}
+
+static int op_regexec(void)
+{
+    regmatch_t m[4];
+    pthread_once(&re_once, re_make);
+    return regexec(&shared_re, "fsafe@example.org", 4, m, 0) != 0;
+}
+
+/* A DIR's lock (struct __dirstream.lock), held across the getdents refill:
+ * one DIR, opened before the threads.  Its descriptor's offset is shared
+ * with the child, so what the child reads is not checked: only a hang
+ * counts. */
+static DIR *shared_dir;
+static pthread_once_t dir_once = PTHREAD_ONCE_INIT;
+static void dir_open(void)
+{
+    if (!(shared_dir = opendir("/")))
+        FAIL("opendir /: %s", strerror(errno));
+}
+
+static int op_readdir(void)
+{
+    pthread_once(&dir_once, dir_open);
+    rewinddir(shared_dir);
+    for (int i = 0; i < 4 && readdir(shared_dir); i++) {
+    }
+    (void)telldir(shared_dir);
+    return 0;
+}
+
+/* getopt's message for an unknown option: libc translates it through its
+ * own __dcgettext, holding __libc_setlocale_lock and _nl_state_lock for
+ * reading (intl/dcigettext.c); the child then takes them for writing
+ * (setlocale, textdomain), as in the strerror family.  getopt's state is
+ * global: the workers take turns with a mutex of their own.  The messages
+ * go to a stream on /dev/null (the family's "quiet"). */
+static pthread_mutex_t getopt_mu = PTHREAD_MUTEX_INITIALIZER;
+static int op_getopt(void)
+{
+    static char *const argv[] = {"fsafe-test", "-Z", NULL};
+    pthread_mutex_lock(&getopt_mu);
+    optind = 1;
+    opterr = 1;
+    int r = getopt(2, argv, "a");
+    pthread_mutex_unlock(&getopt_mu);
+    return r != '?';
+}
+
 struct family {
     const char *name;
     int (*op)(void);
@@ -413,39 +566,47 @@ struct family {
     int forks;             /* in a "none" run, when not FORKS_NONE */
     int fails;             /* its fault is a child that fails, not one that hangs */
     int glibc_fork_since;  /* 2.N whose own fork takes the lock (glibc-locks.tsv), or 0 */
+    int quiet;             /* op writes to stderr: the stream goes to /dev/null meanwhile */
 };
 static const struct family families[] = {
-    {"localtime", op_localtime, NULL, 0, 0, 0},
-    {"rand", op_rand, NULL, 0, 0, 0},
-    {"atexit", op_atexit, NULL, 0, 0, 0},
-    {"utmp", op_utmp, NULL, 0, 0, 0},
-    {"strerror", op_strerror, op_setlocale, 0, 0, 0},
-    {"cxa_guard", op_guard, NULL, 0, 0, 0},
-    {"sem_open", op_sem_open, NULL, 0, 0, 0},
+    {"localtime", op_localtime, NULL, 0, 0, 0, 0},
+    {"rand", op_rand, NULL, 0, 0, 0, 0},
+    {"atexit", op_atexit, NULL, 0, 0, 0, 0},
+    {"utmp", op_utmp, NULL, 0, 0, 0, 0},
+    {"strerror", op_strerror, op_setlocale, 0, 0, 0, 0},
+    {"cxa_guard", op_guard, NULL, 0, 0, 0, 0},
+    {"sem_open", op_sem_open, NULL, 0, 0, 0, 0},
     /* glibc 2.41's fork takes proc_file_chain_lock itself (Debian 13). */
-    {"popen", op_popen, NULL, 0, 0, 41},
-    {"cookie_flush", op_cookie, NULL, 0, 0, 0},
-    {"setenv_tzset", op_env, NULL, 0, 0, 0},
-    {"syslog", op_syslog, NULL, 0, 0, 0},
-    {"iconv", op_iconv, NULL, 0, 0, 0},
-    {"newlocale", op_locale, NULL, 0, 0, 0},
-    {"getpwnam", op_getpwnam, NULL, 0, 0, 0},
-    {"gethostbyaddr", op_gethostbyaddr, NULL, 0, 0, 0},
-    {"getaddrinfo", op_getaddrinfo, NULL, 0, 0, 0},
-    {"getservent_r", op_getservent_r, NULL, 0, 0, 0},
-    {"getrpcbyname", op_getrpcbyname, NULL, 0, 0, 0},
-    {"netgroup", op_netgroup, NULL, 0, 0, 0},
-    {"resolv", op_resolv, NULL, 0, 0, 0},
-    {"account_files", op_account_files, NULL, 0, 0, 0},
-    {"fmtmsg", op_fmtmsg, NULL, 0, 0, 0},
-    {"lckpwdf", op_lckpwdf, op_lckpwdf_child, 0, 0, 0},
-    {"dl_iterate_phdr", op_iterate, NULL, 0, 0, 0},
-    {"dlopen", op_dlopen, NULL, 0, 0, 0},
+    {"popen", op_popen, NULL, 0, 0, 41, 0},
+    {"cookie_flush", op_cookie, NULL, 0, 0, 0, 0},
+    {"setenv_tzset", op_env, NULL, 0, 0, 0, 0},
+    {"syslog", op_syslog, NULL, 0, 0, 0, 0},
+    {"iconv", op_iconv, NULL, 0, 0, 0, 0},
+    {"newlocale", op_locale, NULL, 0, 0, 0, 0},
+    {"getpwnam", op_getpwnam, NULL, 0, 0, 0, 0},
+    {"gethostbyaddr", op_gethostbyaddr, NULL, 0, 0, 0, 0},
+    {"getaddrinfo", op_getaddrinfo, NULL, 0, 0, 0, 0},
+    {"getservent_r", op_getservent_r, NULL, 0, 0, 0, 0},
+    {"getrpcbyname", op_getrpcbyname, NULL, 0, 0, 0, 0},
+    {"netgroup", op_netgroup, NULL, 0, 0, 0, 0},
+    {"resolv", op_resolv, NULL, 0, 0, 0, 0},
+    {"account_files", op_account_files, NULL, 0, 0, 0, 0},
+    {"fmtmsg", op_fmtmsg, NULL, 0, 0, 0, 0},
+    {"lckpwdf", op_lckpwdf, op_lckpwdf_child, 0, 0, 0, 0},
+    {"schedparam", op_schedparam, op_schedparam_child, 0, 0, 0, 0},
+    {"pthread_kill", op_kill, op_kill_child, 0, 0, 0, 0},
+    {"printf_register", op_printf_register, NULL, 0, 0, 0, 0},
+    {"bindresvport", op_bindresvport, NULL, 0, 0, 0, 0},
+    {"regexec", op_regexec, NULL, 0, 0, 0, 0},
+    {"readdir", op_readdir, NULL, 0, 0, 0, 0},
+    {"getopt", op_getopt, op_setlocale, 0, 0, 0, 1},
+    {"dl_iterate_phdr", op_iterate, NULL, 0, 0, 0, 0},
+    {"dlopen", op_dlopen, NULL, 0, 0, 0, 0},
     /* A bare name (issue 25): glibc's fork resets dl_load_lock in the child,
      * so a fork while another thread is inside dlopen or dlclose leaves the
      * link map half changed, and the child's dlopen asserts
      * (r_state == RT_CONSISTENT) and aborts. */
-    {"dlopen_name", op_dlopen, NULL, 1000, 1, 0},
+    {"dlopen_name", op_dlopen, NULL, 1000, 1, 0, 0},
 };
 
 /* ---- fsafe's messages: stderr goes to a file, checked at the end --------- */
@@ -543,10 +704,37 @@ static int glibc_minor(void)
     return minor;
 }
 
+/* "tally": TALLY_FORKS forks, TALLY_CHILD_MS each, however many hang; prints
+ * the count and passes (a measurement: test/bench/README.md's hang rates). */
+#define TALLY_FORKS 20
+#define TALLY_CHILD_MS 1500
+static int tally_mode;
+
 static void run_family(const struct family *f, int some)
 {
     pthread_t th[THREADS];
     struct tally t = {0, 0, 0};
+    FILE *saved_stderr = stderr;
+    if (f->quiet && !(stderr = fopen("/dev/null", "w")))
+        FAIL("fopen /dev/null: %s", strerror(errno));
+    if (tally_mode) {
+        if (f->op())
+            FAIL("%s fails even before any fork", f->name);
+        start_workers(th, worker, (void *)f->op);
+        for (int i = 0; i < TALLY_FORKS; i++) {
+            pid_t pid = fork();
+            if (pid < 0)
+                FAIL("fork: %s", strerror(errno));
+            if (pid == 0)
+                _exit((f->child_op ? f->child_op : f->op)() ? 2 : 0);
+            count(&t, t_wait(pid, TALLY_CHILD_MS));
+            t_sleep_ms(1);
+        }
+        stop_workers(th);
+        printf("%s: tally: %d of %d children hung, %d failed\n", f->name, t.hung, t.forks,
+               t.failed);
+        exit(0);
+    }
     if (some && f->glibc_fork_since && glibc_minor() >= f->glibc_fork_since) {
         /* The twin without fsafe then shows glibc's own answer: no hang. */
         printf("%s: glibc %s's own fork takes this lock (since 2.%d): no child may hang\n",
@@ -571,6 +759,10 @@ static void run_family(const struct family *f, int some)
             t_sleep_ms(1);
     }
     stop_workers(th);
+    if (f->quiet) {
+        fclose(stderr);
+        stderr = saved_stderr;
+    }
     verdict(&t, f->name, some, some ? 0 : release_stderr(NULL));
 }
 
@@ -722,11 +914,16 @@ static void run_account_fork(int some)
 
 /* ---- nested gated calls -------------------------------------------------------- */
 /* Calls inside calls: a dl_iterate_phdr callback that resolves names, reads
- * the password file and converts time (loader, then NSS and time zone). */
+ * the password file, converts time, matches the shared pattern, reads the
+ * shared directory, signals the main thread, sets its scheduling and
+ * registers a printf conversion (loader, then NSS, time zone, regex,
+ * directory streams, thread signals, thread attributes, printf
+ * registration). */
 static int nested_cb(struct dl_phdr_info *info, size_t size, void *data)
 {
     (void)info, (void)size, (void)data;
-    return op_getaddrinfo() | op_getpwnam() | op_localtime() | 1;
+    return op_getaddrinfo() | op_getpwnam() | op_localtime() | op_regexec() | op_readdir() |
+           op_kill() | op_schedparam() | op_printf_register() | 1;
 }
 
 static int op_nested(void)
@@ -737,7 +934,8 @@ static int op_nested(void)
 
 static int op_nested_child(void)
 {
-    return op_nested() | op_getaddrinfo() | op_getpwnam() | op_localtime();
+    return op_nested() | op_getaddrinfo() | op_getpwnam() | op_localtime() | op_regexec() |
+           op_readdir() | op_kill_child() | op_schedparam_child() | op_printf_register();
 }
 
 /* ---- signal handlers ------------------------------------------------------------- */
@@ -821,6 +1019,94 @@ static void run_signal(void)
     pthread_join(sig, NULL);
     stop_workers(victims);
     verdict(&t, "signal handlers", 0, release_stderr(NULL));
+}
+
+/* ---- forks from signal handlers, other threads calling on the forker -------------- */
+/* Two workers call on the main thread: pthread_kill(main, 0) (its
+ * exit_lock: kill_fork) or pthread_setschedparam/getschedparam (its
+ * descriptor lock: sched_fork).  A third thread sends SIGUSR2 to the
+ * workers, whose handler forks, often from inside their gated call (the
+ * gate's hold is the forker's own: the fork must not wait for it; the lock
+ * it may hold is the main thread's, not the forker's); the main thread sends
+ * SIGUSR2 to itself (that pthread_kill passes through ungated: its handler
+ * runs before it returns) and forks in the handler.  Every child makes the
+ * family's child call on itself.  (pthread_kill blocks all signals while it
+ * holds the lock; the descriptor lock is never the forker's own here.)
+ * tz_fork: the same with localtime_r and mktime by turns (tzset_lock, one
+ * glibc lock behind two gates); its children touch no time zone, since a
+ * handler may have interrupted the forker's own call inside the lock (the
+ * known limit), so only the parent is under test. */
+static int op_tz_mixed(void)
+{
+    static __thread unsigned k;
+    time_t t = time(NULL);
+    struct tm tm;
+    if (k++ & 1)
+        return localtime_r(&t, &tm) == NULL;
+    localtime_r(&t, &tm);
+    return mktime(&tm) == (time_t)-1;
+}
+
+static int op_nothing(void)
+{
+    return 0;
+}
+
+static atomic_int hf_hung, hf_failed, hf_forks;
+static int (*hf_child_op)(void);
+static void on_usr2_fork(int sig)
+{
+    (void)sig;
+    int e = errno;
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(hf_child_op() ? 2 : 0);
+    if (pid > 0) {
+        int st = t_wait(pid, CHILD_MS_NONE);
+        atomic_fetch_add(&hf_forks, 1);
+        if (st == T_TIMEOUT)
+            atomic_fetch_add(&hf_hung, 1);
+        else if (st != 0)
+            atomic_fetch_add(&hf_failed, 1);
+    }
+    errno = e;
+}
+
+static void *fork_signaller(void *p)
+{
+    (void)p;
+    for (unsigned i = 0; !atomic_load(&stop); i++) {
+        pthread_kill(victims[i % THREADS], SIGUSR2);
+        t_sleep_ms(3);
+    }
+    return NULL;
+}
+
+static void run_handler_fork(int (*op)(void), int (*child_op)(void), const char *what)
+{
+    struct sigaction sa = {0};
+    capture_stderr();
+    hf_child_op = child_op;
+    sa.sa_flags = SA_RESTART;
+    sa.sa_handler = on_usr2_fork;
+    sigaction(SIGUSR2, &sa, NULL);
+    if (op())
+        FAIL("%s: the call fails even before any fork", what);
+    start_workers(victims, worker, (void *)op);
+    pthread_t sig;
+    pthread_create(&sig, NULL, fork_signaller, NULL);
+    for (int i = 0; i < FORKS_NONE; i++) {
+        if (pthread_kill(pthread_self(), SIGUSR2) != 0)
+            FAIL("pthread_kill(self)");
+        t_sleep_ms(1);
+    }
+    atomic_store(&stop, 1);
+    pthread_join(sig, NULL);
+    stop_workers(victims);
+    struct tally t = {atomic_load(&hf_forks), atomic_load(&hf_hung), atomic_load(&hf_failed)};
+    if (t.forks <= FORKS_NONE)
+        FAIL("%s: only %d forks: no worker's handler forked", what, t.forks);
+    verdict(&t, what, 0, release_stderr(NULL));
 }
 
 /* ---- a call held in flight: the bounded wait ------------------------------------- */
@@ -940,6 +1226,59 @@ static void run_held_entry(void)
         FAIL("no message naming \"account files (fgetpwent)\"");
 }
 
+/* A long match held in flight: a pattern with a back-reference that glibc
+ * matches in cubic time ((a|aa)*\\1*b against HELD_RE_LEN a's: 0.3 s for 80
+ * here, about 1.7 s for 140), with its re_dfa_t lock held throughout.  A
+ * fork meanwhile waits FSAFE_AUTO_WAIT_MS and names the call: the cost of a
+ * gate on every regexec. */
+#define HELD_RE_LEN 140
+static atomic_int re_started, re_done;
+static void *re_matcher(void *p)
+{
+    regex_t *re = p;
+    char s[HELD_RE_LEN + 1];
+    memset(s, 'a', HELD_RE_LEN);
+    s[HELD_RE_LEN] = 0;
+    atomic_store(&re_started, 1);
+    int r = regexec(re, s, 0, NULL, 0);
+    atomic_store(&re_done, 1);
+    return (void *)(intptr_t)r;
+}
+
+static void run_held_regex(void)
+{
+    regex_t re;
+    if (regcomp(&re, "(a|aa)*\\1*b", REG_EXTENDED) != 0)
+        FAIL("regcomp");
+    capture_stderr();
+    pthread_t th;
+    pthread_create(&th, NULL, re_matcher, &re);
+    while (!atomic_load(&re_started))
+        sched_yield();
+    t_sleep_ms(100);
+    double t0 = now_ms();
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(0);
+    double held = now_ms() - t0;
+    int still = !atomic_load(&re_done);
+    int st = t_wait(pid, CHILD_MS_NONE);
+    void *r;
+    pthread_join(th, &r);
+    regfree(&re);
+    int named = release_stderr("regex (regexec)");
+    printf("fork held up %.1f ms by a regexec() in flight (still matching after the fork: %s); "
+           "message names it: %s\n",
+           held, still ? "yes" : "no", named ? "yes" : "no");
+    CHECK_EQ(st, 0);
+    if ((intptr_t)r != REG_NOMATCH)
+        FAIL("the long match returned %d, not REG_NOMATCH", (int)(intptr_t)r);
+    if (!still)
+        FAIL("the match ended before the fork went ahead: it was not in flight long enough");
+    if (!named)
+        FAIL("no message naming \"regex (regexec)\"");
+}
+
 /* ---- dlopen keeps the caller's RUNPATH --------------------------------------------- */
 /* rp_load() lives in a library whose RUNPATH holds the plugin's directory; the
  * program's does not.  A dlopen wrapper that calls the real one as itself
@@ -966,6 +1305,10 @@ int main(int argc, char **argv)
         run_runpath();
         return 0;
     }
+    if (argc >= 2 && strcmp(argv[1], "held_regex") == 0) {
+        run_held_regex();
+        return 0;
+    }
     if (argc >= 2 && strcmp(argv[1], "held_entry") == 0) {
         run_held_entry();
         return 0;
@@ -974,11 +1317,14 @@ int main(int argc, char **argv)
         run_held(argv[2]);
         return 0;
     }
-    if (argc < 3 || (strcmp(argv[2], "none") && strcmp(argv[2], "some"))) {
-        fprintf(stderr, "usage: %s FAMILY none|some [ARG]\n", argv[0]);
+    if (argc < 3 ||
+        (strcmp(argv[2], "none") && strcmp(argv[2], "some") && strcmp(argv[2], "tally"))) {
+        fprintf(stderr, "usage: %s FAMILY none|some|tally [ARG]\n", argv[0]);
         return 2;
     }
     int some = strcmp(argv[2], "some") == 0;
+    tally_mode = strcmp(argv[2], "tally") == 0;
+    main_thread = pthread_self();
     arg = argc > 3 ? argv[3] : NULL;
     if (strcmp(argv[1], "iterate_fork") == 0)
         run_iterate_fork(some);
@@ -992,8 +1338,15 @@ int main(int argc, char **argv)
         signal_entry = 1;
         run_signal();
     }
+    if (strcmp(argv[1], "kill_fork") == 0)
+        run_handler_fork(op_kill, op_kill_child, "forks from handlers, pthread_kill on the forker");
+    if (strcmp(argv[1], "tz_fork") == 0)
+        run_handler_fork(op_tz_mixed, op_nothing, "forks from handlers, localtime_r and mktime");
+    if (strcmp(argv[1], "sched_fork") == 0)
+        run_handler_fork(op_schedparam, op_schedparam_child,
+                         "forks from handlers, pthread_setschedparam on the forker");
     if (strcmp(argv[1], "nested") == 0) {
-        struct family f = {"nested", op_nested, op_nested_child, 0, 0, 0};
+        struct family f = {"nested", op_nested, op_nested_child, 0, 0, 0, 0};
         run_family(&f, some);
     }
     for (size_t i = 0; i < sizeof families / sizeof *families; i++)

@@ -76,6 +76,21 @@
  * lckpwdf ulckpwdf                           lock (shadow/lckpwdf.c), held while no     gate "password file
  *                                              lckpwdf waits up to 15 s for the         lock"
  *                                              lock file
+ * register_printf_specifier/_function        lock (stdio-common/reg-printf.c,    no     gate "printf
+ *   register_printf_modifier/_type             reg-modifier.c, reg-type.c)              registration"
+ * bindresvport                               lock (inet/bindresvport.c)          no     gate "bindresvport"
+ * regexec re_search re_match re_search_2     the pattern's re_dfa_t.lock (posix/ no     gate "regex"
+ *   re_match_2                                 regexec.c), held for the match
+ * readdir(64)(_r) rewinddir seekdir telldir  the DIR's lock (dirstream.h)        no     gate "directory
+ *                                                                                       streams"
+ * getopt getopt_long getopt_long_only        as strerror: its messages, through  no     gate "locale"
+ *                                              libc's own dcgettext
+ * pthread_getschedparam                      the named thread's pd->lock         no     gate "thread
+ *   pthread_setschedparam                      (nptl/descr.h), when not the caller      attributes"
+ *   pthread_setschedprio pthread_getattr_np
+ * pthread_kill pthread_cancel                the named thread's pd->exit_lock    no     gate "thread
+ *                                              (nptl/pthread_kill.c), when not the      signals"
+ *                                              caller
  *
  * popen: glibc 2.36 holds the list of popen streams' lock across the
  * posix_spawn of the command (glibc 2.41's fork takes it).  pclose takes it
@@ -111,8 +126,10 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <aliases.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <fmtmsg.h>
+#include <getopt.h>
 #include <gshadow.h>
 #include <grp.h>
 #include <iconv.h>
@@ -121,6 +138,9 @@
 #include <locale.h>
 #include <netdb.h>
 #include <netinet/ether.h>
+#include <netinet/in.h>
+#include <printf.h>
+#include <pthread.h>
 #include <resolv.h>
 #include <rpc/netdb.h>
 #include <pwd.h>
@@ -177,6 +197,12 @@ static struct fsafe__gate loader_gate = {"loader (dlopen, dlmopen, dlclose, dlad
 #define ACCT "account files"
 #define PWLOCK "password file lock"
 #define FMTMSG "fmtmsg"
+#define PRINTFREG "printf registration"
+#define RESVPORT "bindresvport"
+#define REGEX "regex"
+#define DIRSTREAM "directory streams"
+#define THREADSCHED "thread attributes"
+#define THREADSIG "thread signals"
 #define GATED_FUNCTIONS(X, V)                                                                      \
     X(int, fcloseall, STDIO, (void), ())                                                           \
     V(_flushlbf, STDIO, (void), ())                                                                \
@@ -540,7 +566,65 @@ static struct fsafe__gate loader_gate = {"loader (dlopen, dlmopen, dlclose, dlad
       (long cls, const char *label, int sev, const char *text, const char *action,                 \
        const char *tag),                                                                           \
       (cls, label, sev, text, action, tag))                                                        \
-    X(int, addseverity, FMTMSG, (int sev, const char *s), (sev, s))
+    X(int, addseverity, FMTMSG, (int sev, const char *s), (sev, s))                               \
+    OBJECT_FUNCTIONS(X, V)
+
+/* Issue 23's rows that a public call reaches (glibc-locks.tsv): the printf
+ * registration tables (stdio-common/reg-printf.c, reg-modifier.c,
+ * reg-type.c: a lock each, held while a handler is added); bindresvport's
+ * (inet/bindresvport.c, held across its bind attempts); a compiled
+ * pattern's (re_dfa_t.lock, posix/regexec.c: held for the whole match, so a
+ * fork waits for every match in flight); a DIR's (dirstream.h: held across
+ * the getdents refill); and getopt's messages, which libc translates through
+ * its own __dcgettext (intl/dcigettext.c: read holds of
+ * __libc_setlocale_lock and _nl_state_lock), hence the locale family.  The
+ * per-object locks matter only for an object the child shares with the
+ * thread that was using it (a regex_t or DIR made before the fork), but the
+ * wrapper cannot tell which, so every call is gated (readdir's cost:
+ * test/bench/libc_bench.c). */
+#define OBJECT_FUNCTIONS(X, V)                                                                     \
+    X(int, register_printf_specifier, PRINTFREG,                                                   \
+      (int spec, printf_function fn, printf_arginfo_size_function info), (spec, fn, info))         \
+    X(int, register_printf_function, PRINTFREG,                                                    \
+      (int spec, printf_function fn, printf_arginfo_function info), (spec, fn, info))              \
+    X(int, register_printf_modifier, PRINTFREG, (const wchar_t *str), (str))                       \
+    X(int, register_printf_type, PRINTFREG, (printf_va_arg_function fn), (fn))                     \
+    X(int, bindresvport, RESVPORT, (int fd, struct sockaddr_in *sin), (fd, sin))                   \
+    X(int, regexec, REGEX,                                                                         \
+      (const regex_t *restrict re, const char *restrict s, size_t n,                               \
+       regmatch_t m[restrict], int flags),                                                         \
+      (re, s, n, m, flags))                                                                        \
+    X(regoff_t, re_search, REGEX,                                                                  \
+      (struct re_pattern_buffer * b, const char *s, regoff_t len, regoff_t start, regoff_t range,  \
+       struct re_registers *regs),                                                                 \
+      (b, s, len, start, range, regs))                                                             \
+    X(regoff_t, re_search_2, REGEX,                                                                \
+      (struct re_pattern_buffer * b, const char *s1, regoff_t l1, const char *s2, regoff_t l2,     \
+       regoff_t start, regoff_t range, struct re_registers *regs, regoff_t stop),                  \
+      (b, s1, l1, s2, l2, start, range, regs, stop))                                               \
+    X(regoff_t, re_match, REGEX,                                                                   \
+      (struct re_pattern_buffer * b, const char *s, regoff_t len, regoff_t start,                  \
+       struct re_registers *regs),                                                                 \
+      (b, s, len, start, regs))                                                                    \
+    X(regoff_t, re_match_2, REGEX,                                                                 \
+      (struct re_pattern_buffer * b, const char *s1, regoff_t l1, const char *s2, regoff_t l2,     \
+       regoff_t start, struct re_registers *regs, regoff_t stop),                                  \
+      (b, s1, l1, s2, l2, start, regs, stop))                                                      \
+    X(struct dirent *, readdir, DIRSTREAM, (DIR * d), (d))                                         \
+    X(struct dirent64 *, readdir64, DIRSTREAM, (DIR * d), (d))                                     \
+    X(int, readdir_r, DIRSTREAM, (DIR * d, struct dirent *e, struct dirent **res), (d, e, res))    \
+    X(int, readdir64_r, DIRSTREAM, (DIR * d, struct dirent64 *e, struct dirent64 **res),           \
+      (d, e, res))                                                                                 \
+    V(rewinddir, DIRSTREAM, (DIR * d), (d))                                                        \
+    V(seekdir, DIRSTREAM, (DIR * d, long pos), (d, pos))                                           \
+    X(long, telldir, DIRSTREAM, (DIR * d), (d))                                                    \
+    X(int, getopt, LOC, (int argc, char *const *argv, const char *opts), (argc, argv, opts))       \
+    X(int, getopt_long, LOC,                                                                       \
+      (int argc, char *const *argv, const char *opts, const struct option *lo, int *li),           \
+      (argc, argv, opts, lo, li))                                                                  \
+    X(int, getopt_long_only, LOC,                                                                  \
+      (int argc, char *const *argv, const char *opts, const struct option *lo, int *li),           \
+      (argc, argv, opts, lo, li))
 
 /* libintl.h makes these macros when optimising. */
 #undef gettext
@@ -609,7 +693,17 @@ GATED_FUNCTIONS(SLOT_X, SLOT_V)
         real_ args;                                                                                \
         fsafe__gate_leave(&gate_##name);                                                           \
     }
+/* regexec's header declares its match array with the bound n (a VLA
+ * parameter); the wrapper's plain array is the same type, which gcc 11 and
+ * later point out (-Wvla-parameter). */
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wvla-parameter"
+#endif
 GATED_FUNCTIONS(WRAP_X, WRAP_V)
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
+#pragma GCC diagnostic pop
+#endif
 
 /* syslog's variadic entry points go through the va_list forms above, which
  * glibc also provides (syslog is vsyslog, __syslog_chk is __vsyslog_chk). */
@@ -647,6 +741,82 @@ FSAFE_EXPORT sem_t *sem_open(const char *name, int oflag, ...)
     sem_t *(*real_)(const char *, int, ...) =
         (sem_t * (*)(const char *, int, ...)) fsafe__next_sym(&real_sem_open, "sem_open", NULL);
     return GATE_CALL(&gate_sem_open, real_(name, oflag, mode, value));
+}
+
+/* ---- another thread's own locks: struct pthread's lock and exit_lock ------------- */
+/*
+ * glibc keeps two low-level locks in each thread's descriptor.  pd->lock is
+ * taken by pthread_getschedparam, pthread_setschedparam,
+ * pthread_setschedprio and pthread_getattr_np on the thread they name
+ * (nptl/pthread_getschedparam.c ...); pd->exit_lock by pthread_kill, and by
+ * pthread_cancel through it, on the thread they signal (nptl/pthread_kill.c,
+ * all signals blocked meanwhile).  A child has one descriptor, its forker's:
+ * when another thread was calling one of these on the forker, the child's
+ * own call on itself (pd->lock), or its thread exit with another thread alive
+ * and another thread's signal to it (exit_lock), waits forever.
+ *
+ * A call that names the calling thread is passed straight on, ungated: it
+ * takes only the caller's own lock, which no other thread's fork gives its
+ * child, and pthread_kill of itself takes none (its handler runs before it
+ * returns and may fork or longjmp: no gate hold may be left open by that),
+ * nor does pthread_cancel of itself (an asynchronous one never returns).
+ * The forwarded symbols are the default versions (pthread_kill@@GLIBC_2.34:
+ * a program linked before 2.34 gets 0, not ESRCH, for a thread that has
+ * exited but not been joined).
+ */
+static AO_t real_pthread_kill, real_pthread_cancel, real_getschedparam, real_setschedparam,
+    real_setschedprio, real_getattr_np;
+static struct fsafe__gate gate_pthread_kill = {THREADSIG " (pthread_kill)", 0};
+static struct fsafe__gate gate_pthread_cancel = {THREADSIG " (pthread_cancel)", 0};
+static struct fsafe__gate gate_getschedparam = {THREADSCHED " (pthread_getschedparam)", 0};
+static struct fsafe__gate gate_setschedparam = {THREADSCHED " (pthread_setschedparam)", 0};
+static struct fsafe__gate gate_setschedprio = {THREADSCHED " (pthread_setschedprio)", 0};
+static struct fsafe__gate gate_getattr_np = {THREADSCHED " (pthread_getattr_np)", 0};
+
+/* call, gated when thread t is not the caller. */
+#define OTHER_THREAD_CALL(t, gate, call)                                                           \
+    (pthread_equal((t), pthread_self()) ? (call) : GATE_CALL((gate), (call)))
+
+FSAFE_EXPORT int pthread_kill(pthread_t t, int sig)
+{
+    int (*real_)(pthread_t, int) =
+        FSAFE__NEXT_IN(&real_pthread_kill, int (*)(pthread_t, int), "pthread_kill");
+    return OTHER_THREAD_CALL(t, &gate_pthread_kill, real_(t, sig));
+}
+
+FSAFE_EXPORT int pthread_cancel(pthread_t t)
+{
+    int (*real_)(pthread_t) =
+        FSAFE__NEXT_IN(&real_pthread_cancel, int (*)(pthread_t), "pthread_cancel");
+    return OTHER_THREAD_CALL(t, &gate_pthread_cancel, real_(t));
+}
+
+FSAFE_EXPORT int pthread_getschedparam(pthread_t t, int *policy, struct sched_param *param)
+{
+    int (*real_)(pthread_t, int *, struct sched_param *) = FSAFE__NEXT_IN(
+        &real_getschedparam, int (*)(pthread_t, int *, struct sched_param *), "pthread_getschedparam");
+    return OTHER_THREAD_CALL(t, &gate_getschedparam, real_(t, policy, param));
+}
+
+FSAFE_EXPORT int pthread_setschedparam(pthread_t t, int policy, const struct sched_param *param)
+{
+    int (*real_)(pthread_t, int, const struct sched_param *) = FSAFE__NEXT_IN(
+        &real_setschedparam, int (*)(pthread_t, int, const struct sched_param *), "pthread_setschedparam");
+    return OTHER_THREAD_CALL(t, &gate_setschedparam, real_(t, policy, param));
+}
+
+FSAFE_EXPORT int pthread_setschedprio(pthread_t t, int prio)
+{
+    int (*real_)(pthread_t, int) =
+        FSAFE__NEXT_IN(&real_setschedprio, int (*)(pthread_t, int), "pthread_setschedprio");
+    return OTHER_THREAD_CALL(t, &gate_setschedprio, real_(t, prio));
+}
+
+FSAFE_EXPORT int pthread_getattr_np(pthread_t t, pthread_attr_t *attr)
+{
+    int (*real_)(pthread_t, pthread_attr_t *) =
+        FSAFE__NEXT_IN(&real_getattr_np, int (*)(pthread_t, pthread_attr_t *), "pthread_getattr_np");
+    return OTHER_THREAD_CALL(t, &gate_getattr_np, real_(t, attr));
 }
 
 /* ---- C++ static initialisation (libstdc++'s guards) ------------------------------ */

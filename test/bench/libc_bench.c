@@ -11,8 +11,11 @@
  * LD_PRELOAD, alternating the order each round; rows are medians over rounds.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
+#include <locale.h>
 #include <pthread.h>
 #include <pwd.h>
+#include <regex.h>
 #include <resolv.h>
 #include <rpc/netdb.h>
 #include <shadow.h>
@@ -23,15 +26,19 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <wchar.h>
 
 #include "worker.h"
 
-#define NMETRIC 11
+#define NMETRIC 17
 static const char *const metric[NMETRIC] = {
     "localtime_r ns/call",         "gmtime_r ns/call",
     "getpwnam ns/call",            "setenv ns/call",
     "getrpcbyname ns/call",        "res_mkquery ns/call",
-    "sgetspent ns/call",           "fork us p50 (localtime_r)",
+    "sgetspent ns/call",           "readdir ns/entry",
+    "telldir ns/call",             "regexec ns/call",
+    "pthread_kill(t, 0) ns/call",  "pthread_getschedparam ns",
+    "mbrtowc ns/call (no gate)",   "fork us p50 (localtime_r)",
     "fork us p99 (localtime_r)",
     "fork us p50 (getpwnam)",      "fork us p99 (getpwnam)",
 };
@@ -120,6 +127,61 @@ static void call_sgetspent(void)
     sink += sp ? sp->sp_lstchg : 1;
 }
 
+/* Issue 23's gates: readdir through a directory of many entries (getdents
+ * refills included, rewinddir at the end: ns per entry), telldir (the lock
+ * and nothing else: the gate's share is largest there), a short regexec,
+ * and the calls on another thread's descriptor.  mbrtowc is not gated: its
+ * row is the base a gate would be added to (issue 23, the multibyte rows). */
+static DIR *bench_dir;
+static void call_readdir(void)
+{
+    if (!readdir(bench_dir))
+        rewinddir(bench_dir);
+}
+
+static void call_telldir(void)
+{
+    sink += telldir(bench_dir);
+}
+
+static regex_t bench_re;
+static void call_regexec(void)
+{
+    regmatch_t m[4];
+    sink += regexec(&bench_re, "fsafe@example.org", 4, m, 0);
+}
+
+static pthread_t bench_peer;
+static void *peer(void *p)
+{
+    (void)p;
+    pause();
+    return NULL;
+}
+
+static void call_pthread_kill(void)
+{
+    sink += pthread_kill(bench_peer, 0);
+}
+
+static void call_getschedparam(void)
+{
+    struct sched_param sp;
+    int policy;
+    sink += pthread_getschedparam(bench_peer, &policy, &sp);
+}
+
+static void call_mbrtowc(void)
+{
+    static const char s[] = "\xc3\xa9t\xc3\xa9";
+    mbstate_t st = {0};
+    wchar_t wc;
+    for (size_t i = 0, n; i < sizeof s - 1; i += n)
+        if ((n = mbrtowc(&wc, s + i, sizeof s - 1 - i, &st)) == 0 || n > 4)
+            break;
+    sink += wc;
+}
+
 static void *spin(void *p)
 {
     void (*fn)(void) = (void (*)(void))p;
@@ -165,8 +227,19 @@ static int worker(void)
     m[4] = per_call(call_getrpcbyname, 5000 / k);
     m[5] = per_call(call_res_mkquery, 50000 / k);
     m[6] = per_call(call_sgetspent, 200000 / k);
-    fork_latency(call_localtime, quick ? 20 : 300, &m[7], &m[8]);
-    fork_latency(call_getpwnam, quick ? 20 : 300, &m[9], &m[10]);
+    if (!(bench_dir = opendir("/usr/lib/x86_64-linux-gnu")) && !(bench_dir = opendir("/usr/lib")))
+        return 1;
+    if (regcomp(&bench_re, "^([a-z]+)@([a-z]+)\\.(com|org)$", REG_EXTENDED) != 0 ||
+        pthread_create(&bench_peer, NULL, peer, NULL) != 0 || !setlocale(LC_CTYPE, "C.UTF-8"))
+        return 1;
+    m[7] = per_call(call_readdir, 200000 / k);
+    m[8] = per_call(call_telldir, 200000 / k);
+    m[9] = per_call(call_regexec, 200000 / k);
+    m[10] = per_call(call_pthread_kill, 200000 / k);
+    m[11] = per_call(call_getschedparam, 200000 / k);
+    m[12] = per_call(call_mbrtowc, 200000 / k) / 3; /* three characters a call */
+    fork_latency(call_localtime, quick ? 20 : 300, &m[13], &m[14]);
+    fork_latency(call_getpwnam, quick ? 20 : 300, &m[15], &m[16]);
     for (int i = 0; i < NMETRIC; i++)
         printf("%.3f\n", m[i]);
     return 0;

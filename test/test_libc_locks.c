@@ -478,14 +478,17 @@ static int printf_w_info(const struct printf_info *info, size_t n, int *types, i
 
 /* The modifier and type tables' locks too: register_printf_type only hands
  * out a number (ENOSPC once they run out, under the same lock), and
- * register_printf_modifier adds a record each time, so one call in 256. */
+ * register_printf_modifier adds a record each time, so one call in 256; it
+ * too fails with ENOSPC, under its lock, once the 16 bits of
+ * printf_info.user are used (after 4096 calls here, a child's call among
+ * them): for both only a hang counts. */
 static int op_printf_register(void)
 {
     static atomic_uint n;
     static const wchar_t modifier[] = L"fsafe";
     (void)register_printf_type(NULL);
-    if ((atomic_fetch_add(&n, 1) & 255) == 0 && register_printf_modifier(modifier) < 0)
-        return 1;
+    if ((atomic_fetch_add(&n, 1) & 255) == 0)
+        (void)register_printf_modifier(modifier);
     return register_printf_specifier('W', printf_w, printf_w_info) != 0;
 }
 

@@ -226,6 +226,14 @@ struct wait {
 static struct wait waits[MAX_TAKEN];
 static int nwaits;
 
+/* Whether thread t, waiting to fork while it holds something, gives way to
+ * this fork: the forker holds something too and has the lower thread id
+ * (backoff_helps, the other side of the rule). */
+static int yields_to_forker(const struct fsafe__at_thread *t)
+{
+    return forker && AO_load(&forker->n) != 0 && forker->tid < t->tid;
+}
+
 /* One thread's holds: adds to waits; returns how many are busy (noted in
  * into when it is not NULL). */
 static int scan_holds(struct fsafe__at_thread *t, struct noted *into, int *count, int *more)
@@ -250,12 +258,16 @@ static int scan_holds(struct fsafe__at_thread *t, struct noted *into, int *count
             continue;
         }
         if (forking && state != FSAFE__AT_WAITING &&
-            !(state == FSAFE__AT_HELD && fsafe__at_kind(e) == FSAFE__AT_GATE)) {
+            !(state == FSAFE__AT_HELD && fsafe__at_kind(e) == FSAFE__AT_GATE &&
+              !yields_to_forker(t))) {
             /* Two threads that fork holding locks cannot wait for each
              * other: neither lets go before its fork returns.  A gate
              * is the exception: libc's lock behind it cannot be reset in
              * the child, so it stays busy and the fork backs off for
-             * that thread (backoff_helps). */
+             * that thread (backoff_helps), unless that thread is the one
+             * that backs off: then it waits for this fork at the gate and
+             * its call cannot end first (the child may find the call's
+             * libc lock held, as after a wait that ran out). */
             if (state == FSAFE__AT_HELD)
                 note(frozen, &nfrozen, &frozen_more, t, e, lock);
             continue;
@@ -382,7 +394,13 @@ static void note_waits(void)
 /* Whether to give the gate to a thread waiting to fork: one that holds
  * tracked locks may hold what this fork waits for.  A waiter that did not
  * come through this library's fork() (fsafe_fork(), daemon()) says nothing
- * about its holds: back off for it as well. */
+ * about its holds: back off for it as well.  Between two forkers that both
+ * hold something, only the one with the higher thread id backs off: two
+ * handlers that fork from inside two gated calls of one glibc lock (one
+ * holds it, the other waits for it) otherwise backed off for each other
+ * without end, each restarting its FSAFE_AUTO_WAIT_MS (the parent hung in
+ * 5 of 6 runs of test_libc_locks sched_fork).  The lower one waits, within
+ * its bound, and forks; then the other. */
 static int backoff_helps(void)
 {
     if (!fsafe__svc.gate_contended())
@@ -393,7 +411,7 @@ static int backoff_helps(void)
          t; t = t->next) {
         if (t == forker || !fsafe__at_live(&t->in_use) || !AO_load_acquire(&t->forking))
             continue;
-        if (AO_load_acquire(&t->n) != 0)
+        if (AO_load_acquire(&t->n) != 0 && !yields_to_forker(t))
             return 1;
         marked++;
     }

@@ -24,7 +24,12 @@ set_target_properties(auto_lib_test auto_cxx_test auto_plugin_test PROPERTIES
                       C_VISIBILITY_PRESET default CXX_VISIBILITY_PRESET default)
 
 set(FSAFE_AUTO_LIB $<TARGET_FILE:fsafe_auto>)
-if(FSAFE_SANITIZER_RUNTIME)
+if(FSAFE_SANITIZER_RUNTIME AND FSAFE_SANITIZE STREQUAL "address" AND TARGET fsafe_elf)
+  # Under LeakSanitizer a report does not load the symbol reader itself
+  # (src/retrofit/elf_reader.c): preloaded, it names the static locks and
+  # functions the tests look for.
+  set(_auto_preload "LD_PRELOAD=${FSAFE_SANITIZER_RUNTIME}:$<TARGET_FILE:fsafe_elf>:${FSAFE_AUTO_LIB}")
+elseif(FSAFE_SANITIZER_RUNTIME)
   set(_auto_preload "LD_PRELOAD=${FSAFE_SANITIZER_RUNTIME}:${FSAFE_AUTO_LIB}")
 else()
   set(_auto_preload "LD_PRELOAD=${FSAFE_AUTO_LIB}")

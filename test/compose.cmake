@@ -21,6 +21,12 @@ fsafe_add_test(compose.signal_then_pipe.auto TIMEOUT 60
                COMMAND ${_compose_run} --auto-wait-ms=2000 $<TARGET_FILE:test_compose> signal_then_pipe ok)
 fsafe_add_test(compose.report_waiters.auto TIMEOUT 60
                COMMAND ${_compose_run} -v $<TARGET_FILE:test_compose> report_waiters ok)
+# It reads the static x_lock's name in the report, which under LeakSanitizer
+# fsafe-run's report cannot give (the symbol reader is not loaded late
+# there: src/retrofit/elf_reader.c); the plain and TSan builds run it.
+if(FSAFE_SANITIZE STREQUAL "address")
+  set_tests_properties(compose.report_waiters.auto PROPERTIES LABELS no-sanitize)
+endif()
 # TSan keeps its own object behind each pthread_cond_t, which the child's
 # reset of a waited-on condition variable cannot know (as auto.cond_wait).
 set_tests_properties(compose.atfork_cond_reinit.auto compose.atfork_cond_unlock.auto

@@ -20,6 +20,15 @@ add_library(fsafe_ctor_lock SHARED libc/ctor_lock.c)
 set_target_properties(fsafe_ctor_lock PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${_ctor_lock_dir})
 target_link_libraries(fsafe_ctor_lock PRIVATE Threads::Threads)
 
+# pthread_kill's two glibc versions through auto mode's wrapper (libc.c).
+add_library(fsafe_kill_old SHARED libc/kill_old.c)
+# A call, not a jump: the wrapper tells the versions apart by its caller's
+# object, and a tail call's return address is the caller's caller.
+target_compile_options(fsafe_kill_old PRIVATE -fno-optimize-sibling-calls)
+target_link_libraries(fsafe_kill_old PRIVATE Threads::Threads) # (before 2.34: libpthread)
+add_executable(test_kill_versions libc/kill_versions.c)
+target_link_libraries(test_kill_versions PRIVATE fsafe_kill_old Threads::Threads)
+
 add_executable(test_libc_locks test_libc_locks.c)
 target_include_directories(test_libc_locks PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
 target_link_libraries(test_libc_locks PRIVATE fsafe_rp_loader Threads::Threads ${CMAKE_DL_LIBS} ${FSAFE_RESOLV_LIBS})
@@ -92,6 +101,12 @@ fsafe_add_test(libc.kill_fork.with TIMEOUT 60 ENV ${_auto_patient} COMMAND test_
 # only the higher thread id backed off (backoff_helps, src/auto/fork.c).
 fsafe_add_test(libc.sched_fork.with TIMEOUT 60 ENV ${_auto} COMMAND test_libc_locks sched_fork none)
 fsafe_add_test(libc.tz_fork.with TIMEOUT 60 ENV ${_auto} COMMAND test_libc_locks tz_fork none)
+# A program linked before glibc 2.34 still gets ESRCH from pthread_kill of an
+# exited, unjoined thread (the GLIBC_2.2.5 version), one linked since gets 0:
+# the wrapper forwarded both to the new version before (the library's call
+# gave 0 under auto mode, checked), now each to its own.
+fsafe_add_test(libc.kill_versions.plain TIMEOUT 30 COMMAND test_kill_versions)
+fsafe_add_test(libc.kill_versions.with TIMEOUT 30 ENV ${_auto} COMMAND test_kill_versions)
 # A call held in flight: the fork waits FSAFE_AUTO_WAIT_MS and names it.
 fsafe_add_test(libc.held TIMEOUT 60 ENV ${_auto} COMMAND test_libc_locks held ${CMAKE_CURRENT_BINARY_DIR})
 fsafe_add_test(libc.held_entry TIMEOUT 60 ENV ${_auto} COMMAND test_libc_locks held_entry)

@@ -777,10 +777,98 @@ static struct fsafe__gate gate_getattr_np = {THREADSCHED " (pthread_getattr_np)"
 #define OTHER_THREAD_CALL(t, gate, call)                                                           \
     (pthread_equal((t), pthread_self()) ? (call) : GATE_CALL((gate), (call)))
 
+/*
+ * glibc 2.34 gave pthread_kill a new version (GLIBC_2.34) that returns 0 for
+ * a thread that has exited and not been joined, where the GLIBC_2.2.5 one,
+ * which programs linked before 2.34 still call, says ESRCH.  This wrapper
+ * catches the callers of both, so it forwards each to the version its object
+ * was linked against: the new one when the calling object needs version
+ * GLIBC_2.34 (its DT_VERNEED, as every object linked since 2.34 that calls
+ * pthread_kill does), or needs no glibc version at all; the old one when it
+ * needs only older glibc versions.  Looked up once per call site (a small
+ * table; a call site beyond it is looked up each time).  A tail call into
+ * pthread_kill is attributed to the caller's caller (the return address it
+ * leaves): an old library that tail-calls it from a new program gets the
+ * new version's answer.
+ */
+static AO_t real_pthread_kill_old;
+#define KILL_SITES 16
+static AO_t kill_site[KILL_SITES]; /* caller << 1 | linked before 2.34; 0: free */
+
+static uintptr_t dyn_ptr(const struct link_map *lm, uintptr_t p)
+{
+    /* glibc relocates .dynamic's addresses in place where it is writable */
+    return p < lm->l_addr ? p + lm->l_addr : p;
+}
+
+static int linked_before_2_34(const void *caller)
+{
+    Dl_info di;
+    struct link_map *lm = NULL;
+    int (*addr1)(const void *, Dl_info *, void **, int) =
+        NEXT(int (*)(const void *, Dl_info *, void **, int), "dladdr1");
+    if (!addr1(caller, &di, (void **)&lm, RTLD_DL_LINKMAP) || !lm || !lm->l_ld)
+        return 0;
+    uintptr_t strtab = 0, verneed = 0;
+    long num = 0;
+    for (const ElfW(Dyn) *d = lm->l_ld; d->d_tag != DT_NULL; d++) {
+        if (d->d_tag == DT_STRTAB)
+            strtab = dyn_ptr(lm, d->d_un.d_ptr);
+        else if (d->d_tag == DT_VERNEED)
+            verneed = dyn_ptr(lm, d->d_un.d_ptr);
+        else if (d->d_tag == DT_VERNEEDNUM)
+            num = (long)d->d_un.d_val;
+    }
+    if (!strtab || !verneed)
+        return 0;
+    const char *str = (const char *)strtab;
+    const ElfW(Verneed) *vn = (const ElfW(Verneed) *)verneed;
+    int glibc = 0;
+    for (long i = 0; i < num; i++) {
+        const ElfW(Vernaux) *va = (const ElfW(Vernaux) *)((const char *)vn + vn->vn_aux);
+        for (unsigned j = 0; j < vn->vn_cnt; j++) {
+            const char *name = str + va->vna_name;
+            if (strcmp(name, "GLIBC_2.34") == 0)
+                return 0;
+            glibc |= strncmp(name, "GLIBC_2.", 8) == 0;
+            va = (const ElfW(Vernaux) *)((const char *)va + va->vna_next);
+        }
+        if (!vn->vn_next)
+            break;
+        vn = (const ElfW(Verneed) *)((const char *)vn + vn->vn_next);
+    }
+    return glibc;
+}
+
+static int (*kill_for(const void *caller))(pthread_t, int)
+{
+    int (*fresh)(pthread_t, int) =
+        FSAFE__NEXT_IN(&real_pthread_kill, int (*)(pthread_t, int), "pthread_kill");
+    int old = -1;
+    for (int i = 0; i < KILL_SITES && old < 0; i++) {
+        AO_t site = AO_load_acquire(&kill_site[i]);
+        if (site >> 1 == (AO_t)caller) {
+            old = (int)(site & 1);
+        } else if (site == 0) {
+            old = linked_before_2_34(caller);
+            AO_compare_and_swap_full(&kill_site[i], 0, (AO_t)caller << 1 | (AO_t)old);
+        }
+    }
+    if (old < 0)
+        old = linked_before_2_34(caller);
+    if (!old)
+        return fresh;
+    void *p = (void *)AO_load_acquire(&real_pthread_kill_old);
+    if (!p) {
+        p = dlvsym(RTLD_NEXT, "pthread_kill", "GLIBC_2.2.5");
+        AO_store_release(&real_pthread_kill_old, (AO_t)(p ? p : (void *)fresh));
+    }
+    return p ? (int (*)(pthread_t, int))p : fresh;
+}
+
 FSAFE_EXPORT int pthread_kill(pthread_t t, int sig)
 {
-    int (*real_)(pthread_t, int) =
-        FSAFE__NEXT_IN(&real_pthread_kill, int (*)(pthread_t, int), "pthread_kill");
+    int (*real_)(pthread_t, int) = kill_for(__builtin_return_address(0));
     return OTHER_THREAD_CALL(t, &gate_pthread_kill, real_(t, sig));
 }
 

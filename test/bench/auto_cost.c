@@ -320,6 +320,20 @@ static void variant_env(const struct variant *v)
         setenv("FSAFE_AUTO", v->auto_setting, 1);
 }
 
+/* The instruction count of a callgrind output file, or -1. */
+static double callgrind_total(const char *path)
+{
+    double result = -1;
+    FILE *f = fopen(path, "r");
+    char line[512];
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "summary: ", 9) == 0 || strncmp(line, "totals: ", 8) == 0)
+            result = strtod(strchr(line, ' ') + 1, NULL);
+    if (f)
+        fclose(f);
+    return result;
+}
+
 /* Runs argv under the variant's environment (and callgrind unless --time);
  * returns the instruction count (or wall ns), or -1. */
 static double run(const struct variant *v, char *const argv[])
@@ -364,13 +378,7 @@ static double run(const struct variant *v, char *const argv[])
         if (use_time) {
             result = (double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec);
         } else {
-            FILE *f = fopen(out, "r");
-            char line[512];
-            while (f && fgets(line, sizeof line, f))
-                if (strncmp(line, "summary: ", 9) == 0 || strncmp(line, "totals: ", 8) == 0)
-                    result = strtod(strchr(line, ' ') + 1, NULL);
-            if (f)
-                fclose(f);
+            result = callgrind_total(out);
         }
     } else {
         fprintf(stderr, "auto_cost: %s (%s) exited with status %d\n", argv[0], v->name,
@@ -575,16 +583,8 @@ static double run_memcached(const struct variant *v, long requests)
         if (st < 0)
             result = -1;
     }
-    if (result == 0) {
-        result = -1;
-        FILE *f = fopen(out, "r");
-        char line[512];
-        while (f && fgets(line, sizeof line, f))
-            if (strncmp(line, "summary: ", 9) == 0 || strncmp(line, "totals: ", 8) == 0)
-                result = strtod(strchr(line, ' ') + 1, NULL);
-        if (f)
-            fclose(f);
-    }
+    if (result == 0)
+        result = callgrind_total(out);
     unlink(out);
     return result;
 }

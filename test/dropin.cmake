@@ -12,6 +12,13 @@ set_target_properties(legacy_test PROPERTIES C_VISIBILITY_PRESET default)
 add_executable(test_dropin_retrofit test_dropin_retrofit.c)
 target_include_directories(test_dropin_retrofit PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
 target_link_libraries(test_dropin_retrofit PRIVATE legacy_test Threads::Threads)
+# The same program linked with libfsafe.so (which it never calls by name:
+# --no-as-needed), run under fsafe-run: two copies of the core are mapped,
+# libfsafe.so's and libfsafe-auto.so's, and exactly one may act.
+add_executable(test_dropin_linked test_dropin_retrofit.c)
+target_include_directories(test_dropin_linked PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+target_link_libraries(test_dropin_linked PRIVATE legacy_test -Wl,--no-as-needed fsafe_shared
+                                                 -Wl,--as-needed Threads::Threads)
 foreach(p prog status)
   add_executable(test_dropin_${p} test_dropin_${p}.c)
   target_include_directories(test_dropin_${p} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
@@ -112,7 +119,8 @@ foreach(c help version unknown bad-value no-command not-found not-executable exi
           exec no-dashdash keep-preload options locks-syntax)
   fsafe_dropin_test(cli.${c} TIMEOUT 30 SCRIPT cli.sh ARGS ${c} ${PROJECT_VERSION})
 endforeach()
-foreach(c without no-locks with with-library env no-reader needed unchanged resolve-errors offset)
+foreach(c without no-locks with with-library env no-reader needed unchanged resolve-errors offset
+          linked-run linked-preload linked-reversed)
   fsafe_dropin_test(retrofit.${c} TIMEOUT 60 SCRIPT retrofit.sh ARGS ${c})
 endforeach()
 # Auto mode's report names a static function: the report loads the symbol

@@ -54,13 +54,15 @@ awk '
 [ -s "$tmp/diagram" ] || { echo "layers: no diagram in $readme" >&2; exit 2; }
 
 # Objects: the ones the library's link line names (objects of files that
-# were moved or removed may still lie in the build tree); CMake puts
-# src/core/api.c's into BUILD/CMakeFiles/fsafe_shared.dir/src/core/api.c.o.
-nm_of() { # nm_of LIB TARGET-DIR
+# were moved or removed may still lie in the build tree) and that were
+# compiled for it (OBJ-DIR; libfsafe-auto.so also links the core's objects,
+# which belong to the core's stack); CMake puts src/core/api.c's into
+# BUILD/CMakeFiles/fsafe_core.dir/src/core/api.c.o.
+nm_of() { # nm_of LIB TARGET-DIR OBJ-DIR-PATTERN
     link=$build/CMakeFiles/$2/link.txt
     [ -f "$link" ] || { echo "layers: $link not found (configure and build first)" >&2; exit 2; }
-    tr ' ' '\n' <"$link" | grep '\.c\.o$' | sort | while read -r o; do
-        f=${o#CMakeFiles/"$2"/src/}
+    tr ' ' '\n' <"$link" | grep '\.c\.o$' | grep -E "^CMakeFiles/$3/" | sort | while read -r o; do
+        f=${o#CMakeFiles/*/src/}
         f=${f%.o}
         o=$build/$o
         [ -f "$o" ] || { echo "layers: $o not found (build first)" >&2; exit 2; }
@@ -69,8 +71,8 @@ nm_of() { # nm_of LIB TARGET-DIR
         echo "O $1 $f"
     done
 }
-nm_of core fsafe_shared.dir >"$tmp/syms"
-nm_of auto fsafe_auto.dir >>"$tmp/syms"
+nm_of core fsafe_shared.dir '(fsafe_shared|fsafe_core)\.dir' >"$tmp/syms"
+nm_of auto fsafe_auto.dir 'fsafe_auto\.dir' >>"$tmp/syms"
 
 # What the auto library may use of libfsafe.so: the functions contract.h
 # exports (FSAFE_EXPORT) and fsafe.h's API.

@@ -835,10 +835,31 @@ static struct fsafe__ext_ops ops = {
     .postfork_child = auto_postfork_child,
 };
 
-/* After libfsafe's constructor (it is linked -z initfirst, and a dependency). */
+/*
+ * Whether the core auto mode attached to is the copy built into this library.
+ * Not where libfsafe.so's copy comes first in the lookup order (LD_PRELOAD
+ * naming it before this library): that copy's fork() runs the protocol and
+ * reaches the fork() below as the next one on its way to libc's.  The
+ * linker's bounds of this object tell (no call: this runs at every fork).
+ */
+extern const char __ehdr_start[] __attribute__((visibility("hidden")));
+extern const char _end[] __attribute__((visibility("hidden")));
+
+static int core_here(void)
+{
+    uintptr_t a = (uintptr_t)&fsafe__ext_attach;
+    return a >= (uintptr_t)__ehdr_start && a < (uintptr_t)_end;
+}
+
+/* After the core's constructor (101, in this library), or after libfsafe.so's
+ * where that copy of the core is the active one (core/api.c). */
 __attribute__((constructor(102))) static void auto_ctor(void)
 {
-    ops.real_fork = (pid_t(*)(void))dlsym(RTLD_NEXT, "fork");
+    /* The built-in core found libc's fork() itself; another copy (one that
+     * comes after libc) may need it, and this library's fork() passes
+     * through to it then. */
+    if (!core_here())
+        ops.real_fork = (pid_t(*)(void))dlsym(RTLD_NEXT, "fork");
     if (fsafe__ext_attach(&ops, &fsafe__svc) != 0) {
         AO_store_release(&fsafe__at_state, FSAFE__AT_OFF);
         return;
@@ -857,10 +878,20 @@ __attribute__((constructor(102))) static void auto_ctor(void)
     fsafe__auto_on = 1;
 }
 
-/* fork() itself: libfsafe.so, a dependency of this library, comes after libc
- * in the lookup order when only this library is preloaded. */
+/* fork() itself (libfsafe.so's own is core/interpose.c, not built in here):
+ * the thread's fork count around the core's wrapper; only a pass-through
+ * where another copy of the core acts. */
 FSAFE_EXPORT pid_t fork(void)
 {
+    if (__builtin_expect(!core_here(), 0)) {
+        if (!ops.real_fork)
+            ops.real_fork = (pid_t(*)(void))dlsym(RTLD_NEXT, "fork");
+        if (!ops.real_fork) {
+            errno = ENOSYS;
+            return -1;
+        }
+        return ops.real_fork();
+    }
     struct fsafe__at_thread *t = fsafe__at_current(); /* none: it holds nothing */
     int outer = fork_ended; /* a fork from a signal handler nests its own */
     fork_ended = 0;

@@ -985,9 +985,30 @@ static int caller_matters(const char *file)
 #define TAIL_CALLS __attribute__((optimize("optimize-sibling-calls"), no_sanitize("thread")))
 #endif
 
+/* FSAFE_LOCKS' hooks (the core's, through the services: libfsafe.so's own
+ * dlopen and dlclose are not in this library): 0 while they have nothing to
+ * do, as always without FSAFE_LOCKS and before the attach. */
+static int locks_watch(void)
+{
+    return fsafe__svc.dl_watch && fsafe__svc.dl_watch();
+}
+
+/* With them: the caller seen by libc is this library, as libfsafe.so's
+ * dlopen has it then (README: FSAFE_LOCKS and libraries loaded later). */
+static __attribute__((noinline)) void *open_watched(void *(*real)(const char *, int),
+                                                    const char *file, int mode)
+{
+    void *h = LOADER_CALL(real(file, mode));
+    if (h)
+        fsafe__svc.dl_loaded();
+    return h;
+}
+
 FSAFE_EXPORT TAIL_CALLS void *dlopen(const char *file, int mode)
 {
     void *(*real)(const char *, int) = REAL(real_dlopen, "dlopen", void *(*)(const char *, int));
+    if (locks_watch())
+        return open_watched(real, file, mode);
     if (caller_matters(file))
         return real(file, mode);
     return LOADER_CALL(real(file, mode));
@@ -1005,7 +1026,13 @@ FSAFE_EXPORT TAIL_CALLS void *dlmopen(Lmid_t ns, const char *file,
 
 FSAFE_EXPORT int dlclose(void *handle)
 {
-    return LOADER_CALL(REAL(real_dlclose, "dlclose", int (*)(void *))(handle));
+    int (*real)(void *) = REAL(real_dlclose, "dlclose", int (*)(void *));
+    if (!locks_watch())
+        return LOADER_CALL(real(handle));
+    fsafe__svc.dl_unloading();
+    int r = LOADER_CALL(real(handle));
+    fsafe__svc.dl_loaded();
+    return r;
 }
 
 FSAFE_EXPORT int dladdr(const void *addr, Dl_info *info)

@@ -75,16 +75,19 @@ struct fsafe__config {
 
 /* ---- ext: the auto library's hooks (libfsafe-auto.so, src/auto) ---------- */
 /*
- * libfsafe-auto.so links against libfsafe.so and attaches to its fork path
- * through fsafe__ext_attach(), the one private entry point libfsafe.so exports
- * (it is not in fsafe.h).  The hooks run on the fork-gate owner's thread,
+ * libfsafe-auto.so has the core built in and attaches to its fork path
+ * through fsafe__ext_attach(), a private entry point the core exports (it is
+ * not in fsafe.h; fsafe__ext_init, below, is the other).  The call goes through the dynamic symbol, so that
+ * where libfsafe.so's copy of the core comes first in the lookup order (a
+ * program linked with it dlopens libfsafe-auto.so) auto mode attaches to that
+ * copy, and the built-in one stays dormant (core/api.c).  The hooks run on the fork-gate owner's thread,
  * named for the three fork phases as everywhere in fsafe (jemalloc's words):
  * prefork before the registry walk (wrapper and atfork paths alike),
  * postfork_parent after the registry's release, postfork_child after the
  * registry's reset (async-signal-safe calls only).  The services let the auto library use libfsafe's config,
  * messages and lock resets without a second copy of them.
  */
-#define FSAFE__EXT_ABI 4
+#define FSAFE__EXT_ABI 5
 struct fsafe__ext_ops {
     int abi; /* FSAFE__EXT_ABI */
     /* 0, or -1 when it gave up (and undid itself) for a thread waiting at the
@@ -115,8 +118,19 @@ struct fsafe__ext_services {
      * file; 0 when nothing is known.  Not in a child, nor with threads parked. */
     int (*describe)(const void *addr, char *out, size_t size);
     int (*walk_handover)(const void *lock); /* fsafe__walk_handover */
+    /* FSAFE_LOCKS' hooks around dlopen and dlclose, for auto mode's wrappers
+     * of them: dl_watch() is 0 while they have nothing to do; dl_loaded()
+     * after a dlopen that returned a handle and after every dlclose,
+     * dl_unloading() before a dlclose.  They keep errno. */
+    int (*dl_watch)(void);
+    void (*dl_loaded)(void);
+    void (*dl_unloading)(void);
 };
 /* Returns 0, or -1 when another library is already attached or the ABI differs. */
 FSAFE_EXPORT int fsafe__ext_attach(const struct fsafe__ext_ops *ops, struct fsafe__ext_services *out);
+/* The core's init, now, with the environment the loader passed to the
+ * calling constructor: each copy's constructor calls the active copy's
+ * (core/api.c). */
+FSAFE_EXPORT void fsafe__ext_init(char **envp);
 
 #endif /* FSAFE_CONTRACT_H */

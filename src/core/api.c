@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The top of libfsafe.so: every function of fsafe.h it exports, the private
- * entry point libfsafe-auto.so attaches through, the fork() interposer, and
- * initialisation.  Each entry point makes sure init has run, then calls the
+ * The top of the core: every function of fsafe.h it exports, the private
+ * entry point auto mode attaches through, and initialisation (libfsafe.so's
+ * interposed libc functions are core/interpose.c).  Each entry point makes sure init has run, then calls the
  * layer that does the work; nothing below calls back up here (the layers:
  * src/README.md, checked by test/layers.sh).
  */
@@ -42,13 +42,48 @@ void fsafe__init(void)
         nanosleep(&ts, NULL);
 }
 
+/*
+ * One active copy.  libfsafe-auto.so has this core built in, so a process
+ * can map it twice: a program linked with libfsafe.so run under fsafe-run,
+ * or LD_PRELOAD naming both libraries.  The program's calls (fork,
+ * fsafe_register_lock, ...) reach the copy whose symbols come first in the
+ * loader's lookup order: that copy is the active one.  The other stays
+ * dormant, with no settings read, no pthread_atfork handlers and no
+ * FSAFE_LOCKS, so that no lock is taken twice at fork.  The loader binds
+ * first_attach and first_init (relocations against the exported symbols)
+ * before any constructor runs; attach_here is this copy's own.  A library
+ * bound to the dormant copy's symbols directly (RTLD_DEEPBIND) would
+ * register its locks where no fork looks: not supported.
+ */
+FSAFE_EXPORT int fsafe__ext_attach(const struct fsafe__ext_ops *ops,
+                                   struct fsafe__ext_services *out);
+extern __typeof__(fsafe__ext_attach) attach_here
+    __attribute__((alias("fsafe__ext_attach"), visibility("hidden")));
+static int (*const volatile first_attach)(const struct fsafe__ext_ops *,
+                                          struct fsafe__ext_services *) = fsafe__ext_attach;
+static void (*const volatile first_init)(char **envp) = fsafe__ext_init;
+
+int fsafe__copy_dormant(void)
+{
+    return first_attach != attach_here;
+}
+
+FSAFE_EXPORT void fsafe__ext_init(char **envp)
+{
+    fsafe__config_set_envp(envp);
+    fsafe__init();
+}
+
 /* As early as the loader allows, so that fsafe's child handler is among the
- * first registered and therefore among the first to run in the child. */
+ * first registered and therefore among the first to run in the child.  A
+ * dormant copy's constructor may be the one the loader runs first (both
+ * libraries are linked -z initfirst, and glibc honours one): it starts the
+ * active copy's init now, with the environment (before libc's constructor
+ * has run, environ may not be set). */
 __attribute__((constructor(101))) static void fsafe_ctor(int argc, char **argv, char **envp)
 {
     (void)argc, (void)argv;
-    fsafe__config_set_envp(envp);
-    fsafe__init();
+    first_init(envp);
 }
 
 /* ---- fork ------------------------------------------------------------------- */
@@ -57,13 +92,6 @@ FSAFE_FORK_PATH FSAFE_EXPORT pid_t fsafe_fork(void)
     fsafe__init();
     return fsafe__fork();
 }
-
-#ifdef FSAFE_INTERPOSE
-FSAFE_FORK_PATH FSAFE_EXPORT pid_t fork(void)
-{
-    return fsafe_fork();
-}
-#endif
 
 FSAFE_EXPORT int fsafe__ext_attach(const struct fsafe__ext_ops *ops,
                                    struct fsafe__ext_services *out)

@@ -102,6 +102,9 @@ int fsafe__fork_attach(const struct fsafe__ext_ops *ops, struct fsafe__ext_servi
     out->gate_contended = fsafe__gate_contended;
     out->describe = fsafe__elf_describe;
     out->walk_handover = fsafe__walk_handover;
+    out->dl_watch = fsafe__locks_dl_watch;
+    out->dl_loaded = fsafe__locks_dl_loaded;
+    out->dl_unloading = fsafe__locks_dl_unloading;
     ext = ops;
     return 0;
 }
@@ -298,10 +301,11 @@ FSAFE_FORK_PATH static void atfork_postfork_child(void)
 void fsafe__fork_setup(void)
 {
 #ifdef FSAFE_INTERPOSE
-    /* Preloaded or linked, libfsafe.so comes before libc.  Loaded as a
-     * dependency of libfsafe-auto.so it comes after: that library hands the
-     * real fork() over when it attaches (no dlopen here: a constructor of an
-     * initfirst library runs before libc is set up). */
+    /* Preloaded or linked, libfsafe.so comes before libc, and so does
+     * libfsafe-auto.so preloaded.  A copy that comes after libc (dlopened)
+     * gets libc's fork() from auto mode when it attaches, if not from here
+     * (no dlopen here: a constructor of an initfirst library runs before
+     * libc is set up). */
     real_fork = (pid_t(*)(void))dlsym(RTLD_NEXT, "fork");
 #else
     real_fork = fork;

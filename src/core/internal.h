@@ -51,6 +51,11 @@ int fsafe__format(char *buf, size_t size, const char *fmt, va_list ap);
 uint64_t fsafe__now_ns(void);
 pid_t fsafe__gettid(void);
 
+/* ---- api.c ------------------------------------------------------------------ */
+/* 1 in the copy of the core that is not the one acting (two are mapped:
+ * libfsafe.so's and libfsafe-auto.so's; api.c says which acts). */
+int fsafe__copy_dormant(void);
+
 /* ---- locks_env.c: FSAFE_LOCKS, locks registered by symbol name ------------- */
 /* One parsed entry of FSAFE_LOCKS: symbol[@library][:kind[:rank]] (README). */
 struct fsafe__lock_spec {
@@ -74,9 +79,18 @@ int fsafe__locks_parse(const char *spec, int (*on_entry)(const struct fsafe__loc
                        void (*on_error)(const char *entry, size_t len, const char *why, void *),
                        void *arg);
 /* Resolves and registers FSAFE_LOCKS; once, at init, after fsafe__init is done.
- * Entries whose library is not loaded yet wait for a dlopen (libfsafe.so
- * interposes dlopen and dlclose; see locks_env.c). */
+ * Entries whose library is not loaded yet wait for a dlopen: whichever
+ * library interposes dlopen and dlclose (core/interpose.c, or auto mode's
+ * through the services) calls the three hooks below around them. */
 void fsafe__locks_env_register(void);
+/* 0 when the hooks have nothing to do (no entry waiting, none registered
+ * late, or a child whose parent was inside one): the wrappers then pass
+ * straight through. */
+int fsafe__locks_dl_watch(void);
+/* After a dlopen that returned a handle, and after every dlclose. */
+void fsafe__locks_dl_loaded(void);
+/* Before a dlclose. */
+void fsafe__locks_dl_unloading(void);
 /* 0 if the bytes at p plausibly hold an initialised lock of that kind (glibc's
  * layout), else a static reason.  Reads only. */
 const char *fsafe__lock_implausible(const void *p, int kind);

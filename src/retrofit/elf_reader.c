@@ -49,7 +49,7 @@ static int (*loaded_describe)(const void *, char *, size_t);
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 
 /*
- * Loads libfsafe-elf.so from libfsafe.so's own directory (dladdr), local to
+ * Loads libfsafe-elf.so from its own library's directory (dladdr), local to
  * itself: nothing else in the process sees its names, and fsafe__elf stays as
  * the loader left it.  Safe where it runs, the parent after a fork, inside
  * libfsafe.so's atfork parent handler (auto mode's report): other threads run

@@ -708,10 +708,6 @@ static void atfork_child(void)
     fsafe__elf.postfork_child(); /* registered only with the reader loaded */
 }
 
-#ifdef FSAFE_INTERPOSE
-static void *(*real_dlopen)(const char *, int);
-static int (*real_dlclose)(void *);
-#endif
 
 void fsafe__locks_env_register(void)
 {
@@ -725,8 +721,7 @@ void fsafe__locks_env_register(void)
     if (!fsafe__elf.find || !fsafe__elf.names_any || !fsafe__elf.postfork_child) {
         if (fsafe__cfg.locks[0])
             fsafe__msg("FSAFE_LOCKS is read by libfsafe-elf.so, which is not loaded: ignored "
-                       "(fsafe-run loads it; with LD_PRELOAD, list libfsafe-elf.so before "
-                       "libfsafe.so)");
+                       "(fsafe-run loads it; with LD_PRELOAD, list libfsafe-elf.so first)");
         return;
     }
     size_t n = 0;
@@ -736,10 +731,6 @@ void fsafe__locks_env_register(void)
     size_t i = 0;
     fsafe__locks_parse(fsafe__cfg.locks, store_one, NULL, &i);
     nents = i;
-#ifdef FSAFE_INTERPOSE
-    real_dlopen = (void *(*)(const char *, int))dlsym(RTLD_NEXT, "dlopen");
-    real_dlclose = (int (*)(void *))dlsym(RTLD_NEXT, "dlclose");
-#endif
     demangle = (char *(*)(const char *, char *, size_t *, int *))dlsym(RTLD_DEFAULT,
                                                                         "__cxa_demangle");
     pthread_atfork(NULL, NULL, atfork_child);
@@ -750,7 +741,6 @@ void fsafe__locks_env_register(void)
 }
 
 /* ---- libraries loaded and unloaded later ------------------------------------ */
-#ifdef FSAFE_INTERPOSE
 /* After a dlopen: entries waiting for a library, and bare names not found so
  * far, are looked for in the objects loaded since the last pass. */
 static void after_load(void)
@@ -789,42 +779,25 @@ static int hooks_active(void)
     return AO_load_acquire(&hooks_on) && !AO_load_acquire(&hooks_disabled);
 }
 
-/*
- * libfsafe.so interposes dlopen and dlclose, passing through to the next
- * definition (libc's, or that of another library interposing them).  With no
- * entry waiting and none registered late, each is a plain tail call, so that
- * libc's dlopen sees the caller's own return address: it searches the
- * caller's RUNPATH and expands $ORIGIN for the caller.  Otherwise the caller
- * seen by libc is libfsafe (README: FSAFE_LOCKS and libraries loaded later).
- */
-FSAFE_EXPORT void *dlopen(const char *file, int mode)
+/* The hooks, for whichever fsafe library interposes dlopen and dlclose:
+ * libfsafe.so's own wrappers (core/interpose.c), or auto mode's gated ones
+ * (auto/libc.c, through the services of src/common/contract.h).  errno is
+ * left as the real call set it. */
+int fsafe__locks_dl_watch(void)
 {
-    if (!real_dlopen)
-        real_dlopen = (void *(*)(const char *, int))dlsym(RTLD_NEXT, "dlopen");
-    if (!hooks_active())
-        return real_dlopen(file, mode);
-    void *h = real_dlopen(file, mode);
-    if (h) {
-        int saved = errno;
-        after_load();
-        errno = saved;
-    }
-    return h;
+    return hooks_active();
 }
 
-FSAFE_EXPORT int dlclose(void *handle)
+void fsafe__locks_dl_loaded(void)
 {
-    if (!real_dlclose)
-        real_dlclose = (int (*)(void *))dlsym(RTLD_NEXT, "dlclose");
-    if (!hooks_active())
-        return real_dlclose(handle);
+    int saved = errno;
+    after_load();
+    errno = saved;
+}
+
+void fsafe__locks_dl_unloading(void)
+{
     int saved = errno;
     before_unload();
     errno = saved;
-    int r = real_dlclose(handle);
-    saved = errno;
-    after_load();
-    errno = saved;
-    return r;
 }
-#endif

@@ -17,6 +17,20 @@ void fsafe__locks_env_register(void)
                    "libelf); ignored");
 }
 
+/* Nothing waits for a library here. */
+int fsafe__locks_dl_watch(void)
+{
+    return 0;
+}
+
+void fsafe__locks_dl_loaded(void)
+{
+}
+
+void fsafe__locks_dl_unloading(void)
+{
+}
+
 /* No symbol tables here: nothing written, and the caller (auto/fork.c's
  * reports) prints the raw address. */
 int fsafe__elf_describe(const void *addr, char *out, size_t size)

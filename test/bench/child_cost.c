@@ -7,7 +7,7 @@
  * (getrusage) and CPU time (schedstat) through a pipe and exits; the parent's own faults per
  * fork are counted too (copy-on-write of pages the child shared).  The driver
  * runs the worker with nothing preloaded, with an empty library preloaded,
- * and with auto mode (libfsafe-auto.so and libfsafe.so, as fsafe-run does),
+ * and with auto mode (libfsafe-auto.so, as fsafe-run does),
  * after 0, 1000 and 10000 threads.  A measurement: it prints numbers.
  *   child_cost [--quick]
  */
@@ -127,7 +127,7 @@ int main(int argc, char **argv)
     const char *forks = quick ? "5" : "200";
     static const char *const history[] = {"0", "1000", "10000"};
     static const char *const name[] = {"no preload", "empty preload", "auto mode"};
-    const char *preload[] = {NULL, CHILD_COST_EMPTY_LIB, CHILD_COST_AUTO_LIB ":" CHILD_COST_LIB};
+    const char *preload[] = {NULL, CHILD_COST_EMPTY_LIB, CHILD_COST_AUTO_LIB};
     printf("A child's cost against the threads the process has had (means over %s forks)\n",
            forks);
     printf("  %-8s %-14s %14s %14s %16s\n", "threads", "variant", "child faults",

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # Retrofitting fork safety onto the legacy library, with no code change:
 #   retrofit.sh FSAFE_RUN BINDIR without|no-locks|with|with-library|env|no-reader|
-#                     needed|unchanged|resolve-errors|offset
+#                     needed|unchanged|resolve-errors|offset|
+#                     linked-run|linked-preload|linked-reversed
 . "$(dirname "$0")/lib.sh"
 prog=$bin/test_dropin_retrofit
 # The libraries fsafe-run preloads (the build tree's: absolute paths).
@@ -10,7 +11,34 @@ lib=$(sed -n "s/^lib='\(.*\)'$/\1/p" "$run")
 auto_lib=$(sed -n "s/^auto_lib='\(.*\)'$/\1/p" "$run")
 elf_lib=$(sed -n "s/^elf_lib='\(.*\)'$/\1/p" "$run")
 [ -f "$lib" ] && [ -f "$auto_lib" ] && [ -f "$elf_lib" ] || fail "cannot find the libraries in $run"
+# A program linked with libfsafe.so, with libfsafe-auto.so preloaded too:
+# one copy of the core acts (one stats report, each fork counted once, the
+# lock registered once), the other stays dormant.  Were both to act, each
+# would register legacy_lock and take it at fork, the second time from the
+# thread that already holds it: the child would never come (a timeout).
+one_core() { # one_core STATS-ERR-FILE
+    [ "$(mcount "^${M}stats for " "$1")" = 1 ] || fail "expected one stats report"
+    grep -Eq "^${M}stats for test_dropin_linked: 3 forks \(0 via pthread_atfork\), 3 lock acquisitions; .*; 1 locks registered\$" \
+        "$1" || fail "not 3 forks and 1 lock registered in one core"
+    [ "$(grep -c "^${M}  lock 'legacy_lock'" "$1")" = 1 ] || fail "legacy_lock not listed once"
+}
 case $1 in
+linked-run) # fsafe-run (auto mode, FSAFE_LOCKS) on the linked program
+    ldd "$bin/test_dropin_linked" | grep -q 'libfsafe\.so' || fail "the program does not load libfsafe.so"
+    "$run" --stats --locks=legacy_lock:mutex:10 "$bin/test_dropin_linked" ok 3 \
+        >"$tmp/out" 2>"$tmp/err" || fail "status $?"
+    one_core "$tmp/err"
+    ;;
+linked-preload) # both libraries named in LD_PRELOAD, auto first
+    LD_PRELOAD=$elf_lib:$auto_lib:$lib FSAFE_STATS=1 FSAFE_LOCKS=legacy_lock:mutex:10 \
+        "$bin/test_dropin_linked" ok 3 >"$tmp/out" 2>"$tmp/err" || fail "status $?"
+    one_core "$tmp/err"
+    ;;
+linked-reversed) # libfsafe.so first: its copy acts, auto mode attaches to it
+    LD_PRELOAD=$elf_lib:$lib:$auto_lib FSAFE_STATS=1 FSAFE_LOCKS=legacy_lock:mutex:10 \
+        "$bin/test_dropin_linked" ok 3 >"$tmp/out" 2>"$tmp/err" || fail "status $?"
+    one_core "$tmp/err"
+    ;;
 without) # no fsafe at all: the child hangs on legacy_lock
     "$prog" hang >"$tmp/out" 2>"$tmp/err" || fail "status $?"
     ;;
@@ -42,7 +70,7 @@ no-reader) # libfsafe.so without libfsafe-elf.so: one line, FSAFE_LOCKS ignored,
     [ "$(cat "$tmp/out")" = out ] || fail "stdout changed"
     [ "$(wc -l <"$tmp/err")" = 2 ] || fail "expected the program's line and one more on stderr"
     [ "$(sed -n 2p "$tmp/err")" = err ] || fail "the program's stderr changed"
-    grep -qx "${M}FSAFE_LOCKS is read by libfsafe-elf.so, which is not loaded: ignored (fsafe-run loads it; with LD_PRELOAD, list libfsafe-elf.so before libfsafe.so)" \
+    grep -qx "${M}FSAFE_LOCKS is read by libfsafe-elf.so, which is not loaded: ignored (fsafe-run loads it; with LD_PRELOAD, list libfsafe-elf.so first)" \
         "$tmp/err" || fail "not the line saying the reader is not loaded"
     # The twin: with the reader before libfsafe.so the entries are resolved.
     LD_PRELOAD=$elf_lib:$lib FSAFE_LOCKS=fsafe_no_such_symbol /bin/sh -c "$cmd" \
@@ -68,11 +96,12 @@ needed) # libfsafe.so and libfsafe-auto.so do not load libelf; libfsafe-elf.so d
     done
     # In a running process under fsafe-run (auto mode, no FSAFE_LOCKS):
     "$run" cat /proc/self/maps >"$tmp/maps" || fail "fsafe-run cat: status $?"
-    grep -q 'libfsafe\.so' "$tmp/maps" || fail "libfsafe.so is not mapped under fsafe-run"
+    grep -q 'libfsafe-auto\.so' "$tmp/maps" || fail "libfsafe-auto.so is not mapped under fsafe-run"
+    ! grep -q 'libfsafe\.so' "$tmp/maps" || fail "libfsafe.so mapped beside libfsafe-auto.so (its core is built in)"
     ! grep -q 'lib\(elf\|fsafe-elf\)[-.]' "$tmp/maps" || fail "libelf or libfsafe-elf.so mapped under fsafe-run"
     "$run" --locks=fsafe_x cat /proc/self/maps >"$tmp/maps" 2>/dev/null || fail "fsafe-run --locks cat: status $?"
     grep -q 'libfsafe-elf\.so' "$tmp/maps" || fail "libfsafe-elf.so not mapped under fsafe-run --locks"
-    echo "no libelf in libfsafe.so or libfsafe-auto.so; libfsafe-elf.so mapped with --locks only" >"$tmp/out"
+    echo "no libelf in libfsafe.so or libfsafe-auto.so; libfsafe-auto.so alone mapped under fsafe-run, libfsafe-elf.so with --locks only" >"$tmp/out"
     ;;
 unchanged) # neither the program nor the library knows fsafe
     for f in "$prog" "$bin/liblegacy_test.so"; do

@@ -570,46 +570,50 @@ struct family {
     int fails;             /* its fault is a child that fails, not one that hangs */
     int glibc_fork_since;  /* 2.N whose own fork takes the lock (glibc-locks.tsv), or 0 */
     int quiet;             /* op writes to stderr: the stream goes to /dev/null meanwhile */
+    int glibc_lock_since;  /* 2.N that first takes the lock in op, or 0: before it, no
+                            * child can hang, and the twin without fsafe is skipped (77) */
 };
 static const struct family families[] = {
-    {"localtime", op_localtime, NULL, 0, 0, 0, 0},
-    {"rand", op_rand, NULL, 0, 0, 0, 0},
-    {"atexit", op_atexit, NULL, 0, 0, 0, 0},
-    {"utmp", op_utmp, NULL, 0, 0, 0, 0},
-    {"strerror", op_strerror, op_setlocale, 0, 0, 0, 0},
-    {"cxa_guard", op_guard, NULL, 0, 0, 0, 0},
-    {"sem_open", op_sem_open, NULL, 0, 0, 0, 0},
+    {"localtime", op_localtime, NULL, 0, 0, 0, 0, 0},
+    {"rand", op_rand, NULL, 0, 0, 0, 0, 0},
+    {"atexit", op_atexit, NULL, 0, 0, 0, 0, 0},
+    {"utmp", op_utmp, NULL, 0, 0, 0, 0, 0},
+    {"strerror", op_strerror, op_setlocale, 0, 0, 0, 0, 0},
+    {"cxa_guard", op_guard, NULL, 0, 0, 0, 0, 0},
+    {"sem_open", op_sem_open, NULL, 0, 0, 0, 0, 0},
     /* glibc 2.41's fork takes proc_file_chain_lock itself (Debian 13). */
-    {"popen", op_popen, NULL, 0, 0, 41, 0},
-    {"cookie_flush", op_cookie, NULL, 0, 0, 0, 0},
-    {"setenv_tzset", op_env, NULL, 0, 0, 0, 0},
-    {"syslog", op_syslog, NULL, 0, 0, 0, 0},
-    {"iconv", op_iconv, NULL, 0, 0, 0, 0},
-    {"newlocale", op_locale, NULL, 0, 0, 0, 0},
-    {"getpwnam", op_getpwnam, NULL, 0, 0, 0, 0},
-    {"gethostbyaddr", op_gethostbyaddr, NULL, 0, 0, 0, 0},
-    {"getaddrinfo", op_getaddrinfo, NULL, 0, 0, 0, 0},
-    {"getservent_r", op_getservent_r, NULL, 0, 0, 0, 0},
-    {"getrpcbyname", op_getrpcbyname, NULL, 0, 0, 0, 0},
-    {"netgroup", op_netgroup, NULL, 0, 0, 0, 0},
-    {"resolv", op_resolv, NULL, 0, 0, 0, 0},
-    {"account_files", op_account_files, NULL, 0, 0, 0, 0},
-    {"fmtmsg", op_fmtmsg, NULL, 0, 0, 0, 0},
-    {"lckpwdf", op_lckpwdf, op_lckpwdf_child, 0, 0, 0, 0},
-    {"schedparam", op_schedparam, op_schedparam_child, 0, 0, 0, 0},
-    {"pthread_kill", op_kill, op_kill_child, 0, 0, 0, 0},
-    {"printf_register", op_printf_register, NULL, 0, 0, 0, 0},
-    {"bindresvport", op_bindresvport, NULL, 0, 0, 0, 0},
-    {"regexec", op_regexec, NULL, 0, 0, 0, 0},
-    {"readdir", op_readdir, NULL, 0, 0, 0, 0},
-    {"getopt", op_getopt, op_setlocale, 0, 0, 0, 1},
-    {"dl_iterate_phdr", op_iterate, NULL, 0, 0, 0, 0},
-    {"dlopen", op_dlopen, NULL, 0, 0, 0, 0},
+    {"popen", op_popen, NULL, 0, 0, 41, 0, 0},
+    {"cookie_flush", op_cookie, NULL, 0, 0, 0, 0, 0},
+    {"setenv_tzset", op_env, NULL, 0, 0, 0, 0, 0},
+    {"syslog", op_syslog, NULL, 0, 0, 0, 0, 0},
+    {"iconv", op_iconv, NULL, 0, 0, 0, 0, 0},
+    {"newlocale", op_locale, NULL, 0, 0, 0, 0, 0},
+    {"getpwnam", op_getpwnam, NULL, 0, 0, 0, 0, 0},
+    {"gethostbyaddr", op_gethostbyaddr, NULL, 0, 0, 0, 0, 0},
+    {"getaddrinfo", op_getaddrinfo, NULL, 0, 0, 0, 0, 0},
+    {"getservent_r", op_getservent_r, NULL, 0, 0, 0, 0, 0},
+    {"getrpcbyname", op_getrpcbyname, NULL, 0, 0, 0, 0, 0},
+    {"netgroup", op_netgroup, NULL, 0, 0, 0, 0, 0},
+    {"resolv", op_resolv, NULL, 0, 0, 0, 0, 0},
+    {"account_files", op_account_files, NULL, 0, 0, 0, 0, 0},
+    {"fmtmsg", op_fmtmsg, NULL, 0, 0, 0, 0, 0},
+    {"lckpwdf", op_lckpwdf, op_lckpwdf_child, 0, 0, 0, 0, 0},
+    {"schedparam", op_schedparam, op_schedparam_child, 0, 0, 0, 0, 0},
+    /* pd->exit_lock came with glibc 2.34's fix of the race between
+     * pthread_kill and thread exit (bug 12889): Debian 11's 2.31 has none. */
+    {"pthread_kill", op_kill, op_kill_child, 0, 0, 0, 0, 34},
+    {"printf_register", op_printf_register, NULL, 0, 0, 0, 0, 0},
+    {"bindresvport", op_bindresvport, NULL, 0, 0, 0, 0, 0},
+    {"regexec", op_regexec, NULL, 0, 0, 0, 0, 0},
+    {"readdir", op_readdir, NULL, 0, 0, 0, 0, 0},
+    {"getopt", op_getopt, op_setlocale, 0, 0, 0, 1, 0},
+    {"dl_iterate_phdr", op_iterate, NULL, 0, 0, 0, 0, 0},
+    {"dlopen", op_dlopen, NULL, 0, 0, 0, 0, 0},
     /* A bare name (issue 25): glibc's fork resets dl_load_lock in the child,
      * so a fork while another thread is inside dlopen or dlclose leaves the
      * link map half changed, and the child's dlopen asserts
      * (r_state == RT_CONSISTENT) and aborts. */
-    {"dlopen_name", op_dlopen, NULL, 1000, 1, 0, 0},
+    {"dlopen_name", op_dlopen, NULL, 1000, 1, 0, 0, 0},
 };
 
 /* ---- fsafe's messages: stderr goes to a file, checked at the end --------- */
@@ -737,6 +741,12 @@ static void run_family(const struct family *f, int some)
         printf("%s: tally: %d of %d children hung, %d failed\n", f->name, t.hung, t.forks,
                t.failed);
         exit(0);
+    }
+    if (some && f->glibc_lock_since && glibc_minor() < f->glibc_lock_since) {
+        printf("%s: glibc %s does not take this lock (it came with 2.%d): no child can hang "
+               "without fsafe; skipped\n",
+               f->name, gnu_get_libc_version(), f->glibc_lock_since);
+        exit(77);
     }
     if (some && f->glibc_fork_since && glibc_minor() >= f->glibc_fork_since) {
         /* The twin without fsafe then shows glibc's own answer: no hang. */
@@ -1349,7 +1359,7 @@ int main(int argc, char **argv)
         run_handler_fork(op_schedparam, op_schedparam_child,
                          "forks from handlers, pthread_setschedparam on the forker");
     if (strcmp(argv[1], "nested") == 0) {
-        struct family f = {"nested", op_nested, op_nested_child, 0, 0, 0, 0};
+        struct family f = {"nested", op_nested, op_nested_child, 0, 0, 0, 0, 0};
         run_family(&f, some);
     }
     for (size_t i = 0; i < sizeof families / sizeof *families; i++)

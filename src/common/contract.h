@@ -77,15 +77,17 @@ struct fsafe__config {
 /*
  * libfsafe-auto.so has the core built in and attaches to its fork path
  * through fsafe__ext_attach(), a private entry point the core exports (it is
- * not in fsafe.h; fsafe__ext_init, below, is the other).  The call goes through the dynamic symbol, so that
- * where libfsafe.so's copy of the core comes first in the lookup order (a
- * program linked with it dlopens libfsafe-auto.so) auto mode attaches to that
- * copy, and the built-in one stays dormant (core/api.c).  The hooks run on the fork-gate owner's thread,
- * named for the three fork phases as everywhere in fsafe (jemalloc's words):
- * prefork before the registry walk (wrapper and atfork paths alike),
+ * not in fsafe.h; fsafe__ext_init, below, is the other).  The call goes
+ * through the dynamic symbol, so that where libfsafe.so's copy of the core
+ * comes first in the lookup order (a program linked with it dlopens
+ * libfsafe-auto.so) auto mode attaches to that copy, and the built-in one
+ * stays dormant (core/api.c).  The hooks run on the fork-gate owner's
+ * thread, named for the three fork phases as everywhere in fsafe (jemalloc's
+ * words): prefork before the registry walk (wrapper and atfork paths alike),
  * postfork_parent after the registry's release, postfork_child after the
- * registry's reset (async-signal-safe calls only).  The services let the auto library use libfsafe's config,
- * messages and lock resets without a second copy of them.
+ * registry's reset (async-signal-safe calls only).  The services let the
+ * auto library use the core's config, messages and lock resets without a
+ * second copy of them.
  */
 #define FSAFE__EXT_ABI 5
 struct fsafe__ext_ops {

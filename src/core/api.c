@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The top of the core: every function of fsafe.h it exports, the private
- * entry point auto mode attaches through, and initialisation (libfsafe.so's
- * interposed libc functions are core/interpose.c).  Each entry point makes sure init has run, then calls the
- * layer that does the work; nothing below calls back up here (the layers:
- * src/README.md, checked by test/layers.sh).
+ * entry points auto mode attaches through, which copy of the core acts, and
+ * initialisation (libfsafe.so's interposed libc functions are
+ * core/interpose.c).  Each entry point makes sure init has run, then calls
+ * the layer that does the work; nothing below calls back up here (the
+ * layers: src/README.md, checked by test/layers.sh).
  */
 #define _GNU_SOURCE
 #include <errno.h>

@@ -73,5 +73,6 @@ for n in "old-$old" "new-$new"; do
   echo "--- $n"
   grep -E '^(ok|FAIL|bad child|first bad)' "$dir/$n.out" | tail -25 || true
 done
+# shellcheck disable=SC2046 # (split on purpose: four numbers)
 set -- $(counts "old-$old") $(counts "new-$new")
 echo "soak-compare ($secs s each, side by side): $old $1 forks, $2 bad; $new $3 forks, $4 bad"

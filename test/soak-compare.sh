@@ -40,9 +40,9 @@ build() {
   flags=
   [ -z "${2:-}" ] || flags=-DFSAFE_SOAK36_AUDIT
   cmake -S "$wt" -B "$wt/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_FLAGS="$flags" \
-    >"$wt/cmake.log" 2>&1
+    >"$dir/$1-cmake.log" 2>&1
   cmake --build "$wt/build" -j2 --target fsafe_shared fsafe_auto test_auto_stress \
-    >"$wt/build.log" 2>&1 || { echo "FAIL: build of $1 (see $wt/build.log)" >&2; exit 1; }
+    >"$dir/$1-build.log" 2>&1 || { echo "FAIL: build of $1 (see $dir/$1-build.log)" >&2; exit 1; }
   echo "$wt/build"
 }
 

@@ -66,6 +66,7 @@ endforeach()
 # know, and its C11 thread interceptors crash with or without fsafe.
 set_tests_properties(auto.cond_wait.ok auto.cond_versions.ok auto.c11.ok auto.cond_wait_holding.ok
                      auto.forker_holds_cond_mutex.ok auto.pshared_cond_wait.ok
+                     auto.handler_in_cond_wait.ok
                      PROPERTIES LABELS no-tsan)
 foreach(c ${FSAFE_AUTO_HANG})
   fsafe_add_test(auto.${c}.hang TIMEOUT 60 COMMAND test_auto ${c} hang ENV ${_auto_env})

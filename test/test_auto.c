@@ -1308,6 +1308,97 @@ static void handler_behind_forker(void)
            hb_took_at_fork ? "had taken" : "waited to take");
 }
 
+/*
+ * A thread in a condition wait, interrupted by a signal handler that takes a
+ * lock of its own after the fork's last look.  The fork does not wait for a
+ * condition waiter (it takes the waiter's mutex instead), so the handler must
+ * wait for the fork as well (issue soak36's review: the waiter's entry counted
+ * as a hold, "in a critical section", and the handler took its spinlock into
+ * the child).  The forker's atfork prepare handler (after fsafe's look) sends
+ * the signal and gives the handler 300 ms to take its spinlock, which the
+ * handler keeps until the fork has returned.
+ */
+static pthread_mutex_t cw_m = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cw_c = PTHREAD_COND_INITIALIZER;
+static pthread_spinlock_t cw_s;
+static pthread_t cw_worker;
+static int cw_armed, cw_took, cw_forked, cw_in, cw_done, cw_took_at_fork;
+
+static void cw_on_usr1(int sig)
+{
+    (void)sig;
+    pthread_spin_lock(&cw_s);
+    __atomic_store_n(&cw_took, 1, __ATOMIC_RELEASE);
+    for (int i = 0; i < 2000 && !__atomic_load_n(&cw_forked, __ATOMIC_ACQUIRE); i++)
+        t_sleep_ms(1);
+    pthread_spin_unlock(&cw_s);
+}
+
+static void cw_prepare(void)
+{
+    if (!__atomic_exchange_n(&cw_armed, 0, __ATOMIC_ACQ_REL))
+        return;
+    pthread_kill(cw_worker, SIGUSR1);
+    for (int i = 0; i < 300 && !__atomic_load_n(&cw_took, __ATOMIC_ACQUIRE); i++)
+        t_sleep_ms(1);
+    cw_took_at_fork = __atomic_load_n(&cw_took, __ATOMIC_ACQUIRE);
+}
+
+static void *cw_waiter(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&cw_m);
+    __atomic_store_n(&cw_in, 1, __ATOMIC_RELEASE);
+    while (!cw_done)
+        pthread_cond_wait(&cw_c, &cw_m);
+    pthread_mutex_unlock(&cw_m);
+    return NULL;
+}
+
+static int cw_child(void)
+{
+    if (pthread_spin_trylock(&cw_s) != 0)
+        return 2; /* the handler's, taken after the look */
+    return pthread_mutex_trylock(&cw_m) == 0 ? 0 : 3; /* taken by the fork, reset */
+}
+
+static void handler_in_cond_wait(void)
+{
+    struct sigaction sa = {.sa_handler = cw_on_usr1};
+    sigemptyset(&sa.sa_mask);
+    CHECK(sigaction(SIGUSR1, &sa, NULL) == 0);
+    CHECK(pthread_spin_init(&cw_s, PTHREAD_PROCESS_PRIVATE) == 0);
+    /* Once before: a first call finds the real function with dlsym, which
+     * would wait for the loader's lock that the fork holds. */
+    CHECK(pthread_spin_lock(&cw_s) == 0 && pthread_spin_unlock(&cw_s) == 0);
+    CHECK(pthread_atfork(cw_prepare, NULL, NULL) == 0);
+    CHECK(pthread_create(&cw_worker, NULL, cw_waiter, NULL) == 0);
+    while (!__atomic_load_n(&cw_in, __ATOMIC_ACQUIRE))
+        t_sleep_ms(1);
+    /* Free again once the waiter is inside pthread_cond_wait. */
+    CHECK(pthread_mutex_lock(&cw_m) == 0 && pthread_mutex_unlock(&cw_m) == 0);
+    t_sleep_ms(20);
+    __atomic_store_n(&cw_armed, 1, __ATOMIC_RELEASE);
+    pid_t pid = fork();
+    if (pid < 0)
+        FAIL("fork: %s", strerror(errno));
+    if (pid == 0)
+        _exit(cw_child());
+    __atomic_store_n(&cw_forked, 1, __ATOMIC_RELEASE);
+    int st = t_wait(pid, CHILD_MS);
+    CHECK(pthread_mutex_lock(&cw_m) == 0);
+    cw_done = 1;
+    CHECK(pthread_cond_signal(&cw_c) == 0);
+    CHECK(pthread_mutex_unlock(&cw_m) == 0);
+    pthread_join(cw_worker, NULL);
+    if (st != 0)
+        FAIL("child status %d (2: the signal handler's spinlock was held in the child; 3: the "
+             "waiter's mutex)",
+             st);
+    printf("the handler %s its spinlock before the fork; the child found it free\n",
+           cw_took_at_fork ? "had taken" : "waited to take");
+}
+
 static const struct t_case cases[] = {
     {"lib_static_mutex", lib_static_mutex},
     {"heap_rwlock_write", heap_rwlock_write},
@@ -1338,6 +1429,7 @@ static const struct t_case cases[] = {
     {"forker_reads_writer_waits", forker_reads_writer_waits},
     {"previous_forker_releases", previous_forker_releases},
     {"handler_behind_forker", handler_behind_forker},
+    {"handler_in_cond_wait", handler_in_cond_wait},
 };
 
 int main(int argc, char **argv)

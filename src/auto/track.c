@@ -368,13 +368,31 @@ static int waits_on_frozen(const struct fsafe__at_entry *e, const void *lock)
     return 0;
 }
 
+/* Whether the condition wait of WAITING entry e (on lock) has taken its mutex
+ * back already: inside libc, before wait_end marks the entry HELD.  Not
+ * known for the other kinds (GLib's, abseil's): yes, as before. */
+static int wait_retook(const struct fsafe__at_thread *t, const struct fsafe__at_entry *e,
+                       const void *lock)
+{
+#ifdef __GLIBC__
+    if (fsafe__at_kind(e) == FSAFE_MUTEX)
+        return (pid_t)AO_int_load((const unsigned *)fsafe__gl_mutex_owner(lock)) == t->tid;
+#endif
+    (void)t, (void)e, (void)lock;
+    return 1;
+}
+
 /* Whether slots [0, i) hold a lock (the thread is in a critical section and
  * goes on to finish it): a HELD entry, an anonymous hold, holds past the
- * capacity, a WAITING one (a condition wait that a signal handler
- * interrupted), an ACQUIRING one (a lock call it interrupted).  Not holds:
- * a slot still 0 (a lock call the handler interrupted before it filled the
- * slot in), and an ACQUIRING entry blocked on a lock that the forker or a
- * thread inside fork() holds (waits_on_frozen).  Counted as holds,
+ * capacity, a WAITING one whose wait has its mutex back (wait_retook), an
+ * ACQUIRING one (a lock call it interrupted).  Not holds: a slot still 0 (a
+ * lock call the handler interrupted before it filled the slot in), an
+ * ACQUIRING entry blocked on a lock that the forker or a thread inside
+ * fork() holds (waits_on_frozen), and a condition wait still waiting: the
+ * fork does not wait for it (it takes the waiter's mutex), so a handler that
+ * went on from there took its own lock after the fork's last look (issue
+ * soak36's review, auto.handler_in_cond_wait: the handler's spinlock held in
+ * the child, 3 of 3 runs).  Counted as holds,
  * each let a signal handler take its own lock after the fork's last look
  * (issue 25's soak: the handlers' spinlock held in the child, once behind
  * an empty slot, once behind a worker blocked on a lock the forker held,
@@ -390,10 +408,29 @@ static int in_section(const struct fsafe__at_thread *t, AO_t i)
             continue;
         if (lock == FSAFE__AT_ANON)
             return 1;
-        if (fsafe__at_estate(e) != FSAFE__AT_ACQUIRING || !waits_on_frozen(e, lock))
+        int state = fsafe__at_estate(e);
+        if (state == FSAFE__AT_WAITING) {
+            if (wait_retook(t, e, lock))
+                return 1;
+            continue;
+        }
+        if (state != FSAFE__AT_ACQUIRING || !waits_on_frozen(e, lock))
             return 1;
     }
     return 0;
+}
+
+/* How many of slots [0, i) a parked signal handler leaves visible: the
+ * condition waits of the code it interrupted (all of them WAITING, none
+ * with its mutex back: in_section), so that the fork still takes their
+ * mutexes and resets their condition variables in the child; else none. */
+static AO_t waits_below(const struct fsafe__at_thread *t, AO_t i)
+{
+    AO_t k = 0;
+    while (k < i && k < FSAFE__AT_CAP && fsafe__at_lock(&t->e[k]) &&
+           fsafe__at_estate(&t->e[k]) == FSAFE__AT_WAITING)
+        k++;
+    return k;
 }
 
 /* Before a signal handler parks behind its interrupted lock call (slots
@@ -482,10 +519,10 @@ static __attribute__((noinline)) long hold_slow(struct fsafe__at_thread *t, AO_t
             break;
         /* (Slots below i, if any, are lock calls of the code this handler
          * interrupted, not filled in or not taken: hidden while parked, kept
-         * after.) */
+         * after; or its condition wait, which stays in view: waits_below.) */
         if (i > 0)
             pass_wakes(t, i);
-        AO_store_release(&t->n, 0);
+        AO_store_release(&t->n, i > 0 ? waits_below(t, i) : 0);
         for (unsigned spins = 0; ((w = AO_load_acquire(&fsafe__at_state)) & FSAFE__AT_PENDING) &&
                                  !(monitor && !(w & FSAFE__AT_CLOSED));
              spins++) {

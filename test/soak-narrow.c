@@ -12,7 +12,7 @@
  * 2 s (a hung child is a bad one).  Not a CTest case; build and run by hand:
  *
  *   cc -O2 -pthread -o /tmp/soak-narrow test/soak-narrow.c -ldl
- *   LD_PRELOAD=build/libfsafe-auto.so.0.1.0:build/libfsafe.so.0.1.0 \
+ *   LD_PRELOAD=build/libfsafe-auto.so.0.1.0 \
  *     FSAFE_AUTO_WAIT_MS=5000 /tmp/soak-narrow SECONDS [SIG_US]
  *
  * One line: forks and bad children per forker; exit 1 with any bad child.

@@ -13,9 +13,9 @@ elf_lib=$(sed -n "s/^elf_lib='\(.*\)'$/\1/p" "$run")
 [ -f "$lib" ] && [ -f "$auto_lib" ] && [ -f "$elf_lib" ] || fail "cannot find the libraries in $run"
 # A program linked with libfsafe.so, with libfsafe-auto.so preloaded too:
 # one copy of the core acts (one stats report, each fork counted once, the
-# lock registered once), the other stays dormant.  Were both to act, each
-# would register legacy_lock and take it at fork, the second time from the
-# thread that already holds it: the child would never come (a timeout).
+# lock registered once), the other stays dormant.  With both acting (the
+# dormancy check disabled by hand) the first fork crashed: the active copy's
+# next fork() is the other copy's, which ran the whole protocol again.
 one_core() { # one_core STATS-ERR-FILE
     [ "$(mcount "^${M}stats for " "$1")" = 1 ] || fail "expected one stats report"
     grep -Eq "^${M}stats for test_dropin_linked: 3 forks \(0 via pthread_atfork\), 3 lock acquisitions; .*; 1 locks registered\$" \

@@ -1229,37 +1229,75 @@ static void previous_forker_releases(void)
 }
 
 /*
- * A thread blocked on a lock the forker holds, interrupted by a signal
- * handler that takes a lock of its own after the fork's last look: the
- * handler must wait for the fork (issue 25's soak: the handlers' spinlock
- * held in 1 child of 100,002).  The forker's atfork prepare handler (after
- * fsafe's look) sends the signal and gives the handler 300 ms to take its
- * spinlock, which the handler then keeps until the fork has returned.
+ * What the two cases below share (each runs in a process of its own): a
+ * signal handler on late_worker that takes a spinlock of its own after the
+ * fork's last look.  The forker's atfork prepare handler (after fsafe's
+ * look) sends the signal and gives the handler 300 ms to take the spinlock,
+ * which the handler then keeps until the fork has returned; the child must
+ * find it free.
  */
-static pthread_mutex_t hb_m = PTHREAD_MUTEX_INITIALIZER;
-static pthread_spinlock_t hb_s;
-static pthread_t hb_worker;
-static int hb_armed, hb_took, hb_forked, hb_in, hb_took_at_fork;
+static pthread_spinlock_t late_s;
+static pthread_t late_worker;
+static int late_armed, late_took, late_forked, late_took_at_fork;
 
-static void hb_on_usr1(int sig)
+static void late_on_usr1(int sig)
 {
     (void)sig;
-    pthread_spin_lock(&hb_s);
-    __atomic_store_n(&hb_took, 1, __ATOMIC_RELEASE);
-    for (int i = 0; i < 2000 && !__atomic_load_n(&hb_forked, __ATOMIC_ACQUIRE); i++)
+    pthread_spin_lock(&late_s);
+    __atomic_store_n(&late_took, 1, __ATOMIC_RELEASE);
+    for (int i = 0; i < 2000 && !__atomic_load_n(&late_forked, __ATOMIC_ACQUIRE); i++)
         t_sleep_ms(1);
-    pthread_spin_unlock(&hb_s);
+    pthread_spin_unlock(&late_s);
 }
 
-static void hb_prepare(void)
+static void late_prepare(void)
 {
-    if (!__atomic_exchange_n(&hb_armed, 0, __ATOMIC_ACQ_REL))
+    if (!__atomic_exchange_n(&late_armed, 0, __ATOMIC_ACQ_REL))
         return;
-    pthread_kill(hb_worker, SIGUSR1);
-    for (int i = 0; i < 300 && !__atomic_load_n(&hb_took, __ATOMIC_ACQUIRE); i++)
+    pthread_kill(late_worker, SIGUSR1);
+    for (int i = 0; i < 300 && !__atomic_load_n(&late_took, __ATOMIC_ACQUIRE); i++)
         t_sleep_ms(1);
-    hb_took_at_fork = __atomic_load_n(&hb_took, __ATOMIC_ACQUIRE);
+    late_took_at_fork = __atomic_load_n(&late_took, __ATOMIC_ACQUIRE);
 }
+
+static void late_setup(void)
+{
+    struct sigaction sa = {.sa_handler = late_on_usr1};
+    sigemptyset(&sa.sa_mask);
+    CHECK(sigaction(SIGUSR1, &sa, NULL) == 0);
+    CHECK(pthread_spin_init(&late_s, PTHREAD_PROCESS_PRIVATE) == 0);
+    /* Once before: a first call finds the real function with dlsym, which
+     * would wait for the loader's lock that the fork holds. */
+    CHECK(pthread_spin_lock(&late_s) == 0 && pthread_spin_unlock(&late_s) == 0);
+    CHECK(pthread_atfork(late_prepare, NULL, NULL) == 0);
+}
+
+/* One fork with the prepare handler armed; the child's exit status. */
+static int late_fork(int (*child)(void))
+{
+    __atomic_store_n(&late_armed, 1, __ATOMIC_RELEASE);
+    pid_t pid = fork();
+    if (pid < 0)
+        FAIL("fork: %s", strerror(errno));
+    if (pid == 0)
+        _exit(child());
+    __atomic_store_n(&late_forked, 1, __ATOMIC_RELEASE);
+    return t_wait(pid, CHILD_MS);
+}
+
+static void late_report(void)
+{
+    printf("the handler %s its spinlock before the fork; the child found it free\n",
+           late_took_at_fork ? "had taken" : "waited to take");
+}
+
+/*
+ * The worker blocked on a lock the forker holds: the handler must wait for
+ * the fork (issue 25's soak: the handlers' spinlock held in 1 child of
+ * 100,002).
+ */
+static pthread_mutex_t hb_m = PTHREAD_MUTEX_INITIALIZER;
+static int hb_in;
 
 static void *hb_blocked(void *arg)
 {
@@ -1272,77 +1310,37 @@ static void *hb_blocked(void *arg)
 
 static int hb_child(void)
 {
-    if (pthread_spin_trylock(&hb_s) != 0)
+    if (pthread_spin_trylock(&late_s) != 0)
         return 2; /* the handler's, taken after the look */
     return pthread_mutex_unlock(&hb_m) == 0 ? 0 : 1; /* the forker's own hold */
 }
 
 static void handler_behind_forker(void)
 {
-    struct sigaction sa = {.sa_handler = hb_on_usr1};
-    sigemptyset(&sa.sa_mask);
-    CHECK(sigaction(SIGUSR1, &sa, NULL) == 0);
-    CHECK(pthread_spin_init(&hb_s, PTHREAD_PROCESS_PRIVATE) == 0);
-    /* Once before: a first call finds the real function with dlsym, which
-     * would wait for the loader's lock that the fork holds. */
-    CHECK(pthread_spin_lock(&hb_s) == 0 && pthread_spin_unlock(&hb_s) == 0);
-    CHECK(pthread_atfork(hb_prepare, NULL, NULL) == 0);
+    late_setup();
     CHECK(pthread_mutex_lock(&hb_m) == 0);
-    CHECK(pthread_create(&hb_worker, NULL, hb_blocked, NULL) == 0);
+    CHECK(pthread_create(&late_worker, NULL, hb_blocked, NULL) == 0);
     while (!__atomic_load_n(&hb_in, __ATOMIC_ACQUIRE))
         t_sleep_ms(1);
     t_sleep_ms(20); /* the worker blocks on hb_m */
-    __atomic_store_n(&hb_armed, 1, __ATOMIC_RELEASE);
-    pid_t pid = fork();
-    if (pid < 0)
-        FAIL("fork: %s", strerror(errno));
-    if (pid == 0)
-        _exit(hb_child());
-    __atomic_store_n(&hb_forked, 1, __ATOMIC_RELEASE);
-    int st = t_wait(pid, CHILD_MS);
+    int st = late_fork(hb_child);
     CHECK(pthread_mutex_unlock(&hb_m) == 0);
-    pthread_join(hb_worker, NULL);
+    pthread_join(late_worker, NULL);
     if (st != 0)
         FAIL("child status %d (2: the signal handler's spinlock was held in the child)", st);
-    printf("the handler %s its spinlock before the fork; the child found it free\n",
-           hb_took_at_fork ? "had taken" : "waited to take");
+    late_report();
 }
 
 /*
- * A thread in a condition wait, interrupted by a signal handler that takes a
- * lock of its own after the fork's last look.  The fork does not wait for a
- * condition waiter (it takes the waiter's mutex instead), so the handler must
- * wait for the fork as well (issue soak36's review: the waiter's entry counted
- * as a hold, "in a critical section", and the handler took its spinlock into
- * the child).  The forker's atfork prepare handler (after fsafe's look) sends
- * the signal and gives the handler 300 ms to take its spinlock, which the
- * handler keeps until the fork has returned.
+ * The worker in a condition wait.  The fork does not wait for a condition
+ * waiter (it takes the waiter's mutex instead), so the handler must wait for
+ * the fork as well (issue soak36's review: the waiter's entry counted as a
+ * hold, "in a critical section", and the handler took its spinlock into the
+ * child).
  */
 static pthread_mutex_t cw_m = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cw_c = PTHREAD_COND_INITIALIZER;
-static pthread_spinlock_t cw_s;
-static pthread_t cw_worker;
-static int cw_armed, cw_took, cw_forked, cw_in, cw_done, cw_took_at_fork;
-
-static void cw_on_usr1(int sig)
-{
-    (void)sig;
-    pthread_spin_lock(&cw_s);
-    __atomic_store_n(&cw_took, 1, __ATOMIC_RELEASE);
-    for (int i = 0; i < 2000 && !__atomic_load_n(&cw_forked, __ATOMIC_ACQUIRE); i++)
-        t_sleep_ms(1);
-    pthread_spin_unlock(&cw_s);
-}
-
-static void cw_prepare(void)
-{
-    if (!__atomic_exchange_n(&cw_armed, 0, __ATOMIC_ACQ_REL))
-        return;
-    pthread_kill(cw_worker, SIGUSR1);
-    for (int i = 0; i < 300 && !__atomic_load_n(&cw_took, __ATOMIC_ACQUIRE); i++)
-        t_sleep_ms(1);
-    cw_took_at_fork = __atomic_load_n(&cw_took, __ATOMIC_ACQUIRE);
-}
+static int cw_in, cw_done;
 
 static void *cw_waiter(void *arg)
 {
@@ -1357,46 +1355,31 @@ static void *cw_waiter(void *arg)
 
 static int cw_child(void)
 {
-    if (pthread_spin_trylock(&cw_s) != 0)
+    if (pthread_spin_trylock(&late_s) != 0)
         return 2; /* the handler's, taken after the look */
     return pthread_mutex_trylock(&cw_m) == 0 ? 0 : 3; /* taken by the fork, reset */
 }
 
 static void handler_in_cond_wait(void)
 {
-    struct sigaction sa = {.sa_handler = cw_on_usr1};
-    sigemptyset(&sa.sa_mask);
-    CHECK(sigaction(SIGUSR1, &sa, NULL) == 0);
-    CHECK(pthread_spin_init(&cw_s, PTHREAD_PROCESS_PRIVATE) == 0);
-    /* Once before: a first call finds the real function with dlsym, which
-     * would wait for the loader's lock that the fork holds. */
-    CHECK(pthread_spin_lock(&cw_s) == 0 && pthread_spin_unlock(&cw_s) == 0);
-    CHECK(pthread_atfork(cw_prepare, NULL, NULL) == 0);
-    CHECK(pthread_create(&cw_worker, NULL, cw_waiter, NULL) == 0);
+    late_setup();
+    CHECK(pthread_create(&late_worker, NULL, cw_waiter, NULL) == 0);
     while (!__atomic_load_n(&cw_in, __ATOMIC_ACQUIRE))
         t_sleep_ms(1);
     /* Free again once the waiter is inside pthread_cond_wait. */
     CHECK(pthread_mutex_lock(&cw_m) == 0 && pthread_mutex_unlock(&cw_m) == 0);
     t_sleep_ms(20);
-    __atomic_store_n(&cw_armed, 1, __ATOMIC_RELEASE);
-    pid_t pid = fork();
-    if (pid < 0)
-        FAIL("fork: %s", strerror(errno));
-    if (pid == 0)
-        _exit(cw_child());
-    __atomic_store_n(&cw_forked, 1, __ATOMIC_RELEASE);
-    int st = t_wait(pid, CHILD_MS);
+    int st = late_fork(cw_child);
     CHECK(pthread_mutex_lock(&cw_m) == 0);
     cw_done = 1;
     CHECK(pthread_cond_signal(&cw_c) == 0);
     CHECK(pthread_mutex_unlock(&cw_m) == 0);
-    pthread_join(cw_worker, NULL);
+    pthread_join(late_worker, NULL);
     if (st != 0)
         FAIL("child status %d (2: the signal handler's spinlock was held in the child; 3: the "
              "waiter's mutex)",
              st);
-    printf("the handler %s its spinlock before the fork; the child found it free\n",
-           cw_took_at_fork ? "had taken" : "waited to take");
+    late_report();
 }
 
 static const struct t_case cases[] = {

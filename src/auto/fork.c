@@ -15,7 +15,6 @@
 #include <errno.h>
 #include <linux/futex.h>
 #include <linux/membarrier.h>
-#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -431,16 +430,23 @@ static int loader_busy(void)
     return fsafe__loader_take(&loader_holder) != 0;
 }
 
-/* Between two looks: a yield at first, then a sleep that the last holder's
- * release ends (quiet_now in track.c), bounded for what no release
- * announces (a waiter's mutex coming free, a thread parking).  before: the
- * word as it was before the look that found something busy. */
+/*
+ * Between two looks: a sleep that the last holder's release ends (quiet_now
+ * in track.c), bounded for what no release announces (a waiter's mutex
+ * coming free, a thread parking).  before: the word as it was before the
+ * look that found something busy.
+ *
+ * Never sched_yield() here.  Linux's EEVDF scheduler (6.6 and later,
+ * yield_task_fair) moves a yielding task's deadline one slice later (since
+ * 6.17 its vruntime too), so a forker that had yielded its way through the
+ * wait came last among the busy threads at every later preemption, such as
+ * the copy-on-write faults right after the fork: with 8 busy threads on 2
+ * cores, fork latency p90 5-6 ms against 1.1 ms plain, p99 11-12 ms against
+ * 7.5-9 ms (16 yields, then this sleep; test/bench/README.md, "Session 37").
+ * A sleep keeps the forker's place.
+ */
 static void pause_round(unsigned round, AO_t before)
 {
-    if (round < 16) {
-        sched_yield();
-        return;
-    }
     struct timespec ts = {0, round < 200 ? 50 * 1000 : 500 * 1000};
     AO_store(&fsafe__at_forker_sleeps, 1);
     AO_nop_full();

@@ -460,12 +460,19 @@ static void pass_wakes(const struct fsafe__at_thread *t, AO_t i)
     (void)t, (void)i;
 }
 
-/* A parked thread yields this many times before it sleeps: most forks are
- * over by then, and a thread that never slept does not preempt the forker
- * when the fork wakes it (fork latency p50 with 8 busy threads on 2 cores:
- * 7.2 ms against 1.2 ms plain when parked threads slept at once, 1.8 ms
- * against 0.95 ms now; test/bench/README.md, auto_cost). */
-#define PARK_YIELDS 32
+/* A parked thread yields this many times before it sleeps: forks are over
+ * by then, and a thread that never slept does not preempt the forker when
+ * the fork ends.  Woken sleepers do (Linux places a woken task ahead of the
+ * ones that kept running): with 8 busy threads on 2 cores, fork latency p50
+ * 7.2 ms against 1.2 ms plain when parked threads slept at once.  After 32
+ * yields most of them still slept by the end of the fork (p99 11-12 ms
+ * against 7.5-9 ms plain); with 4096, and a forker that does not yield
+ * (pause_round in fork.c), p99 5.0-5.9 ms against 5.1-9.0 ms plain
+ * (test/bench/README.md, "Session 37").  A yield also moves this thread
+ * behind the forker (EEVDF), which is the point.  Bounded: a fork that waits
+ * long (a holder asleep in its critical section) finds its parked threads
+ * asleep after about 4096 short system calls each. */
+#define PARK_YIELDS 4096
 
 /* Slow path of hold_begin: the state word is not zero.  Slot i is reserved
  * (n == i + 1).  Returns the slot to use, -1 when tracking is off, or

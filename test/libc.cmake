@@ -60,7 +60,7 @@ endfunction()
 # and the dlopen pair below); test_libc_locks.c's families[] table is the
 # list, checked at the end of this file.
 set(_libc_some localtime rand atexit utmp strerror cxa_guard sem_open popen setenv_tzset syslog
-    iconv newlocale getpwnam gethostbyaddr getaddrinfo dl_iterate_phdr getservent_r getrpcbyname
+    iconv wide_string newlocale getpwnam gethostbyaddr getaddrinfo dl_iterate_phdr getservent_r getrpcbyname
     netgroup resolv account_files fmtmsg lckpwdf schedparam pthread_kill printf_register bindresvport
     regexec readdir getopt)
 foreach(f ${_libc_some})

@@ -51,6 +51,7 @@
 #include <sys/stat.h>
 #include <syslog.h>
 #include <utmp.h>
+#include <wchar.h>
 
 #define THREADS 2
 #define FORKS_NONE 40    /* forks in a "none" run: every child must finish */
@@ -205,6 +206,19 @@ static int op_iconv(void)
     if (cd == (iconv_t)-1)
         return 1;
     return iconv_close(cd) != 0;
+}
+
+/* A wide string formatted and scanned: glibc orients a string stream wide
+ * for each, which takes __gconv_lock to count its references to the
+ * conversion steps (wcsmbs/wcsmbsload.c, __wcsmbs_clone_conv).  The child's
+ * own calls take it again. */
+static int op_wide_string(void)
+{
+    wchar_t buf[32];
+    int v = 0;
+    if (swprintf(buf, sizeof buf / sizeof buf[0], L"%d", 42) != 2)
+        return 1;
+    return swscanf(buf, L"%d", &v) != 1 || v != 42;
 }
 
 static int op_locale(void)
@@ -587,6 +601,7 @@ static const struct family families[] = {
     {"setenv_tzset", op_env, NULL, 0, 0, 0, 0, 0},
     {"syslog", op_syslog, NULL, 0, 0, 0, 0, 0},
     {"iconv", op_iconv, NULL, 0, 0, 0, 0, 0},
+    {"wide_string", op_wide_string, NULL, 0, 0, 0, 0, 0},
     {"newlocale", op_locale, NULL, 0, 0, 0, 0, 0},
     {"getpwnam", op_getpwnam, NULL, 0, 0, 0, 0, 0},
     {"gethostbyaddr", op_gethostbyaddr, NULL, 0, 0, 0, 0, 0},

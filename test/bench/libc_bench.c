@@ -30,7 +30,7 @@
 
 #include "worker.h"
 
-#define NMETRIC 17
+#define NMETRIC 18
 static const char *const metric[NMETRIC] = {
     "localtime_r ns/call",         "gmtime_r ns/call",
     "getpwnam ns/call",            "setenv ns/call",
@@ -41,6 +41,7 @@ static const char *const metric[NMETRIC] = {
     "mbrtowc ns/call (no gate)",   "fork us p50 (localtime_r)",
     "fork us p99 (localtime_r)",
     "fork us p50 (getpwnam)",      "fork us p99 (getpwnam)",
+    "swprintf ns/call",
 };
 
 static int quick;
@@ -171,6 +172,13 @@ static void call_getschedparam(void)
     sink += pthread_getschedparam(bench_peer, &policy, &sp);
 }
 
+/* Session 37's gate: a short wide string, the shape of std::to_wstring. */
+static void call_swprintf(void)
+{
+    wchar_t buf[24];
+    sink += swprintf(buf, sizeof buf / sizeof buf[0], L"%d", (int)(sink & 0xffff));
+}
+
 static void call_mbrtowc(void)
 {
     static const char s[] = "\xc3\xa9t\xc3\xa9";
@@ -240,6 +248,7 @@ static int worker(void)
     m[12] = per_call(call_mbrtowc, 200000 / k) / 3; /* three characters a call */
     fork_latency(call_localtime, quick ? 20 : 300, &m[13], &m[14]);
     fork_latency(call_getpwnam, quick ? 20 : 300, &m[15], &m[16]);
+    m[17] = per_call(call_swprintf, 200000 / k);
     for (int i = 0; i < NMETRIC; i++)
         printf("%.3f\n", m[i]);
     return 0;

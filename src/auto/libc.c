@@ -20,7 +20,8 @@
  * iconv_open iconv_close                     __gconv_lock (iconv/gconv_db.c)    no     gate "iconv"
  * swprintf vswprintf __swprintf_chk          the same, to orient the call's     no     gate "iconv"
  *   __vswprintf_chk __isoc99_swscanf            string stream wide (wcsmbs/
- *   __isoc99_vswscanf open_wmemstream           wcsmbsload.c, __wcsmbs_clone_conv)
+ *   __isoc99_vswscanf __isoc23_swscanf          wcsmbsload.c, __wcsmbs_clone_conv)
+ *   __isoc23_vswscanf open_wmemstream
  * strerror strerror_r strerror_l perror      the same, through libc's own        no     gate "locale"
  *   strsignal psignal psiginfo gai_strerror    dcgettext (its message catalogue)
  *   regerror
@@ -173,13 +174,16 @@
 void __syslog_chk(int pri, int flag, const char *fmt, ...);
 void __vsyslog_chk(int pri, int flag, const char *fmt, va_list ap);
 
-/* glibc's fortified and C99 entry points of the wide string functions
+/* glibc's fortified, C99 and C23 entry points of the wide string functions
  * (declared by its headers only under _FORTIFY_SOURCE, or as the targets of
- * swscanf's and vswscanf's redirection). */
+ * swscanf's and vswscanf's redirection; the C23 ones, which glibc 2.38 and
+ * later binds under _GNU_SOURCE or C23 for %b, exist only there). */
 int __swprintf_chk(wchar_t *s, size_t n, int flag, size_t slen, const wchar_t *fmt, ...);
 int __vswprintf_chk(wchar_t *s, size_t n, int flag, size_t slen, const wchar_t *fmt, va_list ap);
 int __isoc99_swscanf(const wchar_t *s, const wchar_t *fmt, ...);
 int __isoc99_vswscanf(const wchar_t *s, const wchar_t *fmt, va_list ap);
+int __isoc23_swscanf(const wchar_t *s, const wchar_t *fmt, ...);
+int __isoc23_vswscanf(const wchar_t *s, const wchar_t *fmt, va_list ap);
 
 /* ---- the gates ------------------------------------------------------------------ */
 /*
@@ -267,6 +271,8 @@ static struct fsafe__gate loader_gate = {"loader (dlopen, dlmopen, dlclose, dlad
       (wchar_t *s, size_t n, int flag, size_t slen, const wchar_t *fmt, va_list ap),               \
       (s, n, flag, slen, fmt, ap))                                                                 \
     X(int, __isoc99_vswscanf, ICONV, (const wchar_t *s, const wchar_t *fmt, va_list ap),           \
+      (s, fmt, ap))                                                                                \
+    X(int, __isoc23_vswscanf, ICONV, (const wchar_t *s, const wchar_t *fmt, va_list ap),           \
       (s, fmt, ap))                                                                                \
     X(FILE *, open_wmemstream, ICONV, (wchar_t **p, size_t *n), (p, n))                            \
     X(char *, setlocale, LOC, (int category, const char *locale), (category, locale))              \
@@ -975,8 +981,10 @@ FSAFE_EXPORT void __cxa_guard_abort(int64_t *g)
  * the same lock as iconv_open's); the variadic ones call them, as syslog
  * calls vsyslog.  None waits for anything, so a gate holds a fork only for
  * the formatting.  The scanf names are C99's (__isoc99_*), what a C99 or
- * C++11 compiler binds; the GNU names (swscanf, vswscanf: C89 or C++98
- * with _GNU_SOURCE) are not interposed.  Not covered (glibc-locks.tsv, row
+ * C++11 compiler binds, and C23's (__isoc23_*), what glibc 2.38 and later
+ * binds with _GNU_SOURCE (libc.wide_string.with on Debian 13 hung 2 of 40
+ * children before they were added); the GNU names (swscanf, vswscanf: C89
+ * or C++98 with _GNU_SOURCE) are not interposed.  Not covered (glibc-locks.tsv, row
  * iconv.gconv_lock.internal): a FILE stream's first wide call, and fclose
  * of a wide stream, take the lock too, but the call may then block on I/O,
  * which no gate may hold a fork for.
@@ -1004,6 +1012,15 @@ FSAFE_EXPORT int __isoc99_swscanf(const wchar_t *s, const wchar_t *fmt, ...)
     va_list ap;
     va_start(ap, fmt);
     int r = __isoc99_vswscanf(s, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+FSAFE_EXPORT int __isoc23_swscanf(const wchar_t *s, const wchar_t *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int r = __isoc23_vswscanf(s, fmt, ap);
     va_end(ap);
     return r;
 }

@@ -804,7 +804,8 @@ static struct fsafe__gate gate_getattr_np = {THREADSCHED " (pthread_getattr_np)"
 
 /*
  * glibc 2.34 gave pthread_kill a new version (GLIBC_2.34) that returns 0 for
- * a thread that has exited and not been joined, where the GLIBC_2.2.5 one,
+ * a thread that has exited and not been joined, where the ABI's first one
+ * (GLIBC_2.2.5 on x86-64, GLIBC_2.17 on aarch64: FSAFE__GL_BASE_VERSION),
  * which programs linked before 2.34 still call, says ESRCH.  This wrapper
  * catches the callers of both, so it forwards each to the version its object
  * was linked against: the new one when the calling object needs version
@@ -885,7 +886,9 @@ static int (*kill_for(const void *caller))(pthread_t, int)
         return fresh;
     void *p = (void *)AO_load_acquire(&real_pthread_kill_old);
     if (!p) {
-        p = dlvsym(RTLD_NEXT, "pthread_kill", "GLIBC_2.2.5");
+#ifdef FSAFE__GL_BASE_VERSION
+        p = dlvsym(RTLD_NEXT, "pthread_kill", FSAFE__GL_BASE_VERSION);
+#endif
         AO_store_release(&real_pthread_kill_old, (AO_t)(p ? p : (void *)fresh));
     }
     return p ? (int (*)(pthread_t, int))p : fresh;

@@ -39,6 +39,19 @@ static inline int fsafe__gl_single_threaded(void)
 }
 
 #ifdef __GLIBC__
+/* ---- the ABI's first symbol version ----------------------------------------- */
+/* The oldest symbol version of libc on this ABI, the one that programs
+ * linked before a function got a new version still call (glibc's
+ * shlib-versions: x86_64 GLIBC_2.2.5, aarch64 GLIBC_2.17, i386 GLIBC_2.0).
+ * Undefined on the ABIs not listed (test/libc/kill_old.c keeps a copy). */
+#if defined(__x86_64__) && defined(__LP64__)
+#define FSAFE__GL_BASE_VERSION "GLIBC_2.2.5"
+#elif defined(__aarch64__)
+#define FSAFE__GL_BASE_VERSION "GLIBC_2.17"
+#elif defined(__i386__)
+#define FSAFE__GL_BASE_VERSION "GLIBC_2.0"
+#endif
+
 /* ---- mutex: __kind -------------------------------------------------------- */
 #define FSAFE__GL_KIND_TYPE 3 /* NORMAL 0, RECURSIVE 1, ERRORCHECK 2, ADAPTIVE 3 */
 #define FSAFE__GL_KIND_ROBUST 16

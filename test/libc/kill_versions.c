@@ -2,8 +2,9 @@
 /*
  * libc.kill_versions: pthread_kill of a thread that has exited and not been
  * joined gives 0 through the GLIBC_2.34 version and ESRCH through the
- * GLIBC_2.2.5 one that programs linked before glibc 2.34 call
- * (libfsafe_kill_old.so plays such a library).  Auto mode's pthread_kill
+ * ABI's first one (GLIBC_2.2.5 on x86-64, GLIBC_2.17 on aarch64), which
+ * programs linked before glibc 2.34 call (libfsafe_kill_old.so plays such
+ * a library).  Auto mode's pthread_kill
  * wrapper catches both; each caller must still get its own version's
  * answer.  Exit 0 when both answers are glibc's, 1 otherwise, 77 before
  * glibc 2.34 (one version only).
@@ -44,7 +45,7 @@ int main(void)
     }
     now = pthread_kill(t, 0);
     printf("pthread_kill of an exited thread: %d through GLIBC_2.34 (expected 0), %d through "
-           "GLIBC_2.2.5 (expected %d, ESRCH)\n",
+           "the ABI's first version (expected %d, ESRCH)\n",
            now, old, ESRCH);
     pthread_join(t, NULL);
     return now == 0 && old == ESRCH ? 0 : 1;

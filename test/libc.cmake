@@ -75,6 +75,22 @@ fsafe_libc_test(dlopen_name SOME TIMEOUT 240 ARGS libm.so.6)
 # the loader's lock must not be parked at its mutex (the fork waits for it).
 fsafe_add_test(libc.dlopen_ctor.with TIMEOUT 240 ENV ${_auto_patient} LD_LIBRARY_PATH=${_ctor_lock_dir}
                COMMAND test_libc_locks dlopen_name none libfsafe_ctor_lock.so)
+# glibc's locks that libc takes inside itself (no wrapper sees them), covered
+# by FSAFE_LOCKS entries of the "lll" and mutex kinds, found in libc's debug
+# file (libc6-dbg; the "with" run is skipped without it): __cxa_finalize's
+# walk of the exit handlers, and SIGEV_THREAD timers (glibc-locks.tsv, "locks").
+foreach(_f "exit_finalize;__exit_funcs_lock@libc.so.6:lll"
+           "timer;__timer_active_sigev_thread_lock@libc.so.6")
+  list(GET _f 0 _name)
+  list(GET _f 1 _locks)
+  fsafe_add_test(libc.${_name}.without TIMEOUT 60 COMMAND test_libc_locks ${_name} some)
+  if(TARGET fsafe_elf) # (FSAFE_LOCKS needs the symbol reader)
+    fsafe_add_test(libc.${_name}.with TIMEOUT 60
+                   ENV "LD_PRELOAD=$<TARGET_FILE:fsafe_elf>:$<TARGET_FILE:fsafe_auto>"
+                       FSAFE_AUTO_WAIT_MS=5000 "FSAFE_LOCKS=${_locks}"
+                   COMMAND test_libc_locks ${_name} none)
+  endif()
+endforeach()
 # fflush(NULL) calling a cookie callback that takes a mutex: no hang plain
 # (glibc's fork waits for the stdio list lock), and none with fsafe either.
 fsafe_libc_test(cookie_flush)

@@ -64,6 +64,10 @@ int main(void)
            "a|libx.so.1|2|-5;b||3|7;c||1|3;d||1|0;");
     expect("e:spinlock:+2147483647,f:mutex:-2147483648", 0, 2,
            "e||3|2147483647;f||1|-2147483648;");
+    /* lll: glibc's internal low-level lock (FSAFE__SPEC_LLL, 16). */
+    expect("__exit_funcs_lock@libc.so.6:lll,g:LLL:-1", 0, 2,
+           "__exit_funcs_lock|libc.so.6|16|0;g||16|-1;");
+    expect("a:llll,a:ll", 0, 0, "ERR(a:llll);ERR(a:ll);");
     expect("_x.y$z@/opt/lib/libq.so", 0, 1, "_x.y$z|/opt/lib/libq.so|1|0;");
     /* One error per bad entry, the good ones still count. */
     expect("ok1,9bad,ok2", 0, 2, "ok1||1|0;ERR(9bad);ok2||1|0;");

@@ -50,6 +50,7 @@
 #include <stdatomic.h>
 #include <sys/stat.h>
 #include <syslog.h>
+#include <time.h>
 #include <utmp.h>
 #include <wchar.h>
 
@@ -576,6 +577,100 @@ static int op_getopt(void)
     return r != '?';
 }
 
+/* ---- glibc's locks that no wrapper sees: FSAFE_LOCKS and glibc's symbols ------- */
+/* libc takes these inside itself, where no interposed function runs, so auto
+ * mode cannot see them; their names are in libc's debug file alone (Debian:
+ * libc6-dbg), through which FSAFE_LOCKS registers them (test/libc.cmake sets
+ * it for the "none" runs).  src/auto/glibc-locks.tsv, fsafe value "locks". */
+
+/* __cxa_finalize for an object that registered nothing: it walks the list of
+ * exit handlers under __exit_funcs_lock (stdlib/cxa_finalize.c), as a
+ * dlclose or a library's destructor does, and runs none.  The child's atexit
+ * takes the lock. */
+static char finalize_key;
+static int op_exit_finalize(void)
+{
+    extern void __cxa_finalize(void *);
+    __cxa_finalize(&finalize_key);
+    return 0;
+}
+
+/* A SIGEV_THREAD timer: timer_create and timer_delete link and unlink it
+ * under __timer_active_sigev_thread_lock, and glibc's helper thread holds
+ * that lock while it starts a thread for each expiry
+ * (sysdeps/unix/sysv/linux/timer_routines.c).  glibc resets the helper in
+ * the child (__timer_fork_subprocess), not the lock. */
+static void timer_fired(union sigval v)
+{
+    (void)v;
+}
+
+static int timer_new(timer_t *t)
+{
+    struct sigevent ev;
+    memset(&ev, 0, sizeof ev);
+    ev.sigev_notify = SIGEV_THREAD;
+    ev.sigev_notify_function = timer_fired;
+    return timer_create(CLOCK_MONOTONIC, &ev, t);
+}
+
+static int op_timer(void)
+{
+    timer_t t;
+    if (timer_new(&t))
+        return 1;
+    struct itimerspec its = {{0, 0}, {0, 1000}};
+    int r = timer_settime(t, 0, &its, NULL);
+    struct timespec ts = {0, 50 * 1000};
+    nanosleep(&ts, NULL); /* (it expires meanwhile: the helper starts a thread) */
+    return timer_delete(t) | r;
+}
+
+static int op_timer_child(void)
+{
+    timer_t t;
+    return timer_new(&t) || timer_delete(t);
+}
+
+/* Whether libc's debug file is installed (/usr/lib/debug/.build-id/xx/yyyy.debug,
+ * by the build id of the libc.so.6 this process runs): FSAFE_LOCKS finds
+ * the names above only there. */
+static char libc_debug[256];
+#undef p_type /* resolv.h's alias of __p_type: here the program header's field */
+static int libc_note_cb(struct dl_phdr_info *pi, size_t size, void *unused)
+{
+    (void)size, (void)unused;
+    if (!pi->dlpi_name || !strstr(pi->dlpi_name, "libc.so.6"))
+        return 0;
+    for (int i = 0; i < pi->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &pi->dlpi_phdr[i];
+        if (ph->p_type != PT_NOTE)
+            continue;
+        const char *p = (const char *)(pi->dlpi_addr + ph->p_vaddr), *end = p + ph->p_memsz;
+        while (p + sizeof(ElfW(Nhdr)) <= end) {
+            const ElfW(Nhdr) *n = (const ElfW(Nhdr) *)(const void *)p;
+            const unsigned char *desc = (const unsigned char *)p + sizeof *n + ((n->n_namesz + 3) & ~3u);
+            if (n->n_type == NT_GNU_BUILD_ID && n->n_namesz == 4 && n->n_descsz >= 2 &&
+                memcmp(p + sizeof *n, "GNU", 4) == 0) {
+                int k = snprintf(libc_debug, sizeof libc_debug, "/usr/lib/debug/.build-id/%02x/",
+                                 desc[0]);
+                for (unsigned j = 1; j < n->n_descsz && k + 8 < (int)sizeof libc_debug; j++)
+                    k += snprintf(libc_debug + k, sizeof libc_debug - (size_t)k, "%02x", desc[j]);
+                snprintf(libc_debug + k, sizeof libc_debug - (size_t)k, ".debug");
+                return 1;
+            }
+            p = (const char *)desc + ((n->n_descsz + 3) & ~3u);
+        }
+    }
+    return 1;
+}
+
+static int libc_debug_installed(void)
+{
+    dl_iterate_phdr(libc_note_cb, NULL);
+    return libc_debug[0] && access(libc_debug, R_OK) == 0;
+}
+
 struct family {
     const char *name;
     int (*op)(void);
@@ -586,49 +681,53 @@ struct family {
     int quiet;             /* op writes to stderr: the stream goes to /dev/null meanwhile */
     int glibc_lock_since;  /* 2.N that first takes the lock in op, or 0: before it, no
                             * child can hang, and the twin without fsafe is skipped (77) */
+    int needs_debug;       /* the "none" run covers it by FSAFE_LOCKS: skipped (77) without
+                            * libc's debug file */
 };
 static const struct family families[] = {
-    {"localtime", op_localtime, NULL, 0, 0, 0, 0, 0},
-    {"rand", op_rand, NULL, 0, 0, 0, 0, 0},
-    {"atexit", op_atexit, NULL, 0, 0, 0, 0, 0},
-    {"utmp", op_utmp, NULL, 0, 0, 0, 0, 0},
-    {"strerror", op_strerror, op_setlocale, 0, 0, 0, 0, 0},
-    {"cxa_guard", op_guard, NULL, 0, 0, 0, 0, 0},
-    {"sem_open", op_sem_open, NULL, 0, 0, 0, 0, 0},
+    {"localtime", op_localtime, NULL, 0, 0, 0, 0, 0, 0},
+    {"rand", op_rand, NULL, 0, 0, 0, 0, 0, 0},
+    {"atexit", op_atexit, NULL, 0, 0, 0, 0, 0, 0},
+    {"utmp", op_utmp, NULL, 0, 0, 0, 0, 0, 0},
+    {"strerror", op_strerror, op_setlocale, 0, 0, 0, 0, 0, 0},
+    {"cxa_guard", op_guard, NULL, 0, 0, 0, 0, 0, 0},
+    {"sem_open", op_sem_open, NULL, 0, 0, 0, 0, 0, 0},
     /* glibc 2.41's fork takes proc_file_chain_lock itself (Debian 13). */
-    {"popen", op_popen, NULL, 0, 0, 41, 0, 0},
-    {"cookie_flush", op_cookie, NULL, 0, 0, 0, 0, 0},
-    {"setenv_tzset", op_env, NULL, 0, 0, 0, 0, 0},
-    {"syslog", op_syslog, NULL, 0, 0, 0, 0, 0},
-    {"iconv", op_iconv, NULL, 0, 0, 0, 0, 0},
-    {"wide_string", op_wide_string, NULL, 0, 0, 0, 0, 0},
-    {"newlocale", op_locale, NULL, 0, 0, 0, 0, 0},
-    {"getpwnam", op_getpwnam, NULL, 0, 0, 0, 0, 0},
-    {"gethostbyaddr", op_gethostbyaddr, NULL, 0, 0, 0, 0, 0},
-    {"getaddrinfo", op_getaddrinfo, NULL, 0, 0, 0, 0, 0},
-    {"getservent_r", op_getservent_r, NULL, 0, 0, 0, 0, 0},
-    {"getrpcbyname", op_getrpcbyname, NULL, 0, 0, 0, 0, 0},
-    {"netgroup", op_netgroup, NULL, 0, 0, 0, 0, 0},
-    {"resolv", op_resolv, NULL, 0, 0, 0, 0, 0},
-    {"account_files", op_account_files, NULL, 0, 0, 0, 0, 0},
-    {"fmtmsg", op_fmtmsg, NULL, 0, 0, 0, 0, 0},
-    {"lckpwdf", op_lckpwdf, op_lckpwdf_child, 0, 0, 0, 0, 0},
-    {"schedparam", op_schedparam, op_schedparam_child, 0, 0, 0, 0, 0},
+    {"popen", op_popen, NULL, 0, 0, 41, 0, 0, 0},
+    {"cookie_flush", op_cookie, NULL, 0, 0, 0, 0, 0, 0},
+    {"setenv_tzset", op_env, NULL, 0, 0, 0, 0, 0, 0},
+    {"syslog", op_syslog, NULL, 0, 0, 0, 0, 0, 0},
+    {"iconv", op_iconv, NULL, 0, 0, 0, 0, 0, 0},
+    {"wide_string", op_wide_string, NULL, 0, 0, 0, 0, 0, 0},
+    {"newlocale", op_locale, NULL, 0, 0, 0, 0, 0, 0},
+    {"getpwnam", op_getpwnam, NULL, 0, 0, 0, 0, 0, 0},
+    {"gethostbyaddr", op_gethostbyaddr, NULL, 0, 0, 0, 0, 0, 0},
+    {"getaddrinfo", op_getaddrinfo, NULL, 0, 0, 0, 0, 0, 0},
+    {"getservent_r", op_getservent_r, NULL, 0, 0, 0, 0, 0, 0},
+    {"getrpcbyname", op_getrpcbyname, NULL, 0, 0, 0, 0, 0, 0},
+    {"netgroup", op_netgroup, NULL, 0, 0, 0, 0, 0, 0},
+    {"resolv", op_resolv, NULL, 0, 0, 0, 0, 0, 0},
+    {"account_files", op_account_files, NULL, 0, 0, 0, 0, 0, 0},
+    {"fmtmsg", op_fmtmsg, NULL, 0, 0, 0, 0, 0, 0},
+    {"lckpwdf", op_lckpwdf, op_lckpwdf_child, 0, 0, 0, 0, 0, 0},
+    {"schedparam", op_schedparam, op_schedparam_child, 0, 0, 0, 0, 0, 0},
     /* pd->exit_lock came with glibc 2.34's fix of the race between
      * pthread_kill and thread exit (bug 12889): Debian 11's 2.31 has none. */
-    {"pthread_kill", op_kill, op_kill_child, 0, 0, 0, 0, 34},
-    {"printf_register", op_printf_register, NULL, 0, 0, 0, 0, 0},
-    {"bindresvport", op_bindresvport, NULL, 0, 0, 0, 0, 0},
-    {"regexec", op_regexec, NULL, 0, 0, 0, 0, 0},
-    {"readdir", op_readdir, NULL, 0, 0, 0, 0, 0},
-    {"getopt", op_getopt, op_setlocale, 0, 0, 0, 1, 0},
-    {"dl_iterate_phdr", op_iterate, NULL, 0, 0, 0, 0, 0},
-    {"dlopen", op_dlopen, NULL, 0, 0, 0, 0, 0},
+    {"pthread_kill", op_kill, op_kill_child, 0, 0, 0, 0, 34, 0},
+    {"printf_register", op_printf_register, NULL, 0, 0, 0, 0, 0, 0},
+    {"bindresvport", op_bindresvport, NULL, 0, 0, 0, 0, 0, 0},
+    {"regexec", op_regexec, NULL, 0, 0, 0, 0, 0, 0},
+    {"readdir", op_readdir, NULL, 0, 0, 0, 0, 0, 0},
+    {"exit_finalize", op_exit_finalize, op_atexit, 0, 0, 0, 0, 0, 1},
+    {"timer", op_timer, op_timer_child, 0, 0, 0, 0, 0, 1},
+    {"getopt", op_getopt, op_setlocale, 0, 0, 0, 1, 0, 0},
+    {"dl_iterate_phdr", op_iterate, NULL, 0, 0, 0, 0, 0, 0},
+    {"dlopen", op_dlopen, NULL, 0, 0, 0, 0, 0, 0},
     /* A bare name (issue 25): glibc's fork resets dl_load_lock in the child,
      * so a fork while another thread is inside dlopen or dlclose leaves the
      * link map half changed, and the child's dlopen asserts
      * (r_state == RT_CONSISTENT) and aborts. */
-    {"dlopen_name", op_dlopen, NULL, 1000, 1, 0, 0, 0},
+    {"dlopen_name", op_dlopen, NULL, 1000, 1, 0, 0, 0, 0},
 };
 
 /* ---- fsafe's messages: stderr goes to a file, checked at the end --------- */
@@ -761,6 +860,12 @@ static void run_family(const struct family *f, int some)
         printf("%s: glibc %s does not take this lock (it came with 2.%d): no child can hang "
                "without fsafe; skipped\n",
                f->name, gnu_get_libc_version(), f->glibc_lock_since);
+        exit(77);
+    }
+    if (!some && f->needs_debug && !libc_debug_installed()) {
+        printf("%s: covered only by FSAFE_LOCKS, which finds this lock in libc's debug file "
+               "%s: not installed (Debian: libc6-dbg); skipped\n",
+               f->name, libc_debug[0] ? libc_debug : "(libc.so.6 has no build id)");
         exit(77);
     }
     if (some && f->glibc_fork_since && glibc_minor() >= f->glibc_fork_since) {
@@ -1374,7 +1479,7 @@ int main(int argc, char **argv)
         run_handler_fork(op_schedparam, op_schedparam_child,
                          "forks from handlers, pthread_setschedparam on the forker");
     if (strcmp(argv[1], "nested") == 0) {
-        struct family f = {"nested", op_nested, op_nested_child, 0, 0, 0, 0, 0};
+        struct family f = {"nested", op_nested, op_nested_child, 0, 0, 0, 0, 0, 0};
         run_family(&f, some);
     }
     for (size_t i = 0; i < sizeof families / sizeof *families; i++)

@@ -61,11 +61,15 @@ int fsafe__copy_dormant(void);
 struct fsafe__lock_spec {
     char symbol[128];  /* NUL-terminated, at most 127 bytes */
     char library[256]; /* "" when no @library was given */
-    int kind;          /* FSAFE_MUTEX (default), FSAFE_RWLOCK or FSAFE_SPINLOCK */
+    int kind;          /* FSAFE_MUTEX (default), FSAFE_RWLOCK, FSAFE_SPINLOCK or
+                          FSAFE__SPEC_LLL */
     int rank;          /* default 0 */
     int has_offset;    /* symbol+OFFSET given (even +0) */
     unsigned long offset; /* bytes from the symbol's address, at most 0x7fffffff */
 };
+/* The spec's kind "lll": glibc's internal low-level lock (an int: 0 free, 1
+ * held, 2 held with waiters; private futex), registered as an ops lock. */
+#define FSAFE__SPEC_LLL 16
 /*
  * Parses spec (NULL allowed; any bytes up to the terminating NUL).  Entries are
  * separated by ','; blanks around an entry are ignored, and so are empty

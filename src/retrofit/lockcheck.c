@@ -101,6 +101,11 @@ const char *fsafe__lock_implausible(const void *p, int kind)
         memcpy(&v, p, sizeof v);
         return v == 0 || v == 1 ? NULL : "a spinlock is 0 or 1";
     }
+    if (kind == FSAFE__SPEC_LLL) {
+        int v;
+        memcpy(&v, p, sizeof v);
+        return v >= 0 && v <= 2 ? NULL : "a glibc low-level lock is 0, 1 or 2";
+    }
     if (kind == FSAFE_RWLOCK)
         return rwlock_check(p);
     return mutex_check(p);

@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -125,8 +127,10 @@ static const char *parse_kind(const char *k, size_t klen, int *out)
         *out = FSAFE_RWLOCK;
     else if (ieq(k, klen, "spin") || ieq(k, klen, "spinlock"))
         *out = FSAFE_SPINLOCK;
+    else if (ieq(k, klen, "lll"))
+        *out = FSAFE__SPEC_LLL;
     else
-        return "unknown kind (expected mutex, rwlock or spin)";
+        return "unknown kind (expected mutex, rwlock, spin or lll)";
     return NULL;
 }
 
@@ -374,15 +378,58 @@ static char *(*demangle)(const char *, char *, size_t *, int *); /* libstdc++'s,
 
 static const char *kind_name(int kind)
 {
-    return kind == FSAFE_RWLOCK ? "rwlock" : kind == FSAFE_SPINLOCK ? "spin" : "mutex";
+    return kind == FSAFE_RWLOCK     ? "rwlock"
+           : kind == FSAFE_SPINLOCK ? "spin"
+           : kind == FSAFE__SPEC_LLL ? "lll"
+                                     : "mutex";
 }
 
 static size_t kind_size(int kind)
 {
-    return kind == FSAFE_RWLOCK     ? sizeof(pthread_rwlock_t)
-           : kind == FSAFE_SPINLOCK ? sizeof(pthread_spinlock_t)
-                                    : sizeof(pthread_mutex_t);
+    return kind == FSAFE_RWLOCK       ? sizeof(pthread_rwlock_t)
+           : kind == FSAFE_SPINLOCK   ? sizeof(pthread_spinlock_t)
+           : kind == FSAFE__SPEC_LLL ? sizeof(int)
+                                      : sizeof(pthread_mutex_t);
 }
+
+/*
+ * The kind "lll": glibc's internal low-level lock (__libc_lock_define,
+ * lll_lock in sysdeps/nptl/lowlevellock.h), a bare int that libc's own code
+ * takes inline, so no wrapper ever sees it.  Its protocol: 0 free, 1 held, 2
+ * held with a waiter asleep on the word (a private futex); the holder's
+ * release exchanges in 0 and wakes one sleeper if the old value was 2.  The
+ * fork takes it as glibc does and releases it the same way, so that a libc
+ * thread that went to sleep on it meanwhile is woken; the child stores 0.
+ */
+static int lll_try(void *w)
+{
+    int zero = 0;
+    return __atomic_compare_exchange_n((int *)w, &zero, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)
+               ? 0
+               : EBUSY;
+}
+
+static int lll_take(void *w)
+{
+    if (lll_try(w) == 0)
+        return 0;
+    while (__atomic_exchange_n((int *)w, 2, __ATOMIC_ACQUIRE) != 0)
+        syscall(SYS_futex, (int *)w, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0);
+    return 0;
+}
+
+static void lll_release(void *w)
+{
+    if (__atomic_exchange_n((int *)w, 0, __ATOMIC_RELEASE) > 1)
+        syscall(SYS_futex, (int *)w, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+static void lll_child(void *w) /* async-signal-safe: one store */
+{
+    *(volatile int *)w = 0;
+}
+
+static const struct fsafe_lock_ops lll_ops = {lll_take, lll_try, lll_release, lll_child};
 
 /* The entry as the user wrote it, for messages; a C++ name also demangled. */
 static void spec_text(const struct fsafe__lock_spec *s, char *buf, size_t size)
@@ -562,9 +609,10 @@ static void *check(const struct fsafe__lock_spec *s, const char *text, const str
         return NULL;
     }
     void *a = (void *)(d->addr + s->offset);
-    size_t align = s->kind == FSAFE_SPINLOCK ? _Alignof(pthread_spinlock_t)
-                   : s->kind == FSAFE_RWLOCK ? _Alignof(pthread_rwlock_t)
-                                             : _Alignof(pthread_mutex_t);
+    size_t align = s->kind == FSAFE_SPINLOCK    ? _Alignof(pthread_spinlock_t)
+                   : s->kind == FSAFE_RWLOCK  ? _Alignof(pthread_rwlock_t)
+                   : s->kind == FSAFE__SPEC_LLL ? _Alignof(int)
+                                                : _Alignof(pthread_mutex_t);
     if ((uintptr_t)a % align) {
         fsafe__msg("FSAFE_LOCKS: %s: the address %p is not aligned as a %s (%lu bytes): not a "
                    "lock of that kind; not registered",
@@ -589,7 +637,7 @@ static void *check(const struct fsafe__lock_spec *s, const char *text, const str
      * name local to its object can be taken only by that object's code, so
      * if the object calls no function of the kind, it is not such a lock.
      * (An exported name may be taken by any object's code: not decidable.) */
-    if (!d->exported && fsafe__elf.names_any(f->obj->path, f->obj->base, kind_calls(s->kind)) == 0) {
+    if (s->kind != FSAFE__SPEC_LLL && !d->exported && fsafe__elf.names_any(f->obj->path, f->obj->base, kind_calls(s->kind)) == 0) {
         fsafe__msg("FSAFE_LOCKS: %s: the name is local to %s, which calls no %s function (its "
                    "dynamic symbol table names none of %s*), so no code takes it as a glibc %s: "
                    "it is a lock of another kind (a futex word, such as Rust's "
@@ -640,7 +688,9 @@ static void resolve_pending(const struct objs *cur, const struct objs *old, int 
             snprintf(name, sizeof name, "%s+%lu", e->s.symbol, e->s.offset);
         else
             snprintf(name, sizeof name, "%s", e->s.symbol);
-        int rr = fsafe__registry_add_lock(a, e->s.kind, e->s.rank, name);
+        int rr = e->s.kind == FSAFE__SPEC_LLL
+                     ? fsafe__registry_add_ops(a, &lll_ops, e->s.rank, name)
+                     : fsafe__registry_add_lock(a, e->s.kind, e->s.rank, name);
         if (rr == 0 || rr == EEXIST) {
             e->state = REGISTERED, e->addr = a, e->late = !startup;
             if (rr == 0 && !startup)

@@ -157,6 +157,8 @@ lk
  lk${tab}
 a@libx.so.1:rwlock:-5, b:spin:7,c::3,d:MUTEX:
 e:spinlock:+2147483647,f:mutex:-2147483648
+__exit_funcs_lock@libc.so.6:lll,g:LLL:-1
+a:llll
 _x.y\$z@/opt/lib/libq.so
 ok1,9bad,ok2
 a:b:c:d

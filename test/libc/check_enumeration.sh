@@ -4,8 +4,9 @@
 # (issue 23), against the source and the test suite:
 #   - every row has the 10 columns, none empty, a unique id, a known kind,
 #     glibc_fork and fsafe value;
-#   - a gate:<family> or fork row names at least one test, and every test a
-#     row names is known to CTest (the CTestTestfile.cmake files in BUILD_DIR);
+#   - a gate:<family>, fork or locks row names at least one test, and every
+#     test a row names is known to CTest (the CTestTestfile.cmake files in BUILD_DIR);
+#   - a locks row's note gives its entry, FSAFE_LOCKS=<lock>@libc.so.6[:kind];
 #   - every function of a gate:<family> row is interposed by src/auto/libc.c,
 #     and, for the functions of its GATED_FUNCTIONS lists and the gates it
 #     defines by hand, in that family.
@@ -118,14 +119,14 @@ awk -F'\t' -v tests="$tests" -v wrappers="$wrappers" -v tsv="$tsv" '
         if (!($4 in kinds)) bad("row " id ": unknown kind \"" $4 "\"")
         if (!($6 in forks)) bad("row " id ": unknown glibc_fork \"" $6 "\"")
         fs = $7
-        if (fs !~ /^(gate:[A-Za-z][A-Za-z+-]*|fork|glibc|tracked|unreachable:[a-z0-9][a-z0-9.-]*|not-covered)$/) {
+        if (fs !~ /^(gate:[A-Za-z][A-Za-z+-]*|fork|locks|glibc|tracked|unreachable:[a-z0-9][a-z0-9.-]*|not-covered)$/) {
             bad("row " id ": unknown fsafe value \"" fs "\"")
             next
         }
         cls = fs; if (cls ~ /^unreachable:/) cls = "unreachable"
         count[fs]++
         if ($8 == "-") {
-            if (fs ~ /^gate:/ || fs == "fork")
+            if (fs ~ /^gate:/ || fs == "fork" || fs == "locks")
                 bad("row " id ": fsafe is " fs " but no test exercises it")
         } else {
             n = split($8, tl, " ")
@@ -143,6 +144,8 @@ awk -F'\t' -v tests="$tests" -v wrappers="$wrappers" -v tsv="$tsv" '
                     bad("row " id ": " f " is gated as family " wfam[f] ", not " fam)
             }
         }
+        if (fs == "locks" && index($10, "FSAFE_LOCKS=" $3 "@libc.so.6") == 0)
+            bad("row " id ": fsafe is locks but the note does not give its entry, FSAFE_LOCKS=" $3 "@libc.so.6[:kind]")
         if (fs == "not-covered") gaps[++ngaps] = id "\t" $3 "\t" $5
     }
     END {
@@ -163,6 +166,7 @@ if [ -n "$readme" ]; then
         { n++; v = $7; sub(/:.*/, "", v); c[v]++ }
         END {
             printf "**%d rows**: %d gated, %d by lock tracking, %d by auto mode'"'"'s fork, ", n, c["gate"], c["tracked"], c["fork"]
+            printf "%d by an FSAFE_LOCKS entry (with libc'"'"'s debug file), ", c["locks"]
             printf "%d by glibc'"'"'s own fork, %d unreachable, %d not covered.", c["glibc"], c["unreachable"], c["not-covered"]
         }' "$tsv")
     if ! grep -qF -- "$sentence" "$readme"; then

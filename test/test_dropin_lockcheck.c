@@ -193,6 +193,13 @@ static void not_locks(void)
     REFUSE(&spin, FSAFE_SPINLOCK);
     spin = -1;
     REFUSE(&spin, FSAFE_SPINLOCK);
+    /* glibc's low-level lock: 0 free, 1 held, 2 held with waiters. */
+    for (int v = 0; v <= 2; v++)
+        ACCEPT(&v, FSAFE__SPEC_LLL);
+    int lll = 3;
+    REFUSE(&lll, FSAFE__SPEC_LLL);
+    lll = -1;
+    REFUSE(&lll, FSAFE__SPEC_LLL);
 }
 
 int main(void)

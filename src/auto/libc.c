@@ -118,6 +118,13 @@
  * child a hold by the forker gets the child's thread id, a hold by another
  * thread is re-initialised.
  *
+ * Locks libc takes inside itself, with no public call around the hold: no
+ * gate can cover them.  Two of them are leaf locks an FSAFE_LOCKS entry can
+ * name from libc's debug file (libc6-dbg): __exit_funcs_lock (kind lll:
+ * exit, quick_exit and __cxa_finalize walk the handlers under it) and
+ * __timer_active_sigev_thread_lock (the SIGEV_THREAD timer helper's).  The
+ * rest, and why, are glibc-locks.tsv's not-covered rows.
+ *
  * The caller matters to the loader: dlopen of a bare name searches the
  * calling object's RUNPATH, and dlsym(RTLD_NEXT or RTLD_DEFAULT) starts from
  * the caller, both taken from the return address.  dlopen and dlmopen pass

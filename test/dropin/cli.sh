@@ -144,6 +144,12 @@ options)
     [ "$out" = "1 1 250 a,b:rwlock 1 1 1 3" ] || fail "got '$out'"
     out=$("$run" --churn=off sh -c 'echo "$FSAFE_CHURN"')
     [ "$out" = off ] || fail "--churn=off gave '$out'"
+    # --glibc-locks adds glibc-locks.tsv's "locks" entries for this glibc.
+    out=$("$run" --locks=a --glibc-locks sh -c 'echo "$FSAFE_LOCKS"' 2>/dev/null)
+    want=a,__exit_funcs_lock@libc.so.6:lll
+    minor=$(getconf GNU_LIBC_VERSION | sed -n 's/^glibc 2\.\([0-9]*\).*/\1/p')
+    [ "${minor:-0}" -lt 34 ] || want=$want,__timer_active_sigev_thread_lock@libc.so.6
+    [ "$out" = "$want" ] || fail "--glibc-locks gave FSAFE_LOCKS='$out', expected '$want'"
     ok "options map to FSAFE_* variables"
     ;;
 locks-syntax)

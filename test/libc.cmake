@@ -31,7 +31,7 @@ target_link_libraries(test_kill_versions PRIVATE fsafe_kill_old Threads::Threads
 
 add_executable(test_libc_locks test_libc_locks.c)
 target_include_directories(test_libc_locks PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
-target_link_libraries(test_libc_locks PRIVATE fsafe_rp_loader Threads::Threads ${CMAKE_DL_LIBS} ${FSAFE_RESOLV_LIBS})
+target_link_libraries(test_libc_locks PRIVATE fsafe_rp_loader Threads::Threads ${CMAKE_DL_LIBS} ${FSAFE_RESOLV_LIBS} ${FSAFE_RT_LIBS})
 add_dependencies(test_libc_locks fsafe_rp_plugin fsafe_ctor_fork fsafe_ctor_lock)
 
 set(_auto "LD_PRELOAD=$<TARGET_FILE:fsafe_auto>")

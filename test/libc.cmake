@@ -91,6 +91,18 @@ foreach(_f "exit_finalize;__exit_funcs_lock@libc.so.6:lll"
                    COMMAND test_libc_locks ${_name} none)
   endif()
 endforeach()
+# The lll entry's own limits (test_libc_locks.c): the forker's own atexit
+# from another library's prepare handler, and a single-threaded fork from a
+# signal handler inside __cxa_finalize.  Each program runs plain too.
+foreach(_c prepare_atexit handler_exit)
+  fsafe_add_test(libc.lll_${_c}.plain TIMEOUT 60 COMMAND test_libc_locks ${_c} none)
+  if(TARGET fsafe_elf)
+    fsafe_add_test(libc.lll_${_c}.with TIMEOUT 60
+                   ENV "LD_PRELOAD=$<TARGET_FILE:fsafe_elf>:$<TARGET_FILE:fsafe_auto>"
+                       "FSAFE_LOCKS=__exit_funcs_lock@libc.so.6:lll"
+                   COMMAND test_libc_locks ${_c} none)
+  endif()
+endforeach()
 # fflush(NULL) calling a cookie callback that takes a mutex: no hang plain
 # (glibc's fork waits for the stdio list lock), and none with fsafe either.
 fsafe_libc_test(cookie_flush)

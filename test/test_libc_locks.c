@@ -50,6 +50,7 @@
 #include <stdatomic.h>
 #include <sys/stat.h>
 #include <syslog.h>
+#include <sys/time.h>
 #include <time.h>
 #include <utmp.h>
 #include <wchar.h>
@@ -952,6 +953,101 @@ static void run_iterate_fork(int some)
     verdict(&t, "fork from a dl_iterate_phdr callback", some, some ? 0 : release_stderr(NULL));
 }
 
+/* ---- the FSAFE_LOCKS "lll" entry's own limits ------------------------------------ */
+/* Do-no-harm cases for __exit_funcs_lock registered by FSAFE_LOCKS (the
+ * "none" run's environment): plain, neither hangs; with the entry, each
+ * hung before the lll kind's bounds (locks_env.c).
+ *   prepare_atexit: another library's atfork prepare handler registers an
+ *     exit handler (a C++ static's first use does); it runs inside the fork,
+ *     after the walk took the lock.  The gate gives it back first.
+ *   handler_exit: a process with one thread forks from a signal handler
+ *     that interrupted its own __cxa_finalize: the held word is its own. */
+static void prepare_atexit(void)
+{
+    if (atexit(exit_noop) != 0)
+        abort();
+}
+
+static void lll_needs(void)
+{
+    if (!libc_debug_installed()) {
+        printf("covered only by FSAFE_LOCKS, which finds __exit_funcs_lock in libc's debug file "
+               "%s: not installed (Debian: libc6-dbg); skipped\n",
+               libc_debug[0] ? libc_debug : "(libc.so.6 has no build id)");
+        exit(77);
+    }
+}
+
+static void run_prepare_atexit(void)
+{
+    pthread_t th[THREADS];
+    struct tally t = {0, 0, 0};
+    lll_needs();
+    capture_stderr();
+    if (pthread_atfork(prepare_atexit, NULL, NULL) != 0)
+        FAIL("pthread_atfork failed");
+    start_workers(th, worker, (void *)op_exit_finalize);
+    for (int i = 0; i < 20; i++) {
+        alarm(30); /* the parent's own hang: SIGALRM ends the test */
+        pid_t pid = fork();
+        if (pid < 0)
+            FAIL("fork: %s", strerror(errno));
+        if (pid == 0)
+            _exit(0); /* (the parent's fork is what is tested: plain, a child's
+                       * atexit can hang, the libc.exit_finalize case) */
+        count(&t, t_wait(pid, CHILD_MS_NONE));
+    }
+    alarm(0);
+    stop_workers(th);
+    verdict(&t, "prepare handler calling atexit", 0, release_stderr(NULL));
+}
+
+static uint64_t t_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static volatile sig_atomic_t handler_forks, handler_bad;
+static void on_alarm_fork(int sig)
+{
+    (void)sig;
+    int saved = errno;
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(0);
+    if (pid < 0 || waitpid(pid, NULL, 0) != pid)
+        handler_bad = 1;
+    handler_forks++;
+    errno = saved;
+}
+
+static void run_handler_exit(void)
+{
+    lll_needs();
+    capture_stderr();
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm_fork;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGALRM, &sa, NULL);
+    struct itimerval it = {{0, 2000}, {0, 2000}};
+    setitimer(ITIMER_REAL, &it, NULL);
+    uint64_t t0 = t_now_ms();
+    while (handler_forks < 200 && t_now_ms() - t0 < 20000)
+        op_exit_finalize();
+    memset(&it, 0, sizeof it);
+    setitimer(ITIMER_REAL, &it, NULL);
+    printf("forks from a signal handler inside __cxa_finalize: %d in %llu ms\n",
+           (int)handler_forks, (unsigned long long)(t_now_ms() - t0));
+    if (handler_bad || handler_forks < 200)
+        FAIL("%d forks, %s", (int)handler_forks, handler_bad ? "a fork or wait failed" : "too few");
+    if (release_stderr(NULL))
+        FAIL("fsafe wrote to stderr");
+    exit(0);
+}
+
 /* ---- a fork from a constructor run by dlopen ------------------------------------ */
 /* The library's constructor forks (FSAFE_TEST_CTOR_FORK): the forker holds
  * dl_load_lock, and other threads' dladdr and dl_iterate_phdr calls wait for
@@ -1469,6 +1565,10 @@ int main(int argc, char **argv)
     arg = argc > 3 ? argv[3] : NULL;
     if (strcmp(argv[1], "iterate_fork") == 0)
         run_iterate_fork(some);
+    if (strcmp(argv[1], "prepare_atexit") == 0)
+        run_prepare_atexit();
+    if (strcmp(argv[1], "handler_exit") == 0)
+        run_handler_exit();
     if (strcmp(argv[1], "ctor_fork") == 0)
         run_ctor_fork(some);
     if (strcmp(argv[1], "account_fork") == 0)

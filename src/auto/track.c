@@ -1239,11 +1239,16 @@ FSAFE_EXPORT int cnd_timedwait(cnd_t *restrict c, mtx_t *restrict m,
 /* ---- gates (auto.h) ------------------------------------------------------------ */
 /* A gate has no lock word to wait for: its entry is HELD from the start
  * (one store, where a lock call stores ACQUIRING and then HELD). */
+/* The forker's own gated call during its fork (another library's atfork
+ * prepare handler calling atexit, dlclose, ...) may take a libc lock that
+ * the registered walk holds for it (FSAFE_LOCKS' "lll" kind): the walk gives
+ * those back first, or the thread would wait for itself. */
 void fsafe__gate_enter(struct fsafe__gate *g, uintptr_t caller)
 {
     AO_t info = FSAFE__AT_INFO(FSAFE__AT_GATE, FSAFE__AT_EXCL, FSAFE__AT_HELD);
-    if (unlikely(!enter_fast(g, info, caller)))
-        (void)enter_slow(g, FSAFE__AT_GATE, info, caller);
+    if (unlikely(!enter_fast(g, info, caller)) &&
+        enter_slow(g, FSAFE__AT_GATE, info, caller) == FSAFE__AT_FORKER_CALL)
+        fsafe__svc.walk_give_back_libc();
 }
 
 void fsafe__gate_leave(struct fsafe__gate *g)

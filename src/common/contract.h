@@ -89,7 +89,7 @@ struct fsafe__config {
  * auto library use the core's config, messages and lock resets without a
  * second copy of them.
  */
-#define FSAFE__EXT_ABI 5
+#define FSAFE__EXT_ABI 6
 struct fsafe__ext_ops {
     int abi; /* FSAFE__EXT_ABI */
     /* 0, or -1 when it gave up (and undid itself) for a thread waiting at the
@@ -120,6 +120,11 @@ struct fsafe__ext_services {
      * file; 0 when nothing is known.  Not in a child, nor with threads parked. */
     int (*describe)(const void *addr, char *out, size_t size);
     int (*walk_handover)(const void *lock); /* fsafe__walk_handover */
+    /* The forking thread is about to call into libc during its own fork
+     * (another library's atfork prepare handler): the walk releases the
+     * FSAFE_LOCKS "lll" locks it took (libc's own, which that call may
+     * take), so that the thread does not wait for itself. */
+    void (*walk_give_back_libc)(void);
     /* FSAFE_LOCKS' hooks around dlopen and dlclose, for auto mode's wrappers
      * of them: dl_watch() is 0 while they have nothing to do; dl_loaded()
      * after a dlopen that returned a handle and after every dlclose,

@@ -102,6 +102,7 @@ int fsafe__fork_attach(const struct fsafe__ext_ops *ops, struct fsafe__ext_servi
     out->gate_contended = fsafe__gate_contended;
     out->describe = fsafe__elf_describe;
     out->walk_handover = fsafe__walk_handover;
+    out->walk_give_back_libc = fsafe__locks_give_back;
     out->dl_watch = fsafe__locks_dl_watch;
     out->dl_loaded = fsafe__locks_dl_loaded;
     out->dl_unloading = fsafe__locks_dl_unloading;

@@ -95,6 +95,10 @@ int fsafe__locks_dl_watch(void);
 void fsafe__locks_dl_loaded(void);
 /* Before a dlclose. */
 void fsafe__locks_dl_unloading(void);
+/* On the forking thread, inside its fork, before it calls into libc from
+ * another library's atfork handler: the walk gives back the "lll" locks it
+ * holds (fsafe__walk_give_back_ops). */
+void fsafe__locks_give_back(void);
 /* 0 if the bytes at p plausibly hold an initialised lock of that kind (glibc's
  * layout), else a static reason.  Reads only. */
 const char *fsafe__lock_implausible(const void *p, int kind);
@@ -285,6 +289,7 @@ void fsafe__walk_postfork_parent(void);
 /* 1 when the finished walk held mutex lock and hands it to the caller (the
  * forking thread's own lock call during the fork); 0 otherwise. */
 int fsafe__walk_handover(const void *lock);
+int fsafe__walk_give_back_ops(const struct fsafe_lock_ops *ops);
 void fsafe__walk_postfork_child(void);
 void fsafe__walk_postfork_child_orphaned(void); /* child of a fork that bypassed the gate */
 void fsafe__walk_postfork_child_fixup(void);    /* child, every fork */

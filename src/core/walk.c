@@ -611,6 +611,30 @@ int fsafe__walk_handover(const void *lock)
     return 0;
 }
 
+/* The forking thread's own call into code that may take the ops locks of
+ * table `ops` that the finished walk holds: they are released now and left
+ * alone after the fork (the child may then find one held, as without the
+ * registration).  Returns how many. */
+int fsafe__walk_give_back_ops(const struct fsafe_lock_ops *ops)
+{
+    struct snap *s = (struct snap *)walk_snap;
+    int n = 0;
+    if (!walk_complete || !s || AO_load(&walker) != fsafe__self_id())
+        return 0;
+    for (size_t i = 0; i < walk_pos; i++) {
+        struct fsafe__rec *r = &s->rec[i];
+        if (r->kind != FSAFE__KIND_OPS || how_of(r) != FSAFE__EXC_HELD)
+            continue;
+        const struct fsafe_lock_ops *o = fsafe__entry_ops(fsafe__store_entry(r->entry));
+        if (o->acquire != ops->acquire || o->release_parent != ops->release_parent)
+            continue;
+        o->release_parent(r->lock);
+        exc_set(s, i, FSAFE__EXC_NONE);
+        n++;
+    }
+    return n;
+}
+
 void fsafe__walk_postfork_parent(void)
 {
     struct snap *s = (struct snap *)walk_snap;

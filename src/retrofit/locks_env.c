@@ -19,7 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/futex.h>
+#include <sched.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -398,8 +400,22 @@ static size_t kind_size(int kind)
  * takes inline, so no wrapper ever sees it.  Its protocol: 0 free, 1 held, 2
  * held with a waiter asleep on the word (a private futex); the holder's
  * release exchanges in 0 and wakes one sleeper if the old value was 2.  The
- * fork takes it as glibc does and releases it the same way, so that a libc
- * thread that went to sleep on it meanwhile is woken; the child stores 0.
+ * fork takes it with glibc's first step (compare-and-swap 0 to 1), polling,
+ * and releases it as glibc does, so that a libc thread that went to sleep
+ * on it meanwhile is woken; the child stores 0.
+ *
+ * The word records no owner, so the fork cannot tell its own thread's hold
+ * from another's.  Hence the bounds: in a process with one thread a held
+ * word can only be the forker's own (a fork from a signal handler that
+ * interrupted libc): not taken, and left as it is in the child, as glibc's
+ * fork leaves it.  With threads, the wait ends after FSAFE_AUTO_WAIT_MS (a
+ * glibc hold of these leaf locks lasts microseconds; a longer one is the
+ * forker's own, or, before glibc 2.36, a __cxa_finalize waiting for the
+ * atfork lock that glibc holds around a fork's handlers, when fsafe's walk
+ * runs in its atfork handler): not taken, and the fork goes on.  And the
+ * forking thread's own calls into libc from another library's atfork
+ * prepare handler, which auto mode sees at its gates (atexit, dlclose...),
+ * first give the held ones back (fsafe__locks_give_back).
  */
 static int lll_try(void *w)
 {
@@ -413,9 +429,24 @@ static int lll_take(void *w)
 {
     if (lll_try(w) == 0)
         return 0;
-    while (__atomic_exchange_n((int *)w, 2, __ATOMIC_ACQUIRE) != 0)
-        syscall(SYS_futex, (int *)w, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0);
-    return 0;
+#ifdef __GLIBC__
+    if (fsafe__gl_single_threaded() == 1)
+        return EDEADLK; /* this thread's own hold */
+#endif
+    uint64_t limit = (uint64_t)fsafe__cfg.auto_wait_ms * 1000000u;
+    uint64_t t0 = fsafe__now_ns();
+    for (unsigned round = 1;; round++) {
+        if (round < 64) {
+            sched_yield();
+        } else {
+            struct timespec ts = {0, 50 * 1000};
+            nanosleep(&ts, NULL);
+        }
+        if (lll_try(w) == 0)
+            return 0;
+        if ((round & 15) == 0 && fsafe__now_ns() - t0 >= limit)
+            return ETIMEDOUT;
+    }
 }
 
 static void lll_release(void *w)
@@ -429,7 +460,26 @@ static void lll_child(void *w) /* async-signal-safe: one store */
     *(volatile int *)w = 0;
 }
 
-static const struct fsafe_lock_ops lll_ops = {lll_take, lll_try, lll_release, lll_child};
+/* No try_acquire: the walk then calls lll_take, which bounds its own wait. */
+static const struct fsafe_lock_ops lll_ops = {lll_take, NULL, lll_release, lll_child};
+
+void fsafe__locks_give_back(void)
+{
+    fsafe__walk_give_back_ops(&lll_ops);
+}
+
+/* glibc's own objects, the only code that takes an "lll" lock. */
+static int glibc_object(const char *soname)
+{
+    static const char *const prefix[] = {"libc.so.",    "ld-linux",      "ld64.so.",
+                                         "libpthread.so.", "librt.so.",   "libanl.so.",
+                                         "libresolv.so.",  "libdl.so.",   "libnss_",
+                                         "libm.so.",       NULL};
+    for (int i = 0; soname && prefix[i]; i++)
+        if (strncmp(soname, prefix[i], strlen(prefix[i])) == 0)
+            return 1;
+    return 0;
+}
 
 /* The entry as the user wrote it, for messages; a C++ name also demangled. */
 static void spec_text(const struct fsafe__lock_spec *s, char *buf, size_t size)
@@ -606,6 +656,13 @@ static void *check(const struct fsafe__lock_spec *s, const char *text, const str
                    "(%lu bytes); not registered",
                    text, kind_name(s->kind), (unsigned long)ks, s->offset,
                    (unsigned long)d->size);
+        return NULL;
+    }
+    if (s->kind == FSAFE__SPEC_LLL && !glibc_object(f->obj->soname)) {
+        fsafe__msg("FSAFE_LOCKS: %s: the lll kind is glibc's internal lock, and %s is not one "
+                   "of glibc's libraries (libc.so.6, ld-linux, libpthread, librt, ...); not "
+                   "registered",
+                   text, f->obj->name);
         return NULL;
     }
     void *a = (void *)(d->addr + s->offset);

@@ -31,6 +31,10 @@ void fsafe__locks_dl_unloading(void)
 {
 }
 
+void fsafe__locks_give_back(void)
+{
+}
+
 /* No symbol tables here: nothing written, and the caller (auto/fork.c's
  * reports) prints the raw address. */
 int fsafe__elf_describe(const void *addr, char *out, size_t size)

@@ -92,12 +92,18 @@ static void native_view(Elf *e, struct tab *t, const GElf_Shdr *sh)
 {
     const unsigned char *ident = (const unsigned char *)elf_getident(e, NULL);
     Elf_Scn *ss = elf_getscn(e, t->strndx);
-    Elf_Data *sd = ss ? elf_getdata(ss, NULL) : NULL;
+    GElf_Shdr ssh;
+    /* A compressed string table's data would be the compressed bytes
+     * (elf_strptr decompresses): only a plain SHT_STRTAB is read in place. */
+    if (!ss || !gelf_getshdr(ss, &ssh) || ssh.sh_type != SHT_STRTAB ||
+        (ssh.sh_flags & SHF_COMPRESSED) || (sh->sh_flags & SHF_COMPRESSED))
+        return;
+    Elf_Data *sd = elf_getdata(ss, NULL);
     const unsigned char want_class = sizeof(void *) == 8 ? ELFCLASS64 : ELFCLASS32;
     const unsigned char want_data = __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? ELFDATA2LSB
                                                                               : ELFDATA2MSB;
     if (!ident || ident[EI_CLASS] != want_class || ident[EI_DATA] != want_data || !sd ||
-        !sd->d_buf || sd->d_size == 0 || sh->sh_entsize != sizeof(ElfW(Sym)) ||
+        sd->d_type != ELF_T_BYTE || !sd->d_buf || sd->d_size == 0 || sh->sh_entsize != sizeof(ElfW(Sym)) ||
         t->data->d_type != ELF_T_SYM || !t->data->d_buf ||
         t->data->d_size < t->n * sizeof(ElfW(Sym)) ||
         ((const char *)sd->d_buf)[sd->d_size - 1] != '\0')

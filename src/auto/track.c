@@ -1239,15 +1239,23 @@ FSAFE_EXPORT int cnd_timedwait(cnd_t *restrict c, mtx_t *restrict m,
 /* ---- gates (auto.h) ------------------------------------------------------------ */
 /* A gate has no lock word to wait for: its entry is HELD from the start
  * (one store, where a lock call stores ACQUIRING and then HELD). */
-/* The forker's own gated call during its fork (another library's atfork
- * prepare handler calling atexit, dlclose, ...) may take a libc lock that
- * the registered walk holds for it (FSAFE_LOCKS' "lll" kind): the walk gives
- * those back first, or the thread would wait for itself. */
+/* The forker's own call of an exit-handler or loader function during its
+ * fork (another library's atfork prepare handler calling atexit, which a
+ * C++ static's first use does, or dlclose, whose __cxa_finalize walks the
+ * exit handlers) takes __exit_funcs_lock, which the registered walk may hold
+ * for it (FSAFE_LOCKS' "lll" kind): the walk gives those back first, or the
+ * thread would wait for itself.  Other gated calls keep them. */
+static int takes_exit_lock(const struct fsafe__gate *g)
+{
+    return strncmp(g->family, "exit handlers", 13) == 0 || strncmp(g->family, "loader", 6) == 0;
+}
+
 void fsafe__gate_enter(struct fsafe__gate *g, uintptr_t caller)
 {
     AO_t info = FSAFE__AT_INFO(FSAFE__AT_GATE, FSAFE__AT_EXCL, FSAFE__AT_HELD);
     if (unlikely(!enter_fast(g, info, caller)) &&
-        enter_slow(g, FSAFE__AT_GATE, info, caller) == FSAFE__AT_FORKER_CALL)
+        enter_slow(g, FSAFE__AT_GATE, info, caller) == FSAFE__AT_FORKER_CALL &&
+        takes_exit_lock(g))
         fsafe__svc.walk_give_back_libc();
 }
 

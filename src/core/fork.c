@@ -110,6 +110,13 @@ int fsafe__fork_attach(const struct fsafe__ext_ops *ops, struct fsafe__ext_servi
     return 0;
 }
 
+/* Whether auto mode acts in this process (libfsafe-auto.so attached, and
+ * FSAFE_AUTO not 0): FSAFE_LOCKS' "lll" entries rely on its gates. */
+int fsafe__auto_active(void)
+{
+    return ext != NULL && fsafe__cfg.auto_mode != 0;
+}
+
 /* FSAFE_AUTO=1 asks for what only libfsafe-auto.so does: say so once. */
 static void check_auto_loaded(void)
 {

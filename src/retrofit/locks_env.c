@@ -20,6 +20,7 @@
 #include <string.h>
 #include <linux/futex.h>
 #include <sched.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -414,8 +415,9 @@ static size_t kind_size(int kind)
  * atfork lock that glibc holds around a fork's handlers, when fsafe's walk
  * runs in its atfork handler): not taken, and the fork goes on.  And the
  * forking thread's own calls into libc from another library's atfork
- * prepare handler, which auto mode sees at its gates (atexit, dlclose...),
- * first give the held ones back (fsafe__locks_give_back).
+ * prepare handler, which auto mode sees at its gates (atexit, dlclose),
+ * first give the held ones back (fsafe__locks_give_back): so without auto
+ * mode an lll entry is not taken at all.
  */
 static int lll_try(void *w)
 {
@@ -425,27 +427,50 @@ static int lll_try(void *w)
                : EBUSY;
 }
 
-static int lll_take(void *w)
+/* Whether this process has one thread now (a fork from a signal handler
+ * then interrupted this very thread).  glibc's flag says so without a
+ * system call, but it stays 0 once a thread has existed, and glibc before
+ * 2.32 has none: then /proc/self/task's link count (2 + threads).  stat is
+ * async-signal-safe. */
+static int one_thread_now(void)
 {
-    if (lll_try(w) == 0)
-        return 0;
 #ifdef __GLIBC__
     if (fsafe__gl_single_threaded() == 1)
-        return EDEADLK; /* this thread's own hold */
+        return 1;
 #endif
+    struct stat st;
+    return stat("/proc/self/task", &st) == 0 && st.st_nlink == 3;
+}
+
+static int lll_take(void *w)
+{
+    static int told;
+    if (!fsafe__auto_active()) {
+        /* Without auto mode's gates nothing gives the lock back to another
+         * library's atfork handler that calls atexit inside the fork. */
+        if (!told++)
+            fsafe__msg("FSAFE_LOCKS: entries of kind lll are taken only under auto mode "
+                       "(fsafe-run without --no-auto, FSAFE_AUTO not 0): not taken");
+        return EPERM;
+    }
+    if (lll_try(w) == 0)
+        return 0;
+    if (one_thread_now())
+        return EDEADLK; /* this thread's own hold */
+    /* glibc's second step: exchange in 2 (taken if it was 0) and sleep until
+     * the holder's release wakes a sleeper, so that the fork gets its turn
+     * among libc's waiters; at most FSAFE_AUTO_WAIT_MS in all. */
     uint64_t limit = (uint64_t)fsafe__cfg.auto_wait_ms * 1000000u;
     uint64_t t0 = fsafe__now_ns();
-    for (unsigned round = 1;; round++) {
-        if (round < 64) {
-            sched_yield();
-        } else {
-            struct timespec ts = {0, 50 * 1000};
-            nanosleep(&ts, NULL);
-        }
-        if (lll_try(w) == 0)
+    for (;;) {
+        if (__atomic_exchange_n((int *)w, 2, __ATOMIC_ACQUIRE) == 0)
             return 0;
-        if ((round & 15) == 0 && fsafe__now_ns() - t0 >= limit)
+        uint64_t dt = fsafe__now_ns() - t0;
+        if (dt >= limit)
             return ETIMEDOUT;
+        uint64_t left = limit - dt < 10000000u ? limit - dt : 10000000u;
+        struct timespec ts = {0, (long)left};
+        syscall(SYS_futex, (int *)w, FUTEX_WAIT_PRIVATE, 2, &ts, NULL, 0);
     }
 }
 

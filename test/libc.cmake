@@ -94,6 +94,13 @@ endforeach()
 # The lll entry's own limits (test_libc_locks.c): the forker's own atexit
 # from another library's prepare handler, and a single-threaded fork from a
 # signal handler inside __cxa_finalize.  Each program runs plain too.
+# Without auto mode (libfsafe.so alone) an lll entry is not taken: one line.
+if(TARGET fsafe_elf)
+  fsafe_add_test(libc.lll_prepare_atexit.no_auto TIMEOUT 60
+                 ENV "LD_PRELOAD=$<TARGET_FILE:fsafe_elf>:${FSAFE_LIB}"
+                     "FSAFE_LOCKS=__exit_funcs_lock@libc.so.6:lll"
+                 COMMAND test_libc_locks prepare_atexit none no_auto)
+endif()
 foreach(_c prepare_atexit handler_exit)
   fsafe_add_test(libc.lll_${_c}.plain TIMEOUT 60 COMMAND test_libc_locks ${_c} none)
   if(TARGET fsafe_elf)

@@ -401,9 +401,10 @@ static size_t kind_size(int kind)
  * takes inline, so no wrapper ever sees it.  Its protocol: 0 free, 1 held, 2
  * held with a waiter asleep on the word (a private futex); the holder's
  * release exchanges in 0 and wakes one sleeper if the old value was 2.  The
- * fork takes it with glibc's first step (compare-and-swap 0 to 1), polling,
- * and releases it as glibc does, so that a libc thread that went to sleep
- * on it meanwhile is woken; the child stores 0.
+ * fork takes it as libc does (compare-and-swap 0 to 1, else exchange in 2
+ * and sleep until a release wakes it) and releases it as libc does, so that
+ * a libc thread that went to sleep on it meanwhile is woken; the child
+ * stores 0.
  *
  * The word records no owner, so the fork cannot tell its own thread's hold
  * from another's.  Hence the bounds: in a process with one thread a held
@@ -442,7 +443,7 @@ static int one_thread_now(void)
     return stat("/proc/self/task", &st) == 0 && st.st_nlink == 3;
 }
 
-static int lll_take(void *w)
+static int lll_take_(void *w)
 {
     static int told;
     if (!fsafe__auto_active()) {
@@ -472,6 +473,14 @@ static int lll_take(void *w)
         struct timespec ts = {0, (long)left};
         syscall(SYS_futex, (int *)w, FUTEX_WAIT_PRIVATE, 2, &ts, NULL, 0);
     }
+}
+
+static int lll_take(void *w) /* errno stays the program's */
+{
+    int saved = errno;
+    int r = lll_take_(w);
+    errno = saved;
+    return r;
 }
 
 static void lll_release(void *w)

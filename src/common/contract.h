@@ -71,6 +71,7 @@ struct fsafe__config {
     long auto_wait_ms; /* FSAFE_AUTO_WAIT_MS: bound on fork's wait for tracked locks */
     int auto_keep;     /* FSAFE_AUTO_ON_TIMEOUT=keep: leave still-held locks as they are */
     long child_watch_ms; /* FSAFE_CHILD_WATCH_MS: the child's watch (auto), 0 = off */
+    int auto_attached;   /* not a setting: libfsafe-auto.so has attached (core/fork.c) */
 };
 
 /* ---- ext: the auto library's hooks (libfsafe-auto.so, src/auto) ---------- */

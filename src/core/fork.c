@@ -106,15 +106,9 @@ int fsafe__fork_attach(const struct fsafe__ext_ops *ops, struct fsafe__ext_servi
     out->dl_watch = fsafe__locks_dl_watch;
     out->dl_loaded = fsafe__locks_dl_loaded;
     out->dl_unloading = fsafe__locks_dl_unloading;
+    fsafe__cfg.auto_attached = 1; /* (FSAFE_LOCKS' lll entries rely on its gates) */
     ext = ops;
     return 0;
-}
-
-/* Whether auto mode acts in this process (libfsafe-auto.so attached, and
- * FSAFE_AUTO not 0): FSAFE_LOCKS' "lll" entries rely on its gates. */
-int fsafe__auto_active(void)
-{
-    return ext != NULL && fsafe__cfg.auto_mode != 0;
 }
 
 /* FSAFE_AUTO=1 asks for what only libfsafe-auto.so does: say so once. */

@@ -290,8 +290,6 @@ void fsafe__walk_postfork_parent(void);
  * forking thread's own lock call during the fork); 0 otherwise. */
 int fsafe__walk_handover(const void *lock);
 int fsafe__walk_give_back_ops(const struct fsafe_lock_ops *ops);
-/* fork.c: auto mode acts in this process (libfsafe-auto.so attached, FSAFE_AUTO not 0). */
-int fsafe__auto_active(void);
 void fsafe__walk_postfork_child(void);
 void fsafe__walk_postfork_child_orphaned(void); /* child of a fork that bypassed the gate */
 void fsafe__walk_postfork_child_fixup(void);    /* child, every fork */

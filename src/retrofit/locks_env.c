@@ -446,7 +446,7 @@ static int one_thread_now(void)
 static int lll_take_(void *w)
 {
     static int told;
-    if (!fsafe__auto_active()) {
+    if (!fsafe__cfg.auto_attached || fsafe__cfg.auto_mode == 0) {
         /* Without auto mode's gates nothing gives the lock back to another
          * library's atfork handler that calls atexit inside the fork. */
         if (!told++)
